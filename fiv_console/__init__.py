@@ -1,0 +1,3 @@
+"""Fi.V Console: a real-time WhatsApp customer-service console server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,85 @@
+"""`create_app(settings)`: the application's routes, middleware and resources, in start-up order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from fiv_console.db import migrations, roles
+from fiv_console.db.pool import create_database
+from fiv_console.db.urls import app_url
+from fiv_console.keys import database_key, redis_key, settings_key
+from fiv_console.settings import Settings
+from fiv_console.web.health import get_health
+from fiv_console.web.middleware import api_error_middleware, request_context_middleware
+
+log = logging.getLogger(__name__)
+
+# Webhook bodies may reach 3 MB (Meta's limit); the margin covers JSON escaping.
+CLIENT_MAX_SIZE = 4 * 1024 * 1024
+_POOL_CLOSE_SECONDS = 10.0
+
+
+class StartupError(Exception):
+    """The server must not start as configured; the message says why and what to do."""
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The pool, after checking the role cannot bypass row-level security and the schema is current."""
+    settings = app[settings_key]
+    db = await create_database(
+        app_url(settings),
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        acquire_timeout=settings.db_acquire_timeout,
+        command_timeout=settings.db_command_timeout,
+    )
+    try:
+        async with db.connection() as conn:
+            try:
+                await roles.check_server_role(conn)
+            except roles.RoleError as exc:
+                raise StartupError(str(exc)) from None
+            applied, expected = await migrations.schema_versions(conn)
+        if applied != expected:
+            raise StartupError(
+                f"the database schema is at migration {applied:04d} and this code needs {expected:04d}: "
+                "run `fiv-console migrate`"
+            )
+        app[database_key] = db
+        yield
+    finally:
+        try:
+            await asyncio.wait_for(db.pool.close(), _POOL_CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("database pool did not close in time; terminating its connections")
+            db.pool.terminate()
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """A Redis client when REDIS_URL is set; connections are made lazily, so Redis may start later."""
+    url = app[settings_key].redis_url
+    assert url is not None
+    client: Redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
+    app[redis_key] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context_middleware, api_error_middleware],
+        client_max_size=CLIENT_MAX_SIZE,
+    )
+    app[settings_key] = settings
+    app.cleanup_ctx.append(database_ctx)
+    if settings.redis_url:
+        app.cleanup_ctx.append(redis_ctx)
+    app.router.add_get("/health", get_health)
+    return app

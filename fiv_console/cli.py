@@ -1,0 +1,291 @@
+"""The `fiv-console` command line: serve, demo, migrate and the tenant/user/queue/channel admin commands.
+
+Errors go to stderr as one line with a non-zero exit code: 2 for usage and configuration, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from uuid import UUID
+
+import asyncpg
+import orjson
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from fiv_console import channels, demo, queues, tenants, users
+from fiv_console.app import StartupError, create_app
+from fiv_console.db.embedded import EmbeddedPostgresError
+from fiv_console.db.migrations import MigrationError
+from fiv_console.db.pool import Database, create_database, tenant_tx
+from fiv_console.db.roles import RoleError
+from fiv_console.db.urls import app_url
+from fiv_console.errors import DomainError, NotFound
+from fiv_console.observability.logging import configure_logging
+from fiv_console.passwords import hash_password
+from fiv_console.serving import database_for, install_sigterm_handler, run_async, serve
+from fiv_console.settings import ConfigError, Settings, load_settings
+
+PROGRAM = "fiv-console"
+
+
+class UsageError(Exception):
+    """A command-line argument is wrong (exit code 2)."""
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROGRAM}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "input"
+    return f"--{field.replace('_', '-')}: {first['msg'].removeprefix('Value error, ')}"
+
+
+def _tenant_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise UsageError("--tenant: must be a tenant id, as printed by `tenant create`") from None
+
+
+def _password(value: str) -> str:
+    """`-` reads the password from standard input, keeping it out of the process list."""
+    return sys.stdin.readline().rstrip("\n") if value == "-" else value
+
+
+def _print_created(kind: str, record: BaseModel, as_json: bool) -> None:
+    if as_json:
+        print(orjson.dumps(record.model_dump(mode="json")).decode())
+    else:
+        print(f"created {kind} {record.model_dump(mode='json')['id']}")
+
+
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> None:
+    db = await create_database(
+        app_url(settings),
+        min_size=1,
+        max_size=2,
+        acquire_timeout=settings.db_acquire_timeout,
+        command_timeout=settings.db_command_timeout,
+    )
+    try:
+        await work(db)
+    finally:
+        await db.pool.close()
+
+
+async def _require_tenant(db: Database, tenant_id: UUID) -> None:
+    async with tenant_tx(db, tenant_id) as conn:
+        if await tenants.get_tenant(conn, tenant_id=tenant_id) is None:
+            raise NotFound(f"no tenant {tenant_id}")
+
+
+# --- commands -----------------------------------------------------------------------------------------
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    host = args.host or settings.host
+    port = args.port or settings.port
+    with database_for(settings, migrate=args.migrate) as ready:
+        serve(
+            create_app(ready),
+            host=host,
+            port=port,
+            on_ready=lambda url: print(f"serving on {url}", flush=True),
+        )
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    host = args.host or settings.host
+    port = args.port or settings.port
+    with database_for(settings, migrate=True) as ready:
+        seeded = run_async(lambda: _seed_demo(ready))
+
+        def banner(url: str) -> None:
+            lines = [f"Fi.V Console demo is running at {url}", f"  tenant {seeded.tenant_id}"]
+            lines += [f"  {login.role:<10} {login.email:<30} {login.password}" for login in demo.DEMO_LOGINS]
+            lines.append("Press Ctrl-C to stop.")
+            print("\n".join(lines), flush=True)
+
+        serve(create_app(ready), host=host, port=port, on_ready=banner)
+    return 0
+
+
+async def _seed_demo(settings: Settings) -> demo.DemoTenant:
+    result: list[demo.DemoTenant] = []
+
+    async def work(db: Database) -> None:
+        result.append(await demo.seed_demo(db))
+
+    await _with_database(settings, work)
+    return result[0]
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    # database_for migrates as it starts; with a configured database it is asked to.
+    with database_for(settings, migrate=True):
+        pass
+    return 0
+
+
+def _admin(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> int:
+    with database_for(settings, migrate=False) as ready:
+        run_async(lambda: _with_database(ready, work))
+    return 0
+
+
+def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
+    data = tenants.TenantCreate(name=args.name, time_zone=args.time_zone)
+
+    async def work(db: Database) -> None:
+        _print_created("tenant", await tenants.create_tenant(db, data), args.json)
+
+    return _admin(settings, work)
+
+
+def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
+    tenant_id = _tenant_id(args.tenant)
+    data = users.UserCreate(
+        email=args.email,
+        name=args.name,
+        role=args.role,
+        password=SecretStr(_password(args.password)),
+        max_concurrent=args.max_concurrent,
+    )
+
+    async def work(db: Database) -> None:
+        await _require_tenant(db, tenant_id)
+        password_hash = await asyncio.get_running_loop().run_in_executor(
+            None, hash_password, data.password.get_secret_value()
+        )
+        async with tenant_tx(db, tenant_id) as conn:
+            member_of = [await queues.find_queue(conn, reference=ref) for ref in args.queue]
+            user = await users.create_user(conn, tenant_id=tenant_id, data=data, password_hash=password_hash)
+            for queue in member_of:
+                await queues.add_member(conn, tenant_id=tenant_id, queue_id=queue.id, user_id=user.id)
+        _print_created("user", user, args.json)
+
+    return _admin(settings, work)
+
+
+def cmd_queue_create(settings: Settings, args: argparse.Namespace) -> int:
+    tenant_id = _tenant_id(args.tenant)
+    data = queues.QueueCreate(name=args.name, priority=args.priority, sla_seconds=args.sla_seconds)
+
+    async def work(db: Database) -> None:
+        await _require_tenant(db, tenant_id)
+        async with tenant_tx(db, tenant_id) as conn:
+            queue = await queues.create_queue(conn, tenant_id=tenant_id, data=data)
+        _print_created("queue", queue, args.json)
+
+    return _admin(settings, work)
+
+
+def cmd_channel_create(settings: Settings, args: argparse.Namespace) -> int:
+    tenant_id = _tenant_id(args.tenant)
+
+    async def work(db: Database) -> None:
+        await _require_tenant(db, tenant_id)
+        async with tenant_tx(db, tenant_id) as conn:
+            queue = await queues.find_queue(conn, reference=args.queue)
+            data = channels.ChannelCreate(
+                phone_number_id=args.phone_number_id,
+                display_number=args.display_number,
+                default_queue_id=queue.id,
+                access_token=SecretStr(args.access_token) if args.access_token else None,
+            )
+            channel = await channels.create_channel(conn, tenant_id=tenant_id, data=data)
+        _print_created("channel", channel, args.json)
+
+    return _admin(settings, work)
+
+
+# --- parser -------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description="Fi.V Console: WhatsApp customer-service console."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve_cmd = commands.add_parser("serve", help="run the server")
+    serve_cmd.add_argument("--host", help="address to listen on (HOST; default 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port to listen on (PORT; default 8080)")
+    serve_cmd.add_argument("--migrate", action="store_true", help="apply pending migrations first")
+    serve_cmd.set_defaults(handler=cmd_serve)
+
+    demo_cmd = commands.add_parser("demo", help="run the console with a seeded demo tenant")
+    demo_cmd.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    demo_cmd.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    demo_cmd.set_defaults(handler=cmd_demo)
+
+    commands.add_parser("migrate", help="apply sql/ migrations").set_defaults(handler=cmd_migrate)
+
+    def group(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text).add_subparsers(
+            dest="action", required=True, metavar="ACTION"
+        )
+        create = sub.add_parser("create", help=f"create a {name}")
+        create.add_argument("--json", action="store_true", help="print the new record as one JSON object")
+        return create
+
+    tenant = group("tenant", "manage tenants")
+    tenant.add_argument("--name", required=True)
+    tenant.add_argument("--time-zone", default="UTC", help="IANA time zone (default UTC)")
+    tenant.set_defaults(handler=cmd_tenant_create)
+
+    user = group("user", "manage users")
+    user.add_argument("--tenant", required=True, help="tenant id")
+    user.add_argument("--email", required=True)
+    user.add_argument("--name", required=True)
+    user.add_argument("--role", required=True, choices=users.ROLES)
+    user.add_argument("--password", required=True, help="the password, or - to read it from standard input")
+    user.add_argument("--max-concurrent", type=int, default=3, help="open conversations at once (default 3)")
+    user.add_argument("--queue", action="append", default=[], help="queue id or name to join (repeatable)")
+    user.set_defaults(handler=cmd_user_create)
+
+    queue = group("queue", "manage queues")
+    queue.add_argument("--tenant", required=True, help="tenant id")
+    queue.add_argument("--name", required=True)
+    queue.add_argument("--priority", type=int, default=0, help="higher is served first (default 0)")
+    queue.add_argument("--sla-seconds", type=int, default=300, help="target wait (default 300)")
+    queue.set_defaults(handler=cmd_queue_create)
+
+    channel = group("channel", "manage WhatsApp channels")
+    channel.add_argument("--tenant", required=True, help="tenant id")
+    channel.add_argument("--phone-number-id", required=True, help="Meta's phone number id")
+    channel.add_argument("--display-number", required=True)
+    channel.add_argument("--queue", required=True, help="default queue id or name")
+    channel.add_argument("--access-token", help="Graph API access token for this number")
+    channel.set_defaults(handler=cmd_channel_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        return _fail(f"configuration: {exc}", 2)
+    configure_logging(settings.log_level)
+    install_sigterm_handler()
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    try:
+        return handler(settings, args)
+    except UsageError as exc:
+        return _fail(str(exc), 2)
+    except ValidationError as exc:
+        return _fail(_validation_message(exc), 2)
+    except (DomainError, MigrationError, RoleError, StartupError, EmbeddedPostgresError) as exc:
+        return _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, asyncpg.PostgresError) as exc:
+        return _fail(f"database: {exc}", 1)

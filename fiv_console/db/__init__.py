@@ -1,0 +1,1 @@
+"""PostgreSQL: connection URLs, the server role, the pool with `tenant_tx`, migrations, embedded server."""

@@ -1,0 +1,95 @@
+"""The server's connection pool and `tenant_tx`, the one place the tenant is set for row-level security.
+
+The tenant is set per transaction with `set_config(..., true)`, never per pooled connection: a setting
+at session scope would outlive the request and leak into whichever task borrows the connection next.
+Every acquire has a deadline, so a database outage fails requests fast instead of queueing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeAlias
+from uuid import UUID
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+from fiv_console.errors import Unavailable
+
+# asyncpg's classes are generic only in its stubs, hence the quoted aliases.
+Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
+# Domain functions take either a pooled connection or a direct one (migrations, tests).
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+_SET_TENANT_SQL = "select set_config('app.current_tenant', $1, true)"
+
+# Failures that mean "the database is not reachable right now", as opposed to a bug in a query.
+_UNREACHABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    for json_type in ("json", "jsonb"):
+        await conn.set_type_codec(
+            json_type,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The pool plus the deadline every acquire is held to."""
+
+    pool: Pool
+    acquire_timeout: float
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A connection with no tenant set: it sees no tenant rows, only the reviewed lookups."""
+        try:
+            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+        except _UNREACHABLE as exc:
+            raise Unavailable("the database is not reachable") from exc
+        try:
+            yield conn
+        finally:
+            await self.pool.release(conn)
+
+
+@asynccontextmanager
+async def tenant_tx(db: Database, tenant_id: UUID) -> AsyncIterator[Connection]:
+    """A transaction in which row-level security shows and accepts only `tenant_id`'s rows."""
+    async with db.connection() as conn, conn.transaction():
+        await conn.execute(_SET_TENANT_SQL, str(tenant_id))
+        yield conn
+
+
+async def create_database(
+    url: str,
+    *,
+    min_size: int,
+    max_size: int,
+    acquire_timeout: float,
+    command_timeout: float,
+) -> Database:
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=min(min_size, max_size),
+        max_size=max_size,
+        command_timeout=command_timeout,
+        timeout=acquire_timeout,
+        init=_init_connection,
+        server_settings={"application_name": "fiv-console"},
+    )
+    return Database(pool=pool, acquire_timeout=acquire_timeout)

@@ -1,0 +1,90 @@
+"""The demo tenant: an admin, a supervisor, three agents, two queues and a WhatsApp channel.
+
+Seeding is idempotent: a second `demo` finds the demo admin and reuses what is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from uuid import UUID
+
+from pydantic import SecretStr
+
+from fiv_console import channels, queues, tenants, users
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.passwords import hash_password
+
+DEMO_TENANT_NAME = "Demo Company"
+DEMO_PHONE_NUMBER_ID = "100000000000001"
+DEMO_DISPLAY_NUMBER = "+1 555 0100"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLogin:
+    role: users.Role
+    name: str
+    email: str
+    password: str
+    queues: tuple[str, ...] = ()
+
+
+# Demo-only credentials, printed by `fiv-console demo`; never used outside the demo tenant.
+DEMO_LOGINS: tuple[DemoLogin, ...] = (
+    DemoLogin("admin", "Alex Admin", "admin@demo.fiv.example", "demo-admin-pass"),
+    DemoLogin("supervisor", "Sam Supervisor", "supervisor@demo.fiv.example", "demo-supervisor-pass"),
+    DemoLogin("agent", "Ana Agent", "ana@demo.fiv.example", "demo-agent-pass", ("Sales", "Support")),
+    DemoLogin("agent", "Bruno Agent", "bruno@demo.fiv.example", "demo-agent-pass", ("Sales",)),
+    DemoLogin("agent", "Carla Agent", "carla@demo.fiv.example", "demo-agent-pass", ("Support",)),
+)
+DEMO_QUEUES = (
+    queues.QueueCreate(name="Sales", priority=10, sla_seconds=120),
+    queues.QueueCreate(name="Support", priority=0, sla_seconds=300),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoTenant:
+    tenant_id: UUID
+    created: bool
+
+
+async def seed_demo(db: Database) -> DemoTenant:
+    async with db.connection() as conn:
+        existing = await users.find_login(conn, email=DEMO_LOGINS[0].email)
+    if existing is not None:
+        return DemoTenant(tenant_id=existing[0], created=False)
+
+    loop = asyncio.get_running_loop()
+    hashes = {
+        login.password: await loop.run_in_executor(None, hash_password, login.password)
+        for login in DEMO_LOGINS
+    }
+    tenant = await tenants.create_tenant(db, tenants.TenantCreate(name=DEMO_TENANT_NAME))
+    async with tenant_tx(db, tenant.id) as conn:
+        queue_ids = {}
+        for queue in DEMO_QUEUES:
+            queue_ids[queue.name] = (await queues.create_queue(conn, tenant_id=tenant.id, data=queue)).id
+        for login in DEMO_LOGINS:
+            user = await users.create_user(
+                conn,
+                tenant_id=tenant.id,
+                data=users.UserCreate(
+                    email=login.email, name=login.name, role=login.role, password=SecretStr(login.password)
+                ),
+                password_hash=hashes[login.password],
+            )
+            for queue_name in login.queues:
+                await queues.add_member(
+                    conn, tenant_id=tenant.id, queue_id=queue_ids[queue_name], user_id=user.id
+                )
+        await channels.create_channel(
+            conn,
+            tenant_id=tenant.id,
+            data=channels.ChannelCreate(
+                phone_number_id=DEMO_PHONE_NUMBER_ID,
+                display_number=DEMO_DISPLAY_NUMBER,
+                default_queue_id=queue_ids["Support"],
+            ),
+        )
+    return DemoTenant(tenant_id=tenant.id, created=True)

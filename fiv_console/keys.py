@@ -1,0 +1,14 @@
+"""Every typed `web.AppKey` of the application, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from fiv_console.db.pool import Database
+from fiv_console.settings import Settings
+
+settings_key = web.AppKey("settings", Settings)
+database_key = web.AppKey("database", Database)
+# Present only when REDIS_URL is configured.
+redis_key = web.AppKey("redis", Redis)

@@ -1,0 +1,1 @@
+"""Logging, health and (later) metrics: what operators see of the running server."""

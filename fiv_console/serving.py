@@ -1,0 +1,108 @@
+"""Running things for the command line: the database to use (embedded or configured), and the server.
+
+Ctrl-C and SIGTERM become an orderly exit at every stage, so the embedded PostgreSQL is always stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TypeVar
+
+from aiohttp import web
+from aiohttp.web_runner import GracefulExit
+
+from fiv_console.db import migrations
+from fiv_console.db.embedded import embedded_postgres
+from fiv_console.db.urls import app_role, derived_app_password, owner_url
+from fiv_console.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+SHUTDOWN_TIMEOUT_SECONDS = 30.0
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so `finally` blocks run."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(128 + signum)
+
+
+def install_sigterm_handler() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # uvloop has no Windows build; the standard loop serves there
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_async(main: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine on uvloop."""
+
+    async def _main() -> T:
+        return await main()
+
+    with asyncio.Runner(loop_factory=_new_loop) as runner:
+        return runner.run(_main())
+
+
+@contextmanager
+def database_for(settings: Settings, *, migrate: bool) -> Iterator[Settings]:
+    """Settings with a DATABASE_URL: the configured server, or the embedded one started (and stopped) here.
+
+    The embedded database is always migrated (no one else would); a configured one only when asked.
+    """
+    if settings.database_url:
+        if migrate:
+            run_async(lambda: apply_migrations(settings))
+        yield settings
+        return
+    with embedded_postgres(settings.fiv_data_dir) as url:
+        embedded = settings.model_copy(update={"database_url": url})
+        run_async(lambda: apply_migrations(embedded))
+        yield embedded
+
+
+async def apply_migrations(settings: Settings) -> list[migrations.Migration]:
+    owner = owner_url(settings)
+    password = None if settings.database_app_url else derived_app_password(owner)
+    applied = await migrations.migrate(owner, app_role=app_role(settings), app_password=password)
+    log.info("migrations done", extra={"applied": [m.file_name for m in applied]})
+    return applied
+
+
+def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str], None]) -> None:
+    """Serve until Ctrl-C or SIGTERM, then stop accepting, finish in-flight requests and clean up."""
+
+    async def _serve() -> None:
+        runner = web.AppRunner(
+            app, handle_signals=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            on_ready(f"http://{host}:{port}")
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    try:
+        run_async(_serve)
+    except (GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        # The runner's loop-level signal handlers are gone with the loop: keep SIGTERM orderly while
+        # the embedded database (if any) stops.
+        install_sigterm_handler()

@@ -1,0 +1,96 @@
+"""The one settings class: every environment variable the server reads, validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _check_postgres_url(value: str | None) -> str | None:
+    """Accept postgres:// or postgresql:// URLs with a host (TCP or `?host=/socket/dir`)."""
+    if value is None or value == "":
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        raise ValueError("must be a postgresql:// URL") from exc
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError("must be a postgresql:// URL")
+    if not parts.hostname and "host" not in parse_qs(parts.query):
+        raise ValueError("must name a host (postgresql://user:password@host:5432/database)")
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration from the environment (12-factor names; see README's configuration table)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="PostgreSQL URL of the schema owner (migrations); unset: embedded PostgreSQL.",
+    )
+    database_app_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="URL the server connects with (a role that owns nothing, no BYPASSRLS); "
+        "unset: derived from DATABASE_URL with the role `fiv_app` that `migrate` manages.",
+    )
+    redis_url: str | None = Field(default=None, repr=False, description="Redis URL; unset: in-process bus.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_graph_url: str = "https://graph.facebook.com/v23.0"
+    log_level: LogLevel = "INFO"
+    cookie_secure: bool = False
+    fiv_data_dir: Path = Path(".fiv-data")
+    db_pool_min_size: int = Field(default=2, ge=0, le=100)
+    db_pool_max_size: int = Field(default=20, ge=1, le=500)
+    db_acquire_timeout: float = Field(default=5.0, gt=0, le=300)
+    db_command_timeout: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("database_url", "database_app_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        return _check_postgres_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class ConfigError(Exception):
+    """A setting has a wrong value; the message names the variable and never echoes the value."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment, turning pydantic's report into one line that names the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more)" if more else ""
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{variable}: {message}{suffix}") from None

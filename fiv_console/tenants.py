@@ -1,0 +1,83 @@
+"""Tenants: the companies sharing one deployment, each with its time zone and validated settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from fiv_console.db.pool import Connection, Database, tenant_tx
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class TenantSettings(BaseModel):
+    """Behaviour a tenant chooses; stored as JSON, validated on every read and write."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agents_can_take_waiting: bool = Field(
+        default=True, description="Agents may pick a waiting conversation of their queues themselves."
+    )
+    offline_conversations: Literal["keep", "requeue"] = Field(
+        default="requeue", description="What happens to an agent's open conversations when they go offline."
+    )
+    requeue_after_seconds: int = Field(default=0, ge=0, le=86_400)
+    unanswered_reroute_seconds: int | None = Field(
+        default=None, ge=30, le=86_400, description="Re-route an assigned conversation left unanswered."
+    )
+    inactivity_close_seconds: int | None = Field(default=None, ge=300, le=30 * 86_400)
+
+
+def _check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as Europe/Lisbon") from None
+    return value
+
+
+class TenantCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    time_zone: str = Field(default="UTC", max_length=64)
+    settings: TenantSettings = TenantSettings()
+
+    _zone = field_validator("time_zone")(_check_time_zone)
+
+
+class Tenant(BaseModel):
+    id: UUID
+    name: str
+    time_zone: str
+    settings: TenantSettings
+    created_at: datetime
+
+
+_INSERT_TENANT_SQL = """
+insert into tenants (id, name, time_zone, settings)
+values ($1, $2, $3, $4)
+returning id, name, time_zone, settings, created_at
+"""
+
+
+async def create_tenant(db: Database, data: TenantCreate) -> Tenant:
+    """A new tenant; its id is chosen here so the row can be written inside its own tenant context."""
+    tenant_id = uuid4()
+    async with tenant_tx(db, tenant_id) as conn:
+        row = await conn.fetchrow(
+            _INSERT_TENANT_SQL, tenant_id, data.name, data.time_zone, data.settings.model_dump()
+        )
+    return Tenant.model_validate(dict(row or {}))
+
+
+_GET_TENANT_SQL = "select id, name, time_zone, settings, created_at from tenants where id = $1"
+
+
+async def get_tenant(conn: Connection, *, tenant_id: UUID) -> Tenant | None:
+    row = await conn.fetchrow(_GET_TENANT_SQL, tenant_id)
+    return Tenant.model_validate(dict(row)) if row else None

@@ -1,0 +1,87 @@
+"""Request middleware: the request id and access log line, and turning errors into `/api` envelopes."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from fiv_console.errors import DomainError, Unavailable
+from fiv_console.observability.context import request_id_var, tenant_id_var, user_id_var
+from fiv_console.web import envelope
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("fiv_console.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's id is kept only if it is short and plain, so it cannot forge log structure.
+_ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_RETRY_AFTER_SECONDS = "5"
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _ACCEPTABLE_REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+@web.middleware
+async def request_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id (echoed back), reset the log context, and log one access line."""
+    request_id = _request_id(request)
+    request_id_var.set(request_id)
+    tenant_id_var.set(None)
+    user_id_var.set(None)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    finally:
+        access_log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+@web.middleware
+async def api_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Under `/api`, every failure is an envelope; an unexpected one is logged and told apart by id only."""
+    if not _is_api(request):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except Unavailable as exc:
+        return envelope.error(exc.code, exc.message, headers={"Retry-After": _RETRY_AFTER_SECONDS})
+    except DomainError as exc:
+        return envelope.error(exc.code, exc.message, details=exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+        return envelope.error(envelope.code_for(exc.status), exc.reason, status=exc.status, headers=headers)
+    except Exception:
+        log.exception("unhandled error", extra={"method": request.method, "path": request.path})
+        return envelope.error(
+            "INTERNAL_ERROR",
+            f"internal error; quote request id {request_id_var.get()} when reporting it",
+        )
