@@ -16,8 +16,8 @@ from fiv_console.errors import Conflict, NotFound
 class ChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone_number_id: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")] = (
-        Field(description="Meta's id of the business phone number (digits).")
+    phone_number_id: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{1,32}$")] = Field(
+        description="Meta's id of the business phone number (digits)."
     )
     display_number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
     default_queue_id: UUID

@@ -210,9 +210,7 @@ def cmd_channel_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM, description="Fi.V Console: WhatsApp customer-service console."
-    )
+    parser = argparse.ArgumentParser(prog=PROGRAM, description="Fi.V Console: WhatsApp customer-service console.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve_cmd = commands.add_parser("serve", help="run the server")
@@ -229,9 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply sql/ migrations").set_defaults(handler=cmd_migrate)
 
     def group(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text).add_subparsers(
-            dest="action", required=True, metavar="ACTION"
-        )
+        sub = commands.add_parser(name, help=help_text).add_subparsers(dest="action", required=True, metavar="ACTION")
         create = sub.add_parser("create", help=f"create a {name}")
         create.add_argument("--json", action="store_true", help="print the new record as one JSON object")
         return create

@@ -56,10 +56,7 @@ async def seed_demo(db: Database) -> DemoTenant:
         return DemoTenant(tenant_id=existing[0], created=False)
 
     loop = asyncio.get_running_loop()
-    hashes = {
-        login.password: await loop.run_in_executor(None, hash_password, login.password)
-        for login in DEMO_LOGINS
-    }
+    hashes = {login.password: await loop.run_in_executor(None, hash_password, login.password) for login in DEMO_LOGINS}
     tenant = await tenants.create_tenant(db, tenants.TenantCreate(name=DEMO_TENANT_NAME))
     async with tenant_tx(db, tenant.id) as conn:
         queue_ids = {}
@@ -75,9 +72,7 @@ async def seed_demo(db: Database) -> DemoTenant:
                 password_hash=hashes[login.password],
             )
             for queue_name in login.queues:
-                await queues.add_member(
-                    conn, tenant_id=tenant.id, queue_id=queue_ids[queue_name], user_id=user.id
-                )
+                await queues.add_member(conn, tenant_id=tenant.id, queue_id=queue_ids[queue_name], user_id=user.id)
         await channels.create_channel(
             conn,
             tenant_id=tenant.id,

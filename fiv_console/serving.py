@@ -86,9 +86,7 @@ def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str
     """Serve until Ctrl-C or SIGTERM, then stop accepting, finish in-flight requests and clean up."""
 
     async def _serve() -> None:
-        runner = web.AppRunner(
-            app, handle_signals=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
-        )
+        runner = web.AppRunner(app, handle_signals=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port)

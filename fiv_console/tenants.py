@@ -69,9 +69,7 @@ async def create_tenant(db: Database, data: TenantCreate) -> Tenant:
     """A new tenant; its id is chosen here so the row can be written inside its own tenant context."""
     tenant_id = uuid4()
     async with tenant_tx(db, tenant_id) as conn:
-        row = await conn.fetchrow(
-            _INSERT_TENANT_SQL, tenant_id, data.name, data.time_zone, data.settings.model_dump()
-        )
+        row = await conn.fetchrow(_INSERT_TENANT_SQL, tenant_id, data.name, data.time_zone, data.settings.model_dump())
     return Tenant.model_validate(dict(row or {}))
 
 

@@ -27,13 +27,16 @@ Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProx
 
 _SET_TENANT_SQL = "select set_config('app.current_tenant', $1, true)"
 
-# Failures that mean "the database is not reachable right now", as opposed to a bug in a query.
-_UNREACHABLE = (
+# Failures that mean "the database is not reachable right now", as opposed to a bug in a query. While
+# acquiring, any error is of that kind (the pool is opening a connection: refused, too many clients,
+# database not accepting connections); once connected, only these mean the connection was lost.
+_CONNECTION_LOST = (
     OSError,
     asyncio.TimeoutError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
 )
 
 
@@ -59,10 +62,12 @@ class Database:
         """A connection with no tenant set: it sees no tenant rows, only the reviewed lookups."""
         try:
             conn = await self.pool.acquire(timeout=self.acquire_timeout)
-        except _UNREACHABLE as exc:
+        except (*_CONNECTION_LOST, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise Unavailable("the database is not reachable") from exc
         try:
             yield conn
+        except _CONNECTION_LOST as exc:
+            raise Unavailable("the connection to the database was lost") from exc
         finally:
             await self.pool.release(conn)
 

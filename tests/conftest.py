@@ -1,0 +1,144 @@
+"""Test fixtures on a real PostgreSQL: `DATABASE_URL` when set, else the embedded server.
+
+One fresh database per test session, migrated, then dropped; tests that need an empty or disposable
+database get one of their own from `fresh_database`. Tests never mock our database: each test makes its
+own tenants, and row-level security keeps them apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from fiv_console.db.embedded import embedded_postgres
+from fiv_console.db.migrations import migrate
+from fiv_console.db.pool import Database, create_database
+from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
+from fiv_console.settings import Settings
+from fiv_console.tenants import TenantCreate, create_tenant
+from tests.redis_server import own_redis_server
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    """A migrated database: the owner's URL (migrations, catalog checks) and the server role's URL."""
+
+    __test__ = False
+    name: str
+    owner_url: str
+
+    @property
+    def app_url(self) -> str:
+        return with_role(self.owner_url, APP_ROLE, derived_app_password(self.owner_url))
+
+    def settings(self, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "database_url": self.owner_url,
+            "database_app_url": None,
+            "redis_url": None,
+            "db_pool_min_size": 1,
+            "db_pool_max_size": 4,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server's superuser URL (its `postgres` database)."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with embedded_postgres(tmp_path_factory.mktemp("embedded")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`REDIS_URL` when set, else a redis-server of the session's own."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield configured
+        return
+    with own_redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+async def _create_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'create database "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await conn.close()
+
+
+async def migrate_database(owner_url: str) -> None:
+    await migrate(owner_url, app_role=APP_ROLE, app_password=derived_app_password(owner_url))
+
+
+@pytest.fixture(scope="session")
+def database(postgres_url: str) -> Iterator[TestDatabase]:
+    """The session's migrated database."""
+    name = f"fiv_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_database(postgres_url, name))
+    test_db = TestDatabase(name=name, owner_url=with_database(postgres_url, name))
+    try:
+        asyncio.run(migrate_database(test_db.owner_url))
+        yield test_db
+    finally:
+        asyncio.run(_drop_database(postgres_url, name))
+
+
+@pytest.fixture
+def fresh_database(postgres_url: str) -> Iterator[TestDatabase]:
+    """An empty database of the test's own (not migrated), dropped afterwards."""
+    name = f"fiv_fresh_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_database(postgres_url, name))
+    try:
+        yield TestDatabase(name=name, owner_url=with_database(postgres_url, name))
+    finally:
+        asyncio.run(_drop_database(postgres_url, name))
+
+
+@pytest.fixture
+async def db(database: TestDatabase) -> AsyncIterator[Database]:
+    """A small pool connected as the server role, as the server connects."""
+    pool = await create_database(database.app_url, min_size=1, max_size=4, acquire_timeout=5, command_timeout=30)
+    try:
+        yield pool
+    finally:
+        await pool.pool.close()
+
+
+@pytest.fixture
+async def owner(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the schema owner (a superuser here): for catalog checks, never for app queries."""
+    conn = await asyncpg.connect(database.owner_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def new_tenant(db: Database, name: str = "Tenant") -> uuid.UUID:
+    return (await create_tenant(db, TenantCreate(name=f"{name} {uuid.uuid4().hex[:6]}"))).id
+
+
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent

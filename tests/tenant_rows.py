@@ -1,0 +1,81 @@
+"""One row in every tenant table for a tenant, by raw SQL: the raw material of the isolation tests.
+
+Kept in the order of the foreign keys, so each insert can point at the rows made before it.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fiv_console.db.pool import Connection
+
+Ids = dict[str, Any]
+
+
+def _digits() -> str:
+    return str(random.randrange(10**14, 10**15))
+
+
+# table -> (insert returning id, parameters from (tenant id, ids made so far))
+INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
+    "users": (
+        "insert into users (tenant_id, email, name, role, password_hash) values ($1, $2, 'U', 'agent', 'x') "
+        "returning id",
+        lambda t, ids: [t, f"u-{uuid.uuid4().hex}@example.test"],
+    ),
+    "queues": (
+        "insert into queues (tenant_id, name) values ($1, $2) returning id",
+        lambda t, ids: [t, f"q-{uuid.uuid4().hex}"],
+    ),
+    "queue_members": (
+        "insert into queue_members (tenant_id, queue_id, user_id) values ($1, $2, $3) returning queue_id as id",
+        lambda t, ids: [t, ids["queues"], ids["users"]],
+    ),
+    "channels": (
+        "insert into channels (tenant_id, phone_number_id, display_number, default_queue_id) "
+        "values ($1, $2, '+1 555', $3) returning id",
+        lambda t, ids: [t, _digits(), ids["queues"]],
+    ),
+    "contacts": (
+        "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id",
+        lambda t, ids: [t, _digits()],
+    ),
+    "conversations": (
+        "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4) returning id",
+        lambda t, ids: [t, ids["channels"], ids["contacts"], ids["queues"]],
+    ),
+    "messages": (
+        "insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, wa_message_id, status) "
+        "values ($1, $2, $3, 'inbound', 'text', 'hello', $4, 'received') returning id",
+        lambda t, ids: [t, ids["conversations"], ids["channels"], f"wamid.{uuid.uuid4().hex}"],
+    ),
+    "notes": (
+        "insert into notes (tenant_id, conversation_id, author_id, body) values ($1, $2, $3, 'note') returning id",
+        lambda t, ids: [t, ids["conversations"], ids["users"]],
+    ),
+    "events": (
+        "insert into events (tenant_id, seq, type, conversation_id, audience) "
+        "values ($1, $2, 'conversation.created', $3, 'tenant') returning seq as id",
+        lambda t, ids: [t, random.randrange(1, 2**62), ids["conversations"]],
+    ),
+    "audit_log": (
+        "insert into audit_log (tenant_id, actor_kind, action) values ($1, 'system', 'test') returning id",
+        lambda t, ids: [t],
+    ),
+}
+
+
+async def insert_row(conn: Connection, table: str, tenant_id: uuid.UUID, ids: Ids) -> Any:
+    sql, parameters = INSERTS[table]
+    return await conn.fetchval(sql, *parameters(tenant_id, ids))
+
+
+async def seed_every_table(conn: Connection, tenant_id: uuid.UUID) -> Ids:
+    """Inside `tenant_id`'s transaction: one row per tenant table; returns their ids by table."""
+    ids: Ids = {"tenants": tenant_id}
+    for table in INSERTS:
+        ids[table] = await insert_row(conn, table, tenant_id, ids)
+    return ids

@@ -1,0 +1,144 @@
+"""The migration runner: order, checksums, refusal of edited/unknown/out-of-order files, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from fiv_console.db.migrations import MigrationError, load_migrations, migrate
+from fiv_console.db.urls import APP_ROLE, derived_app_password
+from fiv_console.resources import SQL_DIR
+from tests.conftest import TestDatabase, project_root
+
+
+async def _migrate(db: TestDatabase, directory: Path) -> list[str]:
+    applied = await migrate(
+        db.owner_url, app_role=APP_ROLE, app_password=derived_app_password(db.owner_url), directory=directory
+    )
+    return [m.file_name for m in applied]
+
+
+async def _ledger(db: TestDatabase) -> list[tuple[int, str]]:
+    conn = await asyncpg.connect(db.owner_url)
+    try:
+        rows = await conn.fetch("select version, name from schema_migrations order by version")
+        return [(r["version"], r["name"]) for r in rows]
+    finally:
+        await conn.close()
+
+
+def _write(directory: Path, name: str, sql: str) -> None:
+    (directory / name).write_text(sql)
+
+
+def test_project_migrations_are_numbered_in_order() -> None:
+    migrations = load_migrations(SQL_DIR)
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+
+
+def test_files_are_loaded_in_version_order_and_misnamed_files_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "0002_second.sql", "select 2")
+    _write(tmp_path, "0001_first.sql", "select 1")
+    _write(tmp_path, "0010_tenth.sql", "select 10")
+    assert [m.file_name for m in load_migrations(tmp_path)] == [
+        "0001_first.sql",
+        "0002_second.sql",
+        "0010_tenth.sql",
+    ]
+    _write(tmp_path, "3_bad name.sql", "select 3")
+    with pytest.raises(MigrationError, match=re.escape("3_bad name.sql")):
+        load_migrations(tmp_path)
+
+
+def test_duplicate_versions_are_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "0001_first.sql", "select 1")
+    _write(tmp_path, "0001_again.sql", "select 1")
+    with pytest.raises(MigrationError, match="0001"):
+        load_migrations(tmp_path)
+
+
+async def test_applies_in_order_each_once_and_records_checksums(fresh_database: TestDatabase, tmp_path: Path) -> None:
+    _write(tmp_path, "0001_create.sql", "create table t (n int)")
+    _write(tmp_path, "0002_fill.sql", "insert into t values (1)")
+    assert await _migrate(fresh_database, tmp_path) == ["0001_create.sql", "0002_fill.sql"]
+    assert await _migrate(fresh_database, tmp_path) == []
+    _write(tmp_path, "0003_more.sql", "insert into t values (2)")
+    assert await _migrate(fresh_database, tmp_path) == ["0003_more.sql"]
+    conn = await asyncpg.connect(fresh_database.owner_url)
+    try:
+        assert await conn.fetchval("select array_agg(n order by n) from t") == [1, 2]
+        checksums = await conn.fetch("select checksum from schema_migrations")
+        assert all(len(r["checksum"]) == 64 for r in checksums)
+    finally:
+        await conn.close()
+
+
+async def test_an_edited_applied_migration_is_refused(fresh_database: TestDatabase, tmp_path: Path) -> None:
+    _write(tmp_path, "0001_create.sql", "create table t (n int)")
+    await _migrate(fresh_database, tmp_path)
+    _write(tmp_path, "0001_create.sql", "create table t (n bigint)")
+    _write(tmp_path, "0002_next.sql", "create table u (n int)")
+    with pytest.raises(MigrationError, match=r"0001_create\.sql was edited after it was applied"):
+        await _migrate(fresh_database, tmp_path)
+    assert await _ledger(fresh_database) == [(1, "create")]
+
+
+async def test_a_database_newer_than_the_code_is_refused(fresh_database: TestDatabase, tmp_path: Path) -> None:
+    _write(tmp_path, "0001_a.sql", "select 1")
+    _write(tmp_path, "0002_b.sql", "select 1")
+    await _migrate(fresh_database, tmp_path)
+    (tmp_path / "0002_b.sql").unlink()
+    with pytest.raises(MigrationError, match=re.escape("0002_b.sql, which this code does not have")):
+        await _migrate(fresh_database, tmp_path)
+
+
+async def test_a_new_file_numbered_before_the_latest_applied_is_refused(
+    fresh_database: TestDatabase, tmp_path: Path
+) -> None:
+    _write(tmp_path, "0001_a.sql", "select 1")
+    _write(tmp_path, "0003_c.sql", "select 1")
+    await _migrate(fresh_database, tmp_path)
+    _write(tmp_path, "0002_b.sql", "select 1")
+    with pytest.raises(MigrationError, match=re.escape("0002_b.sql is new but 0003 is already applied")):
+        await _migrate(fresh_database, tmp_path)
+
+
+async def test_a_failing_migration_rolls_back_alone(fresh_database: TestDatabase, tmp_path: Path) -> None:
+    _write(tmp_path, "0001_ok.sql", "create table ok (n int)")
+    _write(tmp_path, "0002_broken.sql", "create table half (n int); select no_such_function()")
+    with pytest.raises(MigrationError, match=re.escape("0002_broken.sql failed and was rolled back")):
+        await _migrate(fresh_database, tmp_path)
+    assert await _ledger(fresh_database) == [(1, "ok")]
+    conn = await asyncpg.connect(fresh_database.owner_url)
+    try:
+        assert await conn.fetchval("select to_regclass('half')") is None
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_runs_in_one_process_apply_each_migration_once(fresh_database: TestDatabase) -> None:
+    results = await asyncio.gather(*(_migrate(fresh_database, SQL_DIR) for _ in range(3)))
+    expected = [m.file_name for m in load_migrations(SQL_DIR)]
+    assert sorted(results, key=len) == [[], [], expected]
+    assert [v for v, _ in await _ledger(fresh_database)] == [m.version for m in load_migrations(SQL_DIR)]
+
+
+def test_two_concurrent_migrate_commands(fresh_database: TestDatabase) -> None:
+    env = {**os.environ, "DATABASE_URL": fresh_database.owner_url, "LOG_LEVEL": "WARNING"}
+    env.pop("DATABASE_APP_URL", None)
+    command = [sys.executable, "-m", "fiv_console", "migrate"]
+    runs = [
+        subprocess.Popen(command, env=env, cwd=project_root(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outcomes = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outcomes
+    ledger = asyncio.run(_ledger(fresh_database))
+    assert [v for v, _ in ledger] == [m.version for m in load_migrations(SQL_DIR)]
