@@ -6,6 +6,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -13,9 +15,11 @@ from fiv_console.db import migrations, roles
 from fiv_console.db.pool import create_database
 from fiv_console.db.urls import app_url
 from fiv_console.keys import database_key, redis_key, settings_key
+from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
+from fiv_console.web import pages
 from fiv_console.web.health import get_health
-from fiv_console.web.middleware import api_error_middleware, request_context_middleware
+from fiv_console.web.middleware import add_security_headers, api_error_middleware, request_context_middleware
 
 log = logging.getLogger(__name__)
 
@@ -81,5 +85,15 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database_ctx)
     if settings.redis_url:
         app.cleanup_ctx.append(redis_ctx)
+    app.on_response_prepare.append(add_security_headers)
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    app.router.add_static("/static/", STATIC_DIR, name="static")
+    app[aiohttp_jinja2.static_root_key] = "/static"
+    app.router.add_get("/", pages.index)
     app.router.add_get("/health", get_health)
     return app

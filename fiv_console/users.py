@@ -26,7 +26,15 @@ def _normalize_email(value: str) -> str:
     return value
 
 
+def _check_password(value: SecretStr) -> SecretStr:
+    length = len(value.get_secret_value())
+    if not 8 <= length <= 1024:
+        raise ValueError("must be 8 to 1024 characters")
+    return value
+
+
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_normalize_email)]
+Password = Annotated[SecretStr, AfterValidator(_check_password)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -36,7 +44,7 @@ class UserCreate(BaseModel):
     email: Email
     name: Name
     role: Role
-    password: SecretStr = Field(min_length=8, max_length=1024)
+    password: Password
     max_concurrent: int = Field(default=3, ge=1, le=100)
 
 

@@ -237,3 +237,24 @@ async def test_the_server_refuses_a_database_that_needs_migrating(fresh_database
     with pytest.raises(StartupError, match="run `fiv-console migrate`"):
         await runner.setup()
     await runner.cleanup()
+
+
+async def test_the_landing_page_renders_with_its_stylesheet_and_security_headers(
+    database: TestDatabase, aiohttp_client: Client
+) -> None:
+    client = await aiohttp_client(create_app(database.settings()))
+    page = await client.get("/")
+    assert page.status == 200
+    html = await page.text()
+    assert '<link rel="stylesheet" href="/static/console.css">' in html
+    assert "<script>" not in html
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    stylesheet = await client.get("/static/console.css")
+    assert stylesheet.status == 200
+    assert stylesheet.content_type == "text/css"
+    assert stylesheet.headers["X-Content-Type-Options"] == "nosniff"
+    health = await client.get("/health")
+    assert health.headers["X-Frame-Options"] == "DENY"
