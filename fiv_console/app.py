@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,9 +10,7 @@ import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
-from fiv_console.db import migrations, roles
-from fiv_console.db.pool import create_database
-from fiv_console.db.urls import app_url
+from fiv_console.db.startup import close_server_database, open_server_database
 from fiv_console.keys import database_key, redis_key, settings_key
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
@@ -25,43 +22,17 @@ log = logging.getLogger(__name__)
 
 # Webhook bodies may reach 3 MB (Meta's limit); the margin covers JSON escaping.
 CLIENT_MAX_SIZE = 4 * 1024 * 1024
-_POOL_CLOSE_SECONDS = 10.0
-
-
-class StartupError(Exception):
-    """The server must not start as configured; the message says why and what to do."""
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The pool, after checking the role cannot bypass row-level security and the schema is current."""
+    """The pool, once the role is known to be held by row-level security and the schema is current."""
     settings = app[settings_key]
-    db = await create_database(
-        app_url(settings),
-        min_size=settings.db_pool_min_size,
-        max_size=settings.db_pool_max_size,
-        acquire_timeout=settings.db_acquire_timeout,
-        command_timeout=settings.db_command_timeout,
-    )
+    db = await open_server_database(settings, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size)
+    app[database_key] = db
     try:
-        async with db.connection() as conn:
-            try:
-                await roles.check_server_role(conn)
-            except roles.RoleError as exc:
-                raise StartupError(str(exc)) from None
-            applied, expected = await migrations.schema_versions(conn)
-        if applied != expected:
-            raise StartupError(
-                f"the database schema is at migration {applied:04d} and this code needs {expected:04d}: "
-                "run `fiv-console migrate`"
-            )
-        app[database_key] = db
         yield
     finally:
-        try:
-            await asyncio.wait_for(db.pool.close(), _POOL_CLOSE_SECONDS)
-        except TimeoutError:
-            log.warning("database pool did not close in time; terminating its connections")
-            db.pool.terminate()
+        await close_server_database(db)
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import NoReturn
 from uuid import UUID
 
 import asyncpg
@@ -16,12 +17,12 @@ import orjson
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from fiv_console import channels, demo, queues, tenants, users
-from fiv_console.app import StartupError, create_app
+from fiv_console.app import create_app
 from fiv_console.db.embedded import EmbeddedPostgresError
 from fiv_console.db.migrations import MigrationError
-from fiv_console.db.pool import Database, create_database, tenant_tx
+from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.db.roles import RoleError
-from fiv_console.db.urls import app_url
+from fiv_console.db.startup import StartupError, close_server_database, open_server_database
 from fiv_console.errors import DomainError, NotFound
 from fiv_console.observability.logging import configure_logging
 from fiv_console.passwords import hash_password
@@ -66,17 +67,11 @@ def _print_created(kind: str, record: BaseModel, as_json: bool) -> None:
 
 
 async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> None:
-    db = await create_database(
-        app_url(settings),
-        min_size=1,
-        max_size=2,
-        acquire_timeout=settings.db_acquire_timeout,
-        command_timeout=settings.db_command_timeout,
-    )
+    db = await open_server_database(settings, min_size=1, max_size=2)
     try:
         await work(db)
     finally:
-        await db.pool.close()
+        await close_server_database(db)
 
 
 async def _require_tenant(db: Database, tenant_id: UUID) -> None:
@@ -85,12 +80,19 @@ async def _require_tenant(db: Database, tenant_id: UUID) -> None:
             raise NotFound(f"no tenant {tenant_id}")
 
 
+def _address(settings: Settings, args: argparse.Namespace) -> tuple[str, int]:
+    """Flags over HOST/PORT; `--port 0` (any free port) is a real choice, not "unset"."""
+    return (
+        args.host if args.host is not None else settings.host,
+        args.port if args.port is not None else settings.port,
+    )
+
+
 # --- commands -----------------------------------------------------------------------------------------
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    host = args.host or settings.host
-    port = args.port or settings.port
+    host, port = _address(settings, args)
     with database_for(settings, migrate=args.migrate) as ready:
         serve(
             create_app(ready),
@@ -102,8 +104,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    host = args.host or settings.host
-    port = args.port or settings.port
+    host, port = _address(settings, args)
     with database_for(settings, migrate=True) as ready:
         seeded = run_async(lambda: _seed_demo(ready))
 
@@ -209,9 +210,16 @@ def cmd_channel_create(settings: Settings, args: argparse.Namespace) -> int:
 # --- parser -------------------------------------------------------------------------------------------
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage before an error; the contract wants one clear line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROGRAM}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROGRAM, description="Fi.V Console: WhatsApp customer-service console.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _OneLineParser(prog=PROGRAM, description="Fi.V Console: WhatsApp customer-service console.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_OneLineParser)
 
     serve_cmd = commands.add_parser("serve", help="run the server")
     serve_cmd.add_argument("--host", help="address to listen on (HOST; default 127.0.0.1)")
@@ -227,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply sql/ migrations").set_defaults(handler=cmd_migrate)
 
     def group(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text).add_subparsers(dest="action", required=True, metavar="ACTION")
+        sub = commands.add_parser(name, help=help_text).add_subparsers(
+            dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
+        )
         create = sub.add_parser("create", help=f"create a {name}")
         create.add_argument("--json", action="store_true", help="print the new record as one JSON object")
         return create

@@ -91,7 +91,8 @@ def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str
         try:
             site = web.TCPSite(runner, host, port)
             await site.start()
-            on_ready(f"http://{host}:{port}")
+            bound_port = runner.addresses[0][1] if runner.addresses else port  # `--port 0` picks one
+            on_ready(f"http://{host}:{bound_port}")
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()

@@ -72,18 +72,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-async def _create_database(server_url: str, name: str) -> None:
+async def _on_server(server_url: str, statement: str) -> None:
+    """CREATE/DROP DATABASE, which cannot run inside a transaction or against the database itself."""
     conn = await asyncpg.connect(server_url)
     try:
-        await conn.execute(f'create database "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'drop database if exists "{name}" with (force)')
+        await conn.execute(statement)
     finally:
         await conn.close()
 
@@ -96,24 +89,24 @@ async def migrate_database(owner_url: str) -> None:
 def database(postgres_url: str) -> Iterator[TestDatabase]:
     """The session's migrated database."""
     name = f"fiv_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_create_database(postgres_url, name))
+    asyncio.run(_on_server(postgres_url, f'create database "{name}"'))
     test_db = TestDatabase(name=name, owner_url=with_database(postgres_url, name))
     try:
         asyncio.run(migrate_database(test_db.owner_url))
         yield test_db
     finally:
-        asyncio.run(_drop_database(postgres_url, name))
+        asyncio.run(_on_server(postgres_url, f'drop database if exists "{name}" with (force)'))
 
 
 @pytest.fixture
 def fresh_database(postgres_url: str) -> Iterator[TestDatabase]:
     """An empty database of the test's own (not migrated), dropped afterwards."""
     name = f"fiv_fresh_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_create_database(postgres_url, name))
+    asyncio.run(_on_server(postgres_url, f'create database "{name}"'))
     try:
         yield TestDatabase(name=name, owner_url=with_database(postgres_url, name))
     finally:
-        asyncio.run(_drop_database(postgres_url, name))
+        asyncio.run(_on_server(postgres_url, f'drop database if exists "{name}" with (force)'))
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from fiv_console.app import StartupError, create_app
+from fiv_console.app import create_app
+from fiv_console.db.startup import StartupError
 from fiv_console.db.urls import APP_ROLE, with_database
 from fiv_console.errors import Conflict, NotFound
 from fiv_console.observability.logging import JsonFormatter

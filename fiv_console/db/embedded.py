@@ -8,6 +8,7 @@ the processes holding it and the last one out stops it.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+import psutil
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,25 @@ def _stop_signals_deferred() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
+def _forget_dead_holders(package: Any, pgdata: Path) -> None:
+    """Drop pids of processes that died holding the server (killed, OOM, power loss) from the wheel's list.
+
+    The wheel stops the server when the last pid in `.handle_pids.json` leaves; a pid that never leaves
+    would keep every later command from being the last one, leaving the server running after each exit.
+    """
+    holders = pgdata / ".handle_pids.json"
+    with package.PostgresServer._lock:  # the wheel's inter-process lock around that file
+        if not holders.exists():
+            return
+        pids = json.loads(holders.read_text())
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            log.warning(
+                "embedded PostgreSQL: forgetting holders that died", extra={"pids": sorted(set(pids) - set(alive))}
+            )
+            holders.write_text(json.dumps(alive))
+
+
 @contextmanager
 def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """Start (or join) the embedded server in `data_dir/postgres`; yields the superuser URL."""
@@ -65,6 +87,7 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     log.info("starting embedded PostgreSQL", extra={"pgdata": str(pgdata)})
     with _stop_signals_deferred() as received:
         try:
+            _forget_dead_holders(package, pgdata)
             server = package.get_server(pgdata, cleanup_mode="stop")
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
             raise EmbeddedPostgresError(
@@ -75,5 +98,6 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
             signal.raise_signal(signum)  # now its usual handler raises, and `finally` stops the server
         yield str(server.get_uri())
     finally:
-        log.info("stopping embedded PostgreSQL", extra={"pgdata": str(pgdata)})
+        # The wheel stops the server only if no other local command still holds it.
+        log.info("leaving embedded PostgreSQL", extra={"pgdata": str(pgdata)})
         server.cleanup()

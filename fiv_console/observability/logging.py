@@ -35,7 +35,18 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             line["exc_type"] = record.exc_info[0].__name__
             line["exc"] = "".join(traceback.format_exception(*record.exc_info))
-        return orjson.dumps(line, default=str).decode()
+        try:
+            return orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # orjson.JSONEncodeError: e.g. an int beyond 64 bits, which skips `default`
+            return orjson.dumps({key: _jsonable(value) for key, value in line.items()}, default=str).decode()
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return str(value)
+    return value
 
 
 def configure_logging(level: str, stream: TextIO | None = None) -> None:

@@ -1,0 +1,349 @@
+"""The command line, run for real as `python -m fiv_console` against the session's database.
+
+Admin commands print the new record (`--json`: one JSON object with its `id`); every error is one line on
+stderr with exit code 2 (usage, configuration) or 1 (everything else), never a traceback. `serve` refuses
+a database that needs `migrate` and a server role that row-level security would not hold.
+
+Each command costs a Python start-up (about a second), so independent commands run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from pydantic import SecretStr
+
+from fiv_console.db.embedded import embedded_postgres
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.passwords import hash_password, verify_password
+from fiv_console.queues import QueueCreate, create_queue
+from fiv_console.tenants import get_tenant
+from fiv_console.users import UserCreate, create_user
+from tests.conftest import TestDatabase, new_tenant, project_root
+
+CLI_TIMEOUT_SECONDS = 60.0
+ERROR_PREFIX = "fiv-console: error: "
+# Variables of the outer environment that would change what the command line connects to.
+_OUTER_VARIABLES = ("DATABASE_URL", "DATABASE_APP_URL", "REDIS_URL", "HOST", "PORT", "LOG_LEVEL", "FIV_DATA_DIR")
+
+Option = str | bool | list[str]
+
+
+def cli_env(database_url: str, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key.upper() not in _OUTER_VARIABLES}
+    env.update(DATABASE_URL=database_url, LOG_LEVEL="WARNING", **extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def phone_number_id() -> str:
+    return "1555" + "".join(secrets.choice("0123456789") for _ in range(11))
+
+
+def new_email(label: str = "user") -> str:
+    return f"{label}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def opts(**options: Option) -> list[str]:
+    """`time_zone="UTC"` → `--time-zone UTC`; `json=True` → `--json`; a list repeats the option."""
+    args: list[str] = []
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                args += [flag, item]
+        elif value is not False:
+            args += [flag, value]
+    return args
+
+
+@dataclass(frozen=True)
+class Result:
+    args: list[str]
+    code: int
+    stdout: str
+    stderr: str
+
+    def created(self) -> dict[str, Any]:
+        """The `--json` record: exactly one line, one JSON object with an id."""
+        assert self.code == 0, self
+        lines = self.stdout.splitlines()
+        assert len(lines) == 1, self
+        record = orjson.loads(lines[0])
+        assert isinstance(record, dict), self
+        uuid.UUID(record["id"])
+        return record
+
+    def error(self, code: int) -> str:
+        """The one stderr line of a failed command, without the program prefix."""
+        assert self.code == code, self
+        assert self.stdout == "", self
+        assert "Traceback" not in self.stderr, self
+        lines = self.stderr.splitlines()
+        assert len(lines) == 1, self
+        assert lines[0].startswith(ERROR_PREFIX), self
+        return lines[0].removeprefix(ERROR_PREFIX)
+
+
+async def cli(*args: str, env: dict[str, str], stdin: str = "") -> Result:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fiv_console",
+        *args,
+        env=env,
+        cwd=project_root(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(CLI_TIMEOUT_SECONDS):
+            out, err = await proc.communicate(stdin.encode())
+    except TimeoutError:
+        proc.kill()
+        await proc.communicate()
+        raise AssertionError(f"fiv-console {args} did not finish within {CLI_TIMEOUT_SECONDS}s") from None
+    assert proc.returncode is not None
+    return Result(args=list(args), code=proc.returncode, stdout=out.decode(), stderr=err.decode())
+
+
+@pytest.fixture
+def env(database: TestDatabase) -> dict[str, str]:
+    return cli_env(database.owner_url)
+
+
+async def new_queue(db: Database, tenant_id: uuid.UUID, name: str) -> uuid.UUID:
+    async with tenant_tx(db, tenant_id) as conn:
+        return (await create_queue(conn, tenant_id=tenant_id, data=QueueCreate(name=name))).id
+
+
+# --- create commands ---------------------------------------------------------------------------------
+
+
+async def test_tenant_create_prints_the_new_tenant(env: dict[str, str], db: Database) -> None:
+    as_json, as_text = await asyncio.gather(
+        cli("tenant", "create", *opts(name="  Acme Lisbon ", time_zone="Europe/Lisbon", json=True), env=env),
+        cli("tenant", "create", *opts(name="Plain Text"), env=env),
+    )
+    record = as_json.created()
+    assert (record["name"], record["time_zone"]) == ("Acme Lisbon", "Europe/Lisbon")
+    assert as_json.stderr == ""
+    assert as_text.code == 0, as_text
+    words = as_text.stdout.split()
+    assert words[:2] == ["created", "tenant"], as_text
+    assert len(words) == 3, as_text
+
+    for tenant_id, name, zone in (
+        (uuid.UUID(record["id"]), "Acme Lisbon", "Europe/Lisbon"),
+        (uuid.UUID(words[2]), "Plain Text", "UTC"),
+    ):
+        async with tenant_tx(db, tenant_id) as conn:
+            tenant = await get_tenant(conn, tenant_id=tenant_id)
+        assert tenant is not None
+        assert (tenant.name, tenant.time_zone) == (name, zone)
+
+
+async def test_queue_user_and_channel_create_print_ids_of_rows_that_exist(env: dict[str, str], db: Database) -> None:
+    tenant = str(await new_tenant(db))
+    support_run, sales_run = await asyncio.gather(
+        cli("queue", "create", *opts(tenant=tenant, name="Support", priority="5", json=True), env=env),
+        cli("queue", "create", *opts(tenant=tenant, name="Sales", sla_seconds="120", json=True), env=env),
+    )
+    support, sales = support_run.created(), sales_run.created()
+    assert (support["name"], support["priority"], support["sla_seconds"]) == ("Support", 5, 300)
+    assert (sales["name"], sales["priority"], sales["sla_seconds"]) == ("Sales", 0, 120)
+
+    email, token, number = new_email("agent"), f"EAAG-token-{uuid.uuid4().hex}", phone_number_id()
+    user_run, channel_run = await asyncio.gather(
+        cli(
+            "user", "create", *opts(tenant=tenant, email=email.upper(), name="Ana Agent", role="agent",
+            password="correct horse battery", max_concurrent="5", queue=["SUPPORT", sales["id"]], json=True),
+            env=env,
+        ),
+        cli(
+            "channel", "create", *opts(tenant=tenant, phone_number_id=number, display_number="+1 555 0100",
+            queue="support", access_token=token, json=True),
+            env=env,
+        ),
+    )  # fmt: skip
+    user = user_run.created()
+    assert (user["email"], user["role"], user["max_concurrent"]) == (email, "agent", 5)
+    assert "password" not in user_run.stdout
+    assert "correct horse battery" not in user_run.stdout
+    channel = channel_run.created()
+    assert (channel["phone_number_id"], channel["default_queue_id"]) == (number, support["id"])
+    assert "access_token" not in channel_run.stdout
+    assert token not in channel_run.stdout
+
+    async with tenant_tx(db, uuid.UUID(tenant)) as conn:
+        queue_rows = await conn.fetch("select id, name from queues order by name")
+        user_row = await conn.fetchrow("select * from users where id = $1", uuid.UUID(user["id"]))
+        members = await conn.fetch("select queue_id from queue_members where user_id = $1", uuid.UUID(user["id"]))
+        channel_row = await conn.fetchrow("select * from channels where id = $1", uuid.UUID(channel["id"]))
+    assert user_row is not None
+    assert channel_row is not None
+    assert [(str(r["id"]), r["name"]) for r in queue_rows] == [(sales["id"], "Sales"), (support["id"], "Support")]
+    assert (user_row["email"], user_row["name"], user_row["max_concurrent"]) == (email, "Ana Agent", 5)
+    assert verify_password(user_row["password_hash"], "correct horse battery")
+    assert sorted(str(m["queue_id"]) for m in members) == sorted([support["id"], sales["id"]])
+    assert (channel_row["phone_number_id"], channel_row["access_token"]) == (number, token)
+    assert str(channel_row["default_queue_id"]) == support["id"]
+
+
+async def test_password_dash_reads_standard_input(env: dict[str, str], db: Database) -> None:
+    tenant = str(await new_tenant(db))
+    user: dict[str, Option] = {"tenant": tenant, "name": "In Put", "role": "admin", "password": "-"}
+    typed, empty = await asyncio.gather(
+        cli("user", "create", *opts(**user, email=new_email(), json=True), env=env, stdin="from standard input\n"),
+        cli("user", "create", *opts(**user, email=new_email()), env=env, stdin=""),
+    )
+    user_id = uuid.UUID(typed.created()["id"])
+    assert empty.error(2).startswith("--password:")
+
+    async with tenant_tx(db, uuid.UUID(tenant)) as conn:
+        password_hash = await conn.fetchval("select password_hash from users where id = $1", user_id)
+        assert await conn.fetchval("select count(*) from users") == 1
+    assert verify_password(password_hash, "from standard input")
+
+
+# --- refused creates ---------------------------------------------------------------------------------
+
+
+async def test_a_duplicate_email_is_refused_in_one_line(
+    env: dict[str, str], db: Database, owner: asyncpg.Connection
+) -> None:
+    tenant, other_tenant = await new_tenant(db), await new_tenant(db)
+    email = new_email("dup")
+    async with tenant_tx(db, tenant) as conn:
+        data = UserCreate(email=email, name="First", role="agent", password=SecretStr("long enough"))
+        first = await create_user(conn, tenant_id=tenant, data=data, password_hash=hash_password("long enough"))
+
+    user: dict[str, Option] = {"name": "Dup", "role": "agent", "password": "long enough", "json": True}
+    # Emails are unique across tenants (login asks for an email only), whatever their case.
+    same, other_case = await asyncio.gather(
+        cli("user", "create", *opts(tenant=str(tenant), email=email, **user), env=env),
+        cli("user", "create", *opts(tenant=str(other_tenant), email=email.upper(), **user), env=env),
+    )
+    for run in (same, other_case):
+        line = run.error(1)
+        assert email in line, run
+        assert "already exists" in line, run
+    rows = await owner.fetch("select id, name from users where lower(email) = $1", email)
+    assert [(r["id"], r["name"]) for r in rows] == [(first.id, "First")]
+
+
+async def test_usage_errors_exit_2_in_one_line(env: dict[str, str], db: Database) -> None:
+    tenant = str(await new_tenant(db))
+    user: dict[str, Option] = {"name": "N", "role": "agent", "email": new_email()}
+    bad_tenant, short_password, bad_email = await asyncio.gather(
+        cli("user", "create", *opts(tenant="acme", password="long enough", **user), env=env),
+        cli("user", "create", *opts(tenant=tenant, password="abc1234", **user), env=env),
+        cli("user", "create", *opts(tenant=tenant, password="long enough", **{**user, "email": "nobody"}), env=env),
+    )
+    assert bad_tenant.error(2).startswith("--tenant:")
+    assert short_password.error(2).startswith("--password:")
+    assert "abc1234" not in short_password.stderr
+    assert bad_email.error(2).startswith("--email:")
+    async with tenant_tx(db, uuid.UUID(tenant)) as conn:
+        assert await conn.fetchval("select count(*) from users") == 0
+
+
+async def test_an_unknown_tenant_exits_1(env: dict[str, str]) -> None:
+    nobody = str(uuid.uuid4())
+    run = await cli("queue", "create", *opts(tenant=nobody, name="Q"), env=env)
+    assert run.error(1) == f"no tenant {nobody}"
+
+
+async def test_an_unknown_queue_exits_1_and_creates_nothing(env: dict[str, str], db: Database) -> None:
+    tenant = await new_tenant(db)
+    theirs = await new_queue(db, await new_tenant(db), "Theirs")
+    user: dict[str, Option] = {"tenant": str(tenant), "name": "N", "role": "agent", "password": "long enough"}
+    by_name, by_foreign_id, channel = await asyncio.gather(
+        cli("user", "create", *opts(**user, email=new_email(), queue=["nope"]), env=env),
+        cli("user", "create", *opts(**user, email=new_email(), queue=[str(theirs)]), env=env),
+        cli("channel", "create", *opts(tenant=str(tenant), phone_number_id=phone_number_id(), display_number="+1",
+            queue="Theirs"), env=env),
+    )  # fmt: skip
+    assert "no queue 'nope'" in by_name.error(1)
+    assert f"no queue '{theirs}'" in by_foreign_id.error(1)
+    assert "no queue 'Theirs'" in channel.error(1)
+    async with tenant_tx(db, tenant) as conn:
+        assert await conn.fetchval("select count(*) from users") == 0
+        assert await conn.fetchval("select count(*) from channels") == 0
+
+
+async def test_a_phone_number_id_connects_once_across_tenants(
+    env: dict[str, str], db: Database, owner: asyncpg.Connection
+) -> None:
+    tenants = [await new_tenant(db) for _ in range(2)]
+    for tenant in tenants:
+        await new_queue(db, tenant, "Main")
+    number = phone_number_id()
+    channel: dict[str, Option] = {
+        "phone_number_id": number,
+        "display_number": "+1 555 0101",
+        "queue": "main",
+        "json": True,
+    }
+
+    # Started together (twice in one tenant, once in the other): exactly one connects the number, and the
+    # refused ones include one in the other tenant, whichever wins.
+    runs = await asyncio.gather(
+        cli("channel", "create", *opts(tenant=str(tenants[0]), **channel), env=env),
+        cli("channel", "create", *opts(tenant=str(tenants[0]), **channel), env=env),
+        cli("channel", "create", *opts(tenant=str(tenants[1]), **channel), env=env),
+    )
+    created = [run for run in runs if run.code == 0]
+    assert len(created) == 1, runs
+    record = created[0].created()
+    for run in runs:
+        if run is not created[0]:
+            line = run.error(1)
+            assert number in line, run
+            assert "already connected" in line, run
+    rows = await owner.fetch("select id, tenant_id from channels where phone_number_id = $1", number)
+    assert [(str(r["id"]), str(r["tenant_id"])) for r in rows] == [(record["id"], record["tenant_id"])]
+
+
+# --- serve refuses to start --------------------------------------------------------------------------
+
+
+async def test_serve_refuses_an_unmigrated_database(database: TestDatabase, fresh_database: TestDatabase) -> None:
+    # `database` is migrated, so the cluster-wide fiv_app role exists: only this database's schema is missing.
+    run = await cli("serve", *opts(port=str(free_port())), env=cli_env(fresh_database.owner_url))
+    line = run.error(1)
+    assert "run `fiv-console migrate`" in line
+    assert "0000" in line
+
+
+async def test_serve_refuses_a_superuser_server_role(database: TestDatabase) -> None:
+    env = cli_env(database.owner_url, DATABASE_APP_URL=database.owner_url)
+    line = (await cli("serve", *opts(port=str(free_port())), env=env)).error(1)
+    assert "is a superuser" in line
+    assert "row-level security would not hold" in line
+
+
+async def test_serve_on_a_never_migrated_cluster_says_to_migrate(tmp_path: Path) -> None:
+    with embedded_postgres(tmp_path / "cluster") as url:
+        line = (await cli("serve", *opts(port=str(free_port())), env=cli_env(url))).error(1)
+    assert "fiv-console migrate" in line
