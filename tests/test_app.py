@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import socket
 from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
@@ -19,14 +18,9 @@ from fiv_console.db.urls import APP_ROLE, with_database
 from fiv_console.errors import Conflict, NotFound
 from fiv_console.observability.logging import JsonFormatter
 from tests.conftest import TestDatabase, migrate_database
+from tests.net import free_port
 
 Client = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _app_with_test_routes(database: TestDatabase, **overrides: object) -> web.Application:
@@ -122,7 +116,7 @@ async def test_health_checks_redis_when_configured(
 async def test_health_is_degraded_not_down_when_redis_is_unreachable(
     database: TestDatabase, aiohttp_client: Client
 ) -> None:
-    client = await aiohttp_client(create_app(database.settings(redis_url=f"redis://127.0.0.1:{_free_port()}/0")))
+    client = await aiohttp_client(create_app(database.settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")))
     response = await client.get("/health")
     assert response.status == 200
     body = await response.json()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
 import sys
 import uuid
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from fiv_console.queues import QueueCreate, create_queue
 from fiv_console.tenants import get_tenant
 from fiv_console.users import UserCreate, create_user
 from tests.conftest import TestDatabase, new_tenant, project_root
+from tests.net import free_port
 
 CLI_TIMEOUT_SECONDS = 60.0
 ERROR_PREFIX = "fiv-console: error: "
@@ -44,13 +44,6 @@ def cli_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key.upper() not in _OUTER_VARIABLES}
     env.update(DATABASE_URL=database_url, LOG_LEVEL="WARNING", **extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def phone_number_id() -> str:

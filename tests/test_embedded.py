@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 
 from fiv_console.db.migrations import load_migrations
 from tests.conftest import project_root
+from tests.net import free_port
 
 START_DEADLINE_SECONDS = 90.0
 STOP_DEADLINE_SECONDS = 60.0
@@ -38,13 +38,6 @@ def embedded_env(data_dir: Path, log_level: str = "WARNING") -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key.upper() not in _OUTER_VARIABLES}
     env.update(FIV_DATA_DIR=str(data_dir), LOG_LEVEL=log_level)
     return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def processes_mentioning(data_dir: Path) -> list[psutil.Process]:
