@@ -36,6 +36,24 @@ create table users (
 );
 create index users_tenant_role_idx on users (tenant_id, role);
 
+-- Tenant API tokens for integrations: not tied to a person, carrying a role; only a hash is stored.
+create table api_tokens (
+    id            uuid not null default gen_random_uuid() primary key,
+    tenant_id     uuid not null references tenants (id) on delete cascade,
+    name          text not null check (length(btrim(name)) between 1 and 100),
+    role          text not null check (role in ('admin', 'supervisor', 'agent')),
+    -- SHA-256 of the secret: tokens are long random strings, so a slow hash adds nothing.
+    token_hash    bytea not null check (length(token_hash) = 32),
+    created_by    uuid,
+    created_at    timestamptz not null default now(),
+    last_used_at  timestamptz,
+    revoked_at    timestamptz,
+    unique (tenant_id, id),
+    unique (token_hash),
+    foreign key (tenant_id, created_by) references users (tenant_id, id)
+);
+create index api_tokens_tenant_idx on api_tokens (tenant_id, created_at desc);
+
 create table queues (
     id           uuid not null default gen_random_uuid() primary key,
     tenant_id    uuid not null references tenants (id) on delete cascade,

@@ -18,6 +18,12 @@ create policy tenant_isolation on users
     using (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid)
     with check (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid);
 
+alter table api_tokens enable row level security;
+alter table api_tokens force row level security;
+create policy tenant_isolation on api_tokens
+    using (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid)
+    with check (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid);
+
 alter table queues enable row level security;
 alter table queues force row level security;
 create policy tenant_isolation on queues
@@ -74,8 +80,8 @@ create policy tenant_isolation on audit_log
 
 -- What the server role may do. No DELETE where history must stay (users are disabled, audit rows are
 -- append-only); events are deleted only by retention pruning.
-grant select, insert, update on tenants, users, queues, channels, contacts, conversations, messages
-    to fiv_app;
+grant select, insert, update on tenants, users, api_tokens, queues, channels, contacts, conversations,
+    messages to fiv_app;
 grant select, insert, update, delete on queue_members to fiv_app;
 grant select, insert on notes, audit_log to fiv_app;
 grant select, insert, delete on events to fiv_app;
@@ -83,9 +89,10 @@ grant select, insert, delete on events to fiv_app;
 -- The reviewed cross-tenant lookups, for the moments before the tenant is known. Each returns only ids.
 -- They run as the owner (SECURITY DEFINER). A superuser owner bypasses RLS; for an owner that is not a
 -- superuser, FORCE would hold it to the tenant policy too, so the owner (and only it: the server role is
--- neither the owner nor a member of it, which `serve` checks) gets a read-only policy on the two tables.
+-- neither the owner nor a member of it, which `serve` checks) gets a read-only policy on these tables.
 create policy owner_lookup on channels for select to current_user using (true);
 create policy owner_lookup on users for select to current_user using (true);
+create policy owner_lookup on api_tokens for select to current_user using (true);
 
 -- Webhook intake: Meta names the business number; the number decides the tenant.
 create function channel_for_phone_number(p_phone_number_id text)
@@ -106,5 +113,16 @@ as $$
     select u.tenant_id, u.id from public.users u where u.email = lower(p_email)
 $$;
 
-revoke all on function channel_for_phone_number(text), user_for_login(text) from public;
-grant execute on function channel_for_phone_number(text), user_for_login(text) to fiv_app;
+-- API calls: `Authorization: Bearer <secret>` leads, by the secret's SHA-256, to a live token's tenant.
+create function api_token_for_hash(p_token_hash bytea)
+    returns table (tenant_id uuid, token_id uuid)
+    language sql stable security definer
+    set search_path = pg_catalog, pg_temp
+as $$
+    select t.tenant_id, t.id from public.api_tokens t where t.token_hash = p_token_hash and t.revoked_at is null
+$$;
+
+revoke all on function channel_for_phone_number(text), user_for_login(text), api_token_for_hash(bytea)
+    from public;
+grant execute on function channel_for_phone_number(text), user_for_login(text), api_token_for_hash(bytea)
+    to fiv_app;

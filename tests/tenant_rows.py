@@ -26,6 +26,11 @@ INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
         "returning id",
         lambda t, ids: [t, f"u-{uuid.uuid4().hex}@example.test"],
     ),
+    "api_tokens": (
+        "insert into api_tokens (tenant_id, name, role, token_hash, created_by) values ($1, 'ci', 'agent', $2, $3) "
+        "returning id",
+        lambda t, ids: [t, uuid.uuid4().bytes * 2, ids["users"]],
+    ),
     "queues": (
         "insert into queues (tenant_id, name) values ($1, $2) returning id",
         lambda t, ids: [t, f"q-{uuid.uuid4().hex}"],
