@@ -10,13 +10,16 @@ import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
-from fiv_console.db.startup import close_server_database, open_server_database
-from fiv_console.keys import database_key, redis_key, settings_key
+from fiv_console.db.startup import StartupError, close_server_database, open_server_database
+from fiv_console.keys import database_key, rate_limiter_key, redis_key, settings_key
+from fiv_console.rate_limit import LocalRateLimiter, RedisRateLimiter
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
 from fiv_console.web import pages
+from fiv_console.web.api import registry as api_registry
 from fiv_console.web.health import get_health
 from fiv_console.web.middleware import add_security_headers, api_error_middleware, request_context_middleware
+from fiv_console.web.sessions import setup_sessions
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     assert url is not None
     client: Redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30)
     app[redis_key] = client
+    app[rate_limiter_key] = RedisRateLimiter(client)
     try:
         yield
     finally:
@@ -48,11 +52,15 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
+    if settings.secret_key is None:
+        raise StartupError("SECRET_KEY is not set: sessions cannot be signed")
     app = web.Application(
         middlewares=[request_context_middleware, api_error_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[settings_key] = settings
+    app[rate_limiter_key] = LocalRateLimiter()
+    setup_sessions(app, settings)
     app.cleanup_ctx.append(database_ctx)
     if settings.redis_url:
         app.cleanup_ctx.append(redis_ctx)
@@ -67,4 +75,5 @@ def create_app(settings: Settings) -> web.Application:
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.router.add_get("/", pages.index)
     app.router.add_get("/health", get_health)
+    api_registry.install(app)
     return app

@@ -6,7 +6,6 @@ Errors go to stderr as one line with a non-zero exit code: 2 for usage and confi
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
@@ -25,8 +24,8 @@ from fiv_console.db.roles import RoleError
 from fiv_console.db.startup import StartupError, close_server_database, open_server_database
 from fiv_console.errors import DomainError, NotFound
 from fiv_console.observability.logging import configure_logging
-from fiv_console.passwords import hash_password
-from fiv_console.serving import database_for, install_sigterm_handler, run_async, serve
+from fiv_console.passwords import hash_password_async
+from fiv_console.serving import database_for, install_sigterm_handler, run_async, serve, with_secret_key
 from fiv_console.settings import ConfigError, Settings, load_settings
 
 PROGRAM = "fiv-console"
@@ -93,6 +92,7 @@ def _address(settings: Settings, args: argparse.Namespace) -> tuple[str, int]:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host, port = _address(settings, args)
+    settings = with_secret_key(settings)
     with database_for(settings, migrate=args.migrate) as ready:
         serve(
             create_app(ready),
@@ -105,6 +105,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     host, port = _address(settings, args)
+    settings = with_secret_key(settings, demo=True)
     with database_for(settings, migrate=True) as ready:
         seeded = run_async(lambda: _seed_demo(ready))
 
@@ -162,9 +163,7 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(db: Database) -> None:
         await _require_tenant(db, tenant_id)
-        password_hash = await asyncio.get_running_loop().run_in_executor(
-            None, hash_password, data.password.get_secret_value()
-        )
+        password_hash = await hash_password_async(data.password.get_secret_value())
         async with tenant_tx(db, tenant_id) as conn:
             member_of = [await queues.find_queue(conn, reference=ref) for ref in args.queue]
             user = await users.create_user(conn, tenant_id=tenant_id, data=data, password_hash=password_hash)

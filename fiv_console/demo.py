@@ -5,7 +5,6 @@ Seeding is idempotent: a second `demo` finds the demo admin and reuses what is t
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -13,7 +12,7 @@ from pydantic import SecretStr
 
 from fiv_console import channels, queues, tenants, users
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.passwords import hash_password
+from fiv_console.passwords import hash_password_async
 
 DEMO_TENANT_NAME = "Demo Company"
 DEMO_PHONE_NUMBER_ID = "100000000000001"
@@ -55,8 +54,7 @@ async def seed_demo(db: Database) -> DemoTenant:
     if existing is not None:
         return DemoTenant(tenant_id=existing[0], created=False)
 
-    loop = asyncio.get_running_loop()
-    hashes = {login.password: await loop.run_in_executor(None, hash_password, login.password) for login in DEMO_LOGINS}
+    hashes = {login.password: await hash_password_async(login.password) for login in DEMO_LOGINS}
     tenant = await tenants.create_tenant(db, tenants.TenantCreate(name=DEMO_TENANT_NAME))
     async with tenant_tx(db, tenant.id) as conn:
         queue_ids = {}

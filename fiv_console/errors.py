@@ -36,3 +36,15 @@ class Unavailable(DomainError):
     """A dependency (the database) cannot be reached in time; the caller should retry later."""
 
     code = "UNAVAILABLE"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -6,9 +6,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from fiv_console.db.pool import Database
+from fiv_console.rate_limit import RateLimiter
 from fiv_console.settings import Settings
 
 settings_key = web.AppKey("settings", Settings)
 database_key = web.AppKey("database", Database)
 # Present only when REDIS_URL is configured.
 redis_key = web.AppKey("redis", Redis)
+rate_limiter_key = web.AppKey("rate_limiter", RateLimiter)

@@ -49,7 +49,7 @@ async def create_queue(conn: Connection, *, tenant_id: UUID, data: QueueCreate) 
 
 
 _QUEUE_BY_ID_SQL = f"select {_QUEUE_COLUMNS} from queues where id = $1"
-_QUEUE_BY_NAME_SQL = f"select {_QUEUE_COLUMNS} from queues where lower(name) = lower($1)"
+_QUEUE_BY_NAME_SQL = f"select {_QUEUE_COLUMNS} from queues where name_key = lower($1)"
 
 
 async def find_queue(conn: Connection, *, reference: str) -> Queue:

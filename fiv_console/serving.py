@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -15,9 +17,11 @@ from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.web_runner import GracefulExit
+from pydantic import SecretStr
 
 from fiv_console.db import migrations
 from fiv_console.db.embedded import embedded_postgres
+from fiv_console.db.startup import StartupError
 from fiv_console.db.urls import app_role, derived_app_password, owner_url
 from fiv_console.settings import Settings
 
@@ -72,6 +76,25 @@ def database_for(settings: Settings, *, migrate: bool) -> Iterator[Settings]:
         embedded = settings.model_copy(update={"database_url": url})
         run_async(lambda: apply_migrations(embedded))
         yield embedded
+
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - the file name, not a secret
+
+
+def with_secret_key(settings: Settings, *, demo: bool = False) -> Settings:
+    """SECRET_KEY, or for the demo and a single local instance (embedded database) one generated once into
+    FIV_DATA_DIR. With a configured DATABASE_URL there may be several instances, which must share one key."""
+    if settings.secret_key is not None:
+        return settings
+    if settings.database_url and not demo:
+        raise StartupError("SECRET_KEY must be set when DATABASE_URL is: every instance must share one key")
+    path = settings.fiv_data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        settings.fiv_data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
+    return settings.model_copy(update={"secret_key": SecretStr(path.read_text().strip())})
 
 
 async def apply_migrations(settings: Settings) -> list[migrations.Migration]:

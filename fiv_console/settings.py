@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, repr=False, description="Redis URL; unset: in-process bus.")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    secret_key: SecretStr | None = None
+    secret_key: SecretStr | None = Field(default=None, description="Signs and encrypts sessions (16+ characters).")
     whatsapp_app_secret: SecretStr | None = None
     whatsapp_verify_token: SecretStr | None = None
     whatsapp_graph_url: str = "https://graph.facebook.com/v23.0"
@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     db_pool_max_size: int = Field(default=20, ge=1, le=500)
     db_acquire_timeout: float = Field(default=5.0, gt=0, le=300)
     db_command_timeout: float = Field(default=30.0, gt=0, le=3600)
+    session_idle_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60, description="Signed out after this idle.")
+    session_max_hours: int = Field(default=12, ge=1, le=30 * 24, description="Signed out this long after login.")
+    login_attempts_per_account: int = Field(default=10, ge=1, le=10_000, description="Per 15 minutes.")
+    login_attempts_per_address: int = Field(default=50, ge=1, le=100_000, description="Per 15 minutes.")
 
     @field_validator("database_url", "database_app_url")
     @classmethod
@@ -71,6 +75,13 @@ class Settings(BaseSettings):
             return None
         if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
         return value
 
     @field_validator("log_level", mode="before")

@@ -11,7 +11,8 @@ import asyncpg
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from fiv_console.db.pool import Connection
-from fiv_console.errors import Conflict
+from fiv_console.db.search import contains_pattern
+from fiv_console.errors import Conflict, NotFound
 
 Role = Literal["admin", "supervisor", "agent"]
 ROLES: tuple[Role, ...] = ("admin", "supervisor", "agent")
@@ -48,6 +49,9 @@ class UserCreate(BaseModel):
     max_concurrent: int = Field(default=3, ge=1, le=100)
 
 
+AgentStatus = Literal["online", "away", "offline"]
+
+
 class User(BaseModel):
     """A user as the rest of the code sees it: never with the password hash."""
 
@@ -58,10 +62,23 @@ class User(BaseModel):
     role: Role
     max_concurrent: int
     disabled: bool
+    status: AgentStatus
     created_at: datetime
 
 
-_USER_COLUMNS = "id, tenant_id, email, name, role, max_concurrent, disabled, created_at"
+class UserUpdate(BaseModel):
+    """An admin's change to a user; any of role, password or disabled ends the user's sessions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    role: Role | None = None
+    password: Password | None = None
+    max_concurrent: int | None = Field(default=None, ge=1, le=100)
+    disabled: bool | None = None
+
+
+_USER_COLUMNS = "id, tenant_id, email, name, role, max_concurrent, disabled, status, created_at"
 
 _INSERT_USER_SQL = f"""
 insert into users (tenant_id, email, name, role, password_hash, max_concurrent)
@@ -88,3 +105,78 @@ async def find_login(conn: Connection, *, email: str) -> tuple[UUID, UUID] | Non
     """(tenant id, user id) for an email, before any tenant is known: the reviewed SECURITY DEFINER lookup."""
     row = await conn.fetchrow(_LOGIN_LOOKUP_SQL, email.strip().lower())
     return (row["tenant_id"], row["user_id"]) if row else None
+
+
+_LIST_USERS_SQL = f"""
+select {_USER_COLUMNS} from users
+where ($1::text is null or role = $1)
+  and ($2::boolean is null or disabled = $2)
+  and ($3::text is null or name ilike $3 or email ilike $3)
+order by name, id
+limit $4 offset $5
+"""
+_COUNT_USERS_SQL = """
+select count(*) from users
+where ($1::text is null or role = $1)
+  and ($2::boolean is null or disabled = $2)
+  and ($3::text is null or name ilike $3 or email ilike $3)
+"""
+
+
+async def list_users(
+    conn: Connection, *, role: Role | None, disabled: bool | None, search: str | None, limit: int, offset: int
+) -> tuple[list[User], int]:
+    pattern = contains_pattern(search)
+    rows = await conn.fetch(_LIST_USERS_SQL, role, disabled, pattern, limit, offset)
+    total = await conn.fetchval(_COUNT_USERS_SQL, role, disabled, pattern)
+    return [User.model_validate(dict(r)) for r in rows], int(total)
+
+
+_GET_USER_SQL = f"select {_USER_COLUMNS} from users where id = $1"
+
+
+async def get_user(conn: Connection, *, user_id: UUID) -> User:
+    row = await conn.fetchrow(_GET_USER_SQL, user_id)
+    if row is None:
+        raise NotFound("no such user")
+    return User.model_validate(dict(row))
+
+
+_UPDATE_USER_SQL = f"""
+update users set
+    name = coalesce($2, name),
+    role = coalesce($3, role),
+    password_hash = coalesce($4, password_hash),
+    max_concurrent = coalesce($5, max_concurrent),
+    disabled = coalesce($6, disabled),
+    session_version = session_version + case when $7 then 1 else 0 end,
+    updated_at = now()
+where id = $1
+returning {_USER_COLUMNS}
+"""
+
+
+async def update_user(
+    conn: Connection, *, user_id: UUID, data: UserUpdate, password_hash: str | None, end_sessions: bool
+) -> User:
+    """Apply an admin's change; `end_sessions` bumps the session version (every session ends)."""
+    row = await conn.fetchrow(
+        _UPDATE_USER_SQL, user_id, data.name, data.role, password_hash, data.max_concurrent, data.disabled, end_sessions
+    )
+    if row is None:
+        raise NotFound("no such user")
+    return User.model_validate(dict(row))
+
+
+_SET_STATUS_SQL = f"""
+update users set status = $2, status_changed_at = case when status <> $2 then now() else status_changed_at end
+where id = $1
+returning {_USER_COLUMNS}
+"""
+
+
+async def set_status(conn: Connection, *, user_id: UUID, status: AgentStatus) -> User:
+    row = await conn.fetchrow(_SET_STATUS_SQL, user_id, status)
+    if row is None:
+        raise NotFound("no such user")
+    return User.model_validate(dict(row))

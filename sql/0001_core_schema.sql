@@ -61,11 +61,14 @@ create table queues (
     priority     integer not null default 0 check (priority between -1000 and 1000),
     sla_seconds  integer not null default 300 check (sla_seconds between 1 and 604800),
     active       boolean not null default true,
+    -- Names are unique ignoring case. A stored key (not an index on lower(name)) because under row-level
+    -- security PostgreSQL will not use an index on a function that is not LEAKPROOF, such as lower().
+    name_key     text generated always as (lower(name)) stored,
     created_at   timestamptz not null default now(),
     updated_at   timestamptz not null default now(),
-    unique (tenant_id, id)
+    unique (tenant_id, id),
+    unique (tenant_id, name_key)
 );
-create unique index queues_tenant_name_key on queues (tenant_id, lower(name));
 create index queues_tenant_active_idx on queues (tenant_id, active);
 
 create table queue_members (

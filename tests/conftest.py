@@ -45,6 +45,7 @@ class TestDatabase:
             "redis_url": None,
             "db_pool_min_size": 1,
             "db_pool_max_size": 4,
+            "secret_key": "test-secret-key-0123456789abcdef",
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

@@ -66,6 +66,19 @@ INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
         "values ($1, $2, 'conversation.created', $3, 'tenant') returning seq as id",
         lambda t, ids: [t, random.randrange(1, 2**62), ids["conversations"]],
     ),
+    "canned_responses": (
+        "insert into canned_responses (tenant_id, shortcut, title, body) values ($1, $2, 'Hi', 'Hello!') returning id",
+        lambda t, ids: [t, f"hi-{uuid.uuid4().hex[:8]}"],
+    ),
+    "labels": (
+        "insert into labels (tenant_id, name) values ($1, $2) returning id",
+        lambda t, ids: [t, f"label-{uuid.uuid4().hex[:8]}"],
+    ),
+    "conversation_labels": (
+        "insert into conversation_labels (tenant_id, conversation_id, label_id) values ($1, $2, $3) "
+        "returning label_id as id",
+        lambda t, ids: [t, ids["conversations"], ids["labels"]],
+    ),
     "audit_log": (
         "insert into audit_log (tenant_id, actor_kind, action) values ($1, 'system', 'test') returning id",
         lambda t, ids: [t],

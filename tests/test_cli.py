@@ -35,14 +35,23 @@ from tests.net import free_port
 CLI_TIMEOUT_SECONDS = 60.0
 ERROR_PREFIX = "fiv-console: error: "
 # Variables of the outer environment that would change what the command line connects to.
-_OUTER_VARIABLES = ("DATABASE_URL", "DATABASE_APP_URL", "REDIS_URL", "HOST", "PORT", "LOG_LEVEL", "FIV_DATA_DIR")
+_OUTER_VARIABLES = (
+    "DATABASE_URL",
+    "DATABASE_APP_URL",
+    "REDIS_URL",
+    "HOST",
+    "PORT",
+    "LOG_LEVEL",
+    "FIV_DATA_DIR",
+    "SECRET_KEY",
+)
 
 Option = str | bool | list[str]
 
 
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key.upper() not in _OUTER_VARIABLES}
-    env.update(DATABASE_URL=database_url, LOG_LEVEL="WARNING", **extra)
+    env.update(DATABASE_URL=database_url, LOG_LEVEL="WARNING", SECRET_KEY="cli-test-secret-key-0123456789", **extra)
     return env
 
 

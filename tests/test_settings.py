@@ -12,7 +12,7 @@ import pytest
 from fiv_console.settings import ConfigError, Settings, load_settings
 from tests.conftest import project_root
 
-SECRETS = ("hunter2", "topsecret", "app-secret-42", "verify-me-7", "app-role-pw", "redis-pw")
+SECRETS = ("hunter2", "topsecret-0123456789", "app-secret-42", "verify-me-7", "app-role-pw", "redis-pw")
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +117,7 @@ def set_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://owner:hunter2@db.internal:5432/fiv")
     monkeypatch.setenv("DATABASE_APP_URL", "postgresql://fiv_web:app-role-pw@db.internal:5432/fiv")
     monkeypatch.setenv("REDIS_URL", "redis://:redis-pw@cache.internal:6379/0")
-    monkeypatch.setenv("SECRET_KEY", "topsecret")
+    monkeypatch.setenv("SECRET_KEY", "topsecret-0123456789")
     monkeypatch.setenv("WHATSAPP_APP_SECRET", "app-secret-42")
     monkeypatch.setenv("WHATSAPP_VERIFY_TOKEN", "verify-me-7")
 
@@ -126,7 +126,7 @@ def test_secrets_stay_out_of_the_settings_repr(monkeypatch: pytest.MonkeyPatch) 
     set_secrets(monkeypatch)
     settings = load_settings()
     assert settings.secret_key is not None
-    assert settings.secret_key.get_secret_value() == "topsecret"
+    assert settings.secret_key.get_secret_value() == "topsecret-0123456789"
     assert settings.whatsapp_app_secret is not None
     assert settings.whatsapp_app_secret.get_secret_value() == "app-secret-42"
     for shown in (repr(settings), str(settings), f"{settings}", f"{settings!r}"):
@@ -145,7 +145,7 @@ def test_secrets_stay_out_of_a_config_error(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_the_command_line_reports_a_bad_port_in_one_line() -> None:
     env = {key: value for key, value in os.environ.items() if key.lower() not in Settings.model_fields}
-    env.update(PORT="abc", SECRET_KEY="topsecret", DATABASE_URL="postgresql://owner:hunter2@127.0.0.1:9/fiv")
+    env.update(PORT="abc", SECRET_KEY="topsecret-0123456789", DATABASE_URL="postgresql://owner:hunter2@127.0.0.1:9/fiv")
     run = subprocess.run(
         [sys.executable, "-m", "fiv_console", "serve"],
         env=env,
@@ -161,5 +161,5 @@ def test_the_command_line_reports_a_bad_port_in_one_line() -> None:
     lines = run.stderr.splitlines()
     assert len(lines) == 1, run
     assert lines[0].startswith("fiv-console: error: configuration: PORT: "), run
-    for secret in ("abc", "topsecret", "hunter2"):
+    for secret in ("abc", "topsecret-0123456789", "hunter2"):
         assert secret not in run.stderr

@@ -60,6 +60,8 @@ def load_migrations(directory: Path = SQL_DIR) -> list[Migration]:
             sql=raw.decode("utf-8"),
             checksum=hashlib.sha256(raw).hexdigest(),
         )
+    if not found:
+        raise MigrationError(f"no migrations in {directory}: run from a checkout installed with `pip install -e .`")
     return [found[version] for version in sorted(found)]
 
 

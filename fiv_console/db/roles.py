@@ -68,7 +68,9 @@ async def configure_login_role(conn: Connection, *, role: str, password: str | N
             f"role {role!r} from DATABASE_APP_URL does not exist: create it first "
             f"(create role {role} login password '...' {restricted})"
         )
-    await _run_role_ddl(conn, f"grant {_ident(APP_ROLE)} to {_ident(role)}")
+    # An administrator may have set the membership up already (an owner without CREATEROLE cannot).
+    if not await conn.fetchval("select pg_has_role($1, $2, 'MEMBER')", role, APP_ROLE):
+        await _run_role_ddl(conn, f"grant {_ident(APP_ROLE)} to {_ident(role)}")
 
 
 _ROLE_SAFETY_SQL = """

@@ -32,7 +32,12 @@ async def _check(db: Database) -> None:
         except roles.RoleError as exc:
             raise StartupError(str(exc)) from None
         applied, expected = await migrations.schema_versions(conn)
-    if applied != expected:
+    if applied > expected:
+        raise StartupError(
+            f"the database schema is at migration {applied:04d}, newer than this code ({expected:04d}): "
+            "run a newer version of fiv-console"
+        )
+    if applied < expected:
         raise StartupError(
             f"the database schema is at migration {applied:04d} and this code needs {expected:04d}: "
             "run `fiv-console migrate`"

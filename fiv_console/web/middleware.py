@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import uuid
@@ -10,7 +11,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from fiv_console.errors import DomainError, Unavailable
+from fiv_console.errors import DomainError, RateLimited, Unavailable
 from fiv_console.observability.context import request_id_var, tenant_id_var, user_id_var
 from fiv_console.web import envelope
 
@@ -90,6 +91,8 @@ async def api_error_middleware(request: web.Request, handler: Handler) -> web.St
         return await handler(request)
     except Unavailable as exc:
         return envelope.error(exc.code, exc.message, headers={"Retry-After": _RETRY_AFTER_SECONDS})
+    except RateLimited as exc:
+        return envelope.error(exc.code, exc.message, headers={"Retry-After": str(math.ceil(exc.retry_after))})
     except DomainError as exc:
         return envelope.error(exc.code, exc.message, details=exc.details)
     except web.HTTPException as exc:

@@ -1,0 +1,102 @@
+"""What every benchmark needs first: a PostgreSQL server on loopback and a scratch database on it.
+
+The server is `DATABASE_URL`'s (a role that may create databases and roles, as for the tests) or, when it
+is unset, the embedded one in `FIV_DATA_DIR`, started here and stopped when the benchmark ends (or joined,
+if a local `fiv-console` already runs it). The scratch database is created, migrated exactly as the tests
+migrate theirs, and dropped at the end whatever happens in between.
+
+`fiv_app` is a cluster-wide role: migrating the scratch database re-sets its password from the owner's
+credentials, as `fiv-console migrate` and the tests do. Do not point a benchmark at a cluster whose live
+deployment logs in as `fiv_app` with a different owner.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+from uuid import uuid4
+
+import asyncpg
+
+from fiv_console.db.embedded import embedded_postgres
+from fiv_console.db.migrations import migrate
+from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
+from fiv_console.settings import ConfigError, load_settings
+
+# Load must come from this machine: a remote server would measure the network, and a benchmark must
+# never hammer someone's shared database by accident.
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class BenchError(Exception):
+    """The benchmark cannot run as configured; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    url: str
+    kind: str  # "embedded" or "DATABASE_URL"
+
+
+@dataclass(frozen=True, slots=True)
+class Scratch:
+    name: str
+    owner_url: str
+    postgres_version: str
+
+    @property
+    def app_url(self) -> str:
+        """What `fiv-console serve` would connect with: `fiv_app`, password derived from the owner's."""
+        return with_role(self.owner_url, APP_ROLE, derived_app_password(self.owner_url))
+
+
+def is_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    hosts = [parts.hostname] if parts.hostname else parse_qs(parts.query).get("host", [])
+    return bool(hosts) and all(host.startswith("/") or host in _LOOPBACK_HOSTS for host in hosts)
+
+
+@contextmanager
+def postgres_server() -> Iterator[Server]:
+    """`DATABASE_URL`'s server (loopback only) or the embedded one, stopped again on the way out."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise BenchError(f"configuration: {exc}") from None
+    if settings.database_url:
+        if not is_loopback(settings.database_url):
+            raise BenchError("DATABASE_URL must name a server on this machine (127.0.0.1, ::1 or a socket)")
+        yield Server(url=settings.database_url, kind="DATABASE_URL")
+        return
+    with embedded_postgres(settings.fiv_data_dir) as url:
+        yield Server(url=url, kind="embedded")
+
+
+@asynccontextmanager
+async def scratch_database(server: Server, prefix: str) -> AsyncIterator[Scratch]:
+    """A new database on `server`, migrated; dropped (with any connections left) when the block ends."""
+    name = f"{prefix}_{uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server.url)
+    try:
+        await admin.execute(f'create database "{name}"')
+        version = str(await admin.fetchval("show server_version"))
+    finally:
+        await admin.close()
+    owner_url = with_database(server.url, name)
+    try:
+        await migrate(owner_url, app_role=APP_ROLE, app_password=derived_app_password(owner_url))
+        yield Scratch(name=name, owner_url=owner_url, postgres_version=version)
+    finally:
+        admin = await asyncpg.connect(server.url)
+        try:
+            await admin.execute(f'drop database if exists "{name}" with (force)')
+        finally:
+            await admin.close()
+
+
+def fail(message: str) -> int:
+    print(f"{sys.argv[0]}: error: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,85 @@
+"""Signing in: checking a password, and whether a session or token still stands for a live user.
+
+Sessions carry the user's `session_version`; bumping it (logout, password change, disable, role change)
+ends every session of that user at once, on every instance, with no session store to sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from fiv_console.db.pool import Connection, Database, tenant_tx
+from fiv_console.errors import InvalidInput
+from fiv_console.passwords import hash_password_async, verify_password_async
+from fiv_console.users import Role, find_login
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    tenant_id: UUID
+    user_id: UUID
+    session_version: int
+
+
+_AUTH_ROW_SQL = "select password_hash, disabled, session_version from users where id = $1"
+
+
+async def check_password(db: Database, *, email: str, password: str) -> SignedIn | None:
+    """The user, if the email exists, the password matches and the account is enabled; else None.
+
+    Every path verifies one Argon2 hash, so the time says nothing about which part was wrong.
+    """
+    async with db.connection() as conn:
+        login = await find_login(conn, email=email)
+    row = None
+    if login is not None:
+        async with tenant_tx(db, login[0]) as conn:
+            row = await conn.fetchrow(_AUTH_ROW_SQL, login[1])
+    matches = await verify_password_async(row["password_hash"] if row else None, password)
+    if login is None or row is None or not matches or row["disabled"]:
+        return None
+    return SignedIn(tenant_id=login[0], user_id=login[1], session_version=row["session_version"])
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUser:
+    role: Role
+    session_version: int
+    disabled: bool
+
+
+_LIVE_USER_SQL = "select role, session_version, disabled from users where id = $1"
+
+
+async def live_user(conn: Connection, *, user_id: UUID) -> LiveUser | None:
+    row = await conn.fetchrow(_LIVE_USER_SQL, user_id)
+    return LiveUser(role=row["role"], session_version=row["session_version"], disabled=row["disabled"]) if row else None
+
+
+_END_SESSIONS_SQL = "update users set session_version = session_version + 1, updated_at = now() where id = $1"
+
+
+async def end_all_sessions(conn: Connection, *, user_id: UUID) -> None:
+    await conn.execute(_END_SESSIONS_SQL, user_id)
+
+
+_PASSWORD_HASH_SQL = "select password_hash from users where id = $1"
+_SET_PASSWORD_SQL = """
+update users set password_hash = $2, session_version = session_version + 1, updated_at = now()
+where id = $1
+returning session_version
+"""
+
+
+async def change_password(conn: Connection, *, user_id: UUID, current_password: str, new_password: str) -> int:
+    """Replace a password after checking the current one; ends every session. Returns the new version."""
+    current_hash = await conn.fetchval(_PASSWORD_HASH_SQL, user_id)
+    if not await verify_password_async(current_hash, current_password):
+        raise InvalidInput(
+            "the current password is wrong",
+            details=[{"field": "body.current_password", "message": "does not match"}],
+        )
+    new_hash = await hash_password_async(new_password)
+    version: int = await conn.fetchval(_SET_PASSWORD_SQL, user_id, new_hash)
+    return version

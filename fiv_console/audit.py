@@ -1,0 +1,87 @@
+"""The audit log: who did what sensitive thing, when, from where. Rows are append-only for the server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from fiv_console.db.pool import Connection
+
+ActorKind = Literal["user", "token", "system", "anonymous"]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    kind: ActorKind
+    id: UUID | None = None
+    client_address: str | None = None
+    request_id: str | None = None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    actor_kind: ActorKind
+    actor_id: UUID | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    details: dict[str, Any]
+    client_address: str | None
+    request_id: str | None
+    created_at: datetime
+
+
+_RECORD_SQL = """
+insert into audit_log (tenant_id, actor_kind, actor_id, action, target_type, target_id, details, client_address,
+                       request_id)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+"""
+
+
+async def record(
+    conn: Connection,
+    *,
+    tenant_id: UUID,
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: UUID | str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry in the caller's transaction, so it commits (or not) with the change it describes."""
+    await conn.execute(
+        _RECORD_SQL,
+        tenant_id,
+        actor.kind,
+        actor.id,
+        action,
+        target_type,
+        str(target_id) if target_id is not None else None,
+        details or {},
+        (actor.client_address or "")[:64] or None,
+        actor.request_id,
+    )
+
+
+_LIST_SQL = """
+select id, actor_kind, actor_id, action, target_type, target_id, details, client_address, request_id, created_at
+from audit_log
+where ($1::text is null or action = $1) and ($2::uuid is null or actor_id = $2)
+order by created_at desc, id desc
+limit $3 offset $4
+"""
+_COUNT_SQL = """
+select count(*) from audit_log where ($1::text is null or action = $1) and ($2::uuid is null or actor_id = $2)
+"""
+
+
+async def list_entries(
+    conn: Connection, *, action: str | None, actor_id: UUID | None, limit: int, offset: int
+) -> tuple[list[AuditEntry], int]:
+    rows = await conn.fetch(_LIST_SQL, action, actor_id, limit, offset)
+    total = await conn.fetchval(_COUNT_SQL, action, actor_id)
+    return [AuditEntry.model_validate(dict(r)) for r in rows], int(total)

@@ -1,0 +1,165 @@
+"""Signing in and out, who am I, and changing one's own password."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from fiv_console import accounts, audit, users
+from fiv_console.db.pool import tenant_tx
+from fiv_console.errors import Forbidden, RateLimited, Unauthenticated
+from fiv_console.keys import database_key, rate_limiter_key, settings_key
+from fiv_console.observability.context import request_id_var, tenant_id_var, user_id_var
+from fiv_console.users import Password, Role, User
+from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, NoInput, RouteTable
+from fiv_console.web.sessions import csrf_token, end_session, start_session
+
+log = logging.getLogger(__name__)
+routes = RouteTable()
+
+LOGIN_WINDOW_SECONDS = 15 * 60
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class SessionInfo(BaseModel):
+    """The caller: the user (none for an API token), its role and tenant, and the session's CSRF token."""
+
+    user: User | None
+    role: Role
+    tenant_id: UUID
+    csrf_token: str | None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    new_password: Password
+
+
+@routes.route(
+    "POST",
+    "/api/auth/login",
+    roles=None,
+    summary="Sign in with email and password; sets the session cookie",
+    tag="auth",
+    body=LoginRequest,
+    response=SessionInfo,
+)
+async def login(call: ApiCall[LoginRequest, NoInput]) -> SessionInfo:
+    app = call.request.app
+    settings, db, limiter = app[settings_key], app[database_key], app[rate_limiter_key]
+    email = call.body.email.lower()
+    address = call.request.remote or "unknown"
+    for key, limit in (
+        (f"login:account:{email}", settings.login_attempts_per_account),
+        (f"login:address:{address}", settings.login_attempts_per_address),
+    ):
+        retry_after = await limiter.hit(key, limit=limit, window_seconds=LOGIN_WINDOW_SECONDS)
+        if retry_after is not None:
+            log.warning("sign-in throttled", extra={"limit": key.split(":")[1]})
+            raise RateLimited("too many sign-in attempts: wait and try again", retry_after=retry_after)
+
+    signed_in = await accounts.check_password(db, email=email, password=call.body.password)
+    if signed_in is None:
+        await _record_failure(call, email)
+        raise Unauthenticated("the email or password is wrong")
+
+    csrf = await start_session(call.request, signed_in)
+    tenant_id_var.set(str(signed_in.tenant_id))
+    user_id_var.set(str(signed_in.user_id))
+    async with tenant_tx(db, signed_in.tenant_id) as conn:
+        user = await users.get_user(conn, user_id=signed_in.user_id)
+        await audit.record(
+            conn,
+            tenant_id=signed_in.tenant_id,
+            actor=audit.Actor("user", user.id, address, request_id_var.get()),
+            action="login.succeeded",
+            target_type="user",
+            target_id=user.id,
+        )
+    return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, csrf_token=csrf)
+
+
+async def _record_failure(call: ApiCall[LoginRequest, NoInput], email: str) -> None:
+    """A failure on a real account goes to its tenant's audit log; an unknown email has no tenant."""
+    db = call.request.app[database_key]
+    async with db.connection() as conn:
+        login = await users.find_login(conn, email=email)
+    if login is None:
+        log.info("sign-in failed for an unknown email")
+        return
+    async with tenant_tx(db, login[0]) as conn:
+        await audit.record(
+            conn,
+            tenant_id=login[0],
+            actor=audit.Actor("anonymous", None, call.request.remote, request_id_var.get()),
+            action="login.failed",
+            target_type="user",
+            target_id=login[1],
+        )
+
+
+@routes.route(
+    "POST",
+    "/api/auth/logout",
+    roles=ANYONE_SIGNED_IN,
+    summary="Sign out: ends every session of this user, on every device",
+    tag="auth",
+)
+async def logout(call: ApiCall[NoInput, NoInput]) -> None:
+    caller = call.caller
+    if caller.user_id is None:
+        raise Forbidden("an API token does not sign out: revoke it instead")
+    await accounts.end_all_sessions(call.conn, user_id=caller.user_id)
+    await call.audit("logout", "user", caller.user_id)
+    await end_session(call.request)
+
+
+@routes.route("GET", "/api/me", roles=ANYONE_SIGNED_IN, summary="Who is signed in", tag="auth", response=SessionInfo)
+async def me(call: ApiCall[NoInput, NoInput]) -> SessionInfo:
+    caller = call.caller
+    user = await users.get_user(call.conn, user_id=caller.user_id) if caller.user_id else None
+    csrf = await csrf_token(call.request) if caller.via == "session" else None
+    return SessionInfo(user=user, role=caller.role, tenant_id=caller.tenant_id, csrf_token=csrf)
+
+
+@routes.route(
+    "POST",
+    "/api/me/password",
+    roles=ANYONE_SIGNED_IN,
+    summary="Change one's own password; every other session of the user ends",
+    tag="auth",
+    body=PasswordChange,
+    response=SessionInfo,
+)
+async def change_password(call: ApiCall[PasswordChange, NoInput]) -> SessionInfo:
+    caller = call.caller
+    if caller.user_id is None:
+        raise Forbidden("an API token has no password")
+    version = await accounts.change_password(
+        call.conn,
+        user_id=caller.user_id,
+        current_password=call.body.current_password,
+        new_password=call.body.new_password.get_secret_value(),
+    )
+    await audit.record(
+        call.conn,
+        tenant_id=caller.tenant_id,
+        actor=caller.actor,
+        action="user.password_changed",
+        target_id=caller.user_id,
+    )
+    # The caller stays signed in here with a fresh session; every other session of theirs has ended.
+    csrf = await start_session(call.request, accounts.SignedIn(caller.tenant_id, caller.user_id, version))
+    user = await users.get_user(call.conn, user_id=caller.user_id)
+    return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, csrf_token=csrf)

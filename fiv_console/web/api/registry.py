@@ -1,0 +1,24 @@
+"""Every operation of the REST API: the route tables of the resource modules, in one list."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from fiv_console.web.api import audit_log, auth, tokens, users
+from fiv_console.web.api.routing import Operation, RouteTable
+
+ROUTE_TABLES: tuple[RouteTable, ...] = (
+    auth.routes,
+    users.routes,
+    tokens.routes,
+    audit_log.routes,
+)
+
+
+def operations() -> list[Operation]:
+    return [operation for table in ROUTE_TABLES for operation in table.operations]
+
+
+def install(app: web.Application) -> None:
+    for table in ROUTE_TABLES:
+        table.install(app)

@@ -1,0 +1,268 @@
+"""The API's route table: each operation with its roles, input models and answer model, in one place.
+
+Role checks (RBAC), validation of path, query and body, the answer envelope and the OpenAPI document all
+read this table, so an operation cannot be served without the checks its entry declares.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fiv_console import audit
+from fiv_console.db.pool import Connection, tenant_tx
+from fiv_console.errors import Forbidden, InvalidInput
+from fiv_console.keys import database_key, settings_key
+from fiv_console.observability.context import tenant_id_var, user_id_var
+from fiv_console.users import ROLES, Role
+from fiv_console.web import envelope
+from fiv_console.web.sessions import Caller, claim_of, confirm
+
+ANYONE_SIGNED_IN: frozenset[Role] = frozenset(ROLES)
+STAFF: frozenset[Role] = frozenset({"admin", "supervisor"})
+ADMIN: frozenset[Role] = frozenset({"admin"})
+
+MAX_LIMIT = 100
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
+
+T = TypeVar("T")
+BodyT = TypeVar("BodyT")
+QueryT = TypeVar("QueryT")
+
+
+class NoInput(BaseModel):
+    """An operation that takes no query string or body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageQuery(BaseModel):
+    """`page` and `limit` (at most 100); resources extend it with their filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    limit: int = Field(default=25, ge=1, le=MAX_LIMIT)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    query: PageQuery
+
+
+@dataclass(frozen=True, slots=True)
+class Created(Generic[T]):
+    """An answer with 201 Created."""
+
+    data: T
+
+
+@dataclass(slots=True)
+class ApiCall(Generic[BodyT, QueryT]):
+    """What a handler gets: the validated inputs, the confirmed caller and the request's transaction."""
+
+    request: web.Request
+    body: BodyT
+    query: QueryT
+    ids: dict[str, UUID]
+    caller_or_none: Caller | None = None
+    conn_or_none: Connection | None = None
+
+    @property
+    def caller(self) -> Caller:
+        assert self.caller_or_none is not None, "operation declared no roles"
+        return self.caller_or_none
+
+    @property
+    def conn(self) -> Connection:
+        assert self.conn_or_none is not None, "operation declared no roles"
+        return self.conn_or_none
+
+    async def audit(
+        self, action: str, target_type: str, target_id: UUID | None, details: dict[str, Any] | None = None
+    ) -> None:
+        """An audit entry by this caller, in this request's transaction."""
+        await audit.record(
+            self.conn,
+            tenant_id=self.caller.tenant_id,
+            actor=self.caller.actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+        )
+
+
+Handler = Callable[[ApiCall[Any, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    roles: frozenset[Role] | None
+    summary: str
+    tag: str
+    body: type[BaseModel]
+    query: type[BaseModel]
+    response: Any
+    paginated: bool
+    status: int
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+    @property
+    def path_parameters(self) -> list[str]:
+        return _PATH_PARAMETER.findall(self.path)
+
+
+@dataclass
+class RouteTable:
+    operations: list[Operation] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        roles: frozenset[Role] | None,
+        summary: str,
+        tag: str,
+        body: type[BaseModel] = NoInput,
+        query: type[BaseModel] = NoInput,
+        response: Any = None,
+        paginated: bool = False,
+        status: int = 200,
+    ) -> Callable[[Callable[[ApiCall[Any, Any]], Awaitable[T]]], Callable[[ApiCall[Any, Any]], Awaitable[T]]]:
+        """Declare an operation. `roles=None` means no sign-in is needed (login itself)."""
+
+        def register(
+            handler: Callable[[ApiCall[Any, Any]], Awaitable[T]],
+        ) -> Callable[[ApiCall[Any, Any]], Awaitable[T]]:
+            self.operations.append(
+                Operation(method, path, handler, roles, summary, tag, body, query, response, paginated, status)
+            )
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        for operation in self.operations:
+            app.router.add_route(operation.method, operation.path, _serve(operation), name=operation.operation_id)
+
+
+def _field_errors(exc: ValidationError, prefix: str) -> list[dict[str, str]]:
+    """Field-level details; the offending values are never echoed (they may be huge or secret)."""
+    return [
+        {
+            "field": ".".join([prefix, *(str(part) for part in error["loc"])]),
+            "message": error["msg"],
+            "type": error["type"],
+        }
+        for error in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"the {where} is not valid", details=_field_errors(exc, where)) from None
+
+
+def _ids(request: web.Request, operation: Operation) -> dict[str, UUID]:
+    ids: dict[str, UUID] = {}
+    for name in operation.path_parameters:
+        try:
+            ids[name] = UUID(request.match_info[name])
+        except ValueError:
+            raise InvalidInput(
+                f"{name} is not a valid id", details=[{"field": f"path.{name}", "message": "must be a UUID"}]
+            ) from None
+    return ids
+
+
+def _query(request: web.Request, operation: Operation) -> BaseModel:
+    repeated = [key for key in request.query if len(request.query.getall(key)) > 1]
+    if repeated:
+        raise InvalidInput(
+            "a query parameter is repeated",
+            details=[{"field": f"query.{key}", "message": "give it once"} for key in repeated],
+        )
+    return _validate(operation.query, dict(request.query), "query")
+
+
+async def _body(request: web.Request, operation: Operation) -> BaseModel:
+    if operation.body is NoInput:
+        return NoInput()
+    if request.content_type != "application/json":
+        raise InvalidInput("the body must be JSON (Content-Type: application/json)")
+    raw = await request.read()
+    try:
+        data = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        raise InvalidInput("the body is not valid JSON") from None
+    return _validate(operation.body, data, "body")
+
+
+def _answer(operation: Operation, result: Any) -> web.Response:
+    if isinstance(result, web.Response):
+        return result
+    if isinstance(result, Page):
+        pagination = {
+            "page": result.query.page,
+            "limit": result.query.limit,
+            "total": result.total,
+            "hasNext": result.query.offset + len(result.items) < result.total,
+        }
+        return envelope.ok(result.items, pagination=pagination)
+    if isinstance(result, Created):
+        return envelope.ok(result.data, status=201)
+    return envelope.ok(result, status=operation.status)
+
+
+def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if operation.roles is None:
+            call: ApiCall[Any, Any] = ApiCall(
+                request, await _body(request, operation), _query(request, operation), _ids(request, operation)
+            )
+            return _answer(operation, await operation.handler(call))
+        db = request.app[database_key]
+        claim = await claim_of(request, db, request.app[settings_key])
+        # Read the body before taking a connection: a slow client must not hold a database connection.
+        await request.read()
+        async with tenant_tx(db, claim.tenant_id) as conn:
+            caller = await confirm(request, conn, claim)
+            tenant_id_var.set(str(caller.tenant_id))
+            user_id_var.set(str(caller.user_id or caller.token_id))
+            if caller.role not in operation.roles:
+                raise Forbidden("your role may not do this")
+            call = ApiCall(
+                request,
+                await _body(request, operation),
+                _query(request, operation),
+                _ids(request, operation),
+                caller,
+                conn,
+            )
+            result = await operation.handler(call)
+        return _answer(operation, result)
+
+    return handle

@@ -1,0 +1,179 @@
+"""Browser sessions and API callers: who is asking, for which tenant, as what role.
+
+Sessions live in an encrypted, signed cookie (aiohttp-session with Fernet, keyed from SECRET_KEY): no
+session store, so every instance can read them. What the cookie cannot do alone, the database does: each
+request re-reads the user's `session_version`, role and disabled flag inside the request's transaction,
+so a logout, password change, disable or role change ends every session at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+import aiohttp_session
+from aiohttp import web
+from aiohttp.web_exceptions import NotAppKeyWarning
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from cryptography import fernet
+
+from fiv_console import accounts, tokens
+from fiv_console.audit import Actor
+from fiv_console.constants import CSRF_HEADER, SESSION_COOKIE
+from fiv_console.db.pool import Connection, Database
+from fiv_console.errors import Forbidden, Unauthenticated
+from fiv_console.observability.context import request_id_var
+from fiv_console.settings import Settings
+from fiv_console.users import Role
+
+# aiohttp-session keeps its state under string request keys, which aiohttp 3.14 flags; harmless.
+warnings.filterwarnings("ignore", category=NotAppKeyWarning, module="aiohttp_session")
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Refreshing `seen` rewrites the cookie; once a minute keeps idle expiry accurate without a cookie per call.
+_SEEN_REFRESH_SECONDS = 60
+
+
+def setup_sessions(app: web.Application, settings: Settings) -> None:
+    assert settings.secret_key is not None
+    secret = settings.secret_key.get_secret_value().encode()
+    key = base64.urlsafe_b64encode(hashlib.sha256(b"fiv-console session cookie\0" + secret).digest())
+    storage = EncryptedCookieStorage(
+        fernet.Fernet(key),
+        cookie_name=SESSION_COOKIE,
+        max_age=settings.session_max_hours * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.cookie_secure,
+    )
+    aiohttp_session.setup(app, storage)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """A signed-in user (browser session) or an API token, confirmed against the database."""
+
+    tenant_id: UUID
+    role: Role
+    via: Literal["session", "token"]
+    user_id: UUID | None
+    token_id: UUID | None
+    client_address: str | None
+
+    @property
+    def actor(self) -> Actor:
+        if self.via == "token":
+            return Actor("token", self.token_id, self.client_address, request_id_var.get())
+        return Actor("user", self.user_id, self.client_address, request_id_var.get())
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """Who the request says it is, before the database confirms it."""
+
+    tenant_id: UUID
+    via: Literal["session", "token"]
+    subject_id: UUID
+    session_version: int = 0
+    csrf_token: str = ""
+
+
+async def start_session(request: web.Request, signed_in: accounts.SignedIn) -> str:
+    """A brand-new session (never the pre-login one: no fixation); returns its CSRF token."""
+    session = await aiohttp_session.new_session(request)
+    now = int(time.time())
+    csrf = secrets.token_urlsafe(32)
+    session.update(
+        {
+            "sid": secrets.token_urlsafe(16),
+            "tid": str(signed_in.tenant_id),
+            "uid": str(signed_in.user_id),
+            "ver": signed_in.session_version,
+            "csrf": csrf,
+            "iat": now,
+            "seen": now,
+        }
+    )
+    return csrf
+
+
+async def end_session(request: web.Request) -> None:
+    session = await aiohttp_session.get_session(request)
+    session.invalidate()
+
+
+async def csrf_token(request: web.Request) -> str | None:
+    session = await aiohttp_session.get_session(request)
+    token = session.get("csrf")
+    return token if isinstance(token, str) else None
+
+
+async def _session_claim(request: web.Request, settings: Settings) -> _Claim | None:
+    session = await aiohttp_session.get_session(request)
+    if session.new or "uid" not in session:
+        return None
+    now = int(time.time())
+    try:
+        claim = _Claim(
+            tenant_id=UUID(session["tid"]),
+            via="session",
+            subject_id=UUID(session["uid"]),
+            session_version=int(session["ver"]),
+            csrf_token=str(session["csrf"]),
+        )
+        issued, seen = int(session["iat"]), int(session["seen"])
+    except (KeyError, ValueError, TypeError):
+        session.invalidate()
+        return None
+    if now - issued > settings.session_max_hours * 3600 or now - seen > settings.session_idle_minutes * 60:
+        session.invalidate()
+        raise Unauthenticated("the session has expired: sign in again")
+    if now - seen >= _SEEN_REFRESH_SECONDS:
+        session["seen"] = now
+    return claim
+
+
+async def _token_claim(db: Database, header: str) -> _Claim:
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthenticated("the Authorization header must be `Bearer <api token>`")
+    async with db.connection() as conn:
+        found = await tokens.find_token(conn, secret=secret.strip())
+    if found is None:
+        raise Unauthenticated("the API token is not valid")
+    return _Claim(tenant_id=found[0], via="token", subject_id=found[1])
+
+
+async def claim_of(request: web.Request, db: Database, settings: Settings) -> _Claim:
+    """Who the request claims to be, from `Authorization: Bearer` or the session cookie; 401 if nobody."""
+    header = request.headers.get("Authorization")
+    claim = await _token_claim(db, header) if header is not None else await _session_claim(request, settings)
+    if claim is None:
+        raise Unauthenticated("sign in first")
+    return claim
+
+
+async def confirm(request: web.Request, conn: Connection, claim: _Claim) -> Caller:
+    """Inside the claimed tenant's transaction: is the user or token still live, with which role, and does
+    a cookie-authenticated change carry the session's CSRF token?"""
+    if claim.via == "token":
+        role = await tokens.token_role(conn, token_id=claim.subject_id)
+        if role is None:
+            raise Unauthenticated("the API token is not valid")
+        return Caller(claim.tenant_id, role, "token", None, claim.subject_id, request.remote)
+    user = await accounts.live_user(conn, user_id=claim.subject_id)
+    if user is None or user.disabled or user.session_version != claim.session_version:
+        await end_session(request)
+        raise Unauthenticated("the session has ended: sign in again")
+    if request.method not in _SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(given.encode(), claim.csrf_token.encode()):
+            raise Forbidden(f"missing or wrong {CSRF_HEADER} header")
+    return Caller(claim.tenant_id, user.role, "session", claim.subject_id, None, request.remote)
