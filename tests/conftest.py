@@ -16,13 +16,16 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestServer
 
+from fiv_console.app import create_app
 from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.migrations import migrate
 from fiv_console.db.pool import Database, create_database
 from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
 from fiv_console.settings import Settings
 from fiv_console.tenants import TenantCreate, create_tenant
+from tests.api import Browsers, TenantPeople, make_tenant
 from tests.redis_server import own_redis_server
 
 
@@ -136,3 +139,33 @@ async def new_tenant(db: Database, name: str = "Tenant") -> uuid.UUID:
 
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def api_server(database: TestDatabase) -> AsyncIterator[TestServer]:
+    """The whole application on a real port, as browsers and integrations reach it."""
+    server = TestServer(create_app(database.settings()))
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def browsers(api_server: TestServer) -> AsyncIterator[Browsers]:
+    opened = Browsers(api_server)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def tenant(db: Database) -> TenantPeople:
+    return await make_tenant(db, "A")
+
+
+@pytest.fixture
+async def other_tenant(db: Database) -> TenantPeople:
+    return await make_tenant(db, "B")

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fiv_console.web.api import audit_log, auth, tokens, users
+from fiv_console.web.api import (
+    audit_log,
+    auth,
+    canned_responses,
+    channels,
+    contacts,
+    conversations,
+    labels,
+    queues,
+    tokens,
+    users,
+)
 from fiv_console.web.api.routing import Operation, RouteTable
 
 ROUTE_TABLES: tuple[RouteTable, ...] = (
     auth.routes,
     users.routes,
+    queues.routes,
+    channels.routes,
+    contacts.routes,
+    conversations.routes,
+    canned_responses.routes,
+    labels.routes,
     tokens.routes,
     audit_log.routes,
 )

@@ -1,0 +1,153 @@
+"""Driving the REST API as real people: a tenant with an admin, a supervisor and two agents, each signed in
+through `POST /api/auth/login` with their own cookie jar and CSRF token, or calling with an API token."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from fiv_console import queues, users
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.passwords import hash_password
+from fiv_console.tenants import TenantCreate, create_tenant
+
+PASSWORD = "correct horse battery staple"
+
+
+@cache
+def password_hash() -> str:
+    """Hashed once per test run: Argon2 is slow on purpose, and every test person shares the password."""
+    return hash_password(PASSWORD)
+
+
+@dataclass(frozen=True)
+class Person:
+    id: uuid.UUID
+    email: str
+    role: users.Role
+
+
+@dataclass(frozen=True)
+class TenantPeople:
+    """A tenant with a queue, an admin, a supervisor and two agents (the first a member of the queue)."""
+
+    id: uuid.UUID
+    queue_id: uuid.UUID
+    admin: Person
+    supervisor: Person
+    agent: Person
+    other_agent: Person
+    people: dict[str, Person] = field(default_factory=dict)
+
+
+async def make_tenant(db: Database, label: str = "T") -> TenantPeople:
+    tenant = await create_tenant(db, TenantCreate(name=f"{label} {uuid.uuid4().hex[:6]}"))
+    made: dict[str, Person] = {}
+    async with tenant_tx(db, tenant.id) as conn:
+        queue = await queues.create_queue(
+            conn, tenant_id=tenant.id, data=queues.QueueCreate(name=f"Support {uuid.uuid4().hex[:4]}")
+        )
+        for key, role in (
+            ("admin", "admin"),
+            ("supervisor", "supervisor"),
+            ("agent", "agent"),
+            ("other_agent", "agent"),
+        ):
+            email = f"{key}-{uuid.uuid4().hex[:10]}@{label.lower()}.example"
+            user = await users.create_user(
+                conn,
+                tenant_id=tenant.id,
+                data=users.UserCreate(email=email, name=key.title(), role=role, password=SecretStr(PASSWORD)),  # type: ignore[arg-type]
+                password_hash=password_hash(),
+            )
+            made[key] = Person(user.id, email, user.role)
+        await queues.add_member(conn, tenant_id=tenant.id, queue_id=queue.id, user_id=made["agent"].id)
+    return TenantPeople(
+        tenant.id, queue.id, made["admin"], made["supervisor"], made["agent"], made["other_agent"], made
+    )
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: Any
+
+    @property
+    def data(self) -> Any:
+        assert self.status < 300, (self.status, self.body)
+        return self.body["data"]
+
+    @property
+    def code(self) -> str | None:
+        return (self.body.get("error") or {}).get("code") if isinstance(self.body, dict) else None
+
+
+class Api:
+    """One browser (its own cookie jar) or one integration (a bearer token) talking to the server."""
+
+    def __init__(self, client: TestClient[web.Request, web.Application], *, bearer: str | None = None) -> None:
+        self.client = client
+        self.csrf: str | None = None
+        self.bearer = bearer
+
+    async def call(self, method: str, path: str, *, json: Any = None, csrf: bool = True, **kwargs: Any) -> Answer:
+        headers = dict(kwargs.pop("headers", {}))
+        if self.bearer:
+            headers["Authorization"] = f"Bearer {self.bearer}"
+        if csrf and self.csrf and method not in ("GET", "HEAD"):
+            headers["X-CSRF-Token"] = self.csrf
+        response = await self.client.request(method, path, json=json, headers=headers, **kwargs)
+        body = await response.json() if response.content_type == "application/json" else await response.text()
+        return Answer(response.status, body, response.headers)
+
+    async def get(self, path: str, **kwargs: Any) -> Answer:
+        return await self.call("GET", path, **kwargs)
+
+    async def post(self, path: str, json: Any = None, **kwargs: Any) -> Answer:
+        return await self.call("POST", path, json=json, **kwargs)
+
+    async def patch(self, path: str, json: Any = None, **kwargs: Any) -> Answer:
+        return await self.call("PATCH", path, json=json, **kwargs)
+
+    async def put(self, path: str, json: Any = None, **kwargs: Any) -> Answer:
+        return await self.call("PUT", path, json=json, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Answer:
+        return await self.call("DELETE", path, **kwargs)
+
+    async def login(self, email: str, password: str = PASSWORD) -> Answer:
+        answer = await self.post("/api/auth/login", {"email": email, "password": password}, csrf=False)
+        if answer.status == 200:
+            self.csrf = answer.body["data"]["csrf_token"]
+        return answer
+
+
+class Browsers:
+    """Opens API clients on one test server and closes them all at the end of the test."""
+
+    def __init__(self, server: TestServer) -> None:
+        self.server = server
+        self._clients: list[TestClient[web.Request, web.Application]] = []
+
+    async def new(self, *, bearer: str | None = None) -> Api:
+        client: TestClient[web.Request, web.Application] = TestClient(self.server)
+        await client.start_server()
+        self._clients.append(client)
+        return Api(client, bearer=bearer)
+
+    async def signed_in(self, person: Person) -> Api:
+        api = await self.new()
+        answer = await api.login(person.email)
+        assert answer.status == 200, answer.body
+        return api
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.close()
