@@ -1,24 +1,66 @@
-"""Queues where conversations wait, and their members (the agents who serve them)."""
+"""Queues where conversations wait, and their members (the users who serve them).
+
+Reads of queues take a `Sight`: staff see the whole tenant, an agent only the queues they are a member of.
+Row-level security already hides other tenants; the sight narrows what one tenant's agent may see.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from fiv_console.db.pool import Connection
+from fiv_console.db.search import contains_pattern
 from fiv_console.errors import Conflict, NotFound
+from fiv_console.text import NO_NUL
+from fiv_console.users import Role
+
+QueueName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)]
+Priority = Annotated[int, Field(ge=-1000, le=1000, description="Higher is served first.")]
+SlaSeconds = Annotated[int, Field(ge=1, le=604_800, description="Target wait before breach.")]
+
+
+@dataclass(frozen=True, slots=True)
+class Sight:
+    """Whose view a read takes: the whole tenant (staff) or what one agent serves.
+
+    An agent API token belongs to no person (`agent_id` is None): it serves no queue, so it sees nothing,
+    never everything.
+    """
+
+    whole_tenant: bool
+    agent_id: UUID | None = None
+
+
+WHOLE_TENANT = Sight(whole_tenant=True)
+
+
+def sight_of(role: Role, user_id: UUID | None) -> Sight:
+    return Sight(whole_tenant=False, agent_id=user_id) if role == "agent" else WHOLE_TENANT
 
 
 class QueueCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher is served first.")
-    sla_seconds: int = Field(default=300, ge=1, le=604_800, description="Target wait before breach.")
+    name: QueueName
+    priority: Priority = 0
+    sla_seconds: SlaSeconds = 300
+
+
+class QueueUpdate(BaseModel):
+    """An admin's change to a queue; a field left out (or null) stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: QueueName | None = None
+    priority: Priority | None = None
+    sla_seconds: SlaSeconds | None = None
+    active: bool | None = None
 
 
 class Queue(BaseModel):
@@ -30,6 +72,8 @@ class Queue(BaseModel):
     active: bool
     created_at: datetime
 
+
+QueueSort = Literal["name", "-priority", "-created_at"]
 
 _QUEUE_COLUMNS = "id, tenant_id, name, priority, sla_seconds, active, created_at"
 
@@ -48,6 +92,76 @@ async def create_queue(conn: Connection, *, tenant_id: UUID, data: QueueCreate) 
     return Queue.model_validate(dict(row or {}))
 
 
+# $1: the whole tenant is visible; $2: else the agent whose memberships decide (null: none).
+_VISIBLE_QUEUE = """($1::boolean or exists (
+    select 1 from queue_members m where m.tenant_id = queues.tenant_id and m.queue_id = queues.id and m.user_id = $2
+))"""
+_QUEUE_FILTER = f"""
+where {_VISIBLE_QUEUE}
+  and ($3::boolean is null or active = $3)
+  and ($4::text is null or name ilike $4)
+"""
+_QUEUE_ORDER: dict[QueueSort, str] = {
+    "name": "name_key, id",
+    "-priority": "priority desc, name_key, id",
+    "-created_at": "created_at desc, id",
+}
+_LIST_QUEUES_SQL: dict[QueueSort, str] = {
+    sort: f"select {_QUEUE_COLUMNS} from queues {_QUEUE_FILTER} order by {order} limit $5 offset $6"
+    for sort, order in _QUEUE_ORDER.items()
+}
+_COUNT_QUEUES_SQL = f"select count(*) from queues {_QUEUE_FILTER}"
+
+
+async def list_queues(
+    conn: Connection,
+    *,
+    sight: Sight,
+    active: bool | None,
+    search: str | None,
+    sort: QueueSort,
+    limit: int,
+    offset: int,
+) -> tuple[list[Queue], int]:
+    filters = (sight.whole_tenant, sight.agent_id, active, contains_pattern(search))
+    rows = await conn.fetch(_LIST_QUEUES_SQL[sort], *filters, limit, offset)
+    total = await conn.fetchval(_COUNT_QUEUES_SQL, *filters)
+    return [Queue.model_validate(dict(r)) for r in rows], int(total)
+
+
+_GET_QUEUE_SQL = f"select {_QUEUE_COLUMNS} from queues where id = $3 and {_VISIBLE_QUEUE}"
+
+
+async def get_queue(conn: Connection, *, queue_id: UUID, sight: Sight) -> Queue:
+    """A queue within `sight`; one out of sight is as unknown as one of another tenant."""
+    row = await conn.fetchrow(_GET_QUEUE_SQL, sight.whole_tenant, sight.agent_id, queue_id)
+    if row is None:
+        raise NotFound("no such queue")
+    return Queue.model_validate(dict(row))
+
+
+_UPDATE_QUEUE_SQL = f"""
+update queues set
+    name = coalesce($2, name),
+    priority = coalesce($3, priority),
+    sla_seconds = coalesce($4, sla_seconds),
+    active = coalesce($5, active),
+    updated_at = now()
+where id = $1
+returning {_QUEUE_COLUMNS}
+"""
+
+
+async def update_queue(conn: Connection, *, queue_id: UUID, data: QueueUpdate) -> Queue:
+    try:
+        row = await conn.fetchrow(_UPDATE_QUEUE_SQL, queue_id, data.name, data.priority, data.sla_seconds, data.active)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"a queue named {data.name!r} already exists") from None
+    if row is None:
+        raise NotFound("no such queue")
+    return Queue.model_validate(dict(row))
+
+
 _QUEUE_BY_ID_SQL = f"select {_QUEUE_COLUMNS} from queues where id = $1"
 _QUEUE_BY_NAME_SQL = f"select {_QUEUE_COLUMNS} from queues where name_key = lower($1)"
 
@@ -63,6 +177,51 @@ async def find_queue(conn: Connection, *, reference: str) -> Queue:
     return Queue.model_validate(dict(row))
 
 
+class MembershipChange(BaseModel):
+    """The whole membership (PUT replaces it): a left-out override is null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_concurrent_override: int | None = Field(
+        default=None, ge=1, le=100, description="Conversations at once in this queue; null: the user's own."
+    )
+
+
+class QueueMember(BaseModel):
+    """A member with what the console shows beside them; `max_concurrent` is the user's own capacity."""
+
+    queue_id: UUID
+    user_id: UUID
+    name: str
+    email: str
+    role: Role
+    disabled: bool
+    max_concurrent: int
+    max_concurrent_override: int | None
+    created_at: datetime
+
+
+_MEMBER_COLUMNS = """m.queue_id, m.user_id, u.name, u.email, u.role, u.disabled, u.max_concurrent,
+    m.max_concurrent_override, m.created_at"""
+
+_LIST_MEMBERS_SQL = f"""
+select {_MEMBER_COLUMNS}
+from queue_members m join users u on u.tenant_id = m.tenant_id and u.id = m.user_id
+where m.queue_id = $1
+order by u.name, u.id
+limit $2 offset $3
+"""
+_COUNT_MEMBERS_SQL = "select count(*) from queue_members where queue_id = $1"
+
+
+async def list_members(conn: Connection, *, queue_id: UUID, limit: int, offset: int) -> tuple[list[QueueMember], int]:
+    # An unknown queue is a 404, not an empty list that would look like a queue without members.
+    await get_queue(conn, queue_id=queue_id, sight=WHOLE_TENANT)
+    rows = await conn.fetch(_LIST_MEMBERS_SQL, queue_id, limit, offset)
+    total = await conn.fetchval(_COUNT_MEMBERS_SQL, queue_id)
+    return [QueueMember.model_validate(dict(r)) for r in rows], int(total)
+
+
 _ADD_MEMBER_SQL = """
 insert into queue_members (tenant_id, queue_id, user_id) values ($1, $2, $3)
 on conflict do nothing
@@ -74,3 +233,42 @@ async def add_member(conn: Connection, *, tenant_id: UUID, queue_id: UUID, user_
         await conn.execute(_ADD_MEMBER_SQL, tenant_id, queue_id, user_id)
     except asyncpg.ForeignKeyViolationError:
         raise NotFound("no such queue or user in this tenant") from None
+
+
+_SET_MEMBER_SQL = f"""
+with m as (
+    insert into queue_members (tenant_id, queue_id, user_id, max_concurrent_override) values ($1, $2, $3, $4)
+    on conflict (tenant_id, queue_id, user_id) do update set max_concurrent_override = excluded.max_concurrent_override
+    returning queue_id, user_id, tenant_id, max_concurrent_override, created_at
+)
+select {_MEMBER_COLUMNS} from m join users u on u.tenant_id = m.tenant_id and u.id = m.user_id
+"""
+
+
+async def set_member(
+    conn: Connection, *, tenant_id: UUID, queue_id: UUID, user_id: UUID, data: MembershipChange
+) -> QueueMember:
+    """Make the user a member (or change their override). The composite foreign keys refuse a queue or
+    user of another tenant, which RLS would not: that refusal is a 404 like any unknown id."""
+    try:
+        row = await conn.fetchrow(_SET_MEMBER_SQL, tenant_id, queue_id, user_id, data.max_concurrent_override)
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound("no such queue or user in this tenant") from None
+    return QueueMember.model_validate(dict(row or {}))
+
+
+_REMOVE_MEMBER_SQL = f"""
+with m as (
+    delete from queue_members where queue_id = $1 and user_id = $2
+    returning queue_id, user_id, tenant_id, max_concurrent_override, created_at
+)
+select {_MEMBER_COLUMNS} from m join users u on u.tenant_id = m.tenant_id and u.id = m.user_id
+"""
+
+
+async def remove_member(conn: Connection, *, queue_id: UUID, user_id: UUID) -> QueueMember:
+    """End a membership; conversations the user already holds in the queue stay with them."""
+    row = await conn.fetchrow(_REMOVE_MEMBER_SQL, queue_id, user_id)
+    if row is None:
+        raise NotFound("that user is not a member of that queue")
+    return QueueMember.model_validate(dict(row))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from fiv_console.db.pool import Connection
 from fiv_console.errors import NotFound
+from fiv_console.text import NO_NUL
 from fiv_console.users import Role
 
 # A recognisable prefix lets secret scanners and people spot a leaked token.
@@ -21,7 +22,7 @@ TOKEN_PREFIX = "fivt_"
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)]
     role: Role
 
 

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, St
 from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import Conflict, NotFound
+from fiv_console.text import NO_NUL
 
 Role = Literal["admin", "supervisor", "agent"]
 ROLES: tuple[Role, ...] = ("admin", "supervisor", "agent")
@@ -34,9 +35,9 @@ def _check_password(value: SecretStr) -> SecretStr:
     return value
 
 
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_normalize_email)]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=NO_NUL), AfterValidator(_normalize_email)]
 Password = Annotated[SecretStr, AfterValidator(_check_password)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
 
 
 class UserCreate(BaseModel):

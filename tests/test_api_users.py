@@ -122,3 +122,16 @@ async def test_another_tenants_ids_are_not_found(
     token = await other_admin.post("/api/tokens", {"name": "theirs", "role": "agent"})
     assert (await admin.delete(f"/api/tokens/{token.data['id']}")).status == 404
     assert (await other_admin.get(f"/api/users/{foreign_user}")).data["name"] != "Mine now"
+
+
+async def test_text_with_a_nul_character_is_refused_not_a_server_error(
+    browsers: Browsers, tenant: TenantPeople
+) -> None:
+    """PostgreSQL text cannot hold U+0000: it must be a 400 at the boundary, never a 500 from the database."""
+    anonymous = await browsers.new()
+    assert (await anonymous.post("/api/auth/login", {"email": "a\u0000@b.example", "password": "x"})).status == 400
+    admin = await browsers.signed_in(tenant.admin)
+    assert (await admin.patch(f"/api/users/{tenant.agent.id}", {"name": "bad\u0000name"})).status == 400
+    assert (await admin.get("/api/users?q=%00")).status == 400
+    assert (await admin.get("/api/audit-log?action=%00")).status == 400
+    assert (await admin.post("/api/tokens", {"name": "t\u0000", "role": "agent"})).status == 400

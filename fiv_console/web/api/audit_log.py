@@ -8,13 +8,14 @@ from pydantic import Field
 
 from fiv_console import audit
 from fiv_console.audit import AuditEntry
+from fiv_console.text import NO_NUL
 from fiv_console.web.api.routing import ADMIN, ApiCall, NoInput, Page, PageQuery, RouteTable
 
 routes = RouteTable()
 
 
 class AuditQuery(PageQuery):
-    action: str | None = Field(default=None, min_length=1, max_length=100)
+    action: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     actor_id: UUID | None = None
 
 

@@ -13,6 +13,7 @@ from fiv_console.db.pool import tenant_tx
 from fiv_console.errors import Forbidden, RateLimited, Unauthenticated
 from fiv_console.keys import database_key, rate_limiter_key, settings_key
 from fiv_console.observability.context import request_id_var, tenant_id_var, user_id_var
+from fiv_console.text import NO_NUL
 from fiv_console.users import Password, Role, User
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, NoInput, RouteTable
 from fiv_console.web.sessions import csrf_token, end_session, start_session
@@ -26,7 +27,7 @@ LOGIN_WINDOW_SECONDS = 15 * 60
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254, pattern=NO_NUL)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fiv_console import users
 from fiv_console.errors import Forbidden
 from fiv_console.passwords import hash_password_async
+from fiv_console.text import NO_NUL
 from fiv_console.users import AgentStatus, Role, User, UserCreate, UserUpdate
 from fiv_console.web.api.routing import (
     ADMIN,
@@ -26,7 +27,9 @@ routes = RouteTable()
 class UserQuery(PageQuery):
     role: Role | None = None
     disabled: bool | None = None
-    q: str | None = Field(default=None, min_length=1, max_length=100, description="Part of the name or email.")
+    q: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=NO_NUL, description="Part of the name or email."
+    )
 
 
 class StatusChange(BaseModel):

@@ -1,0 +1,101 @@
+"""Contacts: the customers who write in. WhatsApp intake creates them (by `wa_id`); people only rename them.
+
+Staff see every contact of the tenant. An agent sees a contact while they can see one of its conversations:
+one they were assigned, or one waiting in a queue they are a member of (the conversations rule of the
+issue), so an agent cannot list the tenant's whole customer base.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from fiv_console.db.pool import Connection
+from fiv_console.db.search import contains_pattern
+from fiv_console.errors import NotFound
+from fiv_console.queues import Sight
+from fiv_console.text import NO_NUL
+
+ContactName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
+ContactSort = Literal["name", "-created_at", "-updated_at"]
+
+
+class Contact(BaseModel):
+    id: UUID
+    tenant_id: UUID
+    wa_id: str = Field(description="The customer's WhatsApp id (their number, digits).")
+    profile_name: str | None = Field(description="The name on their WhatsApp profile, as WhatsApp sends it.")
+    name: str | None = Field(description="The name the team gave them; shown before the profile name.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: ContactName | None = Field(description="null removes it, and the profile name shows again.")
+
+
+_CONTACT_COLUMNS = "id, tenant_id, wa_id, profile_name, name, created_at, updated_at"
+
+# $1: the whole tenant is visible; $2: else the agent whose conversations decide (null: none).
+_VISIBLE_CONTACT = """($1::boolean or exists (
+    select 1 from conversations c
+    where c.tenant_id = contacts.tenant_id and c.contact_id = contacts.id
+      and (c.agent_id = $2 or (c.status = 'waiting' and exists (
+          select 1 from queue_members m
+          where m.tenant_id = c.tenant_id and m.queue_id = c.queue_id and m.user_id = $2
+      )))
+))"""
+_CONTACT_FILTER = f"""
+where {_VISIBLE_CONTACT}
+  and ($3::text is null or name ilike $3 or profile_name ilike $3 or wa_id ilike $3)
+"""
+_CONTACT_ORDER: dict[ContactSort, str] = {
+    "name": "lower(coalesce(name, profile_name, wa_id)), id",
+    "-created_at": "created_at desc, id",
+    "-updated_at": "updated_at desc, id",
+}
+_LIST_CONTACTS_SQL: dict[ContactSort, str] = {
+    sort: f"select {_CONTACT_COLUMNS} from contacts {_CONTACT_FILTER} order by {order} limit $4 offset $5"
+    for sort, order in _CONTACT_ORDER.items()
+}
+_COUNT_CONTACTS_SQL = f"select count(*) from contacts {_CONTACT_FILTER}"
+
+
+async def list_contacts(
+    conn: Connection, *, sight: Sight, search: str | None, sort: ContactSort, limit: int, offset: int
+) -> tuple[list[Contact], int]:
+    """Contacts within `sight`; `search` matches part of the name, the profile name or the number."""
+    filters = (sight.whole_tenant, sight.agent_id, contains_pattern(search))
+    rows = await conn.fetch(_LIST_CONTACTS_SQL[sort], *filters, limit, offset)
+    total = await conn.fetchval(_COUNT_CONTACTS_SQL, *filters)
+    return [Contact.model_validate(dict(r)) for r in rows], int(total)
+
+
+_GET_CONTACT_SQL = f"select {_CONTACT_COLUMNS} from contacts where id = $3 and {_VISIBLE_CONTACT}"
+
+
+async def get_contact(conn: Connection, *, contact_id: UUID, sight: Sight) -> Contact:
+    """A contact within `sight`; one out of sight is as unknown as one of another tenant."""
+    row = await conn.fetchrow(_GET_CONTACT_SQL, sight.whole_tenant, sight.agent_id, contact_id)
+    if row is None:
+        raise NotFound("no such contact")
+    return Contact.model_validate(dict(row))
+
+
+_RENAME_CONTACT_SQL = f"""
+update contacts set name = $4, updated_at = now()
+where id = $3 and {_VISIBLE_CONTACT}
+returning {_CONTACT_COLUMNS}
+"""
+
+
+async def rename_contact(conn: Connection, *, contact_id: UUID, sight: Sight, data: ContactUpdate) -> Contact:
+    row = await conn.fetchrow(_RENAME_CONTACT_SQL, sight.whole_tenant, sight.agent_id, contact_id, data.name)
+    if row is None:
+        raise NotFound("no such contact")
+    return Contact.model_validate(dict(row))
