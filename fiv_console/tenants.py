@@ -58,6 +58,15 @@ class Tenant(BaseModel):
     settings: TenantSettings
     created_at: datetime
 
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _known_settings_only(cls, stored: object) -> object:
+        """Settings are refused with unknown keys when written, but a key stored by a newer version (or by
+        hand) must not make every read of the tenant fail: reading keeps the keys this version knows."""
+        if isinstance(stored, dict):
+            return {key: value for key, value in stored.items() if key in TenantSettings.model_fields}
+        return stored
+
 
 _INSERT_TENANT_SQL = """
 insert into tenants (id, name, time_zone, settings)

@@ -103,4 +103,13 @@ async def test_another_tenants_id_is_not_found(
 
 def test_the_walk_covers_every_resource_with_an_id() -> None:
     walked = {op.path.split("/")[2] for op in ID_OPERATIONS}
-    assert {"users", "tokens"} <= walked
+    assert {
+        "users",
+        "tokens",
+        "queues",
+        "channels",
+        "contacts",
+        "conversations",
+        "canned-responses",
+        "labels",
+    } <= walked

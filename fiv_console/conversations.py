@@ -1,0 +1,516 @@
+"""Conversations: who may see them, and their lifecycle (assign, transfer, unassign, close, reopen).
+
+Visibility is one SQL condition, `_VISIBLE_SQL`, that every query naming a conversation goes through:
+admins and supervisors see the whole tenant; an agent sees the conversations assigned to them (in any
+status, closed ones included) and the waiting conversations of the queues they are a member of. Anything
+else is "not found", exactly like another tenant's id, so an agent learns nothing about conversations out
+of their sight. An API token has no user, so a token with the agent role sees nothing.
+
+Locking: a move locks the conversation row and then, when it gives the conversation to someone, that
+person's user row, always in this order, so moves cannot deadlock each other, never give one conversation
+two owners and never push an agent over capacity. Whatever else assigns (the assignment loop) must lock in
+the same order. The locks are held until the caller's transaction commits, so nothing slow, and no network
+I/O, may run between a move and that commit.
+
+The rows are locked `FOR NO KEY UPDATE` rather than `FOR UPDATE`: the two exclude each other and
+themselves alike, but the weaker one does not block the key-share locks that inserting a message or a note
+takes on its conversation and author, so intake never waits on a manual assignment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, StringConstraints, Tag
+
+from fiv_console import tenants
+from fiv_console.db.pool import Connection
+from fiv_console.db.search import contains_pattern
+from fiv_console.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fiv_console.notes import NoteBody
+from fiv_console.text import NO_NUL
+from fiv_console.users import Role
+
+ConversationStatus = Literal["waiting", "assigned", "closed"]
+SortKey = Literal["-last_message_at", "last_message_at", "-enqueued_at", "enqueued_at", "-created_at", "created_at"]
+
+# WhatsApp's customer-service window: free text may be sent for 24 hours after the customer's last message.
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who asks: their tenant, role and user id (None for an API token, which owns no conversation)."""
+
+    tenant_id: UUID
+    role: Role
+    user_id: UUID | None
+
+    @property
+    def sees_all(self) -> bool:
+        return self.role != "agent"
+
+
+class ContactSummary(BaseModel):
+    id: UUID
+    wa_id: str
+    name: str | None
+    profile_name: str | None
+
+
+class LabelSummary(BaseModel):
+    id: UUID
+    name: str
+    color: str
+
+
+class Conversation(BaseModel):
+    id: UUID
+    status: ConversationStatus
+    queue_id: UUID
+    agent_id: UUID | None
+    priority: int
+    contact: ContactSummary
+    created_at: datetime
+    enqueued_at: datetime
+    assigned_at: datetime | None
+    first_response_at: datetime | None
+    closed_at: datetime | None
+    close_reason: str | None
+    last_inbound_at: datetime | None
+    last_message_at: datetime | None
+    window_closes_at: datetime | None
+    labels: list[LabelSummary]
+
+
+CloseReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500, pattern=NO_NUL)]
+
+
+class AssignRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: UUID | None = Field(default=None, description="Whom to give it to; omitted: yourself.")
+    force: bool = Field(default=False, description="Supervisors and admins: assign even over capacity.")
+
+
+class TransferToAgent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: UUID
+    note: NoteBody | None = Field(default=None, description="Why; saved as a note on the conversation.")
+    force: bool = Field(default=False, description="Supervisors and admins: transfer even over capacity.")
+
+
+class TransferToQueue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queue_id: UUID
+    note: NoteBody | None = Field(default=None, description="Why; saved as a note on the conversation.")
+
+
+def _transfer_target(value: Any) -> str | None:
+    """Which transfer a body asks for: the one of `agent_id` and `queue_id` it names (None: both or neither)."""
+    named = value.model_fields_set if isinstance(value, BaseModel) else value if isinstance(value, dict) else {}
+    to_agent, to_queue = "agent_id" in named, "queue_id" in named
+    if to_agent == to_queue:
+        return None
+    return "agent" if to_agent else "queue"
+
+
+class TransferRequest(
+    RootModel[
+        Annotated[
+            Annotated[TransferToAgent, Tag("agent")] | Annotated[TransferToQueue, Tag("queue")],
+            Discriminator(
+                _transfer_target,
+                custom_error_type="transfer_target",
+                custom_error_message="give exactly one of agent_id and queue_id",
+            ),
+        ]
+    ]
+):
+    """To an agent or to a queue: exactly one of `agent_id` and `queue_id`."""
+
+
+class CloseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: CloseReason
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """A conversation after a move, with where it was before (for the audit log)."""
+
+    conversation: Conversation
+    from_agent_id: UUID | None
+    from_queue_id: UUID
+
+
+# $1: the viewer sees the whole tenant (staff); $2: the viewer's user id (null for an API token). Every
+# statement below that names a conversation through this condition takes these two parameters first.
+_VISIBLE_SQL = """(
+    $1::boolean
+    or c.agent_id = $2::uuid
+    or (c.status = 'waiting' and exists (
+        select 1 from queue_members m
+        where m.tenant_id = c.tenant_id and m.queue_id = c.queue_id and m.user_id = $2::uuid))
+)"""
+
+
+def _sight(viewer: Viewer) -> tuple[bool, UUID | None]:
+    """The parameters $1 and $2 of `_VISIBLE_SQL` for this viewer."""
+    return viewer.sees_all, viewer.user_id
+
+
+_SELECT_SQL = """
+select c.id, c.status, c.queue_id, c.agent_id, c.priority, c.created_at, c.enqueued_at, c.assigned_at,
+       c.first_response_at, c.closed_at, c.close_reason, c.last_inbound_at, c.last_message_at,
+       k.id as contact_id, k.wa_id as contact_wa_id, k.name as contact_name, k.profile_name as contact_profile_name,
+       coalesce((
+           select jsonb_agg(jsonb_build_object('id', l.id, 'name', l.name, 'color', l.color) order by l.name_key, l.id)
+           from conversation_labels cl join labels l on l.tenant_id = cl.tenant_id and l.id = cl.label_id
+           where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id
+       ), '[]'::jsonb) as labels
+from conversations c
+join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id
+"""
+
+
+def _conversation(row: asyncpg.Record) -> Conversation:
+    values: dict[str, Any] = dict(row)
+    values["contact"] = ContactSummary(
+        id=values.pop("contact_id"),
+        wa_id=values.pop("contact_wa_id"),
+        name=values.pop("contact_name"),
+        profile_name=values.pop("contact_profile_name"),
+    )
+    inbound = values["last_inbound_at"]
+    values["window_closes_at"] = inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None
+    return Conversation.model_validate(values)
+
+
+_LIST_FILTER_SQL = f"""
+where {_VISIBLE_SQL}
+  and ($3::text is null or c.status = $3)
+  and ($4::uuid is null or c.queue_id = $4)
+  and ($5::uuid is null or c.agent_id = $5)
+  and ($6::text is null or k.name ilike $6 or k.profile_name ilike $6 or k.wa_id ilike $6)
+  and ($7::uuid is null or exists (
+      select 1 from conversation_labels cl
+      where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id and cl.label_id = $7))
+"""
+# Each sort key is one fixed statement; the id breaks ties so pages never overlap. The activity order
+# matches conversations_tenant_activity_idx (descending, nulls first) and its exact reverse.
+_ORDER_BY: dict[SortKey, str] = {
+    "-last_message_at": "c.last_message_at desc, c.id desc",
+    "last_message_at": "c.last_message_at asc, c.id asc",
+    "-enqueued_at": "c.enqueued_at desc, c.id desc",
+    "enqueued_at": "c.enqueued_at asc, c.id asc",
+    "-created_at": "c.created_at desc, c.id desc",
+    "created_at": "c.created_at asc, c.id asc",
+}
+_LIST_SQL: dict[SortKey, str] = {
+    key: f"{_SELECT_SQL}{_LIST_FILTER_SQL}order by {order}\nlimit $8 offset $9" for key, order in _ORDER_BY.items()
+}
+_COUNT_SQL = f"""
+select count(*) from conversations c
+join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id
+{_LIST_FILTER_SQL}
+"""
+
+
+async def list_conversations(
+    conn: Connection,
+    *,
+    viewer: Viewer,
+    status: ConversationStatus | None,
+    queue_id: UUID | None,
+    agent_id: UUID | None,
+    label_id: UUID | None,
+    search: str | None,
+    sort: SortKey,
+    limit: int,
+    offset: int,
+) -> tuple[list[Conversation], int]:
+    """The conversations the viewer may see, filtered, in the chosen order; and how many there are."""
+    filters = (*_sight(viewer), status, queue_id, agent_id, contains_pattern(search), label_id)
+    rows = await conn.fetch(_LIST_SQL[sort], *filters, limit, offset)
+    total = await conn.fetchval(_COUNT_SQL, *filters)
+    return [_conversation(r) for r in rows], int(total)
+
+
+_GET_SQL = f"{_SELECT_SQL}where c.id = $3 and {_VISIBLE_SQL}"
+
+
+async def get_conversation(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Conversation:
+    row = await conn.fetchrow(_GET_SQL, *_sight(viewer), conversation_id)
+    if row is None:
+        raise NotFound("no such conversation")
+    return _conversation(row)
+
+
+_VISIBLE_ID_SQL = f"select c.id from conversations c where c.id = $3 and {_VISIBLE_SQL}"
+
+
+async def ensure_visible(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> None:
+    """NotFound unless the viewer may see the conversation (what its notes and messages require)."""
+    if await conn.fetchval(_VISIBLE_ID_SQL, *_sight(viewer), conversation_id) is None:
+        raise NotFound("no such conversation")
+
+
+# After a move, the conversation as it now is. Not filtered by sight: the caller locked it within their sight
+# and acted on it, and the move itself may take it out of their sight (an agent transferring it away).
+_READ_AFTER_MOVE_SQL = f"{_SELECT_SQL}where c.id = $1"
+
+
+async def _read_after_move(conn: Connection, conversation_id: UUID) -> Conversation:
+    row = await conn.fetchrow(_READ_AFTER_MOVE_SQL, conversation_id)
+    assert row is not None, "the conversation is locked by this transaction"
+    return _conversation(row)
+
+
+@dataclass(frozen=True, slots=True)
+class _Locked:
+    id: UUID
+    status: ConversationStatus
+    queue_id: UUID
+    agent_id: UUID | None
+
+
+_LOCK_SQL = f"""
+select c.id, c.status, c.queue_id, c.agent_id from conversations c
+where c.id = $3 and {_VISIBLE_SQL}
+for no key update of c
+"""
+
+
+async def _lock(conn: Connection, viewer: Viewer, conversation_id: UUID) -> _Locked:
+    """Lock the conversation's row, if the viewer may see it, and read its state under the lock.
+
+    A lock that had to wait is granted on the row as the other transaction left it, and PostgreSQL checks
+    the sight condition again on that row: a waiting conversation another agent has just taken is out of
+    the slower agent's sight, and they hear "not found", as for any conversation out of their sight.
+    """
+    row = await conn.fetchrow(_LOCK_SQL, *_sight(viewer), conversation_id)
+    if row is None:
+        raise NotFound("no such conversation")
+    return _Locked(row["id"], row["status"], row["queue_id"], row["agent_id"])
+
+
+_LOCK_ASSIGNEE_SQL = """
+select u.disabled, coalesce(m.max_concurrent_override, u.max_concurrent) as capacity
+from users u
+left join queue_members m on m.tenant_id = u.tenant_id and m.queue_id = $2 and m.user_id = u.id
+where u.id = $1
+for no key update of u
+"""
+_LOAD_SQL = "select count(*) from conversations where agent_id = $1 and status = 'assigned'"
+_ASSIGN_SQL = """
+update conversations set status = 'assigned', agent_id = $2, assigned_at = now(), updated_at = now()
+where id = $1
+"""
+_TOUCH_ASSIGNEE_SQL = "update users set last_assigned_at = now() where id = $1"
+
+
+async def _give(conn: Connection, conversation: _Locked, *, agent_id: UUID, force: bool) -> None:
+    """Under the conversation's lock: lock the agent's row, check capacity, assign.
+
+    Capacity is the agent's override in the conversation's queue, else their own `max_concurrent`, counted
+    over every conversation assigned to them. The count runs after the agent's lock is granted, so it sees
+    every assignment committed before, and two assignments to one agent are counted one after the other.
+    """
+    agent = await conn.fetchrow(_LOCK_ASSIGNEE_SQL, agent_id, conversation.queue_id)
+    if agent is None:
+        raise NotFound("no such user in this tenant")
+    if agent["disabled"]:
+        raise Conflict("that user is disabled")
+    if not force:
+        load = int(await conn.fetchval(_LOAD_SQL, agent_id))
+        if load >= agent["capacity"]:
+            raise Conflict(f"the agent is at capacity ({load} of {agent['capacity']} conversations)")
+    await conn.execute(_ASSIGN_SQL, conversation.id, agent_id)
+    await conn.execute(_TOUCH_ASSIGNEE_SQL, agent_id)
+
+
+async def _tenant_settings(conn: Connection, tenant_id: UUID) -> tenants.TenantSettings:
+    tenant = await tenants.get_tenant(conn, tenant_id=tenant_id)
+    assert tenant is not None, "the caller's tenant exists"
+    return tenant.settings
+
+
+async def assign(
+    conn: Connection, *, viewer: Viewer, conversation_id: UUID, agent_id: UUID | None, force: bool
+) -> Moved:
+    """Give the conversation to `agent_id` (omitted: the viewer).
+
+    Supervisors and admins assign or reassign to any enabled user of the tenant, over capacity with
+    `force`. An agent only takes a waiting conversation of their queues for themselves, under capacity, and
+    only where the tenant lets agents take waiting conversations. Of agents taking one conversation at
+    once, one gets it and the others hear "not found": it has left their sight.
+
+    Locks the conversation and the agent (see the module docstring): no network I/O until commit.
+    """
+    target = agent_id if agent_id is not None else viewer.user_id
+    if target is None:
+        raise InvalidInput(
+            "an API token must name the agent",
+            details=[{"field": "body.agent_id", "message": "required when an API token assigns"}],
+        )
+    # These refusals do not depend on the conversation, so answering them first reveals nothing about it.
+    if not viewer.sees_all:
+        if target != viewer.user_id:
+            raise Forbidden("agents may take conversations only for themselves")
+        if force:
+            raise Forbidden("only supervisors and admins may assign over capacity")
+        if not (await _tenant_settings(conn, viewer.tenant_id)).agents_can_take_waiting:
+            raise Forbidden("in this tenant agents do not take waiting conversations themselves")
+    locked = await _lock(conn, viewer, conversation_id)
+    if locked.status == "closed":
+        raise Conflict("the conversation is closed: reopen it first")
+    if locked.status == "assigned" and locked.agent_id == target:
+        return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+    # An agent sees only their own conversations and their queues' waiting ones: past the two checks above,
+    # what they have locked is waiting.
+    await _give(conn, locked, agent_id=target, force=force)
+    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+
+
+def _check_owner_or_staff(viewer: Viewer, locked: _Locked, action: str) -> None:
+    """Supervisors and admins may; an agent only while the conversation is assigned to them."""
+    if locked.status == "closed":
+        raise Conflict("the conversation is closed")
+    if not viewer.sees_all and not (locked.status == "assigned" and locked.agent_id == viewer.user_id):
+        raise Forbidden(f"only the agent who has the conversation, or a supervisor, may {action} it")
+
+
+async def transfer_to_agent(
+    conn: Connection, *, viewer: Viewer, conversation_id: UUID, agent_id: UUID, force: bool
+) -> Moved:
+    """Hand the conversation to another agent (under their capacity unless staff `force` it).
+
+    Locks the conversation and the agent: no network I/O until commit.
+    """
+    if force and not viewer.sees_all:
+        raise Forbidden("only supervisors and admins may assign over capacity")
+    locked = await _lock(conn, viewer, conversation_id)
+    _check_owner_or_staff(viewer, locked, "transfer")
+    if locked.status == "assigned" and locked.agent_id == agent_id:
+        raise Conflict("the conversation is already assigned to that agent")
+    await _give(conn, locked, agent_id=agent_id, force=force)
+    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+
+
+_QUEUE_ACTIVE_SQL = "select active from queues where id = $1"
+# Back in a waiting line, keeping enqueued_at: a transfer or unassign keeps the conversation's place.
+_REQUEUE_SQL = """
+update conversations
+set status = 'waiting', queue_id = $2, agent_id = null, assigned_at = null, updated_at = now()
+where id = $1
+"""
+
+
+async def transfer_to_queue(conn: Connection, *, viewer: Viewer, conversation_id: UUID, queue_id: UUID) -> Moved:
+    """Put the conversation in a queue's waiting line at its original place (enqueued_at is kept).
+
+    Locks the conversation: no network I/O until commit.
+    """
+    locked = await _lock(conn, viewer, conversation_id)
+    _check_owner_or_staff(viewer, locked, "transfer")
+    active = await conn.fetchval(_QUEUE_ACTIVE_SQL, queue_id)
+    if active is None:
+        raise NotFound("no such queue in this tenant")
+    if not active:
+        raise Conflict("that queue is not active")
+    if locked.status == "waiting" and locked.queue_id == queue_id:
+        raise Conflict("the conversation is already waiting in that queue")
+    await conn.execute(_REQUEUE_SQL, conversation_id, queue_id)
+    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+
+
+async def unassign(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Moved:
+    """Back to its queue's waiting line at its original place (enqueued_at is kept).
+
+    Locks the conversation: no network I/O until commit.
+    """
+    locked = await _lock(conn, viewer, conversation_id)
+    if locked.status != "assigned":
+        raise Conflict(f"the conversation is {locked.status}, not assigned")
+    await conn.execute(_REQUEUE_SQL, conversation_id, locked.queue_id)
+    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+
+
+_CLOSE_SQL = """
+update conversations set status = 'closed', closed_at = now(), close_reason = $2, updated_at = now()
+where id = $1
+"""
+
+
+async def close(conn: Connection, *, viewer: Viewer, conversation_id: UUID, reason: str) -> Moved:
+    """Close with a reason; the agent stays on it (it remains in their history and sight).
+
+    Locks the conversation: no network I/O until commit.
+    """
+    locked = await _lock(conn, viewer, conversation_id)
+    _check_owner_or_staff(viewer, locked, "close")
+    await conn.execute(_CLOSE_SQL, conversation_id, reason)
+    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+
+
+# Reopened, it joins the end of its queue's line: it is new work, not a conversation that kept its place.
+_REOPEN_SQL = """
+update conversations
+set status = 'waiting', agent_id = null, assigned_at = null, closed_at = null, close_reason = null,
+    enqueued_at = now(), updated_at = now()
+where id = $1
+"""
+
+
+async def reopen(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Moved:
+    """A closed conversation back to waiting in its queue; refused while the contact has another open one
+    on the same number (at most one open conversation per contact and number).
+
+    Supervisors and admins may reopen any; an agent sees a closed conversation only if it was theirs, so
+    sight alone lets the agent who had it reopen it. Locks the conversation: no network I/O until commit.
+    """
+    locked = await _lock(conn, viewer, conversation_id)
+    if locked.status != "closed":
+        raise Conflict(f"the conversation is {locked.status}, not closed")
+    try:
+        await conn.execute(_REOPEN_SQL, conversation_id)
+    except asyncpg.UniqueViolationError:
+        raise Conflict("the contact already has another open conversation on this number") from None
+    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+
+
+_LABEL_EXISTS_SQL = "select id from labels where id = $1"
+_ADD_LABEL_SQL = """
+insert into conversation_labels (tenant_id, conversation_id, label_id) values ($1, $2, $3)
+on conflict do nothing
+"""
+_REMOVE_LABEL_SQL = "delete from conversation_labels where conversation_id = $1 and label_id = $2"
+
+
+async def _check_label(conn: Connection, label_id: UUID) -> None:
+    if await conn.fetchval(_LABEL_EXISTS_SQL, label_id) is None:
+        raise NotFound("no such label in this tenant")
+
+
+async def add_label(conn: Connection, *, viewer: Viewer, conversation_id: UUID, label_id: UUID) -> Conversation:
+    """Put a label on a conversation the viewer sees; putting it twice is the same as once."""
+    await ensure_visible(conn, viewer=viewer, conversation_id=conversation_id)
+    await _check_label(conn, label_id)
+    await conn.execute(_ADD_LABEL_SQL, viewer.tenant_id, conversation_id, label_id)
+    return await get_conversation(conn, viewer=viewer, conversation_id=conversation_id)
+
+
+async def remove_label(conn: Connection, *, viewer: Viewer, conversation_id: UUID, label_id: UUID) -> Conversation:
+    """Take a label off; taking off one that is not there changes nothing."""
+    await ensure_visible(conn, viewer=viewer, conversation_id=conversation_id)
+    await _check_label(conn, label_id)
+    await conn.execute(_REMOVE_LABEL_SQL, conversation_id, label_id)
+    return await get_conversation(conn, viewer=viewer, conversation_id=conversation_id)

@@ -1,0 +1,121 @@
+"""Messages of a conversation: its history, read newest first with a keyset cursor.
+
+A chat opens at its latest message and scrolls back, so the history comes newest first and each page is
+older than the one before. The cursor names the last (oldest) message of a page, as (created_at, id):
+a position in the order, not an offset, so messages arriving while someone scrolls back neither repeat
+nor skip anything. Its text is opaque to clients: base64url of the pair.
+
+The raw webhook payload (`messages.raw`) is kept for the record and never leaves the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from fiv_console.db.pool import Connection
+
+Direction = Literal["inbound", "outbound"]
+DeliveryStatus = Literal["received", "queued", "sent", "delivered", "read", "failed"]
+
+
+class Message(BaseModel):
+    id: UUID
+    direction: Direction
+    kind: str
+    text: str | None
+    media: dict[str, Any] | None
+    status: DeliveryStatus
+    error: Any
+    author_id: UUID | None
+    wa_message_id: str | None
+    reply_to_wa_message_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in a conversation's history: just after (older than) this message."""
+
+    created_at: datetime
+    id: UUID
+
+    def encode(self) -> str:
+        text = f"{self.created_at.isoformat()}|{self.id}"
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """The cursor a page handed out; ValueError for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            when, _, ident = raw.partition("|")
+            created_at, message_id = datetime.fromisoformat(when), UUID(ident)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise ValueError("not a cursor from this history") from None
+        if created_at.tzinfo is None:
+            raise ValueError("not a cursor from this history")
+        return cls(created_at, message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """One page of history, and where it stands in the whole."""
+
+    messages: list[Message]
+    total: int
+    # Messages newer than this page (0 on the first page): with a constant limit, `newer // limit` pages.
+    newer: int
+    next_cursor: Cursor | None
+
+
+_COLUMNS = (
+    "id, direction, kind, text, media, status, error, author_id, wa_message_id, reply_to_wa_message_id, created_at"
+)
+# Two statements rather than one with "$2 is null or ...": each keeps a plain index range on
+# messages_conversation_created_idx.
+_LATEST_SQL = f"""
+select {_COLUMNS} from messages
+where conversation_id = $1
+order by created_at desc, id desc
+limit $2
+"""
+_OLDER_SQL = f"""
+select {_COLUMNS} from messages
+where conversation_id = $1 and (created_at, id) < ($2, $3)
+order by created_at desc, id desc
+limit $4
+"""
+_COUNT_SQL = """
+select count(*) as total,
+       count(*) filter (where $2::timestamptz is not null and (created_at, id) >= ($2, $3::uuid)) as newer
+from messages where conversation_id = $1
+"""
+
+
+async def history(conn: Connection, *, conversation_id: UUID, before: Cursor | None, limit: int) -> History:
+    """Up to `limit` messages older than `before` (or the latest), newest first.
+
+    The caller has checked that the conversation is in the reader's sight.
+    """
+    # One row more than asked says whether another page follows, without a second query.
+    if before is None:
+        rows = await conn.fetch(_LATEST_SQL, conversation_id, limit + 1)
+    else:
+        rows = await conn.fetch(_OLDER_SQL, conversation_id, before.created_at, before.id, limit + 1)
+    page = [Message.model_validate(dict(r)) for r in rows[:limit]]
+    counts = await conn.fetchrow(
+        _COUNT_SQL,
+        conversation_id,
+        before.created_at if before else None,
+        before.id if before else None,
+    )
+    assert counts is not None, "an aggregate always answers one row"
+    next_cursor = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return History(page, int(counts["total"]), int(counts["newer"]), next_cursor)
