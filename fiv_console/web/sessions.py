@@ -41,12 +41,16 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SEEN_REFRESH_SECONDS = 60
 
 
-def setup_sessions(app: web.Application, settings: Settings) -> None:
+def session_cipher(settings: Settings) -> fernet.Fernet:
+    """The cookie's cipher: a key of its own derived from SECRET_KEY, so the secret itself is never the key."""
     assert settings.secret_key is not None
     secret = settings.secret_key.get_secret_value().encode()
-    key = base64.urlsafe_b64encode(hashlib.sha256(b"fiv-console session cookie\0" + secret).digest())
+    return fernet.Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"fiv-console session cookie\0" + secret).digest()))
+
+
+def setup_sessions(app: web.Application, settings: Settings) -> None:
     storage = EncryptedCookieStorage(
-        fernet.Fernet(key),
+        session_cipher(settings),
         cookie_name=SESSION_COOKIE,
         max_age=settings.session_max_hours * 3600,
         httponly=True,
