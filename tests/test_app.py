@@ -234,11 +234,11 @@ async def test_the_server_refuses_a_database_that_needs_migrating(fresh_database
     await runner.cleanup()
 
 
-async def test_the_landing_page_renders_with_its_stylesheet_and_security_headers(
+async def test_the_login_page_renders_with_its_stylesheet_and_security_headers(
     database: TestDatabase, aiohttp_client: Client
 ) -> None:
     client = await aiohttp_client(create_app(database.settings()))
-    page = await client.get("/")
+    page = await client.get("/login")
     assert page.status == 200
     html = await page.text()
     assert '<link rel="stylesheet" href="/static/console.css">' in html

@@ -182,3 +182,13 @@ async def test_sign_in_and_changes_are_audited(browsers: Browsers, tenant: Tenan
         "token.revoked",
         "logout",
     } <= actions
+
+
+async def test_an_authorization_header_of_another_scheme_leaves_the_session_in_charge(
+    browsers: Browsers, tenant: TenantPeople
+) -> None:
+    """A proxy may add its own Basic credentials; only `Bearer` means an API token."""
+    api = await browsers.signed_in(tenant.agent)
+    assert (await api.get("/api/me", headers={"Authorization": "Basic dXNlcjpwYXNz"})).status == 200
+    assert (await api.get("/api/me", headers={"Authorization": "Bearer "})).status == 401
+    assert (await api.get("/api/me", headers={"Authorization": "bearer fivt_nope"})).status == 401

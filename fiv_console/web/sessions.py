@@ -144,12 +144,20 @@ async def _session_claim(request: web.Request, settings: Settings) -> _Claim | N
     return claim
 
 
-async def _token_claim(db: Database, header: str) -> _Claim:
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+def bearer_token(request: web.Request) -> str | None:
+    """The secret of `Authorization: Bearer <secret>` ("" when the scheme is Bearer but nothing follows).
+
+    Other schemes (a proxy's Basic credentials, say) are not ours: the request is judged by its cookie.
+    """
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else None
+
+
+async def _token_claim(db: Database, secret: str) -> _Claim:
+    if not secret:
         raise Unauthenticated("the Authorization header must be `Bearer <api token>`")
     async with db.connection() as conn:
-        found = await tokens.find_token(conn, secret=secret.strip())
+        found = await tokens.find_token(conn, secret=secret)
     if found is None:
         raise Unauthenticated("the API token is not valid")
     return _Claim(tenant_id=found[0], via="token", subject_id=found[1])
@@ -157,8 +165,8 @@ async def _token_claim(db: Database, header: str) -> _Claim:
 
 async def claim_of(request: web.Request, db: Database, settings: Settings) -> _Claim:
     """Who the request claims to be, from `Authorization: Bearer` or the session cookie; 401 if nobody."""
-    header = request.headers.get("Authorization")
-    claim = await _token_claim(db, header) if header is not None else await _session_claim(request, settings)
+    secret = bearer_token(request)
+    claim = await _token_claim(db, secret) if secret is not None else await _session_claim(request, settings)
     if claim is None:
         raise Unauthenticated("sign in first")
     return claim

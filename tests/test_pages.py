@@ -1,0 +1,97 @@
+"""The browser pages as HTTP sees them: `/` lets only a live session in, `/login` is the form, and no page or
+script of ours carries inline code or writes markup from data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
+from tests.api import Api, Browsers, TenantPeople
+
+
+async def _page(api: Api, path: str) -> tuple[int, str, str]:
+    response = await api.client.get(path, allow_redirects=False)
+    return response.status, response.headers.get("Location", ""), await response.text()
+
+
+async def test_signed_out_the_console_sends_you_to_the_login_page(browsers: Browsers) -> None:
+    status, location, _ = await _page(await browsers.new(), "/")
+    assert (status, location) == (302, "/login")
+
+
+async def test_the_login_page_is_a_form_for_login_js_under_the_policy(browsers: Browsers) -> None:
+    api = await browsers.new()
+    response = await api.client.get("/login")
+    html = await response.text()
+    assert response.status == 200
+    assert '<script type="module" src="/static/login.js"></script>' in html
+    assert 'id="login-email"' in html
+    assert 'type="password"' in html
+    assert 'aria-live="assertive"' in html
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    script = await api.client.get("/static/login.js")
+    assert script.status == 200
+    assert "/api/auth/login" in await script.text()
+
+
+async def test_signed_in_the_console_shell_renders(browsers: Browsers, tenant: TenantPeople) -> None:
+    agent = await browsers.signed_in(tenant.agent)
+    status, _, html = await _page(agent, "/")
+    assert status == 200
+    assert '<script type="module" src="/static/console.js"></script>' in html
+    assert 'id="sign-out"' in html
+
+
+async def test_an_ended_session_no_longer_opens_the_console(browsers: Browsers, tenant: TenantPeople) -> None:
+    agent = await browsers.signed_in(tenant.agent)
+    assert (await agent.post("/api/auth/logout")).status == 200
+    status, location, _ = await _page(agent, "/")
+    assert (status, location) == (302, "/login")
+
+
+async def test_a_disabled_user_is_sent_to_login_and_the_cookie_is_cleared(
+    browsers: Browsers, tenant: TenantPeople
+) -> None:
+    agent = await browsers.signed_in(tenant.agent)
+    admin = await browsers.signed_in(tenant.admin)
+    assert (await agent.client.get("/", allow_redirects=False)).status == 200
+    assert (await admin.patch(f"/api/users/{tenant.agent.id}", {"disabled": True})).status == 200
+    response = await agent.client.get("/", allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (302, "/login")
+    assert "fiv_session=" in response.headers.get("Set-Cookie", ""), "the dead session's cookie is cleared"
+    # Enabling the user again does not bring the old session back: they sign in anew.
+    assert (await admin.patch(f"/api/users/{tenant.agent.id}", {"disabled": False})).status == 200
+    status, location, _ = await _page(agent, "/")
+    assert (status, location) == (302, "/login")
+
+
+async def test_an_api_token_opens_no_console(browsers: Browsers, tenant: TenantPeople) -> None:
+    admin = await browsers.signed_in(tenant.admin)
+    secret = (await admin.post("/api/tokens", {"name": "pages", "role": "admin"})).data["secret"]
+    headers = {"Authorization": f"Bearer {secret}"}
+    response = await (await browsers.new()).client.get("/", headers=headers, allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (302, "/login")
+
+
+TEMPLATES = sorted(TEMPLATES_DIR.glob("*.html"))
+SCRIPTS = sorted(STATIC_DIR.glob("*.js"))
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=[path.name for path in TEMPLATES])
+def test_templates_have_no_inline_script_style_or_handler(template: Path) -> None:
+    html = template.read_text()
+    assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html) is None, "inline <script>"
+    assert re.search(r"<style|\sstyle\s*=", html) is None, "inline style"
+    assert re.search(r"\son[a-z]+\s*=", html) is None, "inline event handler"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[path.name for path in SCRIPTS])
+def test_scripts_never_write_markup(script: Path) -> None:
+    source = script.read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in source, f"{sink} in {script}"
