@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API: webhook payloads (parsing into normalized records); intake, client and simulator to come."""

@@ -1,0 +1,597 @@
+"""Webhook bodies of the WhatsApp Cloud API, parsed into normalized, frozen records.
+
+`parse_webhook(raw)` takes the raw bytes of a POST (once its signature has been checked) and returns a
+`WebhookBatch`: an `InboundMessage` per entry x change x message, a `StatusUpdate` per status, a
+`WebhookError` per error Meta reports on a whole change, and an `OtherChange` per change that is not about
+messages (template status, account updates) or cannot be read as one.
+
+Tolerance is the rule, because Meta retries a refused webhook for 7 days and that gains nothing:
+- fields Meta adds are ignored by the models and kept in each record's `raw`; an unknown message kind or
+  status is a record with the kind or status as given;
+- wrong types inside one message, status or error make that item alone a record with `problem` set (kind
+  or status "invalid") and its raw JSON, and the rest of the batch is read as usual;
+- a change whose value does not have the shape of a messages change becomes an `OtherChange` with
+  `problem` set, so none of its items is silently dropped.
+Only a body that is not JSON, or not a business-account envelope (`object`, the `entry` list, each entry's
+`id` and `changes` list), raises `WebhookPayloadError`.
+
+The models use pydantic's lax mode: a number is never taken for a string, but a number or a boolean that
+comes as a string is read. Lengths that the `messages` table checks (kind 1 to 64 characters, message ids
+up to 256) are checked here, so an item that could not be stored is an invalid record instead of a failed
+transaction that Meta would retry forever.
+
+NUL (U+0000) is removed from every string, keys included, before anything else: PostgreSQL's text and
+jsonb cannot hold it, and removing it from the decoded tree keeps the records and the raw JSON stored with
+them in agreement. Nothing else is changed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
+
+BUSINESS_ACCOUNT = "whatsapp_business_account"
+INVALID = "invalid"
+"""The kind of a message, or status of a status, whose JSON could not be read; `problem` says why."""
+
+MESSAGES_FIELD = "messages"
+
+# Limits of the `messages` table's columns (sql/0001_core_schema.sql).
+_KIND_MAX = 64
+_WAMID_MAX = 256
+
+
+class WebhookPayloadError(ValueError):
+    """The body is not a WhatsApp webhook at all: not JSON, or not a business-account envelope.
+
+    What the intake should answer: the signature has been checked by then, so the bytes did come from
+    Meta, and Meta would retry any answer but 200 with the same bytes, and the same outcome, for 7 days.
+    So the intake keeps the raw body as a dead letter an operator can see and answers 200; only when it
+    cannot keep it (database down) does it answer 503, so that Meta tries again later.
+    """
+
+
+def _from_epoch_seconds(value: object) -> datetime:
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+        raise ValueError("must be a string of Unix seconds")
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError("Unix seconds out of range") from None
+
+
+# Meta sends times as strings of Unix seconds.
+EpochSeconds = Annotated[datetime, PlainValidator(_from_epoch_seconds)]
+WaMessageId = Annotated[str, Field(min_length=1, max_length=_WAMID_MAX)]
+
+
+class _Model(BaseModel):
+    """Read from Meta's JSON: fields Meta adds are ignored here (the record's `raw` keeps them)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class _Record(BaseModel):
+    """Built by this module from what the models read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WhatsAppError(_Model):
+    """An error Meta reports: on a message it could not render, on a failed status, or on a whole change."""
+
+    code: int
+    title: str | None = None
+    message: str | None = None
+    details: str | None = None  # Meta's `error_data.details`, the part that says what happened
+    href: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_error_data(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "error_data" in data:
+            data = dict(data)
+            error_data = data.pop("error_data")
+            if isinstance(error_data, dict):
+                data["details"] = error_data.get("details")
+            elif error_data is not None:
+                raise ValueError("error_data must be an object")
+        return data
+
+
+class Media(_Model):
+    """An image, audio, video, document or sticker, by Meta's media id (fetched later, within 7 days)."""
+
+    id: str
+    mime_type: str | None = None
+    sha256: str | None = None
+    caption: str | None = None
+    filename: str | None = None  # documents
+    voice: bool | None = None  # audio: a voice note recorded in WhatsApp rather than a file
+    animated: bool | None = None  # stickers
+    url: str | None = None
+
+
+class Location(_Model):
+    latitude: float
+    longitude: float
+    name: str | None = None
+    address: str | None = None
+    url: str | None = None
+
+
+class Interactive(_Model):
+    """The customer's answer to an interactive message: a reply button, a list row or a flow (nfm_reply).
+
+    Meta nests the answer under a key named after its type; it is lifted up here, so `id` and `title` are
+    those of the button or row, and a flow's `response_json` (a JSON document in a string), `body` and
+    `name` are those of the flow.
+    """
+
+    type: str
+    id: str | None = None
+    title: str | None = None
+    description: str | None = None
+    response_json: str | None = None
+    body: str | None = None
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_answer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("type"), str) and data["type"] in data:
+            answer = data[data["type"]]
+            if not isinstance(answer, dict):
+                raise ValueError(f"{data['type']} must be an object")
+            return {**answer, "type": data["type"]}
+        return data
+
+
+class Button(_Model):
+    """A tap on a quick-reply button of a template message."""
+
+    payload: str | None = None
+    text: str | None = None
+
+
+class Reaction(_Model):
+    message_id: WaMessageId
+    emoji: str | None = None  # None when the reaction is removed: Meta sends no emoji, or an empty one
+
+    @field_validator("emoji")
+    @classmethod
+    def _removed_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class ProductItem(_Model):
+    product_retailer_id: str
+    quantity: int
+    item_price: float
+    currency: str
+
+
+class Order(_Model):
+    catalog_id: str | None = None
+    text: str | None = None
+    product_items: tuple[ProductItem, ...] = ()
+
+
+class System(_Model):
+    """Something WhatsApp announces about the customer: a new number (`user_changed_number`), identity..."""
+
+    type: str | None = None
+    body: str | None = None
+    wa_id: str | None = None  # the customer's new number, for user_changed_number
+
+
+class _Text(_Model):
+    body: str
+
+
+class _Unsupported(_Model):
+    type: str | None = None
+
+
+class _Context(_Model):
+    from_: str | None = Field(default=None, alias="from")
+    id: WaMessageId | None = None
+    forwarded: bool = False
+    frequently_forwarded: bool = False
+    referred_product: dict[str, Any] | None = None
+
+
+class _Message(_Model):
+    # Optional: Meta may leave out the number of a user who has a username (`from_user_id` is there then).
+    from_: str | None = Field(default=None, alias="from")
+    from_user_id: str | None = None
+    id: WaMessageId
+    timestamp: EpochSeconds
+    type: str = Field(min_length=1, max_length=_KIND_MAX)
+    context: _Context | None = None
+    referral: dict[str, Any] | None = None
+    errors: tuple[WhatsAppError, ...] = ()
+    text: _Text | None = None
+    image: Media | None = None
+    audio: Media | None = None
+    video: Media | None = None
+    document: Media | None = None
+    sticker: Media | None = None
+    location: Location | None = None
+    contacts: tuple[dict[str, Any], ...] = ()
+    interactive: Interactive | None = None
+    button: Button | None = None
+    reaction: Reaction | None = None
+    order: Order | None = None
+    system: System | None = None
+    unsupported: _Unsupported | None = None
+
+    def media(self) -> Media | None:
+        return {
+            "image": self.image,
+            "audio": self.audio,
+            "video": self.video,
+            "document": self.document,
+            "sticker": self.sticker,
+        }.get(self.type)
+
+    def text_to_show(self) -> str | None:
+        """The words an agent sees for this message in a list or a notification, when it has some."""
+        media = self.media()
+        match self.type:
+            case "text":
+                return self.text.body if self.text else None
+            case "image" | "video" | "document":
+                return media.caption if media else None
+            case "location":
+                return self.location.name if self.location else None
+            case "reaction":
+                return self.reaction.emoji if self.reaction else None
+            case "interactive":
+                if self.interactive is None:
+                    return None
+                return self.interactive.title if self.interactive.title is not None else self.interactive.body
+            case "button":
+                return self.button.text if self.button else None
+            case "order":
+                return self.order.text if self.order else None
+            case "system":
+                return self.system.body if self.system else None
+        return None
+
+
+class _Status(_Model):
+    id: WaMessageId
+    status: str = Field(min_length=1)
+    timestamp: EpochSeconds
+    recipient_id: str | None = None
+    errors: tuple[WhatsAppError, ...] = ()
+    conversation: dict[str, Any] | None = None
+    pricing: dict[str, Any] | None = None
+    biz_opaque_callback_data: str | None = None
+
+
+class _Profile(_Model):
+    name: str | None = None
+
+
+class _Contact(_Model):
+    wa_id: str | None = None
+    user_id: str | None = None
+    profile: _Profile | None = None
+
+
+class _Metadata(_Model):
+    display_phone_number: str | None = None
+    phone_number_id: str = Field(min_length=1)
+
+
+class _Value(_Model):
+    """The value of a `messages` change; its items are read one by one, so one bad item stays alone."""
+
+    messaging_product: str | None = None
+    metadata: _Metadata
+    contacts: tuple[Any, ...] = ()
+    messages: tuple[Any, ...] = ()
+    statuses: tuple[Any, ...] = ()
+    errors: tuple[Any, ...] = ()
+
+
+class _Change(_Model):
+    field: str
+    value: Any = None
+
+
+class _Entry(_Model):
+    id: str
+    changes: tuple[Any, ...]
+
+
+class _Envelope(_Model):
+    object: str
+    entry: tuple[_Entry, ...]
+
+
+class InboundMessage(_Record):
+    """A message from a customer, normalized; `raw` is the message's own JSON object, for storage."""
+
+    waba_id: str
+    phone_number_id: str
+    # None only when the message is invalid and had no usable id.
+    wa_message_id: str | None
+    wa_id: str | None  # the customer's number (`from`)
+    user_id: str | None  # the customer's business-scoped id (`from_user_id`), in newer payloads
+    profile_name: str | None
+    timestamp: datetime | None  # None only when the message is invalid
+    kind: str  # Meta's `type` as given, or "invalid"
+    text: str | None = None
+    media: Media | None = None
+    location: Location | None = None
+    contacts: tuple[dict[str, Any], ...] = ()  # shared contact cards, as sent
+    interactive: Interactive | None = None
+    button: Button | None = None
+    reaction: Reaction | None = None
+    order: Order | None = None
+    system: System | None = None
+    unsupported_type: str | None = None  # what Meta could not render, when it says ("edit", "poll_update")
+    reply_to: str | None = None  # the wamid this message answers (`context.id`)
+    reply_to_from: str | None = None
+    forwarded: bool = False
+    frequently_forwarded: bool = False
+    referred_product: dict[str, Any] | None = None  # an enquiry about a catalogue product
+    referral: dict[str, Any] | None = None  # a click-to-WhatsApp ad or post the customer came from
+    errors: tuple[WhatsAppError, ...] = ()
+    raw: Any
+    problem: str | None = None  # why the message is invalid
+
+
+class StatusUpdate(_Record):
+    """Where one of our outgoing messages stands: sent, delivered, read, failed (with errors), played..."""
+
+    waba_id: str
+    phone_number_id: str
+    wa_message_id: str | None  # None only when the status is invalid and had no usable id
+    status: str  # as given, or "invalid"
+    timestamp: datetime | None  # None only when the status is invalid
+    recipient_id: str | None = None
+    errors: tuple[WhatsAppError, ...] = ()
+    conversation: dict[str, Any] | None = None
+    pricing: dict[str, Any] | None = None
+    biz_opaque_callback_data: str | None = None
+    raw: Any
+    problem: str | None = None
+
+
+class WebhookError(_Record):
+    """An error Meta reports on a whole change (a value-level `errors[]` item), maybe with no message."""
+
+    waba_id: str
+    phone_number_id: str
+    error: WhatsAppError | None  # None only when the item is invalid
+    raw: Any
+    problem: str | None = None
+
+
+class OtherChange(_Record):
+    """A change that is not about messages (template status, account update), or one that cannot be read.
+
+    `raw` is the change object as sent (with its `field` and `value`); `problem` says why a `messages`
+    change, or a change without a `field`, could not be read, and is None for changes of other fields.
+    """
+
+    waba_id: str
+    field: str | None
+    raw: Any
+    problem: str | None = None
+
+
+class WebhookBatch(_Record):
+    """Everything one POST carried, in the order Meta sent it."""
+
+    messages: tuple[InboundMessage, ...] = ()
+    statuses: tuple[StatusUpdate, ...] = ()
+    errors: tuple[WebhookError, ...] = ()
+    other_changes: tuple[OtherChange, ...] = ()
+
+
+def parse_webhook(raw: bytes) -> WebhookBatch:
+    """Every message, status and error of a webhook body; `WebhookPayloadError` if it is not a webhook."""
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise WebhookPayloadError(f"the body is not JSON: {exc}") from None
+    # JSON can carry a NUL only as the escape `\u0000`, so without it in the bytes there is none to remove.
+    if b"\\u0000" in raw:
+        document = _without_nul(document)
+    if not isinstance(document, dict) or document.get("object") != BUSINESS_ACCOUNT:
+        raise WebhookPayloadError(f'not a WhatsApp webhook: "object" is not "{BUSINESS_ACCOUNT}"')
+    try:
+        envelope = _Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise WebhookPayloadError(f"not a WhatsApp webhook envelope: {_describe(exc)}") from None
+
+    messages: list[InboundMessage] = []
+    statuses: list[StatusUpdate] = []
+    errors: list[WebhookError] = []
+    other_changes: list[OtherChange] = []
+    for entry in envelope.entry:
+        for item in entry.changes:
+            try:
+                change = _Change.model_validate(item)
+            except ValidationError as exc:
+                other_changes.append(OtherChange(waba_id=entry.id, field=None, raw=item, problem=_describe(exc)))
+                continue
+            if change.field != MESSAGES_FIELD:
+                other_changes.append(OtherChange(waba_id=entry.id, field=change.field, raw=item))
+                continue
+            try:
+                value = _Value.model_validate(change.value)
+            except ValidationError as exc:
+                other_changes.append(
+                    OtherChange(waba_id=entry.id, field=change.field, raw=item, problem=_describe(exc))
+                )
+                continue
+            phone_number_id = value.metadata.phone_number_id
+            names = _profile_names(value.contacts)
+            messages.extend(_message(entry.id, phone_number_id, names, message) for message in value.messages)
+            statuses.extend(_status(entry.id, phone_number_id, status) for status in value.statuses)
+            errors.extend(_error(entry.id, phone_number_id, error) for error in value.errors)
+    return WebhookBatch(
+        messages=tuple(messages),
+        statuses=tuple(statuses),
+        errors=tuple(errors),
+        other_changes=tuple(other_changes),
+    )
+
+
+def _without_nul(document: Any) -> Any:
+    """The decoded document with NUL removed from every string and key, in place, keys kept in order.
+
+    A loop rather than recursion: orjson accepts 1024 levels of nesting, more than Python's recursion limit.
+    """
+    if isinstance(document, str):
+        return document.replace("\x00", "")
+    pending: list[Any] = [document]
+    while pending:
+        container = pending.pop()
+        if isinstance(container, list):
+            for index, item in enumerate(container):
+                if isinstance(item, str):
+                    container[index] = item.replace("\x00", "")
+                elif isinstance(item, list | dict):
+                    pending.append(item)
+        elif isinstance(container, dict):
+            items = list(container.items())
+            container.clear()
+            for key, item in items:
+                if isinstance(item, list | dict):
+                    pending.append(item)
+                container[key.replace("\x00", "")] = item.replace("\x00", "") if isinstance(item, str) else item
+    return document
+
+
+def _describe(exc: ValidationError) -> str:
+    """Where and what, without the offending values (they can be long, and are in `raw` anyway)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(item)'}: {error['msg']}" for error in exc.errors()
+    )
+
+
+def _string(item: Any, key: str, max_length: int) -> str | None:
+    """A field of an item that failed to parse, if it is usable as it stands."""
+    value = item.get(key) if isinstance(item, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= max_length else None
+
+
+def _profile_names(contacts: tuple[Any, ...]) -> dict[str, str]:
+    """Profile names by wa_id and by business-scoped user id."""
+    names: dict[str, str] = {}
+    for item in contacts:
+        try:
+            contact = _Contact.model_validate(item)
+        except ValidationError:
+            # Only a display name is lost: the message itself is read, and Meta sends the name again.
+            continue
+        if contact.profile is None or contact.profile.name is None:
+            continue
+        for key in (contact.wa_id, contact.user_id):
+            if key is not None:
+                names[key] = contact.profile.name
+    return names
+
+
+def _message(waba_id: str, phone_number_id: str, names: dict[str, str], item: Any) -> InboundMessage:
+    try:
+        message = _Message.model_validate(item)
+    except ValidationError as exc:
+        wa_id = _string(item, "from", _WAMID_MAX)
+        user_id = _string(item, "from_user_id", _WAMID_MAX)
+        return InboundMessage(
+            waba_id=waba_id,
+            phone_number_id=phone_number_id,
+            wa_message_id=_string(item, "id", _WAMID_MAX),
+            wa_id=wa_id,
+            user_id=user_id,
+            profile_name=_profile_name(names, wa_id, user_id),
+            timestamp=None,
+            kind=INVALID,
+            raw=item,
+            problem=_describe(exc),
+        )
+    context = message.context or _Context()
+    return InboundMessage(
+        waba_id=waba_id,
+        phone_number_id=phone_number_id,
+        wa_message_id=message.id,
+        wa_id=message.from_,
+        user_id=message.from_user_id,
+        profile_name=_profile_name(names, message.from_, message.from_user_id),
+        timestamp=message.timestamp,
+        kind=message.type,
+        text=message.text_to_show(),
+        media=message.media(),
+        location=message.location,
+        contacts=message.contacts,
+        interactive=message.interactive,
+        button=message.button,
+        reaction=message.reaction,
+        order=message.order,
+        system=message.system,
+        unsupported_type=message.unsupported.type if message.unsupported else None,
+        reply_to=context.id,
+        reply_to_from=context.from_,
+        forwarded=context.forwarded,
+        frequently_forwarded=context.frequently_forwarded,
+        referred_product=context.referred_product,
+        referral=message.referral,
+        errors=message.errors,
+        raw=item,
+    )
+
+
+def _profile_name(names: dict[str, str], wa_id: str | None, user_id: str | None) -> str | None:
+    for key in (wa_id, user_id):
+        if key is not None and key in names:
+            return names[key]
+    return None
+
+
+def _status(waba_id: str, phone_number_id: str, item: Any) -> StatusUpdate:
+    try:
+        status = _Status.model_validate(item)
+    except ValidationError as exc:
+        return StatusUpdate(
+            waba_id=waba_id,
+            phone_number_id=phone_number_id,
+            wa_message_id=_string(item, "id", _WAMID_MAX),
+            status=INVALID,
+            timestamp=None,
+            raw=item,
+            problem=_describe(exc),
+        )
+    return StatusUpdate(
+        waba_id=waba_id,
+        phone_number_id=phone_number_id,
+        wa_message_id=status.id,
+        status=status.status,
+        timestamp=status.timestamp,
+        recipient_id=status.recipient_id,
+        errors=status.errors,
+        conversation=status.conversation,
+        pricing=status.pricing,
+        biz_opaque_callback_data=status.biz_opaque_callback_data,
+        raw=item,
+    )
+
+
+def _error(waba_id: str, phone_number_id: str, item: Any) -> WebhookError:
+    try:
+        error = WhatsAppError.model_validate(item)
+    except ValidationError as exc:
+        return WebhookError(
+            waba_id=waba_id, phone_number_id=phone_number_id, error=None, raw=item, problem=_describe(exc)
+        )
+    return WebhookError(waba_id=waba_id, phone_number_id=phone_number_id, error=error, raw=item)
