@@ -15,7 +15,7 @@ from fiv_console.keys import database_key, rate_limiter_key, redis_key, settings
 from fiv_console.rate_limit import LocalRateLimiter, RedisRateLimiter
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
-from fiv_console.web import openapi, pages
+from fiv_console.web import openapi, pages, webhooks
 from fiv_console.web.api import registry as api_registry
 from fiv_console.web.health import get_health
 from fiv_console.web.middleware import add_security_headers, api_error_middleware, request_context_middleware
@@ -76,6 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/", pages.console)
     app.router.add_get("/login", pages.login)
     app.router.add_get("/health", get_health)
+    app.router.add_get("/webhooks/whatsapp", webhooks.verify_subscription)
     api_registry.install(app)
     app.router.add_get("/api/openapi.json", openapi.get_document)
     app.router.add_get("/api/docs", openapi.docs_page)
