@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from fiv_console.db.pool import Connection, Database, tenant_tx
-from fiv_console.errors import InvalidInput
-from fiv_console.passwords import hash_password_async, verify_password_async
+from fiv_console.errors import Conflict, InvalidInput
+from fiv_console.passwords import verify_password_async
 from fiv_console.users import Role, find_login
 
 
@@ -65,21 +65,31 @@ async def end_all_sessions(conn: Connection, *, user_id: UUID) -> None:
 
 
 _PASSWORD_HASH_SQL = "select password_hash from users where id = $1"
-_SET_PASSWORD_SQL = """
-update users set password_hash = $2, session_version = session_version + 1, updated_at = now()
-where id = $1
+_REPLACE_PASSWORD_SQL = """
+update users set password_hash = $3, session_version = session_version + 1, updated_at = now()
+where id = $1 and password_hash = $2
 returning session_version
 """
 
 
-async def change_password(conn: Connection, *, user_id: UUID, current_password: str, new_password: str) -> int:
-    """Replace a password after checking the current one; ends every session. Returns the new version."""
-    current_hash = await conn.fetchval(_PASSWORD_HASH_SQL, user_id)
-    if not await verify_password_async(current_hash, current_password):
+async def password_hash(conn: Connection, *, user_id: UUID) -> str | None:
+    hashed: str | None = await conn.fetchval(_PASSWORD_HASH_SQL, user_id)
+    return hashed
+
+
+async def check_current_password(current_hash: str | None, password: str) -> None:
+    """Outside any transaction (Argon2 is slow): InvalidInput unless `password` matches."""
+    if not await verify_password_async(current_hash, password):
         raise InvalidInput(
             "the current password is wrong",
             details=[{"field": "body.current_password", "message": "does not match"}],
         )
-    new_hash = await hash_password_async(new_password)
-    version: int = await conn.fetchval(_SET_PASSWORD_SQL, user_id, new_hash)
+
+
+async def replace_password(conn: Connection, *, user_id: UUID, checked_hash: str, new_hash: str) -> int:
+    """Store `new_hash` if the password is still the one just checked; ends every session. Returns the new
+    session version. A password changed in between (another tab, an admin) is a conflict, not overwritten."""
+    version: int | None = await conn.fetchval(_REPLACE_PASSWORD_SQL, user_id, checked_hash, new_hash)
+    if version is None:
+        raise Conflict("the password was changed meanwhile: sign in again")
     return version

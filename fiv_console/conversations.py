@@ -303,7 +303,8 @@ async def _lock(conn: Connection, viewer: Viewer, conversation_id: UUID) -> _Loc
 
 
 _LOCK_ASSIGNEE_SQL = """
-select u.disabled, coalesce(m.max_concurrent_override, u.max_concurrent) as capacity
+select u.disabled, u.role, m.user_id is not null as serves_queue,
+       coalesce(m.max_concurrent_override, u.max_concurrent) as capacity
 from users u
 left join queue_members m on m.tenant_id = u.tenant_id and m.queue_id = $2 and m.user_id = u.id
 where u.id = $1
@@ -317,7 +318,9 @@ where id = $1
 _TOUCH_ASSIGNEE_SQL = "update users set last_assigned_at = now() where id = $1"
 
 
-async def _give(conn: Connection, conversation: _Locked, *, agent_id: UUID, force: bool) -> None:
+async def _give(
+    conn: Connection, conversation: _Locked, *, agent_id: UUID, force: bool, colleagues_only: bool = False
+) -> None:
     """Under the conversation's lock: lock the agent's row, check capacity, assign.
 
     Capacity is the agent's override in the conversation's queue, else their own `max_concurrent`, counted
@@ -329,6 +332,9 @@ async def _give(conn: Connection, conversation: _Locked, *, agent_id: UUID, forc
         raise NotFound("no such user in this tenant")
     if agent["disabled"]:
         raise Conflict("that user is disabled")
+    # An agent hands over only to a fellow agent of the conversation's queue; staff may pick anyone.
+    if colleagues_only and (agent["role"] != "agent" or not agent["serves_queue"]):
+        raise Conflict("that user is not an agent of this conversation's queue")
     if not force:
         load = int(await conn.fetchval(_LOAD_SQL, agent_id))
         if load >= agent["capacity"]:
@@ -391,7 +397,8 @@ def _check_owner_or_staff(viewer: Viewer, locked: _Locked, action: str) -> None:
 async def transfer_to_agent(
     conn: Connection, *, viewer: Viewer, conversation_id: UUID, agent_id: UUID, force: bool
 ) -> Moved:
-    """Hand the conversation to another agent (under their capacity unless staff `force` it).
+    """Hand the conversation to another agent (under their capacity unless staff `force` it). An agent may
+    hand it only to another agent of its queue; supervisors and admins to anyone enabled.
 
     Locks the conversation and the agent: no network I/O until commit.
     """
@@ -401,7 +408,7 @@ async def transfer_to_agent(
     _check_owner_or_staff(viewer, locked, "transfer")
     if locked.status == "assigned" and locked.agent_id == agent_id:
         raise Conflict("the conversation is already assigned to that agent")
-    await _give(conn, locked, agent_id=agent_id, force=force)
+    await _give(conn, locked, agent_id=agent_id, force=force, colleagues_only=not viewer.sees_all)
     return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
 
 

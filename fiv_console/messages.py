@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -57,10 +57,12 @@ class Cursor:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
             when, _, ident = raw.partition("|")
             created_at, message_id = datetime.fromisoformat(when), UUID(ident)
-        except (binascii.Error, UnicodeDecodeError, ValueError):
+            if created_at.tzinfo is None:
+                raise ValueError("naive time")
+            # In UTC here, as the database compares it: an extreme offset would overflow there, as a 500.
+            created_at = created_at.astimezone(UTC)
+        except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
             raise ValueError("not a cursor from this history") from None
-        if created_at.tzinfo is None:
-            raise ValueError("not a cursor from this history")
         return cls(created_at, message_id)
 
 

@@ -43,6 +43,6 @@ async def verify_password_async(password_hash: str | None, password: str) -> boo
     """False for a missing hash too, after spending the time of a real verification."""
     loop = asyncio.get_running_loop()
     if password_hash is None:
-        await loop.run_in_executor(_executor, verify_password, dummy_hash(), password)
+        await loop.run_in_executor(_executor, lambda: verify_password(dummy_hash(), password))
         return False
     return await loop.run_in_executor(_executor, verify_password, password_hash, password)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -24,28 +25,35 @@ class RateLimiter(Protocol):
 
 
 class LocalRateLimiter:
-    """Per-process counters; plenty for one instance (and the fallback when Redis is down)."""
+    """Per-process counters; plenty for one instance (and the fallback when Redis is down).
 
-    def __init__(self) -> None:
-        self._windows: dict[str, tuple[float, int]] = {}
+    Windows are kept in the order they opened, so expired ones are dropped from the front as new attempts
+    arrive (constant work per attempt), and at most `max_keys` are kept: a flood of distinct keys evicts
+    the oldest windows rather than growing memory without bound.
+    """
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._windows: OrderedDict[str, tuple[float, float, int]] = OrderedDict()  # key -> (start, end, count)
+        self._max_keys = max_keys
 
     async def hit(self, key: str, *, limit: int, window_seconds: int) -> float | None:
         now = time.monotonic()
-        started, count = self._windows.get(key, (now, 0))
-        if now - started >= window_seconds:
-            started, count = now, 0
-        count += 1
-        self._windows[key] = (started, count)
-        if len(self._windows) > 100_000:
-            self._forget_expired(now, window_seconds)
-        if count > limit:
-            return max(1.0, math.ceil(started + window_seconds - now))
+        while self._windows:
+            _, (_, end, _) = next(iter(self._windows.items()))
+            if end > now:
+                break
+            self._windows.popitem(last=False)
+        started, end, count = self._windows.get(key, (now, now + window_seconds, 0))
+        if end <= now:
+            started, end, count = now, now + window_seconds, 0
+        if count == 0:
+            self._windows.pop(key, None)
+        self._windows[key] = (started, end, count + 1)
+        while len(self._windows) > self._max_keys:
+            self._windows.popitem(last=False)
+        if count + 1 > limit:
+            return max(1.0, math.ceil(end - now))
         return None
-
-    def _forget_expired(self, now: float, window_seconds: int) -> None:
-        for key, (started, _) in list(self._windows.items()):
-            if now - started >= window_seconds:
-                del self._windows[key]
 
 
 class RedisRateLimiter:
@@ -58,11 +66,12 @@ class RedisRateLimiter:
     async def hit(self, key: str, *, limit: int, window_seconds: int) -> float | None:
         redis_key = f"{RATE_LIMIT_KEY_PREFIX}{key}"
         try:
+            # SET NX EX opens the window with its expiry (EXPIRE NX would need Redis 7), INCR counts in it.
             async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(redis_key, 0, ex=window_seconds, nx=True)
                 pipe.incr(redis_key)
-                pipe.expire(redis_key, window_seconds, nx=True)
                 pipe.ttl(redis_key)
-                count, _, ttl = await pipe.execute()
+                _, count, ttl = await pipe.execute()
         except (RedisError, OSError):
             log.warning("rate limiter: Redis unreachable, counting in this process")
             return await self._fallback.hit(key, limit=limit, window_seconds=window_seconds)

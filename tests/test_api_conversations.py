@@ -8,6 +8,7 @@ write them; everything else goes through the API as the people of the tenant.
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -380,6 +381,10 @@ async def test_each_role_one_allowed_and_one_refused_call_per_operation(
     taken = await expect(agent, "POST", _url(waiting, "assign"), 200, {})
     assert (taken.data["status"], taken.data["agent_id"]) == ("assigned", str(tenant.agent.id))
     await expect(agent, "POST", _url(other_waiting, "transfer"), 403, {"queue_id": str(elsewhere)})
+    # An agent hands over only to another agent of the conversation's queue (other_agent is not in it).
+    await expect(agent, "POST", _url(waiting, "transfer"), 409, {"agent_id": str(tenant.other_agent.id)})
+    await expect(agent, "POST", _url(waiting, "transfer"), 409, {"agent_id": str(tenant.admin.id)})
+    await expect(admin, "PUT", f"/api/queues/{tenant.queue_id}/members/{tenant.other_agent.id}", 200, {})
     await expect(agent, "POST", _url(waiting, "transfer"), 200, {"agent_id": str(tenant.other_agent.id)})
     await expect(agent, "POST", _url(mine, "unassign"), 403)
     await expect(agent, "POST", _url(other_waiting, "close"), 403, {"reason": "spam"})
@@ -534,6 +539,10 @@ async def test_transfers_keep_the_place_in_line_and_save_the_note(
     assert (to_colleague.data["status"], to_colleague.data["agent_id"]) == ("assigned", str(tenant.other_agent.id))
     again = await supervisor.post(_url(conversation, "transfer"), {"agent_id": str(tenant.other_agent.id)})
     assert again.status == 409
+    # Agents hand over only to agents of the conversation's queue.
+    refused = await colleague.post(_url(conversation, "transfer"), {"agent_id": str(tenant.agent.id)})
+    assert refused.status == 409
+    assert (await admin.put(f"/api/queues/{billing}/members/{tenant.agent.id}", {})).status == 200
     back = await colleague.post(_url(conversation, "transfer"), {"agent_id": str(tenant.agent.id), "note": "yours"})
     assert back.data["agent_id"] == str(tenant.agent.id)
     assert (await agent.get(_url(conversation))).status == 200
@@ -660,7 +669,13 @@ async def test_message_history_pages_with_a_cursor(browsers: Browsers, tenant: T
 
     empty = await agent.get(_url(quiet, "messages"))
     assert (empty.data, empty.body["pagination"]["hasNext"]) == ({"items": [], "next_cursor": None}, False)
-    for query in ("before=bm90IGEgY3Vyc29y", "before=%21%21", "limit=101", "limit=0", "page=2", "after=x"):
+    # Cursors whose time overflows once converted to UTC (year 1 at +14:00, year 9999 at -14:00).
+    extremes = [
+        base64.urlsafe_b64encode(f"{when}|{uuid.uuid4()}".encode()).decode().rstrip("=")
+        for when in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00")
+    ]
+    bad_queries = ["before=bm90IGEgY3Vyc29y", "before=%21%21", "limit=101", "limit=0", "page=2", "after=x"]
+    for query in [*bad_queries, *(f"before={cursor}" for cursor in extremes)]:
         answer = await agent.get(_url(conversation, f"messages?{query}"))
         assert (answer.status, answer.code) == (400, "VALIDATION_ERROR"), query
         assert answer.body["error"]["details"][0]["field"].startswith("query."), query

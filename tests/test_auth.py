@@ -192,3 +192,17 @@ async def test_an_authorization_header_of_another_scheme_leaves_the_session_in_c
     assert (await api.get("/api/me", headers={"Authorization": "Basic dXNlcjpwYXNz"})).status == 200
     assert (await api.get("/api/me", headers={"Authorization": "Bearer "})).status == 401
     assert (await api.get("/api/me", headers={"Authorization": "bearer fivt_nope"})).status == 401
+
+
+async def test_guessing_the_current_password_is_throttled(browsers: Browsers, tenant: TenantPeople) -> None:
+    api = await browsers.signed_in(tenant.agent)
+    guesses = [
+        (
+            await api.post("/api/me/password", {"current_password": f"guess {i}", "new_password": "whatever it is"})
+        ).status
+        for i in range(10)
+    ]
+    assert guesses == [400] * 10
+    throttled = await api.post("/api/me/password", {"current_password": PASSWORD, "new_password": "whatever it is"})
+    assert throttled.status == 429
+    assert (await api.get("/api/me")).status == 200

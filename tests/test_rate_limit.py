@@ -18,6 +18,21 @@ async def test_the_local_limiter_counts_within_a_window() -> None:
     assert await limiter.hit("other", limit=3, window_seconds=60) is None
 
 
+async def test_the_local_limiter_keeps_a_bounded_number_of_windows() -> None:
+    limiter = LocalRateLimiter(max_keys=3)
+    for key in ("a", "b", "c", "d"):
+        await limiter.hit(key, limit=1, window_seconds=60)
+    # "a" was evicted as the oldest window, so it starts afresh; "d" is still counted.
+    assert await limiter.hit("a", limit=1, window_seconds=60) is None
+    assert await limiter.hit("d", limit=1, window_seconds=60) is not None
+
+
+async def test_the_local_limiter_forgets_expired_windows() -> None:
+    limiter = LocalRateLimiter()
+    assert await limiter.hit("k", limit=1, window_seconds=0) is None
+    assert await limiter.hit("k", limit=1, window_seconds=0) is None
+
+
 async def test_two_instances_share_one_count_through_redis(redis_url: str) -> None:
     first, second = Redis.from_url(redis_url), Redis.from_url(redis_url)
     try:

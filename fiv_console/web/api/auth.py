@@ -13,6 +13,7 @@ from fiv_console.db.pool import tenant_tx
 from fiv_console.errors import Forbidden, RateLimited, Unauthenticated
 from fiv_console.keys import database_key, rate_limiter_key, settings_key
 from fiv_console.observability.context import request_id_var, tenant_id_var, user_id_var
+from fiv_console.passwords import hash_password_async
 from fiv_console.text import NO_NUL
 from fiv_console.users import Password, Role, User
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, NoInput, RouteTable
@@ -61,9 +62,11 @@ async def login(call: ApiCall[LoginRequest, NoInput]) -> SessionInfo:
     settings, db, limiter = app[settings_key], app[database_key], app[rate_limiter_key]
     email = call.body.email.lower()
     address = call.request.remote or "unknown"
+    # The address first: once an address is throttled its attempts stop counting against the accounts it
+    # names, so one address cannot keep every account locked.
     for key, limit in (
-        (f"login:account:{email}", settings.login_attempts_per_account),
         (f"login:address:{address}", settings.login_attempts_per_address),
+        (f"login:account:{email}", settings.login_attempts_per_account),
     ):
         retry_after = await limiter.hit(key, limit=limit, window_seconds=LOGIN_WINDOW_SECONDS)
         if retry_after is not None:
@@ -142,25 +145,32 @@ async def me(call: ApiCall[NoInput, NoInput]) -> SessionInfo:
     tag="auth",
     body=PasswordChange,
     response=SessionInfo,
+    transaction=False,
 )
 async def change_password(call: ApiCall[PasswordChange, NoInput]) -> SessionInfo:
     caller = call.caller
     if caller.user_id is None:
         raise Forbidden("an API token has no password")
-    version = await accounts.change_password(
-        call.conn,
-        user_id=caller.user_id,
-        current_password=call.body.current_password,
-        new_password=call.body.new_password.get_secret_value(),
+    app = call.request.app
+    # Guessing the current password here must cost as much as guessing it at sign-in.
+    retry_after = await app[rate_limiter_key].hit(
+        f"password:user:{caller.user_id}",
+        limit=app[settings_key].login_attempts_per_account,
+        window_seconds=LOGIN_WINDOW_SECONDS,
     )
-    await audit.record(
-        call.conn,
-        tenant_id=caller.tenant_id,
-        actor=caller.actor,
-        action="user.password_changed",
-        target_id=caller.user_id,
-    )
+    if retry_after is not None:
+        raise RateLimited("too many attempts: wait and try again", retry_after=retry_after)
+    async with call.transaction() as conn:
+        current_hash = await accounts.password_hash(conn, user_id=caller.user_id)
+    await accounts.check_current_password(current_hash, call.body.current_password)
+    new_hash = await hash_password_async(call.body.new_password.get_secret_value())
+    assert current_hash is not None, "a user that just signed in has a password"
+    async with call.transaction() as conn:
+        version = await accounts.replace_password(
+            conn, user_id=caller.user_id, checked_hash=current_hash, new_hash=new_hash
+        )
+        await call.audit("user.password_changed", "user", caller.user_id, conn=conn)
+        user = await users.get_user(conn, user_id=caller.user_id)
     # The caller stays signed in here with a fresh session; every other session of theirs has ended.
     csrf = await start_session(call.request, accounts.SignedIn(caller.tenant_id, caller.user_id, version))
-    user = await users.get_user(call.conn, user_id=caller.user_id)
     return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, csrf_token=csrf)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -91,12 +92,22 @@ class ApiCall(Generic[BodyT, QueryT]):
         assert self.conn_or_none is not None, "operation declared no roles"
         return self.conn_or_none
 
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """A transaction in the caller's tenant, for operations declared with `transaction=False`."""
+        return tenant_tx(self.request.app[database_key], self.caller.tenant_id)
+
     async def audit(
-        self, action: str, target_type: str, target_id: UUID | None, details: dict[str, Any] | None = None
+        self,
+        action: str,
+        target_type: str,
+        target_id: UUID | None,
+        details: dict[str, Any] | None = None,
+        *,
+        conn: Connection | None = None,
     ) -> None:
-        """An audit entry by this caller, in this request's transaction."""
+        """An audit entry by this caller, in this request's transaction (or the one given)."""
         await audit.record(
-            self.conn,
+            conn or self.conn,
             tenant_id=self.caller.tenant_id,
             actor=self.caller.actor,
             action=action,
@@ -122,6 +133,9 @@ class Operation:
     response: Any
     paginated: bool
     status: int
+    # False for operations with slow work (Argon2) before their writes: they open `call.transaction()`
+    # themselves, so no pooled connection waits on a CPU-bound hash.
+    transaction: bool = True
 
     @property
     def operation_id(self) -> str:
@@ -149,6 +163,7 @@ class RouteTable:
         response: Any = None,
         paginated: bool = False,
         status: int = 200,
+        transaction: bool = True,
     ) -> Callable[[Callable[[ApiCall[Any, Any]], Awaitable[T]]], Callable[[ApiCall[Any, Any]], Awaitable[T]]]:
         """Declare an operation. `roles=None` means no sign-in is needed (login itself)."""
 
@@ -156,7 +171,9 @@ class RouteTable:
             handler: Callable[[ApiCall[Any, Any]], Awaitable[T]],
         ) -> Callable[[ApiCall[Any, Any]], Awaitable[T]]:
             self.operations.append(
-                Operation(method, path, handler, roles, summary, tag, body, query, response, paginated, status)
+                Operation(
+                    method, path, handler, roles, summary, tag, body, query, response, paginated, status, transaction
+                )
             )
             return handler
 
@@ -260,9 +277,10 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
                 _query(request, operation),
                 _ids(request, operation),
                 caller,
-                conn,
+                conn if operation.transaction else None,
             )
-            result = await operation.handler(call)
-        return _answer(operation, result)
+            if operation.transaction:
+                return _answer(operation, await operation.handler(call))
+        return _answer(operation, await operation.handler(call))
 
     return handle

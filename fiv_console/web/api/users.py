@@ -57,13 +57,16 @@ async def list_users(call: ApiCall[NoInput, UserQuery]) -> Page[User]:
 
 
 @routes.route(
-    "POST", "/api/users", roles=ADMIN, summary="Create a user", tag="users", body=UserCreate, response=User, status=201
-)
+    "POST", "/api/users", roles=ADMIN, summary="Create a user", tag="users", body=UserCreate, response=User,
+    status=201, transaction=False,
+)  # fmt: skip
 async def create_user(call: ApiCall[UserCreate, NoInput]) -> Created[User]:
     caller = call.caller
+    # Hashed before the transaction: no pooled connection waits on Argon2.
     password_hash = await hash_password_async(call.body.password.get_secret_value())
-    user = await users.create_user(call.conn, tenant_id=caller.tenant_id, data=call.body, password_hash=password_hash)
-    await call.audit("user.created", "user", user.id, {"role": user.role})
+    async with call.transaction() as conn:
+        user = await users.create_user(conn, tenant_id=caller.tenant_id, data=call.body, password_hash=password_hash)
+        await call.audit("user.created", "user", user.id, {"role": user.role}, conn=conn)
     return Created(user)
 
 
@@ -80,30 +83,33 @@ async def get_user(call: ApiCall[NoInput, NoInput]) -> User:
     tag="users",
     body=UserUpdate,
     response=User,
+    transaction=False,
 )
 async def update_user(call: ApiCall[UserUpdate, NoInput]) -> User:
     caller, change, user_id = call.caller, call.body, call.ids["user_id"]
-    before = await users.get_user(call.conn, user_id=user_id)
     if user_id == caller.user_id and (change.disabled or (change.role is not None and change.role != "admin")):
         raise Forbidden("admins cannot disable or demote themselves (ask another admin)")
+    # Hashed before the transaction: no pooled connection waits on Argon2.
     password_hash = await hash_password_async(change.password.get_secret_value()) if change.password else None
-    role_changed = change.role is not None and change.role != before.role
-    disabled_changed = change.disabled is not None and change.disabled != before.disabled
-    after = await users.update_user(
-        call.conn,
-        user_id=user_id,
-        data=change,
-        password_hash=password_hash,
-        end_sessions=role_changed or disabled_changed or password_hash is not None,
-    )
-    changed = sorted(name for name in change.model_fields_set if name != "password")
-    await call.audit("user.changed", "user", user_id, {"fields": changed})
-    if role_changed:
-        await call.audit("user.role_changed", "user", user_id, {"from": before.role, "to": after.role})
-    if disabled_changed:
-        await call.audit("user.disabled" if after.disabled else "user.enabled", "user", user_id)
-    if password_hash is not None:
-        await call.audit("user.password_reset", "user", user_id)
+    async with call.transaction() as conn:
+        before = await users.get_user(conn, user_id=user_id)
+        role_changed = change.role is not None and change.role != before.role
+        disabled_changed = change.disabled is not None and change.disabled != before.disabled
+        after = await users.update_user(
+            conn,
+            user_id=user_id,
+            data=change,
+            password_hash=password_hash,
+            end_sessions=role_changed or disabled_changed or password_hash is not None,
+        )
+        changed = sorted(name for name in change.model_fields_set if name != "password")
+        await call.audit("user.changed", "user", user_id, {"fields": changed}, conn=conn)
+        if role_changed:
+            await call.audit("user.role_changed", "user", user_id, {"from": before.role, "to": after.role}, conn=conn)
+        if disabled_changed:
+            await call.audit("user.disabled" if after.disabled else "user.enabled", "user", user_id, conn=conn)
+        if password_hash is not None:
+            await call.audit("user.password_reset", "user", user_id, conn=conn)
     return after
 
 
