@@ -511,7 +511,11 @@ async def add_label(conn: Connection, *, viewer: Viewer, conversation_id: UUID, 
     """Put a label on a conversation the viewer sees; putting it twice is the same as once."""
     await ensure_visible(conn, viewer=viewer, conversation_id=conversation_id)
     await _check_label(conn, label_id)
-    await conn.execute(_ADD_LABEL_SQL, viewer.tenant_id, conversation_id, label_id)
+    try:
+        await conn.execute(_ADD_LABEL_SQL, viewer.tenant_id, conversation_id, label_id)
+    except asyncpg.ForeignKeyViolationError:
+        # Deleted (or the conversation removed) between the check and the insert.
+        raise NotFound("no such label") from None
     return await get_conversation(conn, viewer=viewer, conversation_id=conversation_id)
 
 
