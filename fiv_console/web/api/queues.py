@@ -1,7 +1,8 @@
 """Queues and their members over the API.
 
 Everyone signed in lists and reads queues, agents only the queues they are members of (any other queue is
-a 404 to them). Supervisors also read members; admins create and change queues and memberships.
+a 404 to them). Supervisors run the queues: they change a queue's priority, SLA target and whether it is
+open, and who serves it; creating a queue is for admins.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ async def get_queue(call: ApiCall[NoInput, NoInput]) -> Queue:
 
 
 @routes.route(
-    "PATCH", "/api/queues/{queue_id}", roles=ADMIN, summary="Change a queue", tag="queues", body=QueueUpdate,
+    "PATCH", "/api/queues/{queue_id}", roles=STAFF, summary="Change a queue", tag="queues", body=QueueUpdate,
     response=Queue,
 )  # fmt: skip
 async def update_queue(call: ApiCall[QueueUpdate, NoInput]) -> Queue:
@@ -91,7 +92,7 @@ async def list_queue_members(call: ApiCall[NoInput, PageQuery]) -> Page[QueueMem
 
 
 @routes.route(
-    "PUT", "/api/queues/{queue_id}/members/{user_id}", roles=ADMIN,
+    "PUT", "/api/queues/{queue_id}/members/{user_id}", roles=STAFF,
     summary="Make a user a member of a queue, or change their capacity in it (send `{}` for none)",
     tag="queues", body=MembershipChange, response=QueueMember,
 )  # fmt: skip
@@ -109,7 +110,7 @@ async def set_queue_member(call: ApiCall[MembershipChange, NoInput]) -> QueueMem
 
 
 @routes.route(
-    "DELETE", "/api/queues/{queue_id}/members/{user_id}", roles=ADMIN, summary="Remove a member from a queue",
+    "DELETE", "/api/queues/{queue_id}/members/{user_id}", roles=STAFF, summary="Remove a member from a queue",
     tag="queues", response=QueueMember,
 )  # fmt: skip
 async def remove_queue_member(call: ApiCall[NoInput, NoInput]) -> QueueMember:
