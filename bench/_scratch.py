@@ -13,17 +13,20 @@ deployment logs in as `fiv_app` with a different owner.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
 import asyncpg
+import orjson
 
-from fiv_console.db.embedded import embedded_postgres
+from fiv_console.db.embedded import EmbeddedPostgresError, embedded_postgres
 from fiv_console.db.migrations import migrate
 from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
+from fiv_console.serving import run_async
 from fiv_console.settings import ConfigError, load_settings
 
 # Load must come from this machine: a remote server would measure the network, and a benchmark must
@@ -100,3 +103,21 @@ async def scratch_database(server: Server, prefix: str) -> AsyncIterator[Scratch
 def fail(message: str) -> int:
     print(f"{sys.argv[0]}: error: {message}", file=sys.stderr)
     return 2
+
+
+def measure_and_report(
+    measure: Callable[[Server], Awaitable[dict[str, Any]]], print_table: Callable[[dict[str, Any]], None]
+) -> int:
+    """Run one benchmark on the database server, print its table and its final JSON line; the exit code."""
+    try:
+        with postgres_server() as server:
+            report = run_async(lambda: measure(server))
+    except (BenchError, EmbeddedPostgresError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        # The scratch database was dropped and the embedded server left on the way out.
+        print(f"{sys.argv[0]}: interrupted", file=sys.stderr)
+        return 130
+    print_table(report)
+    print(orjson.dumps(report).decode())
+    return 0

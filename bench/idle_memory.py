@@ -35,11 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
-from _scratch import BenchError, Server, fail, postgres_server, scratch_database
-
-from fiv_console.db.embedded import EmbeddedPostgresError
-from fiv_console.serving import run_async
+from _scratch import BenchError, Server, fail, measure_and_report, scratch_database
 
 TARGET_IDLE_MB = 150.0
 READY_TIMEOUT_SECONDS = 60.0
@@ -205,18 +201,7 @@ def main() -> int:
         return fail("--settle must be between 0 and 300")
     if not 0 <= args.requests <= 100_000:
         return fail("--requests must be between 0 and 100000")
-    try:
-        with postgres_server() as server:
-            report = run_async(lambda: run(server, args))
-    except (BenchError, EmbeddedPostgresError) as exc:
-        return fail(str(exc))
-    except KeyboardInterrupt:
-        # The scratch database was dropped and the embedded server left on the way out.
-        print(f"{sys.argv[0]}: interrupted", file=sys.stderr)
-        return 130
-    print_table(report)
-    print(orjson.dumps(report).decode())
-    return 0
+    return measure_and_report(lambda server: run(server, args), print_table)
 
 
 if __name__ == "__main__":

@@ -33,16 +33,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
-from _scratch import BenchError, Scratch, Server, fail, postgres_server, scratch_database
+from _scratch import Scratch, Server, fail, measure_and_report, scratch_database
 
 from fiv_console import queues, tenants
-from fiv_console.db.embedded import EmbeddedPostgresError
 
 # The very statement tenant_tx runs, so the breakdown's bare variant cannot drift from it.
 from fiv_console.db.pool import _SET_TENANT_SQL as SET_TENANT_SQL
 from fiv_console.db.pool import Database, create_database, tenant_tx
-from fiv_console.serving import run_async
 
 # One operation: (worker number, iteration) -> None; workers use both to spread over the tenants.
 Operation = Callable[[int, int], Awaitable[None]]
@@ -273,18 +270,7 @@ def main() -> int:
         return fail("--rounds must be between 1 and 100")
     if not 1 <= args.tenants <= 10_000:
         return fail("--tenants must be between 1 and 10000")
-    try:
-        with postgres_server() as server:
-            report = run_async(lambda: run(server, args))
-    except (BenchError, EmbeddedPostgresError) as exc:
-        return fail(str(exc))
-    except KeyboardInterrupt:
-        # The scratch database was dropped and the embedded server left on the way out.
-        print(f"{sys.argv[0]}: interrupted", file=sys.stderr)
-        return 130
-    print_table(report)
-    print(orjson.dumps(report).decode())
-    return 0
+    return measure_and_report(lambda server: run(server, args), print_table)
 
 
 if __name__ == "__main__":
