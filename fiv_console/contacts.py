@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from fiv_console.conversations import VISIBLE_CONVERSATION_SQL
 from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import NotFound
@@ -42,13 +43,10 @@ class ContactUpdate(BaseModel):
 _CONTACT_COLUMNS = "id, tenant_id, wa_id, profile_name, name, created_at, updated_at"
 
 # $1: the whole tenant is visible; $2: else the agent whose conversations decide (null: none).
-_VISIBLE_CONTACT = """($1::boolean or exists (
+# An agent sees the contacts of the conversations in their sight, by the conversations' own rule.
+_VISIBLE_CONTACT = f"""($1::boolean or exists (
     select 1 from conversations c
-    where c.tenant_id = contacts.tenant_id and c.contact_id = contacts.id
-      and (c.agent_id = $2 or (c.status = 'waiting' and exists (
-          select 1 from queue_members m
-          where m.tenant_id = c.tenant_id and m.queue_id = c.queue_id and m.user_id = $2
-      )))
+    where c.tenant_id = contacts.tenant_id and c.contact_id = contacts.id and {VISIBLE_CONVERSATION_SQL}
 ))"""
 _CONTACT_FILTER = f"""
 where {_VISIBLE_CONTACT}

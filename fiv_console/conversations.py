@@ -1,6 +1,6 @@
 """Conversations: who may see them, and their lifecycle (assign, transfer, unassign, close, reopen).
 
-Visibility is one SQL condition, `_VISIBLE_SQL`, that every query naming a conversation goes through:
+Visibility is one SQL condition, `VISIBLE_CONVERSATION_SQL`, that every query naming a conversation goes through:
 admins and supervisors see the whole tenant; an agent sees the conversations assigned to them (in any
 status, closed ones included) and the waiting conversations of the queues they are a member of. Anything
 else is "not found", exactly like another tenant's id, so an agent learns nothing about conversations out
@@ -32,6 +32,7 @@ from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fiv_console.notes import NoteBody
+from fiv_console.queues import sight_of
 from fiv_console.text import NO_NUL
 from fiv_console.users import Role
 
@@ -52,7 +53,7 @@ class Viewer:
 
     @property
     def sees_all(self) -> bool:
-        return self.role != "agent"
+        return sight_of(self.role, self.user_id).whole_tenant
 
 
 class ContactSummary(BaseModel):
@@ -153,7 +154,7 @@ class Moved:
 
 # $1: the viewer sees the whole tenant (staff); $2: the viewer's user id (null for an API token). Every
 # statement below that names a conversation through this condition takes these two parameters first.
-_VISIBLE_SQL = """(
+VISIBLE_CONVERSATION_SQL = """(
     $1::boolean
     or c.agent_id = $2::uuid
     or (c.status = 'waiting' and exists (
@@ -163,7 +164,7 @@ _VISIBLE_SQL = """(
 
 
 def _sight(viewer: Viewer) -> tuple[bool, UUID | None]:
-    """The parameters $1 and $2 of `_VISIBLE_SQL` for this viewer."""
+    """The parameters $1 and $2 of `VISIBLE_CONVERSATION_SQL` for this viewer."""
     return viewer.sees_all, viewer.user_id
 
 
@@ -195,7 +196,7 @@ def _conversation(row: asyncpg.Record) -> Conversation:
 
 
 _LIST_FILTER_SQL = f"""
-where {_VISIBLE_SQL}
+where {VISIBLE_CONVERSATION_SQL}
   and ($3::text is null or c.status = $3)
   and ($4::uuid is null or c.queue_id = $4)
   and ($5::uuid is null or c.agent_id = $5)
@@ -244,7 +245,7 @@ async def list_conversations(
     return [_conversation(r) for r in rows], int(total)
 
 
-_GET_SQL = f"{_SELECT_SQL}where c.id = $3 and {_VISIBLE_SQL}"
+_GET_SQL = f"{_SELECT_SQL}where c.id = $3 and {VISIBLE_CONVERSATION_SQL}"
 
 
 async def get_conversation(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Conversation:
@@ -254,7 +255,7 @@ async def get_conversation(conn: Connection, *, viewer: Viewer, conversation_id:
     return _conversation(row)
 
 
-_VISIBLE_ID_SQL = f"select c.id from conversations c where c.id = $3 and {_VISIBLE_SQL}"
+_VISIBLE_ID_SQL = f"select c.id from conversations c where c.id = $3 and {VISIBLE_CONVERSATION_SQL}"
 
 
 async def ensure_visible(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> None:
@@ -284,7 +285,7 @@ class _Locked:
 
 _LOCK_SQL = f"""
 select c.id, c.status, c.queue_id, c.agent_id from conversations c
-where c.id = $3 and {_VISIBLE_SQL}
+where c.id = $3 and {VISIBLE_CONVERSATION_SQL}
 for no key update of c
 """
 
