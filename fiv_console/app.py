@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
 from fiv_console.db.startup import StartupError, close_server_database, open_server_database
-from fiv_console.keys import database_key, rate_limiter_key, redis_key, settings_key
+from fiv_console.keys import database_key, graph_client_key, rate_limiter_key, redis_key, settings_key
 from fiv_console.rate_limit import LocalRateLimiter, RedisRateLimiter
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
@@ -20,6 +21,7 @@ from fiv_console.web.api import registry as api_registry
 from fiv_console.web.health import get_health
 from fiv_console.web.middleware import add_security_headers, api_error_middleware, request_context_middleware
 from fiv_console.web.sessions import setup_sessions
+from fiv_console.whatsapp.client import GraphClient, RetryPolicy, TokenBuckets
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,19 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await client.aclose()
 
 
+async def graph_client_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One HTTP session for every Graph API call; cookies Meta might set are of no use and not kept."""
+    settings = app[settings_key]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        app[graph_client_key] = GraphClient(
+            session,
+            settings.whatsapp_graph_url,
+            retry=RetryPolicy(total_time=settings.whatsapp_send_timeout),
+            buckets=TokenBuckets(rate=settings.whatsapp_rate_per_second),
+        )
+        yield
+
+
 def create_app(settings: Settings) -> web.Application:
     if settings.secret_key is None:
         raise StartupError("SECRET_KEY is not set: sessions cannot be signed")
@@ -64,6 +79,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(database_ctx)
     if settings.redis_url:
         app.cleanup_ctx.append(redis_ctx)
+    app.cleanup_ctx.append(graph_client_ctx)
     app.on_response_prepare.append(add_security_headers)
     aiohttp_jinja2.setup(
         app,
@@ -77,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/login", pages.login)
     app.router.add_get("/health", get_health)
     app.router.add_get("/webhooks/whatsapp", webhooks.verify_subscription)
+    app.router.add_post("/webhooks/whatsapp", webhooks.receive)
     api_registry.install(app)
     app.router.add_get("/api/openapi.json", openapi.get_document)
     app.router.add_get("/api/docs", openapi.docs_page)

@@ -8,9 +8,11 @@ from redis.asyncio import Redis
 from fiv_console.db.pool import Database
 from fiv_console.rate_limit import RateLimiter
 from fiv_console.settings import Settings
+from fiv_console.whatsapp.client import GraphClient
 
 settings_key = web.AppKey("settings", Settings)
 database_key = web.AppKey("database", Database)
 # Present only when REDIS_URL is configured.
 redis_key = web.AppKey("redis", Redis)
 rate_limiter_key = web.AppKey("rate_limiter", RateLimiter)
+graph_client_key = web.AppKey("graph_client", GraphClient)

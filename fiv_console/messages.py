@@ -34,8 +34,10 @@ class Message(BaseModel):
     status: DeliveryStatus
     error: Any
     author_id: UUID | None
+    details: dict[str, Any] | None
     wa_message_id: str | None
     reply_to_wa_message_id: str | None
+    sent_at: datetime | None
     created_at: datetime
 
 
@@ -77,19 +79,20 @@ class History:
     next_cursor: Cursor | None
 
 
-_COLUMNS = (
-    "id, direction, kind, text, media, status, error, author_id, wa_message_id, reply_to_wa_message_id, created_at"
+COLUMNS = (
+    "id, direction, kind, text, media, status, error, author_id, details, wa_message_id, reply_to_wa_message_id, "
+    "sent_at, created_at"
 )
 # Two statements rather than one with "$2 is null or ...": each keeps a plain index range on
 # messages_conversation_created_idx.
 _LATEST_SQL = f"""
-select {_COLUMNS} from messages
+select {COLUMNS} from messages
 where conversation_id = $1
 order by created_at desc, id desc
 limit $2
 """
 _OLDER_SQL = f"""
-select {_COLUMNS} from messages
+select {COLUMNS} from messages
 where conversation_id = $1 and (created_at, id) < ($2, $3)
 order by created_at desc, id desc
 limit $4

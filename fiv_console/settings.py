@@ -50,7 +50,15 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(default=None, description="Signs and encrypts sessions (16+ characters).")
     whatsapp_app_secret: SecretStr | None = None
     whatsapp_verify_token: SecretStr | None = None
-    whatsapp_graph_url: str = "https://graph.facebook.com/v23.0"
+    whatsapp_graph_url: str = Field(
+        default="https://graph.facebook.com/v23.0", description="Graph API base URL, version included."
+    )
+    whatsapp_rate_per_second: float = Field(
+        default=80.0, gt=0, le=1000, description="Messages per second per business number (Meta's default 80)."
+    )
+    whatsapp_send_timeout: float = Field(
+        default=15.0, gt=0, le=120, description="Seconds a send may take, retries included, before it fails."
+    )
     log_level: LogLevel = "INFO"
     cookie_secure: bool = False
     fiv_data_dir: Path = Path(".fiv-data")

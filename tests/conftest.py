@@ -28,6 +28,9 @@ from fiv_console.tenants import TenantCreate, create_tenant
 from tests.api import Browsers, TenantPeople, make_tenant
 from tests.redis_server import own_redis_server
 
+# Signs the webhooks tests post, as Meta's app secret would.
+WEBHOOK_SECRET = "test-whatsapp-app-secret"
+
 
 @dataclass(frozen=True)
 class TestDatabase:
@@ -49,6 +52,7 @@ class TestDatabase:
             "db_pool_min_size": 1,
             "db_pool_max_size": 4,
             "secret_key": "test-secret-key-0123456789abcdef",
+            "whatsapp_app_secret": WEBHOOK_SECRET,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

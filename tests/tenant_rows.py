@@ -79,6 +79,15 @@ INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
         "returning label_id as id",
         lambda t, ids: [t, ids["conversations"], ids["labels"]],
     ),
+    "message_statuses": (
+        "insert into message_statuses (tenant_id, channel_id, wa_message_id, status, occurred_at) "
+        "values ($1, $2, $3, 'delivered', now()) returning wa_message_id as id",
+        lambda t, ids: [t, ids["channels"], f"wamid.{uuid.uuid4().hex}"],
+    ),
+    "event_counters": (
+        "insert into event_counters (tenant_id, last_seq) values ($1, 1) returning tenant_id as id",
+        lambda t, ids: [t],
+    ),
     "audit_log": (
         "insert into audit_log (tenant_id, actor_kind, action) values ($1, 'system', 'test') returning id",
         lambda t, ids: [t],

@@ -8,6 +8,7 @@ Every acquire has a deadline, so a database outage fails requests fast instead o
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,11 +41,18 @@ _CONNECTION_LOST = (
 )
 
 
+def _json_default(value: object) -> str:
+    # asyncpg returns uuid columns as its own UUID class, which orjson does not know.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     for json_type in ("json", "jsonb"):
         await conn.set_type_codec(
             json_type,
-            encoder=lambda value: orjson.dumps(value).decode(),
+            encoder=lambda value: orjson.dumps(value, default=_json_default).decode(),
             decoder=orjson.loads,
             schema="pg_catalog",
         )
@@ -68,6 +76,11 @@ class Database:
             yield conn
         except _CONNECTION_LOST as exc:
             raise Unavailable("the connection to the database was lost") from exc
+        except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+            # A pooled connection the server ended while it sat idle fails like this on its next use.
+            if conn.is_closed():
+                raise Unavailable("the connection to the database was lost") from exc
+            raise
         finally:
             await self.pool.release(conn)
 

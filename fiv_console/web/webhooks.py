@@ -1,4 +1,10 @@
-"""`/webhooks/whatsapp`: Meta's verification handshake (GET). Intake (POST) comes with the WhatsApp issue."""
+"""`/webhooks/whatsapp`: Meta's verification handshake (GET) and the signed webhook intake (POST).
+
+The POST answers 200 only once what it carried is committed (`fiv_console.whatsapp.intake`): anything
+else makes Meta deliver it again, which is what a database outage needs (503) and what a wrong signature
+gets (401, nothing written). A signed body that cannot be stored as messages is kept as a dead letter and
+answered 200, since Meta would only send the same bytes again for 7 days.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,19 @@ import re
 
 from aiohttp import web
 
-from fiv_console.keys import settings_key
+from fiv_console import dead_letters
+from fiv_console.errors import Unavailable
+from fiv_console.keys import database_key, settings_key
+from fiv_console.whatsapp import intake
+from fiv_console.whatsapp.payloads import WebhookPayloadError, parse_webhook
+from fiv_console.whatsapp.signature import signature_matches
 
 log = logging.getLogger(__name__)
 
 # Meta's challenge is a number; echoing anything wider back would make this URL reflect arbitrary text.
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+_RETRY_AFTER_SECONDS = "5"
 
 
 async def verify_subscription(request: web.Request) -> web.Response:
@@ -31,3 +44,41 @@ async def verify_subscription(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text="verification refused")
     log.info("webhook verification accepted")
     return web.Response(text=challenge, content_type="text/plain")
+
+
+async def receive(request: web.Request) -> web.Response:
+    """Signed intake: 401 for a bad signature, 413 for an oversized body, 503 while the database is away."""
+    app_secret = request.app[settings_key].whatsapp_app_secret
+    if app_secret is None:
+        log.error("webhook refused: WHATSAPP_APP_SECRET is not set, so no signature can be checked")
+        raise web.HTTPServiceUnavailable(text="webhook intake is not configured")
+    body = await request.read()  # over the application's client_max_size: 413
+    if not signature_matches(app_secret.get_secret_value().encode(), body, request.headers.get(SIGNATURE_HEADER)):
+        log.warning("webhook refused: signature missing or wrong")
+        raise web.HTTPUnauthorized(text="invalid signature")
+
+    db = request.app[database_key]
+    try:
+        try:
+            batch = parse_webhook(body)
+        except WebhookPayloadError as exc:
+            async with db.connection() as conn:
+                await dead_letters.keep(conn, reason="unparseable", body=body, phone_number_id=None, detail=str(exc))
+            log.warning("signed webhook that is not a webhook kept as a dead letter", extra={"problem": str(exc)})
+            return web.Response(text="kept")
+        result = await intake.ingest(db, batch, body=body)
+    except Unavailable:
+        log.warning("webhook not stored: the database is unavailable; Meta will retry")
+        raise web.HTTPServiceUnavailable(
+            text="temporarily unavailable", headers={"Retry-After": _RETRY_AFTER_SECONDS}
+        ) from None
+    log.info(
+        "webhook stored",
+        extra={
+            "messages": result.messages_stored,
+            "duplicates": result.duplicates,
+            "statuses": result.statuses_recorded,
+            "dead_letters": result.dead_letters,
+        },
+    )
+    return web.Response(text="ok")

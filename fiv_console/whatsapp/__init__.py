@@ -1,1 +1,1 @@
-"""WhatsApp Cloud API: webhook payloads (parsing into normalized records); intake, client and simulator to come."""
+"""WhatsApp Cloud API: webhook payloads and signature, intake, the Graph API client, and the simulator."""
