@@ -12,7 +12,14 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from fiv_console.db.startup import StartupError, close_server_database, open_server_database
-from fiv_console.keys import database_key, graph_client_key, rate_limiter_key, redis_key, settings_key
+from fiv_console.keys import (
+    database_key,
+    graph_client_key,
+    rate_limiter_key,
+    redis_key,
+    settings_key,
+    typing_throttle_key,
+)
 from fiv_console.rate_limit import LocalRateLimiter, RedisRateLimiter
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
@@ -22,6 +29,7 @@ from fiv_console.web.health import get_health
 from fiv_console.web.middleware import add_security_headers, api_error_middleware, request_context_middleware
 from fiv_console.web.sessions import setup_sessions
 from fiv_console.whatsapp.client import GraphClient, RetryPolicy, TokenBuckets
+from fiv_console.whatsapp.sending import TypingThrottle
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +83,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[settings_key] = settings
     app[rate_limiter_key] = LocalRateLimiter()
+    app[typing_throttle_key] = TypingThrottle()
     setup_sessions(app, settings)
     app.cleanup_ctx.append(database_ctx)
     if settings.redis_url:

@@ -25,8 +25,18 @@ from fiv_console.db.startup import StartupError, close_server_database, open_ser
 from fiv_console.errors import DomainError, NotFound
 from fiv_console.observability.logging import configure_logging
 from fiv_console.passwords import hash_password_async
-from fiv_console.serving import database_for, install_sigterm_handler, run_async, serve, with_secret_key
+from fiv_console.serving import (
+    database_for,
+    free_port,
+    install_sigterm_handler,
+    run_async,
+    serve,
+    with_demo_whatsapp,
+    with_secret_key,
+)
 from fiv_console.settings import ConfigError, Settings, load_settings
+from fiv_console.whatsapp.demo_traffic import demo_traffic
+from fiv_console.whatsapp.simulator_cli import add_simulator_arguments, run_simulator
 
 PROGRAM = "fiv-console"
 
@@ -105,17 +115,31 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     host, port = _address(settings, args)
+    # The simulator's status webhooks and the customers need the console's address before it listens.
+    port = port or free_port(host)
+    simulator_port = free_port(host)
     settings = with_secret_key(settings, demo=True)
+    settings = with_demo_whatsapp(settings, graph_url=f"http://{host}:{simulator_port}/v23.0")
+    assert settings.whatsapp_app_secret is not None
     with database_for(settings, migrate=True) as ready:
         seeded = run_async(lambda: _seed_demo(ready))
 
         def banner(url: str) -> None:
             lines = [f"Fi.V Console demo is running at {url}", f"  tenant {seeded.tenant_id}"]
             lines += [f"  {login.role:<10} {login.email:<30} {login.password}" for login in demo.DEMO_LOGINS]
+            lines.append(f"Simulated customers write every few seconds (WhatsApp simulator on port {simulator_port}).")
             lines.append("Press Ctrl-C to stop.")
             print("\n".join(lines), flush=True)
 
-        serve(create_app(ready), host=host, port=port, on_ready=banner)
+        app = create_app(ready)
+        app.cleanup_ctx.append(
+            demo_traffic(
+                app_secret=settings.whatsapp_app_secret.get_secret_value().encode(),
+                simulator_port=simulator_port,
+                webhook_url=f"http://{host}:{port}/webhooks/whatsapp",
+            )
+        )
+        serve(app, host=host, port=port, on_ready=banner)
     return 0
 
 
@@ -270,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     channel.add_argument("--queue", required=True, help="default queue id or name")
     channel.add_argument("--access-token", help="Graph API access token for this number")
     channel.set_defaults(handler=cmd_channel_create)
+
+    simulator_cmd = commands.add_parser("simulator", help="the WhatsApp Cloud API simulator and traffic generator")
+    add_simulator_arguments(simulator_cmd)
+    simulator_cmd.set_defaults(handler=run_simulator)
     return parser
 
 

@@ -78,6 +78,8 @@ async def seed_demo(db: Database) -> DemoTenant:
                 phone_number_id=DEMO_PHONE_NUMBER_ID,
                 display_number=DEMO_DISPLAY_NUMBER,
                 default_queue_id=queue_ids["Support"],
+                # The demo's Graph API is the simulator, which takes any token.
+                access_token=SecretStr("demo-access-token"),
             ),
         )
     return DemoTenant(tenant_id=tenant.id, created=True)

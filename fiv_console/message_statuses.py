@@ -7,7 +7,8 @@ than where the message stands, so a late `delivered` never undoes `read`. `faile
 sends it when it gives up, after which nothing else comes, and it keeps Meta's error for the agent.
 
 A receipt can arrive before the send's answer has told us the wamid (Meta's webhook races our HTTP
-response). It is recorded all the same, and `apply_recorded` applies the best one once the wamid is stored.
+response). It is recorded all the same, and `apply_recorded` applies the best one once the wamid is stored;
+both sides hold one lock per wamid (`lock_wamid`), so neither can miss the other.
 """
 
 from __future__ import annotations
@@ -30,12 +31,24 @@ MESSAGE_STATUS_OF_RECEIPT = {
 RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 _RANK_SQL = "case {column} " + " ".join(f"when '{s}' then {r}" for s, r in RANK.items()) + " else 0 end"
 
-_RECORD_SQL = """
+# The transaction-scoped lock on one (channel, wamid) that receipts and the send's answer both take, so
+# whichever commits second sees the other's work: without it, a receipt inserted while the send records
+# the wamid would find no message, and the send would not see the receipt yet, and it would never apply.
+_LOCK_KEY_SQL = "hashtextextended($1::uuid::text || ':' || $2::text, 0)"
+_LOCK_SQL = f"select pg_advisory_xact_lock({_LOCK_KEY_SQL})"
+_RECORD_SQL = f"""
+with locked as (select pg_advisory_xact_lock({_LOCK_KEY_SQL}))
 insert into message_statuses (tenant_id, channel_id, wa_message_id, status, occurred_at, errors, raw)
-values ($1, $2, $3, $4, $5, $6, $7)
+select $3, $1, $2, $4, $5, $6, $7 from locked
 on conflict (channel_id, wa_message_id, status) do nothing
 returning status
 """
+
+
+async def lock_wamid(conn: Connection, *, channel_id: UUID, wa_message_id: str) -> None:
+    """Serializes, until commit, everything about this wamid's receipts (see `_LOCK_KEY_SQL`)."""
+    await conn.execute(_LOCK_SQL, channel_id, wa_message_id)
+
 
 _ADVANCE_SQL = f"""
 with advanced as (
@@ -63,7 +76,7 @@ async def record(
 ) -> bool:
     """Records a receipt and moves its message forward if it can; False when it was a duplicate."""
     recorded = await conn.fetchval(
-        _RECORD_SQL, events.tenant_id, channel_id, wa_message_id, status, occurred_at, errors, raw
+        _RECORD_SQL, channel_id, wa_message_id, events.tenant_id, status, occurred_at, errors, raw
     )
     if recorded is None:
         return False

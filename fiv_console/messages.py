@@ -27,6 +27,7 @@ DeliveryStatus = Literal["received", "queued", "sent", "delivered", "read", "fai
 
 class Message(BaseModel):
     id: UUID
+    conversation_id: UUID
     direction: Direction
     kind: str
     text: str | None
@@ -80,8 +81,8 @@ class History:
 
 
 COLUMNS = (
-    "id, direction, kind, text, media, status, error, author_id, details, wa_message_id, reply_to_wa_message_id, "
-    "sent_at, created_at"
+    "id, conversation_id, direction, kind, text, media, status, error, author_id, details, wa_message_id, "
+    "reply_to_wa_message_id, sent_at, created_at"
 )
 # Two statements rather than one with "$2 is null or ...": each keeps a plain index range on
 # messages_conversation_created_idx.

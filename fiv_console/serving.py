@@ -10,8 +10,10 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
@@ -79,6 +81,18 @@ def database_for(settings: Settings, *, migrate: bool) -> Iterator[Settings]:
 
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - the file name, not a secret
+DEMO_APP_SECRET_FILE = "demo_whatsapp_app_secret"  # noqa: S105 - the file name, not a secret
+
+
+def _generated_secret(data_dir: Path, name: str) -> SecretStr:
+    """A random secret made once into `data_dir/name` (owner-only), the same on every later start."""
+    path = data_dir / name
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
+    return SecretStr(path.read_text().strip())
 
 
 def with_secret_key(settings: Settings, *, demo: bool = False) -> Settings:
@@ -88,13 +102,22 @@ def with_secret_key(settings: Settings, *, demo: bool = False) -> Settings:
         return settings
     if settings.database_url and not demo:
         raise StartupError("SECRET_KEY must be set when DATABASE_URL is: every instance must share one key")
-    path = settings.fiv_data_dir / SECRET_KEY_FILE
-    if not path.exists():
-        settings.fiv_data_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_urlsafe(48))
-    return settings.model_copy(update={"secret_key": SecretStr(path.read_text().strip())})
+    return settings.model_copy(update={"secret_key": _generated_secret(settings.fiv_data_dir, SECRET_KEY_FILE)})
+
+
+def free_port(host: str) -> int:
+    """A port nothing listens on right now on `host` (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def with_demo_whatsapp(settings: Settings, *, graph_url: str) -> Settings:
+    """The demo's WhatsApp: the in-process simulator's Graph API, and an app secret the two share (generated
+    once into FIV_DATA_DIR unless WHATSAPP_APP_SECRET is set)."""
+    secret = settings.whatsapp_app_secret or _generated_secret(settings.fiv_data_dir, DEMO_APP_SECRET_FILE)
+    return settings.model_copy(update={"whatsapp_app_secret": secret, "whatsapp_graph_url": graph_url})
 
 
 async def apply_migrations(settings: Settings) -> list[migrations.Migration]:

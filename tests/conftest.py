@@ -53,6 +53,9 @@ class TestDatabase:
             "db_pool_max_size": 4,
             "secret_key": "test-secret-key-0123456789abcdef",
             "whatsapp_app_secret": WEBHOOK_SECRET,
+            # Nothing listens there: a test that sends without the simulator fails fast, never reaching Meta.
+            "whatsapp_graph_url": "http://127.0.0.1:9/v23.0",
+            "whatsapp_send_timeout": 2.0,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

@@ -662,8 +662,8 @@ async def test_message_history_pages_with_a_cursor(browsers: Browsers, tenant: T
     order = sorted(zip(made, range(len(made)), strict=True), key=lambda m: (m[1] // 3, str(m[0])), reverse=True)
     assert [m["id"] for m in seen] == [str(message_id) for message_id, _ in order]
     assert set(seen[0]) == {
-        "id", "direction", "kind", "text", "media", "status", "error", "author_id", "details", "wa_message_id",
-        "reply_to_wa_message_id", "sent_at", "created_at",
+        "id", "conversation_id", "direction", "kind", "text", "media", "status", "error", "author_id", "details",
+        "wa_message_id", "reply_to_wa_message_id", "sent_at", "created_at",
     }  # fmt: skip
     assert "raw webhook" not in str(seen)
 

@@ -16,12 +16,14 @@ _STATUS_BY_CODE = {
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "CONFLICT": 409,
+    "WINDOW_CLOSED": 409,
     "PAYLOAD_TOO_LARGE": 413,
     "RATE_LIMITED": 429,
     "INTERNAL_ERROR": 500,
     "UNAVAILABLE": 503,
 }
-_CODE_BY_STATUS = {status: code for code, status in _STATUS_BY_CODE.items()}
+# For a bare HTTP status, the general code: a 409 is a CONFLICT unless a domain error says more.
+_CODE_BY_STATUS = {status: code for code, status in reversed(_STATUS_BY_CODE.items())}
 
 
 def _default(value: Any) -> Any:

@@ -1,0 +1,348 @@
+"""Replies to customers: who may send what, when, and the life of an outbound message in the database.
+
+A reply is stored before anything goes to WhatsApp (`prepare`: status `queued`, in the conversation's
+lock), sent outside any transaction, and then recorded as `sent` with its wamid or `failed` with Meta's
+error and a reason a person can read (`record_sent`, `record_failed`). A failed message stays, and can be
+sent again (`prepare_retry`) under its first id, which is the idempotency key of every attempt.
+
+Rules: the conversation must be open and in the sender's sight; an agent replies only to a conversation
+assigned to them, supervisors and admins to any open one. Free text and media may go only inside
+WhatsApp's 24-hour customer-service window, which each customer message opens; outside it the answer is
+`WindowClosed` (naming when it closed) and only a template may go. A person's first reply sets the
+conversation's first-response time (replies by an integration's token do not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, StringConstraints, Tag, model_validator
+
+from fiv_console import message_statuses
+from fiv_console.conversations import CUSTOMER_SERVICE_WINDOW, VISIBLE_CONVERSATION_SQL, Viewer
+from fiv_console.db.pool import Connection
+from fiv_console.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fiv_console.events import EventBatch, conversation_audience
+from fiv_console.messages import COLUMNS as MESSAGE_COLUMNS
+from fiv_console.messages import Message
+from fiv_console.text import NO_NUL
+
+MediaKind = Literal["image", "document", "audio", "video"]
+# A failed or long-queued message may be sent again; queued for less than this, it may still be on its way.
+STALE_QUEUED_SECONDS = 120
+
+
+class WindowClosed(Conflict):
+    """Free text outside the 24-hour window: only a template may be sent."""
+
+    code = "WINDOW_CLOSED"
+
+    def __init__(self, closed_at: datetime | None) -> None:
+        when = closed_at.isoformat() if closed_at else None
+        message = (
+            f"the 24-hour window closed at {when}: only a template can be sent"
+            if when
+            else "the customer has not written yet: only a template can be sent"
+        )
+        super().__init__(message, details={"window_closed_at": when})
+        self.closed_at = closed_at
+
+
+TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")]
+LanguageCode = Annotated[str, StringConstraints(min_length=2, max_length=15, pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")]
+TemplateParameter = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NO_NUL)]
+MessageText = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=NO_NUL)]
+
+
+class TemplateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: TemplateName = Field(description="An approved template's name.")
+    language: LanguageCode = Field(description="Its language code, e.g. `en_US` or `pt_BR`.")
+    parameters: list[TemplateParameter] = Field(default=[], max_length=20, description="The body's {{n}} values.")
+
+
+class MediaRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:-]+$", description="From the upload.")
+    kind: MediaKind
+    caption: Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)] | None = None
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=240, pattern=NO_NUL)] | None = None
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> Self:
+        if self.caption is not None and self.kind == "audio":
+            raise ValueError("audio cannot have a caption")
+        if self.filename is not None and self.kind != "document":
+            raise ValueError("only a document has a file name")
+        return self
+
+
+ReplyTo = Annotated[UUID | None, Field(description="The id of a message of this conversation to quote.")]
+
+
+class TextReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: MessageText
+    reply_to: ReplyTo = None
+
+    @model_validator(mode="after")
+    def _not_blank(self) -> Self:
+        if not self.text.strip():
+            raise ValueError("text cannot be blank")
+        return self
+
+
+class TemplateReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template: TemplateRequest
+    reply_to: ReplyTo = None
+
+
+class MediaReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    media: MediaRequest
+    reply_to: ReplyTo = None
+
+
+Reply = TextReply | TemplateReply | MediaReply
+
+
+def _content_kind(value: Any) -> str | None:
+    """Which reply a body is: the one of `text`, `template` and `media` it names (None: not exactly one)."""
+    named = value.model_fields_set if isinstance(value, BaseModel) else value if isinstance(value, dict) else {}
+    given = [name for name in ("text", "template", "media") if name in named]
+    return given[0] if len(given) == 1 else None
+
+
+class SendRequest(
+    RootModel[
+        Annotated[
+            Annotated[TextReply, Tag("text")]
+            | Annotated[TemplateReply, Tag("template")]
+            | Annotated[MediaReply, Tag("media")],
+            Discriminator(
+                _content_kind,
+                custom_error_type="reply_content",
+                custom_error_message="give exactly one of text, template and media",
+            ),
+        ]
+    ]
+):
+    """Free text, a template or a media file: exactly one of `text`, `template` and `media`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a message goes: the business number, its access token and the customer."""
+
+    channel_id: UUID
+    phone_number_id: str
+    access_token: str
+    to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A stored message on its way out: what to send, and where."""
+
+    message: Message
+    target: Target
+    content: Reply
+    reply_to_wamid: str | None
+
+
+_LOCK_SQL = f"""
+select c.id, c.status, c.queue_id, c.agent_id, c.last_inbound_at, c.channel_id,
+       ch.phone_number_id, ch.access_token, ch.active as channel_active, k.wa_id
+from conversations c
+join channels ch on ch.tenant_id = c.tenant_id and ch.id = c.channel_id
+join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id
+where c.id = $3 and {VISIBLE_CONVERSATION_SQL}
+for no key update of c
+"""
+_REPLY_TO_SQL = """
+select wa_message_id from messages where id = $1 and conversation_id = $2 and wa_message_id is not null
+"""
+_INSERT_SQL = f"""
+insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details,
+                      reply_to_wa_message_id, status, author_id, created_at, updated_at)
+values ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, 'queued', $9, clock_timestamp(), clock_timestamp())
+returning {MESSAGE_COLUMNS}
+"""
+_TOUCH_SQL = """
+update conversations
+set first_response_at = case when $2 then coalesce(first_response_at, now()) else first_response_at end,
+    last_message_at = now(), updated_at = now()
+where id = $1
+"""
+
+
+def _message(row: asyncpg.Record | None) -> Message:
+    assert row is not None, "the message was read or written under its lock"
+    return Message.model_validate(dict(row))
+
+
+async def _locked_target(conn: Connection, viewer: Viewer, conversation_id: UUID, *, template: bool) -> Any:
+    row = await conn.fetchrow(_LOCK_SQL, viewer.sees_all, viewer.user_id, conversation_id)
+    if row is None:
+        raise NotFound("no such conversation")
+    if row["status"] == "closed":
+        raise Conflict("the conversation is closed: reopen it to reply")
+    if not viewer.sees_all and row["agent_id"] != viewer.user_id:
+        raise Forbidden("only the agent the conversation is assigned to can reply: take it first")
+    if not row["channel_active"]:
+        raise Conflict("this conversation's WhatsApp number is disconnected")
+    if not row["access_token"]:
+        raise Conflict("this conversation's WhatsApp number has no access token: an admin must set one")
+    if not template:
+        inbound = row["last_inbound_at"]
+        closes_at = inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None
+        if closes_at is None or datetime.now(UTC) >= closes_at:
+            raise WindowClosed(closes_at)
+    return row
+
+
+def _stored_form(content: Reply) -> tuple[str, str | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """kind, text, media and details of the row, from which the request can be rebuilt to send again."""
+    if isinstance(content, TemplateReply):
+        return "template", None, None, {"template": content.template.model_dump()}
+    if isinstance(content, MediaReply):
+        media = content.media.model_dump(exclude_none=True, exclude={"kind"})
+        return content.media.kind, content.media.caption, media, None
+    return "text", content.text, None, None
+
+
+def _request_of(message: Message) -> Reply:
+    """The request a stored outbound message was made from (to send it again)."""
+    if message.kind == "template" and message.details:
+        return TemplateReply(template=TemplateRequest.model_validate(message.details["template"]))
+    if message.media is not None:
+        return MediaReply(media=MediaRequest.model_validate({**message.media, "kind": message.kind}))
+    return TextReply(text=message.text or "")
+
+
+async def prepare(
+    conn: Connection, events: EventBatch, *, viewer: Viewer, conversation_id: UUID, content: Reply
+) -> Outgoing:
+    """Checks the rules and stores the message as `queued`; the caller commits, then sends."""
+    row = await _locked_target(conn, viewer, conversation_id, template=isinstance(content, TemplateReply))
+    reply_to_wamid = None
+    if content.reply_to is not None:
+        reply_to_wamid = await conn.fetchval(_REPLY_TO_SQL, content.reply_to, conversation_id)
+        if reply_to_wamid is None:
+            raise InvalidInput(
+                "reply_to is not a message of this conversation that WhatsApp knows",
+                details=[{"field": "body.reply_to", "message": "no such message in this conversation"}],
+            )
+    kind, text, media, details = _stored_form(content)
+    stored = await conn.fetchrow(
+        _INSERT_SQL,
+        viewer.tenant_id,
+        conversation_id,
+        row["channel_id"],
+        kind,
+        text,
+        media,
+        details,
+        reply_to_wamid,
+        viewer.user_id,
+    )
+    await conn.execute(_TOUCH_SQL, conversation_id, viewer.user_id is not None)
+    message = _message(stored)
+    events.add(
+        "message.created",
+        conversation_audience(queue_id=row["queue_id"], agent_id=row["agent_id"]),
+        conversation_id=conversation_id,
+        payload={"conversation_id": conversation_id, "message": message.model_dump(mode="json")},
+    )
+    target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
+    return Outgoing(message, target, content, reply_to_wamid)
+
+
+_LOCK_MESSAGE_SQL = """
+select m.conversation_id, m.status, m.direction, m.updated_at < now() - make_interval(secs => $2) as stale
+from messages m
+join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+where m.id = $1
+for no key update of m
+"""
+_REQUEUE_SQL = f"""
+update messages set status = 'queued', error = null, updated_at = now() where id = $1 returning {MESSAGE_COLUMNS}
+"""
+
+
+async def prepare_retry(conn: Connection, events: EventBatch, *, viewer: Viewer, message_id: UUID) -> Outgoing:
+    """A failed message (or one queued so long its sender must have died) queued again, to send once more."""
+    found = await conn.fetchrow(_LOCK_MESSAGE_SQL, message_id, STALE_QUEUED_SECONDS)
+    if found is None or found["direction"] != "outbound":
+        raise NotFound("no such outbound message")
+    stored = await conn.fetchrow(f"select {MESSAGE_COLUMNS} from messages where id = $1", message_id)
+    content = _request_of(_message(stored))
+    row = await _locked_target(conn, viewer, found["conversation_id"], template=isinstance(content, TemplateReply))
+    if not (found["status"] == "failed" or (found["status"] == "queued" and found["stale"])):
+        raise Conflict(f"only a failed message can be sent again (this one is {found['status']})")
+    requeued = _message(await conn.fetchrow(_REQUEUE_SQL, message_id))
+    _announce_status(events, row, requeued)
+    target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
+    return Outgoing(requeued, target, content, requeued.reply_to_wa_message_id)
+
+
+_SENT_SQL = f"""
+update messages set status = 'sent', wa_message_id = $2, error = null, send_attempts = send_attempts + 1,
+                    updated_at = now()
+where id = $1 and status = 'queued'
+returning {MESSAGE_COLUMNS}
+"""
+_FAILED_SQL = f"""
+update messages set status = 'failed', error = $2, send_attempts = send_attempts + 1, updated_at = now()
+where id = $1 and status = 'queued'
+returning {MESSAGE_COLUMNS}
+"""
+_FOLLOWERS_SQL = "select queue_id, agent_id from conversations where id = $1"
+_READ_SQL = f"select {MESSAGE_COLUMNS} from messages where id = $1"
+
+
+async def record_sent(conn: Connection, events: EventBatch, *, outgoing: Outgoing, wamid: str) -> Message:
+    """WhatsApp took it: `sent` with its wamid, then any receipt that came before we knew the wamid."""
+    await message_statuses.lock_wamid(conn, channel_id=outgoing.target.channel_id, wa_message_id=wamid)
+    row = await conn.fetchrow(_SENT_SQL, outgoing.message.id, wamid)
+    if row is not None:
+        message = _message(row)
+        _announce_status(events, await _followers(conn, message), message)
+        await message_statuses.apply_recorded(conn, events, channel_id=outgoing.target.channel_id, wa_message_id=wamid)
+    return _message(await conn.fetchrow(_READ_SQL, outgoing.message.id))
+
+
+async def record_failed(conn: Connection, events: EventBatch, *, outgoing: Outgoing, error: dict[str, Any]) -> Message:
+    row = await conn.fetchrow(_FAILED_SQL, outgoing.message.id, error)
+    if row is not None:
+        message = _message(row)
+        _announce_status(events, await _followers(conn, message), message)
+    return _message(await conn.fetchrow(_READ_SQL, outgoing.message.id))
+
+
+async def _followers(conn: Connection, message: Message) -> Any:
+    return await conn.fetchrow(_FOLLOWERS_SQL, message.conversation_id)
+
+
+def _announce_status(events: EventBatch, conversation: Any, message: Message) -> None:
+    events.add(
+        "message.status",
+        conversation_audience(queue_id=conversation["queue_id"], agent_id=conversation["agent_id"]),
+        conversation_id=message.conversation_id,
+        payload={
+            "conversation_id": message.conversation_id,
+            "message_id": message.id,
+            "status": message.status,
+            "error": message.error,
+        },
+    )

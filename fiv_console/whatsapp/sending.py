@@ -1,0 +1,153 @@
+"""What the console tells WhatsApp: replies, read marks (the blue ticks) and the typing indicator.
+
+A reply is three steps in separate transactions, on purpose: store it, send it through the Graph API
+outside any transaction, record the outcome. The conversation's lock is held only while the message is
+stored, never across the network call, so a slow or retrying WhatsApp never holds up intake, assignment or
+other agents. Whatever the Graph API does, the stored message survives: `sent` with its wamid, or `failed`
+with Meta's error and a reason a person can read (and it can be sent again). If the process dies between
+the steps the message stays `queued`, and after a while may be sent again.
+
+Read marks are claimed in the database before WhatsApp is told and given back if it cannot be
+(`fiv_console.read_marks`), so each message is marked once; typing indicators are throttled per
+conversation (`TypingThrottle`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from fiv_console import events, outbound, read_marks
+from fiv_console.conversations import Viewer
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.events import EventBatch
+from fiv_console.messages import Message
+from fiv_console.outbound import Outgoing, Reply, TemplateReply, TextReply
+from fiv_console.whatsapp.client import GraphClient, GraphError, media_payload, template_payload, text_payload
+
+log = logging.getLogger(__name__)
+
+
+async def send(db: Database, client: GraphClient, *, viewer: Viewer, conversation_id: UUID, content: Reply) -> Message:
+    """Stores the reply as `queued`, sends it, and answers the message as it then stands."""
+    async with tenant_tx(db, viewer.tenant_id) as conn:
+        batch = EventBatch(viewer.tenant_id)
+        outgoing = await outbound.prepare(conn, batch, viewer=viewer, conversation_id=conversation_id, content=content)
+        await events.append(conn, batch)
+    return await _deliver(db, client, viewer.tenant_id, outgoing)
+
+
+async def send_again(db: Database, client: GraphClient, *, viewer: Viewer, message_id: UUID) -> Message:
+    """A failed message sent once more, under its first id (the idempotency key)."""
+    async with tenant_tx(db, viewer.tenant_id) as conn:
+        batch = EventBatch(viewer.tenant_id)
+        outgoing = await outbound.prepare_retry(conn, batch, viewer=viewer, message_id=message_id)
+        await events.append(conn, batch)
+    return await _deliver(db, client, viewer.tenant_id, outgoing)
+
+
+def payload_of(outgoing: Outgoing) -> dict[str, Any]:
+    """The Graph API body for a stored outbound message."""
+    content, to = outgoing.content, outgoing.target.to
+    if isinstance(content, TextReply):
+        return text_payload(to, content.text, reply_to=outgoing.reply_to_wamid)
+    if isinstance(content, TemplateReply):
+        template = content.template
+        payload = template_payload(to, template.name, template.language, list(template.parameters))
+    else:
+        media = content.media
+        payload = media_payload(to, media.kind, media.id, caption=media.caption, filename=media.filename)
+    if outgoing.reply_to_wamid is not None:
+        payload["context"] = {"message_id": outgoing.reply_to_wamid}
+    return payload
+
+
+async def _deliver(db: Database, client: GraphClient, tenant_id: UUID, outgoing: Outgoing) -> Message:
+    target, message_id = outgoing.target, outgoing.message.id
+    try:
+        sent = await client.send_message(
+            target.phone_number_id,
+            target.access_token,
+            payload_of(outgoing),
+            idempotency_key=str(message_id),
+            callback_data=str(message_id),
+        )
+    except GraphError as exc:
+        log.warning(
+            "WhatsApp did not take a message",
+            extra={"message_id": str(message_id), "code": exc.code, "retryable": exc.retryable},
+        )
+        async with tenant_tx(db, tenant_id) as conn:
+            batch = EventBatch(tenant_id)
+            stored = await outbound.record_failed(conn, batch, outgoing=outgoing, error=exc.stored_error())
+            await events.append(conn, batch)
+        return stored
+    async with tenant_tx(db, tenant_id) as conn:
+        batch = EventBatch(tenant_id)
+        stored = await outbound.record_sent(conn, batch, outgoing=outgoing, wamid=sent.wamid)
+        await events.append(conn, batch)
+    return stored
+
+
+class TypingThrottle:
+    """At most one typing indicator per conversation per `interval` seconds, in this process.
+
+    WhatsApp shows the indicator for up to 25 seconds (or until the reply), so re-sending it on every
+    keystroke only spends the number's throughput. Entries older than the interval are dropped as new
+    ones come, so the map holds only the conversations typed in lately.
+    """
+
+    def __init__(self, interval: float = 20.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._last: OrderedDict[UUID, float] = OrderedDict()
+
+    def allow(self, conversation_id: UUID) -> bool:
+        now = self._clock()
+        while self._last and next(iter(self._last.values())) <= now - self._interval:
+            self._last.popitem(last=False)
+        if conversation_id in self._last:
+            return False
+        self._last[conversation_id] = now
+        return True
+
+
+async def mark_read(db: Database, client: GraphClient, *, viewer: Viewer, conversation_id: UUID) -> int:
+    """Marks the conversation's unread inbound messages read at WhatsApp, once; how many it marked."""
+    async with tenant_tx(db, viewer.tenant_id) as conn:
+        mark = await read_marks.claim_unread(conn, viewer=viewer, conversation_id=conversation_id)
+    if mark is None:
+        return 0
+    return len(mark.message_ids) if await _tell_read(db, client, viewer.tenant_id, mark, typing=False) else 0
+
+
+async def show_typing(
+    db: Database, client: GraphClient, throttle: TypingThrottle, *, viewer: Viewer, conversation_id: UUID
+) -> bool:
+    """The typing indicator to the customer, unless one went out lately; whether one was sent."""
+    async with tenant_tx(db, viewer.tenant_id) as conn:
+        mark = await read_marks.newest_inbound(conn, viewer=viewer, conversation_id=conversation_id)
+    if mark is None or not throttle.allow(conversation_id):
+        if mark is not None and mark.message_ids:
+            await _tell_read(db, client, viewer.tenant_id, mark, typing=False)
+        return False
+    return await _tell_read(db, client, viewer.tenant_id, mark, typing=True)
+
+
+async def _tell_read(
+    db: Database, client: GraphClient, tenant_id: UUID, mark: read_marks.ReadMark, *, typing: bool
+) -> bool:
+    try:
+        if not mark.access_token:
+            raise GraphError(code=None, message="no access token", retryable=False)
+        await client.mark_read(mark.phone_number_id, mark.access_token, mark.wa_message_id, typing=typing)
+    except GraphError as exc:
+        log.warning("WhatsApp was not told of a read", extra={"code": exc.code, "typing": typing})
+        async with tenant_tx(db, tenant_id) as conn:
+            await read_marks.release(conn, mark=mark)
+        return False
+    return True

@@ -1,0 +1,248 @@
+"""A customer and an agent through the Cloud API simulator: message in, reply out, receipts back, the window.
+
+The console and the simulator are two real servers on loopback: the console sends through the simulator's
+Graph API (`WHATSAPP_GRAPH_URL`), and the simulator posts signed webhooks to the console, as Meta would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from fiv_console.app import create_app
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.whatsapp.simulator import GraphSimulator, SimulatorConfig, SimulatorServer
+from tests.api import Api, Browsers, TenantPeople
+from tests.conftest import WEBHOOK_SECRET, TestDatabase
+from tests.net import free_port
+from tests.webhooks import WEBHOOK_PATH, connect_number, envelope, new_phone_number_id, post_webhook, text_message
+
+CUSTOMER = "5511988887777"
+
+
+@dataclass
+class World:
+    console: TestServer
+    simulator: GraphSimulator
+    browsers: Browsers
+    webhook_url: str
+    phone_number_id: str
+    channel_id: uuid.UUID
+
+
+@pytest.fixture
+async def world(database: TestDatabase, db: Database, tenant: TenantPeople) -> AsyncIterator[World]:
+    port = free_port()
+    webhook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+    config = SimulatorConfig(
+        app_secret=WEBHOOK_SECRET.encode(), console_url=webhook_url, status_delays=(0.02, 0.05, 0.1), seed=7
+    )
+    async with SimulatorServer(config) as simulator:
+        settings = database.settings(whatsapp_graph_url=simulator.graph_url)
+        console = TestServer(create_app(settings), port=port)
+        await console.start_server()
+        browsers = Browsers(console)
+        phone_number_id = new_phone_number_id()
+        channel_id = await connect_number(
+            db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id
+        )
+        try:
+            yield World(console, simulator.simulator, browsers, webhook_url, phone_number_id, channel_id)
+        finally:
+            await browsers.close()
+            await console.close()
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 10.0) -> None:
+    """Polls the API: what the simulator's webhooks change arrives a little later, by design."""
+    for _ in range(int(seconds / 0.02)):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    pytest.fail(f"waited {seconds} s for {what}")
+
+
+async def _customer_writes(world: World, text: str) -> None:
+    async with ClientSession() as http:
+        response = await post_webhook(
+            http, world.webhook_url, envelope(world.phone_number_id, messages=[text_message(CUSTOMER, text)])
+        )
+    assert response.status == 200
+
+
+async def _waiting_conversation(agent: Api) -> str:
+    listed = await agent.get("/api/conversations?status=waiting")
+    assert listed.status == 200, listed.body
+    [conversation] = listed.body["data"]
+    return str(conversation["id"])
+
+
+async def test_a_customer_and_an_agent_through_the_simulator(
+    world: World, tenant: TenantPeople, db: Database, owner: asyncpg.Connection
+) -> None:
+    await _customer_writes(world, "Hello, my order is late")
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id = await _waiting_conversation(agent)
+
+    # An agent cannot reply before the conversation is theirs.
+    early = await agent.post(f"/api/conversations/{conversation_id}/messages", {"text": "Hi!"})
+    assert (early.status, early.body["error"]["code"]) == (403, "FORBIDDEN")
+    taken = await agent.post(f"/api/conversations/{conversation_id}/assign", {})
+    assert taken.status == 200, taken.body
+    assert taken.body["data"]["first_response_at"] is None
+
+    history = await agent.get(f"/api/conversations/{conversation_id}/messages")
+    [inbound] = history.body["data"]["items"]
+    reply = await agent.post(
+        f"/api/conversations/{conversation_id}/messages",
+        {"text": "Sorry about that, let me check.", "reply_to": inbound["id"]},
+    )
+    assert reply.status == 201, reply.body
+    message = reply.body["data"]
+    assert (message["direction"], message["status"], message["author_id"]) == ("outbound", "sent", str(tenant.agent.id))
+    wamid = message["wa_message_id"]
+
+    [sent] = [s for s in world.simulator.sent if s.wamid == wamid]
+    assert sent.wa_id == CUSTOMER
+    assert sent.request["text"]["body"] == "Sorry about that, let me check."
+    assert sent.request["context"] == {"message_id": inbound["wa_message_id"]}
+    assert sent.idempotency_key == message["id"]
+
+    async def read_by_customer() -> bool:
+        answer = await agent.get(f"/api/conversations/{conversation_id}/messages")
+        return bool(answer.body["data"]["items"][0]["status"] == "read")
+
+    await _eventually(read_by_customer, "the reply to be read")
+    conversation = await agent.get(f"/api/conversations/{conversation_id}")
+    assert conversation.body["data"]["first_response_at"] is not None
+    async with tenant_tx(db, tenant.id) as conn:
+        receipts = await conn.fetch("select status from message_statuses where wa_message_id = $1", wamid)
+        kinds = [r["type"] for r in await conn.fetch("select type from events order by seq")]
+    assert sorted(r["status"] for r in receipts) == ["delivered", "read", "sent"]
+    assert kinds.count("message.status") >= 2
+
+    # A day later, free text is refused with when the window closed; a template goes.
+    await owner.execute(
+        "update conversations set last_inbound_at = now() - interval '25 hours' where id = $1",
+        uuid.UUID(conversation_id),
+    )
+    late = await agent.post(f"/api/conversations/{conversation_id}/messages", {"text": "Are you still there?"})
+    assert (late.status, late.body["error"]["code"]) == (409, "WINDOW_CLOSED")
+    assert late.body["error"]["details"]["window_closed_at"] is not None
+    sends_before = len(world.simulator.sent)
+    template = await agent.post(
+        f"/api/conversations/{conversation_id}/messages",
+        {"template": {"name": "order_update", "language": "en_US", "parameters": ["#1234", "tomorrow"]}},
+    )
+    assert template.status == 201, template.body
+    assert template.body["data"]["status"] == "sent"
+    assert len(world.simulator.sent) == sends_before + 1
+    body = world.simulator.sent[-1].request["template"]
+    assert body["name"] == "order_update"
+    assert body["components"][0]["parameters"] == [
+        {"type": "text", "text": "#1234"},
+        {"type": "text", "text": "tomorrow"},
+    ]
+
+
+async def test_metas_refusal_is_kept_with_a_reason_and_can_be_sent_again(
+    world: World, tenant: TenantPeople, db: Database
+) -> None:
+    await _customer_writes(world, "hi")
+    supervisor = await world.browsers.signed_in(tenant.supervisor)
+    conversation_id = await _waiting_conversation(supervisor)
+    world.simulator.fail_next(131026, times=1)
+    failed = await supervisor.post(f"/api/conversations/{conversation_id}/messages", {"text": "Hello there"})
+    assert failed.status == 201, failed.body
+    message = failed.body["data"]
+    assert message["status"] == "failed"
+    assert message["error"]["code"] == 131026
+    assert "deliver" in message["error"]["reason"]
+
+    again = await supervisor.post(f"/api/messages/{message['id']}/retry")
+    assert again.status == 200, again.body
+    assert again.body["data"]["status"] == "sent"
+    assert again.body["data"]["id"] == message["id"]
+    assert (await supervisor.post(f"/api/messages/{message['id']}/retry")).status == 409
+
+
+async def test_the_window_is_closed_before_the_customer_ever_wrote(
+    world: World, tenant: TenantPeople, db: Database
+) -> None:
+    async with tenant_tx(db, tenant.id) as conn:
+        contact = await conn.fetchval(
+            "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id", tenant.id, CUSTOMER
+        )
+        conversation_id = await conn.fetchval(
+            "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4) "
+            "returning id",
+            tenant.id,
+            world.channel_id,
+            contact,
+            tenant.queue_id,
+        )
+    admin = await world.browsers.signed_in(tenant.admin)
+    answer = await admin.post(f"/api/conversations/{conversation_id}/messages", {"text": "hello"})
+    assert (answer.status, answer.body["error"]["code"]) == (409, "WINDOW_CLOSED")
+    async with tenant_tx(db, tenant.id) as conn:
+        assert await conn.fetchval("select count(*) from messages") == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"text": ""},
+        {"text": "   "},
+        {"text": "a" * 4097},
+        {"text": "x", "template": {"name": "t", "language": "en"}},
+        {"template": {"name": "Bad Name", "language": "en"}},
+        {"media": {"id": "1", "kind": "audio", "caption": "no"}},
+        {"text": "nul\u0000"},
+        {"text": "x", "extra": 1},
+    ],
+)
+async def test_a_bad_send_request_is_400_and_stores_nothing(
+    body: dict[str, object], world: World, tenant: TenantPeople, db: Database
+) -> None:
+    await _customer_writes(world, "hi")
+    admin = await world.browsers.signed_in(tenant.admin)
+    conversation_id = await _waiting_conversation(admin)
+    answer = await admin.post(f"/api/conversations/{conversation_id}/messages", body)
+    assert (answer.status, answer.body["error"]["code"]) == (400, "VALIDATION_ERROR")
+    async with tenant_tx(db, tenant.id) as conn:
+        assert await conn.fetchval("select count(*) from messages where direction = 'outbound'") == 0
+
+
+async def test_opening_a_conversation_marks_the_customers_messages_read_once(
+    world: World, tenant: TenantPeople
+) -> None:
+    await _customer_writes(world, "first")
+    await _customer_writes(world, "second")
+    agent = await world.browsers.signed_in(tenant.agent)
+    supervisor = await world.browsers.signed_in(tenant.supervisor)
+    conversation_id = await _waiting_conversation(agent)
+    # Nobody has it yet, and a supervisor looking in does not make the customer think they were read.
+    assert (await agent.post(f"/api/conversations/{conversation_id}/read")).body["data"] == {"marked": 0}
+    assert (await supervisor.post(f"/api/conversations/{conversation_id}/read")).body["data"] == {"marked": 0}
+    assert world.simulator.read_marks == []
+
+    await agent.post(f"/api/conversations/{conversation_id}/assign", {})
+    world.simulator.fail_next(100, times=1, target="read")
+    assert (await agent.post(f"/api/conversations/{conversation_id}/read")).body["data"] == {"marked": 0}
+    assert (await agent.post(f"/api/conversations/{conversation_id}/read")).body["data"] == {"marked": 2}
+    assert (await agent.post(f"/api/conversations/{conversation_id}/read")).body["data"] == {"marked": 0}
+    history = await agent.get(f"/api/conversations/{conversation_id}/messages")
+    newest = history.body["data"]["items"][0]["wa_message_id"]
+    assert [(m.message_id, m.typing_indicator) for m in world.simulator.read_marks] == [(newest, False)]
+
+    assert (await agent.post(f"/api/conversations/{conversation_id}/typing")).body["data"] == {"sent": True}
+    assert (await agent.post(f"/api/conversations/{conversation_id}/typing")).body["data"] == {"sent": False}
+    assert [m.typing_indicator for m in world.simulator.read_marks] == [False, True]
