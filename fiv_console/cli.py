@@ -6,6 +6,7 @@ Errors go to stderr as one line with a non-zero exit code: 2 for usage and confi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import NoReturn
@@ -15,13 +16,14 @@ import asyncpg
 import orjson
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from fiv_console import channels, demo, queues, tenants, users
+from fiv_console import channels, dead_letters, demo, queues, tenants, users
 from fiv_console.app import create_app
 from fiv_console.db.embedded import EmbeddedPostgresError
 from fiv_console.db.migrations import MigrationError
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.db.roles import RoleError
 from fiv_console.db.startup import StartupError, close_server_database, open_server_database
+from fiv_console.db.urls import owner_url
 from fiv_console.errors import DomainError, NotFound
 from fiv_console.observability.logging import configure_logging
 from fiv_console.passwords import hash_password_async
@@ -230,6 +232,25 @@ def cmd_channel_create(settings: Settings, args: argparse.Namespace) -> int:
     return _admin(settings, work)
 
 
+def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """The newest webhook dead letters, one JSON object a line, read as the schema owner."""
+
+    async def show(url: str) -> None:
+        owner = await asyncpg.connect(url)
+        try:
+            letters = await dead_letters.latest(owner, limit=args.limit)
+        finally:
+            await owner.close()
+        for letter in letters:
+            record = dataclasses.asdict(letter)
+            record["body"] = letter.body.decode("utf-8", errors="replace")
+            print(orjson.dumps(record).decode())
+
+    with database_for(settings, migrate=False) as ready:
+        run_async(lambda: show(owner_url(ready)))
+    return 0
+
+
 # --- parser -------------------------------------------------------------------------------------------
 
 
@@ -294,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     channel.add_argument("--queue", required=True, help="default queue id or name")
     channel.add_argument("--access-token", help="Graph API access token for this number")
     channel.set_defaults(handler=cmd_channel_create)
+
+    letters = commands.add_parser(
+        "dead-letters", help="show signed webhooks no tenant could take (unknown numbers, unreadable bodies)"
+    )
+    letters.add_argument("--limit", type=int, default=20, help="how many, newest first (default 20)")
+    letters.set_defaults(handler=cmd_dead_letters)
 
     simulator_cmd = commands.add_parser("simulator", help="the WhatsApp Cloud API simulator and traffic generator")
     add_simulator_arguments(simulator_cmd)

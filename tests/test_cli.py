@@ -349,3 +349,20 @@ async def test_serve_on_a_never_migrated_cluster_says_to_migrate(tmp_path: Path)
     with embedded_postgres(tmp_path / "cluster") as url:
         line = (await cli("serve", *opts(port=str(free_port())), env=cli_env(url))).error(1)
     assert "fiv-console migrate" in line
+
+
+async def test_dead_letters_shows_the_newest_unroutable_webhooks(
+    env: dict[str, str], owner: asyncpg.Connection
+) -> None:
+    marker = f"dead-letter-{uuid.uuid4().hex}"
+    await owner.execute(
+        "insert into webhook_dead_letters (reason, phone_number_id, detail, body) values ('unroutable', '123', $1, $2)",
+        marker,
+        b'{"object":"whatsapp_business_account","entry":[]}',
+    )
+    result = await cli("dead-letters", "--limit", "1", env=env)
+    assert result.code == 0, result
+    [line] = result.stdout.splitlines()
+    letter = orjson.loads(line)
+    assert (letter["reason"], letter["phone_number_id"], letter["detail"]) == ("unroutable", "123", marker)
+    assert letter["body"] == '{"object":"whatsapp_business_account","entry":[]}'

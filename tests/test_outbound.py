@@ -1,0 +1,91 @@
+"""Outbound messages in the database: receipts that beat the send's answer, and the lock that makes it safe."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+from fiv_console import message_statuses, outbound
+from fiv_console.conversations import Viewer
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.events import EventBatch
+from tests.api import TenantPeople
+from tests.webhooks import connect_number, new_phone_number_id
+
+
+async def _queued_reply(db: Database, tenant: TenantPeople) -> outbound.Outgoing:
+    channel_id = await connect_number(
+        db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=new_phone_number_id()
+    )
+    async with tenant_tx(db, tenant.id) as conn:
+        contact = await conn.fetchval(
+            "insert into contacts (tenant_id, wa_id) values ($1, '5511900000001') returning id", tenant.id
+        )
+        conversation = await conn.fetchval(
+            "insert into conversations (tenant_id, channel_id, contact_id, queue_id, last_inbound_at) "
+            "values ($1, $2, $3, $4, now()) returning id",
+            tenant.id,
+            channel_id,
+            contact,
+            tenant.queue_id,
+        )
+        viewer = Viewer(tenant_id=tenant.id, role="admin", user_id=tenant.admin.id)
+        return await outbound.prepare(
+            conn,
+            EventBatch(tenant.id),
+            viewer=viewer,
+            conversation_id=conversation,
+            content=outbound.TextReply(text="hello"),
+        )
+
+
+async def _receipt(db: Database, tenant: TenantPeople, channel_id: uuid.UUID, wamid: str, status: str) -> None:
+    async with tenant_tx(db, tenant.id) as conn:
+        await message_statuses.record(
+            conn,
+            EventBatch(tenant.id),
+            channel_id=channel_id,
+            wa_message_id=wamid,
+            status=status,
+            occurred_at=datetime.now(UTC),
+            errors=None,
+            raw={},
+        )
+
+
+async def test_a_receipt_that_came_before_the_wamid_was_known_is_applied_then(
+    db: Database, tenant: TenantPeople
+) -> None:
+    outgoing = await _queued_reply(db, tenant)
+    await _receipt(db, tenant, outgoing.target.channel_id, "wamid.early", "delivered")
+    async with tenant_tx(db, tenant.id) as conn:
+        sent = await outbound.record_sent(conn, EventBatch(tenant.id), outgoing=outgoing, wamid="wamid.early")
+    assert (sent.status, sent.wa_message_id) == ("delivered", "wamid.early")
+
+
+async def test_a_receipt_racing_the_sends_answer_waits_for_it_and_applies(db: Database, tenant: TenantPeople) -> None:
+    outgoing = await _queued_reply(db, tenant)
+    async with tenant_tx(db, tenant.id) as conn:
+        await outbound.record_sent(conn, EventBatch(tenant.id), outgoing=outgoing, wamid="wamid.racing")
+        # Not committed yet: without the wamid's lock the receipt would find no message and be left unapplied.
+        receipt = asyncio.create_task(_receipt(db, tenant, outgoing.target.channel_id, "wamid.racing", "read"))
+        await asyncio.sleep(0.3)
+        assert not receipt.done()
+    await receipt
+    async with tenant_tx(db, tenant.id) as conn:
+        status = await conn.fetchval("select status from messages where id = $1", outgoing.message.id)
+    assert status == "read"
+
+
+async def test_a_failed_send_keeps_the_reason_and_later_receipts_do_not_revive_it(
+    db: Database, tenant: TenantPeople
+) -> None:
+    outgoing = await _queued_reply(db, tenant)
+    error = {"code": 131026, "title": "Message undeliverable", "reason": "WhatsApp could not deliver it."}
+    async with tenant_tx(db, tenant.id) as conn:
+        failed = await outbound.record_failed(conn, EventBatch(tenant.id), outgoing=outgoing, error=error)
+        # The send's outcome is recorded once: a second answer for the same attempt changes nothing.
+        again = await outbound.record_sent(conn, EventBatch(tenant.id), outgoing=outgoing, wamid="wamid.late")
+    assert (failed.status, failed.error) == ("failed", error)
+    assert (again.status, again.wa_message_id) == ("failed", None)
