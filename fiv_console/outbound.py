@@ -158,6 +158,8 @@ class Outgoing:
     target: Target
     content: Reply
     reply_to_wamid: str | None
+    # Which attempt at sending it this is: only its own outcome is recorded, never a late one of an earlier.
+    attempt: int
 
 
 _LOCK_SQL = f"""
@@ -174,15 +176,15 @@ select wa_message_id from messages where id = $1 and conversation_id = $2 and wa
 """
 _INSERT_SQL = f"""
 insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details,
-                      reply_to_wa_message_id, status, author_id, created_at, updated_at)
-values ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, 'queued', $9, clock_timestamp(), clock_timestamp())
-returning {MESSAGE_COLUMNS}
+                      reply_to_wa_message_id, status, author_id, send_attempts, created_at, updated_at)
+values ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, 'queued', $9, 1, clock_timestamp(), clock_timestamp())
+returning {MESSAGE_COLUMNS}, send_attempts
 """
-_TOUCH_SQL = """
-update conversations
-set first_response_at = case when $2 then coalesce(first_response_at, now()) else first_response_at end,
-    last_message_at = now(), updated_at = now()
-where id = $1
+_TOUCH_SQL = "update conversations set last_message_at = now(), updated_at = now() where id = $1"
+# A person's first reply that WhatsApp took is the conversation's first response (an integration's is not).
+_FIRST_RESPONSE_SQL = """
+update conversations set first_response_at = now(), updated_at = now()
+where id = $1 and first_response_at is null
 """
 
 
@@ -256,7 +258,7 @@ async def prepare(
         reply_to_wamid,
         viewer.user_id,
     )
-    await conn.execute(_TOUCH_SQL, conversation_id, viewer.user_id is not None)
+    await conn.execute(_TOUCH_SQL, conversation_id)
     message = _message(stored)
     events.add(
         "message.created",
@@ -265,46 +267,55 @@ async def prepare(
         payload={"conversation_id": conversation_id, "message": message.model_dump(mode="json")},
     )
     target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
-    return Outgoing(message, target, content, reply_to_wamid)
+    assert stored is not None, "an insert returns its row"
+    return Outgoing(message, target, content, reply_to_wamid, attempt=int(stored["send_attempts"]))
 
 
+_OUTBOUND_SQL = f"select {MESSAGE_COLUMNS} from messages where id = $1 and direction = 'outbound'"
 _LOCK_MESSAGE_SQL = """
-select m.conversation_id, m.status, m.direction, m.updated_at < now() - make_interval(secs => $2) as stale
-from messages m
-join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
-where m.id = $1
-for no key update of m
+select status, updated_at < now() - make_interval(secs => $2) as stale from messages where id = $1
+for no key update
 """
+# A new attempt forgets the last one's wamid: a late receipt for it must not move this attempt along.
 _REQUEUE_SQL = f"""
-update messages set status = 'queued', error = null, updated_at = now() where id = $1 returning {MESSAGE_COLUMNS}
+update messages
+set status = 'queued', error = null, wa_message_id = null, send_attempts = send_attempts + 1, updated_at = now()
+where id = $1
+returning {MESSAGE_COLUMNS}, send_attempts
 """
 
 
 async def prepare_retry(conn: Connection, events: EventBatch, *, viewer: Viewer, message_id: UUID) -> Outgoing:
     """A failed message (or one queued so long its sender must have died) queued again, to send once more."""
-    found = await conn.fetchrow(_LOCK_MESSAGE_SQL, message_id, STALE_QUEUED_SECONDS)
-    if found is None or found["direction"] != "outbound":
+    stored = await conn.fetchrow(_OUTBOUND_SQL, message_id)
+    if stored is None:
         raise NotFound("no such outbound message")
-    stored = await conn.fetchrow(f"select {MESSAGE_COLUMNS} from messages where id = $1", message_id)
-    content = _request_of(_message(stored))
-    row = await _locked_target(conn, viewer, found["conversation_id"], template=isinstance(content, TemplateReply))
+    message = _message(stored)
+    content = _request_of(message)
+    # The conversation first, then the message: the order every other path locks in.
+    row = await _locked_target(conn, viewer, message.conversation_id, template=isinstance(content, TemplateReply))
+    found = await conn.fetchrow(_LOCK_MESSAGE_SQL, message_id, STALE_QUEUED_SECONDS)
+    assert found is not None, "an outbound message is never deleted"
     if not (found["status"] == "failed" or (found["status"] == "queued" and found["stale"])):
         raise Conflict(f"only a failed message can be sent again (this one is {found['status']})")
-    requeued = _message(await conn.fetchrow(_REQUEUE_SQL, message_id))
+    requeued_row = await conn.fetchrow(_REQUEUE_SQL, message_id)
+    assert requeued_row is not None, "the message is locked"
+    requeued = _message(requeued_row)
     _announce_status(events, row, requeued)
     target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
-    return Outgoing(requeued, target, content, requeued.reply_to_wa_message_id)
+    return Outgoing(
+        requeued, target, content, requeued.reply_to_wa_message_id, attempt=int(requeued_row["send_attempts"])
+    )
 
 
 _SENT_SQL = f"""
-update messages set status = 'sent', wa_message_id = $2, error = null, send_attempts = send_attempts + 1,
-                    updated_at = now()
-where id = $1 and status = 'queued'
+update messages set status = 'sent', wa_message_id = $2, error = null, updated_at = now()
+where id = $1 and status = 'queued' and send_attempts = $3
 returning {MESSAGE_COLUMNS}
 """
 _FAILED_SQL = f"""
-update messages set status = 'failed', error = $2, send_attempts = send_attempts + 1, updated_at = now()
-where id = $1 and status = 'queued'
+update messages set status = 'failed', error = $2, updated_at = now()
+where id = $1 and status = 'queued' and send_attempts = $3
 returning {MESSAGE_COLUMNS}
 """
 _FOLLOWERS_SQL = "select queue_id, agent_id from conversations where id = $1"
@@ -314,16 +325,18 @@ _READ_SQL = f"select {MESSAGE_COLUMNS} from messages where id = $1"
 async def record_sent(conn: Connection, events: EventBatch, *, outgoing: Outgoing, wamid: str) -> Message:
     """WhatsApp took it: `sent` with its wamid, then any receipt that came before we knew the wamid."""
     await message_statuses.lock_wamid(conn, channel_id=outgoing.target.channel_id, wa_message_id=wamid)
-    row = await conn.fetchrow(_SENT_SQL, outgoing.message.id, wamid)
+    row = await conn.fetchrow(_SENT_SQL, outgoing.message.id, wamid, outgoing.attempt)
     if row is not None:
         message = _message(row)
+        if message.author_id is not None:
+            await conn.execute(_FIRST_RESPONSE_SQL, message.conversation_id)
         _announce_status(events, await _followers(conn, message), message)
         await message_statuses.apply_recorded(conn, events, channel_id=outgoing.target.channel_id, wa_message_id=wamid)
     return _message(await conn.fetchrow(_READ_SQL, outgoing.message.id))
 
 
 async def record_failed(conn: Connection, events: EventBatch, *, outgoing: Outgoing, error: dict[str, Any]) -> Message:
-    row = await conn.fetchrow(_FAILED_SQL, outgoing.message.id, error)
+    row = await conn.fetchrow(_FAILED_SQL, outgoing.message.id, error, outgoing.attempt)
     if row is not None:
         message = _message(row)
         _announce_status(events, await _followers(conn, message), message)

@@ -56,8 +56,19 @@ class Settings(BaseSettings):
     whatsapp_rate_per_second: float = Field(
         default=80.0, gt=0, le=1000, description="Messages per second per business number (Meta's default 80)."
     )
+    whatsapp_verify_numbers: bool = Field(
+        default=True,
+        description="Connecting a number through the API first asks WhatsApp to confirm the access token may use "
+        "it: without that, any tenant could claim any number and receive its customers' messages.",
+    )
     whatsapp_send_timeout: float = Field(
         default=15.0, gt=0, le=120, description="Seconds a send may take, retries included, before it fails."
+    )
+    media_max_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=100 * 1024 * 1024,
+        description="Largest media file fetched from or uploaded to WhatsApp (Meta's own limit: 100 MB).",
     )
     log_level: LogLevel = "INFO"
     cookie_secure: bool = False

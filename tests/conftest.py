@@ -56,6 +56,9 @@ class TestDatabase:
             # Nothing listens there: a test that sends without the simulator fails fast, never reaching Meta.
             "whatsapp_graph_url": "http://127.0.0.1:9/v23.0",
             "whatsapp_send_timeout": 2.0,
+            # Numbers connected through the API are confirmed with WhatsApp only where a test runs the
+            # simulator and says so (tests/test_channel_verification.py).
+            "whatsapp_verify_numbers": False,
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

@@ -6,9 +6,12 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from fiv_console import message_statuses, outbound
 from fiv_console.conversations import Viewer
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.errors import Conflict
 from fiv_console.events import EventBatch
 from tests.api import TenantPeople
 from tests.webhooks import connect_number, new_phone_number_id
@@ -89,3 +92,35 @@ async def test_a_failed_send_keeps_the_reason_and_later_receipts_do_not_revive_i
         again = await outbound.record_sent(conn, EventBatch(tenant.id), outgoing=outgoing, wamid="wamid.late")
     assert (failed.status, failed.error) == ("failed", error)
     assert (again.status, again.wa_message_id) == ("failed", None)
+
+
+async def test_a_retry_forgets_the_last_attempts_wamid_and_records_only_its_own_outcome(
+    db: Database, tenant: TenantPeople
+) -> None:
+    first = await _queued_reply(db, tenant)
+    channel_id = first.target.channel_id
+    viewer = Viewer(tenant_id=tenant.id, role="admin", user_id=tenant.admin.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        await outbound.record_sent(conn, EventBatch(tenant.id), outgoing=first, wamid="wamid.ONE")
+    await _receipt(db, tenant, channel_id, "wamid.ONE", "failed")
+    async with tenant_tx(db, tenant.id) as conn:
+        second = await outbound.prepare_retry(conn, EventBatch(tenant.id), viewer=viewer, message_id=first.message.id)
+    assert (second.attempt, second.message.status, second.message.wa_message_id) == (2, "queued", None)
+
+    await _receipt(db, tenant, channel_id, "wamid.ONE", "delivered")  # late, about the first attempt
+    async with tenant_tx(db, tenant.id) as conn:
+        stale = await outbound.record_failed(conn, EventBatch(tenant.id), outgoing=first, error={"code": 1})
+        assert stale.status == "queued"  # the first attempt's outcome does not touch the second
+        sent = await outbound.record_sent(conn, EventBatch(tenant.id), outgoing=second, wamid="wamid.TWO")
+    assert (sent.status, sent.wa_message_id, sent.error) == ("sent", "wamid.TWO", None)
+    async with tenant_tx(db, tenant.id) as conn:
+        wrong_status = await conn.fetchval("select count(*) from messages where wa_message_id = 'wamid.ONE'")
+    assert wrong_status == 0
+
+
+async def test_a_retry_is_only_for_a_failed_message(db: Database, tenant: TenantPeople) -> None:
+    outgoing = await _queued_reply(db, tenant)
+    viewer = Viewer(tenant_id=tenant.id, role="admin", user_id=tenant.admin.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        with pytest.raises(Conflict):
+            await outbound.prepare_retry(conn, EventBatch(tenant.id), viewer=viewer, message_id=outgoing.message.id)

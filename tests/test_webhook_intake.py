@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, create_database, tenant_tx
+from fiv_console.errors import Unavailable
 from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople, make_tenant
 from tests.conftest import TestDatabase, migrate_database
@@ -546,3 +547,108 @@ async def test_database_unavailable_is_503_and_meta_retries_later(
             await check.close()
     finally:
         await server.close()
+
+
+async def test_a_connection_ended_mid_transaction_is_unavailable_not_an_error(
+    db: Database, tenant: TenantPeople, database: TestDatabase, postgres_url: str
+) -> None:
+    async def waits_in_a_transaction() -> None:
+        async with tenant_tx(db, tenant.id) as conn:
+            await conn.execute("select pg_sleep(5)")
+
+    victim = asyncio.create_task(waits_in_a_transaction())
+    await asyncio.sleep(0.5)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        ended = await admin.fetchval(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+            "where datname = $1 and query = 'select pg_sleep(5)'",
+            database.name,
+        )
+    finally:
+        await admin.close()
+    assert ended == 1
+    with pytest.raises(Unavailable):
+        await victim
+
+
+async def test_an_item_nested_too_deeply_to_store_is_a_dead_letter_and_the_rest_is_stored(
+    db: Database,
+    owner: asyncpg.Connection,
+    tenant: TenantPeople,
+    number: tuple[str, uuid.UUID],
+    http: ClientSession,
+    webhook_url: str,
+) -> None:
+    deep: Any = "bottom"
+    for _ in range(300):
+        deep = {"d": deep}
+    document = json.loads(envelope(number[0], messages=[text_message(CUSTOMER, "deep"), text_message(CUSTOMER, "ok")]))
+    document["entry"][0]["changes"][0]["value"]["messages"][0]["extra"] = deep
+    body = json.dumps(document).encode()  # orjson cannot write it: that is the point
+    assert (await post_webhook(http, webhook_url, body)).status == 200
+    last = (await _dead_letters(owner))[-1]
+    assert (last["reason"], bytes(last["body"])) == ("unstorable", body)
+    assert [r["text"] for r in await _rows(db, tenant.id, "select text from messages")] == ["ok"]
+
+
+async def test_a_messages_change_that_cannot_be_read_is_kept_not_dropped(
+    owner: asyncpg.Connection, http: ClientSession, webhook_url: str
+) -> None:
+    document = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "WABA-1",
+                "changes": [
+                    {"field": "messages", "value": {"metadata": {"phone_number_id": 106540352242922}, "messages": {}}}
+                ],
+            }
+        ],
+    }
+    body = json.dumps(document).encode()
+    assert (await post_webhook(http, webhook_url, body)).status == 200
+    last = (await _dead_letters(owner))[-1]
+    assert last["reason"] == "unstorable"
+    assert json.loads(bytes(last["body"]))["value"]["metadata"]["phone_number_id"] == 106540352242922
+
+
+async def test_several_unknown_numbers_are_one_dead_letter(
+    owner: asyncpg.Connection, http: ClientSession, webhook_url: str
+) -> None:
+    first, second = new_phone_number_id(), new_phone_number_id()
+    document = json.loads(envelope(first, messages=[text_message(CUSTOMER, "a")]))
+    document["entry"].append(json.loads(envelope(second, messages=[text_message(CUSTOMER, "b")]))["entry"][0])
+    body = json.dumps(document).encode()
+    before = len(await _dead_letters(owner))
+    assert (await post_webhook(http, webhook_url, body)).status == 200
+    letters = (await _dead_letters(owner))[before:]
+    assert [(r["reason"], r["phone_number_id"]) for r in letters] == [("unroutable", None)]
+    assert first in letters[0]["detail"]
+    assert second in letters[0]["detail"]
+
+
+async def test_a_sender_with_an_overlong_number_is_kept_by_their_business_scoped_id(
+    db: Database, tenant: TenantPeople, number: tuple[str, uuid.UUID], http: ClientSession, webhook_url: str
+) -> None:
+    message = text_message("9" * 40, "who am I")
+    message["from_user_id"] = "US.13491208655302741918"
+    assert (await post_webhook(http, webhook_url, envelope(number[0], messages=[message]))).status == 200
+    contacts = await _rows(db, tenant.id, "select wa_id from contacts")
+    assert [c["wa_id"] for c in contacts] == ["US.13491208655302741918"]
+
+
+async def test_a_whatsapp_notice_does_not_open_the_window(
+    db: Database, tenant: TenantPeople, number: tuple[str, uuid.UUID], http: ClientSession, webhook_url: str
+) -> None:
+    notice = {
+        "from": CUSTOMER,
+        "id": "wamid.changed-number",
+        "timestamp": "1700000000",
+        "type": "system",
+        "system": {"body": "User changed number", "wa_id": "5511911112222", "type": "user_changed_number"},
+    }
+    assert (await post_webhook(http, webhook_url, envelope(number[0], messages=[notice]))).status == 200
+    rows = await _rows(db, tenant.id, "select last_inbound_at, last_message_at from conversations")
+    assert rows[0]["last_inbound_at"] is None
+    assert rows[0]["last_message_at"] is not None

@@ -165,12 +165,16 @@ async def test_metas_refusal_is_kept_with_a_reason_and_can_be_sent_again(
     assert message["status"] == "failed"
     assert message["error"]["code"] == 131026
     assert "deliver" in message["error"]["reason"]
+    unanswered = await supervisor.get(f"/api/conversations/{conversation_id}")
+    assert unanswered.body["data"]["first_response_at"] is None  # a reply that did not go is no response
 
     again = await supervisor.post(f"/api/messages/{message['id']}/retry")
     assert again.status == 200, again.body
     assert again.body["data"]["status"] == "sent"
     assert again.body["data"]["id"] == message["id"]
     assert (await supervisor.post(f"/api/messages/{message['id']}/retry")).status == 409
+    answered = await supervisor.get(f"/api/conversations/{conversation_id}")
+    assert answered.body["data"]["first_response_at"] is not None
 
 
 async def test_the_window_is_closed_before_the_customer_ever_wrote(

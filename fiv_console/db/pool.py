@@ -41,6 +41,13 @@ _CONNECTION_LOST = (
 )
 
 
+def _lost(conn: Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+
+
 def _json_default(value: object) -> str:
     # asyncpg returns uuid columns as its own UUID class, which orjson does not know.
     if isinstance(value, uuid.UUID):
@@ -77,8 +84,9 @@ class Database:
         except _CONNECTION_LOST as exc:
             raise Unavailable("the connection to the database was lost") from exc
         except (asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
-            # A pooled connection the server ended while it sat idle fails like this on its next use.
-            if conn.is_closed():
+            # A connection the server ended fails like this on its next use; once asyncpg has noticed, the
+            # pooled proxy is detached and even asking whether it is closed raises.
+            if _lost(conn):
                 raise Unavailable("the connection to the database was lost") from exc
             raise
         finally:

@@ -189,6 +189,8 @@ def _operation(
         "x-roles": _roles(operation),
         "security": _security(operation),
     }
+    if operation.file_answer:
+        parameters.append(_IF_NONE_MATCH)
     if parameters:
         described["parameters"] = parameters
     if operation.body is not NoInput:
@@ -196,16 +198,62 @@ def _operation(
             "required": True,
             "content": {"application/json": {"schema": refs[(("body", op_id), "validation")]}},
         }
-    data = {"type": "null"} if operation.response is None else refs[(("response", op_id), "serialization")]
-    pagination = refs[(("envelope", "Pagination"), "serialization")] if operation.paginated else None
-    described["responses"] = {
+    if operation.upload:
+        described["requestBody"] = _UPLOAD_BODY
+    if operation.file_answer:
+        success = _file_answers(operation)
+    else:
+        data = {"type": "null"} if operation.response is None else refs[(("response", op_id), "serialization")]
+        pagination = refs[(("envelope", "Pagination"), "serialization")] if operation.paginated else None
+        success = {
+            str(operation.status): {
+                "description": operation.summary,
+                "content": {"application/json": {"schema": _success_envelope(data, pagination)}},
+            }
+        }
+    described["responses"] = {**success, **_error_responses(operation)}
+    return described
+
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary", "description": "With its content type."}},
+                "required": ["file"],
+                "additionalProperties": False,
+            }
+        }
+    },
+}
+_IF_NONE_MATCH: dict[str, Any] = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of a copy the client holds: 304 if it is still this file.",
+    "schema": {"type": "string"},
+}
+
+
+def _file_answers(operation: Operation) -> dict[str, Any]:
+    """A file in its own content type (errors are still envelopes), or 304 for the copy the client holds."""
+    headers = {
+        name: {"description": description, "schema": {"type": "string"}}
+        for name, description in (
+            ("Cache-Control", "How long the client may keep the file."),
+            ("ETag", "Identifies the file, for If-None-Match."),
+        )
+    }
+    return {
         str(operation.status): {
             "description": operation.summary,
-            "content": {"application/json": {"schema": _success_envelope(data, pagination)}},
+            "headers": headers,
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         },
-        **_error_responses(operation),
+        "304": {"description": "Not Modified: the copy the client holds is this file.", "headers": headers},
     }
-    return described
 
 
 def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ contents are never logged.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import math
 import random
@@ -231,6 +232,14 @@ class MediaInfo(_Model):
     mime_type: str | None = None
     sha256: str | None = None
     file_size: int | None = None
+
+
+class PhoneNumberInfo(_Model):
+    """A business phone number as the Graph API shows it to a token that may use it."""
+
+    id: str
+    display_phone_number: str | None = None
+    verified_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -480,6 +489,11 @@ class GraphClient:
             throttle=phone_number_id,
         )
 
+    async def phone_number_info(self, phone_number_id: str, access_token: str) -> PhoneNumberInfo:
+        """The number as this token sees it: Meta answers only a token that may use the number."""
+        url = f"{self._url(phone_number_id)}?fields=id,display_phone_number,verified_name"
+        return await self._call("phone_number_info", PhoneNumberInfo, "GET", url, access_token)
+
     async def media_info(self, media_id: str, access_token: str) -> MediaInfo:
         """Where to download a media file (the URL lives 5 minutes) and what it is."""
         return await self._call("media_info", MediaInfo, "GET", self._url(media_id), access_token)
@@ -493,11 +507,14 @@ class GraphClient:
             fields = aiohttp.FormData()
             fields.add_field("messaging_product", "whatsapp")
             fields.add_field("type", mime_type)
-            fields.add_field("file", data, filename=filename, content_type=mime_type)
+            # A stream, not bytes: aiohttp would block the loop (and warn) writing a large bytes field.
+            fields.add_field("file", io.BytesIO(data), filename=filename, content_type=mime_type)
             return fields
 
         url = self._url(phone_number_id, "media")
-        answer = await self._call("upload_media", _UploadAnswer, "POST", url, access_token, form=form)
+        answer = await self._call(
+            "upload_media", _UploadAnswer, "POST", url, access_token, form=form, limits=self._media_timeout
+        )
         return answer.id
 
     @asynccontextmanager
@@ -542,6 +559,7 @@ class GraphClient:
         form: Callable[[], aiohttp.FormData] | None = None,
         headers: Mapping[str, str] | None = None,
         throttle: str | None = None,
+        limits: aiohttp.ClientTimeout | None = None,
     ) -> M:
         """One Graph call, retried by the policy; its 2xx answer read as `answer`."""
         request_headers = {**_bearer(access_token), **(headers or {})}
@@ -554,7 +572,7 @@ class GraphClient:
             data = form() if form is not None else json_body
             try:
                 async with self._session.request(
-                    method, url, headers=request_headers, data=data, timeout=self._timeout
+                    method, url, headers=request_headers, data=data, timeout=limits or self._timeout
                 ) as response:
                     raw = await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:

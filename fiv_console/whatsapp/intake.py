@@ -40,6 +40,7 @@ from fiv_console.whatsapp.payloads import INVALID, InboundMessage, StatusUpdate,
 log = logging.getLogger(__name__)
 
 _CONTACT_KEY_MAX = 32  # contacts.wa_id
+_NUMBER_MAX = 32  # a phone_number_id is digits; longer is not Meta's
 _PROFILE_NAME_MAX = 500  # contacts.profile_name
 _ATTEMPTS = 3
 
@@ -81,40 +82,57 @@ async def ingest(db: Database, batch: WebhookBatch, *, body: bytes) -> IntakeRes
             "WhatsApp reported an error for a business number",
             extra={"phone_number_id": error.phone_number_id, "code": error.error.code if error.error else None},
         )
+    unreadable = [other for other in batch.other_changes if other.problem is not None]
     for other in batch.other_changes:
-        log.info("webhook change not about messages ignored", extra={"field": other.field, "problem": other.problem})
-    if not numbers:
-        return result
+        if other.problem is None:
+            log.info("webhook change not about messages ignored", extra={"field": other.field})
 
-    async with db.connection() as conn:
-        rows = await conn.fetch(_ROUTES_SQL, numbers)
-    routes = {r["phone_number_id"]: Route(r["tenant_id"], r["channel_id"]) for r in rows}
-
-    unknown = [number for number in numbers if number not in routes]
-    if unknown:
-        async with db.connection() as conn, conn.transaction():
-            for number in unknown:
-                await dead_letters.keep(
-                    conn, reason="unroutable", body=body, phone_number_id=number, detail="no channel has this number"
-                )
-        result.dead_letters += len(unknown)
-        log.warning("webhook for a number no tenant has kept as a dead letter", extra={"phone_number_ids": unknown})
+    routes: dict[str, Route] = {}
+    if numbers:
+        async with db.connection() as conn:
+            rows = await conn.fetch(_ROUTES_SQL, numbers)
+        routes = {r["phone_number_id"]: Route(r["tenant_id"], r["channel_id"]) for r in rows}
 
     work: dict[UUID, _TenantWork] = {}
     for message in batch.messages:
         if (route := routes.get(message.phone_number_id)) is not None:
-            work.setdefault(route.tenant_id, _TenantWork(route.tenant_id)).messages.append((route, message))
+            work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).messages.append((route, message))
     for status in batch.statuses:
         if (route := routes.get(status.phone_number_id)) is not None:
-            work.setdefault(route.tenant_id, _TenantWork(route.tenant_id)).statuses.append((route, status))
+            work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).statuses.append((route, status))
     for tenant_work in work.values():
         await _ingest_for_tenant(db, tenant_work, result)
+
+    # Last, so that a POST Meta must deliver again (a tenant's transaction failed) leaves no dead letter twice.
+    unknown = [number for number in numbers if number not in routes]
+    if unknown or unreadable:
+        async with db.connection() as conn, conn.transaction():
+            if unknown:
+                await dead_letters.keep(
+                    conn,
+                    reason="unroutable",
+                    body=body,
+                    phone_number_id=unknown[0][:_NUMBER_MAX] if len(unknown) == 1 else None,
+                    detail="no channel has these numbers: " + ", ".join(number[:_NUMBER_MAX] for number in unknown),
+                )
+                log.warning("webhook for a number no tenant has kept as a dead letter", extra={"numbers": len(unknown)})
+            for other in unreadable:
+                await dead_letters.keep(
+                    conn,
+                    reason="unstorable",
+                    body=_item_bytes(other.raw, body),
+                    phone_number_id=None,
+                    detail=f"a {other.field or 'webhook'} change that cannot be read: {other.problem}",
+                )
+                log.warning("webhook change that cannot be read kept as a dead letter", extra={"field": other.field})
+        result.dead_letters += (1 if unknown else 0) + len(unreadable)
     return result
 
 
 @dataclass(slots=True)
 class _TenantWork:
     tenant_id: UUID
+    body: bytes
     messages: list[tuple[Route, InboundMessage]] = field(default_factory=list)
     statuses: list[tuple[Route, StatusUpdate]] = field(default_factory=list)
 
@@ -159,11 +177,26 @@ async def _store(
     messages = sorted(work.messages, key=lambda item: _contact_key(item[1]) or "")
     for route, message in messages:
         await _item(
-            conn, batch, outcome, careful, message.raw, route, _store_message(conn, batch, outcome, route, message)
+            conn,
+            batch,
+            outcome,
+            careful,
+            message.raw,
+            work.body,
+            route,
+            _store_message(conn, batch, outcome, route, message, work.body),
         )
-    for route, status in work.statuses:
+    # Receipts take a lock per wamid: in one global order too.
+    for route, status in sorted(work.statuses, key=lambda item: (str(item[0].channel_id), item[1].wa_message_id or "")):
         await _item(
-            conn, batch, outcome, careful, status.raw, route, _store_status(conn, batch, outcome, route, status)
+            conn,
+            batch,
+            outcome,
+            careful,
+            status.raw,
+            work.body,
+            route,
+            _store_status(conn, batch, outcome, route, status, work.body),
         )
 
 
@@ -173,6 +206,7 @@ async def _item(
     outcome: IntakeResult,
     careful: bool,
     raw: Any,
+    body: bytes,
     route: Route,
     store: Awaitable[None],
 ) -> None:
@@ -187,7 +221,7 @@ async def _item(
     except _REFUSED_DATA as exc:
         del batch.pending[pending:]
         await dead_letters.keep(
-            conn, reason="unstorable", body=orjson.dumps(raw), phone_number_id=None, detail=f"refused: {exc}"
+            conn, reason="unstorable", body=_item_bytes(raw, body), phone_number_id=None, detail=f"refused: {exc}"
         )
         outcome.dead_letters += 1
         log.warning(
@@ -195,10 +229,19 @@ async def _item(
         )
 
 
+def _item_bytes(raw: Any, body: bytes) -> bytes:
+    """An item's JSON for a dead letter; the whole body when the item has none that can be written."""
+    if raw is None:
+        return body
+    try:
+        return orjson.dumps(raw)
+    except TypeError:
+        return body
+
+
 def _contact_key(message: InboundMessage) -> str | None:
-    """The customer's number, or their business-scoped id when Meta gives no number."""
-    key = message.wa_id or message.user_id
-    return key if key and len(key) <= _CONTACT_KEY_MAX else None
+    """The customer's number, or their business-scoped id when Meta gives no number (or none that fits)."""
+    return next((key for key in (message.wa_id, message.user_id) if key and len(key) <= _CONTACT_KEY_MAX), None)
 
 
 _UPSERT_CONTACT_SQL = """
@@ -228,43 +271,27 @@ values ($1, $2, $3, 'inbound', $4, $5, $6, $7, $8, $9, $10, 'received', $11, clo
 on conflict (channel_id, wa_message_id) do nothing
 returning {MESSAGE_COLUMNS}
 """
+# WhatsApp's notices (a customer changed number) are not the customer writing: they open no window.
+_NOT_FROM_CUSTOMER = frozenset({"system"})
 # Meta's time, but never later than now: a customer's clock must not stretch the 24-hour window.
 _TOUCH_CONVERSATION_SQL = """
 update conversations
-set last_inbound_at = greatest(last_inbound_at, least($2::timestamptz, now())),
+set last_inbound_at = case when $3 then greatest(last_inbound_at, least($2::timestamptz, now()))
+                           else last_inbound_at end,
     last_message_at = greatest(last_message_at, least($2::timestamptz, now())),
     updated_at = now()
 where id = $1
 """
 
 
-async def _store_message(
-    conn: Connection, batch: EventBatch, outcome: IntakeResult, route: Route, message: InboundMessage
-) -> None:
-    contact_key = _contact_key(message)
-    if message.wa_message_id is None or contact_key is None:
-        await dead_letters.keep(
-            conn,
-            reason="unstorable",
-            body=orjson.dumps(message.raw),
-            phone_number_id=message.phone_number_id,
-            detail="a message without a usable id or sender" + (f": {message.problem}" if message.problem else ""),
-        )
-        outcome.dead_letters += 1
-        return
-    profile_name = message.profile_name[:_PROFILE_NAME_MAX] if message.profile_name else None
-    contact_id = await conn.fetchval(_UPSERT_CONTACT_SQL, batch.tenant_id, contact_key, profile_name)
-    if await conn.fetchval(_MESSAGE_EXISTS_SQL, route.channel_id, message.wa_message_id):
-        outcome.duplicates += 1
-        return
-
-    conversation = await conn.fetchrow(_OPEN_CONVERSATION_SQL, route.channel_id, contact_id)
-    if conversation is None:
+async def _open_conversation(conn: Connection, batch: EventBatch, route: Route, contact_id: UUID) -> asyncpg.Record:
+    """The contact's open conversation on this number, or a new one waiting in the channel's queue."""
+    for _ in range(_ATTEMPTS):
+        conversation = await conn.fetchrow(_OPEN_CONVERSATION_SQL, route.channel_id, contact_id)
+        if conversation is not None:
+            return conversation
         started = await conn.fetchrow(_START_CONVERSATION_SQL, batch.tenant_id, route.channel_id, contact_id)
-        if started is None:  # opened by someone else since the read above: join it
-            conversation = await conn.fetchrow(_OPEN_CONVERSATION_SQL, route.channel_id, contact_id)
-        else:
-            conversation = started
+        if started is not None:
             batch.add(
                 "conversation.created",
                 events.Audience.queue(started["queue_id"]),
@@ -277,8 +304,32 @@ async def _store_message(
                     "created_at": started["created_at"],
                 },
             )
-    assert conversation is not None, "an open conversation exists once one was opened or found"
+            return started
+        # Another one opened since the read above (and maybe closed again since): look once more.
+    raise asyncpg.SerializationError("the contact's conversation kept changing while a message joined it")
 
+
+async def _store_message(
+    conn: Connection, batch: EventBatch, outcome: IntakeResult, route: Route, message: InboundMessage, body: bytes
+) -> None:
+    contact_key = _contact_key(message)
+    if message.wa_message_id is None or contact_key is None:
+        await dead_letters.keep(
+            conn,
+            reason="unstorable",
+            body=_item_bytes(message.raw, body),
+            phone_number_id=message.phone_number_id,
+            detail="a message without a usable id or sender" + (f": {message.problem}" if message.problem else ""),
+        )
+        outcome.dead_letters += 1
+        return
+    profile_name = message.profile_name[:_PROFILE_NAME_MAX] if message.profile_name else None
+    contact_id = await conn.fetchval(_UPSERT_CONTACT_SQL, batch.tenant_id, contact_key, profile_name)
+    if await conn.fetchval(_MESSAGE_EXISTS_SQL, route.channel_id, message.wa_message_id):
+        outcome.duplicates += 1
+        return
+
+    conversation = await _open_conversation(conn, batch, route, contact_id)
     when = message.timestamp or datetime.now(UTC)
     row = await conn.fetchrow(
         _INSERT_MESSAGE_SQL,
@@ -297,7 +348,7 @@ async def _store_message(
     if row is None:  # the same wamid from another sender: the first one stays
         outcome.duplicates += 1
         return
-    await conn.execute(_TOUCH_CONVERSATION_SQL, conversation["id"], when)
+    await conn.execute(_TOUCH_CONVERSATION_SQL, conversation["id"], when, message.kind not in _NOT_FROM_CUSTOMER)
     stored = Message.model_validate(dict(row))
     batch.add(
         "message.created",
@@ -331,13 +382,13 @@ def message_details(message: InboundMessage) -> dict[str, Any] | None:
 
 
 async def _store_status(
-    conn: Connection, batch: EventBatch, outcome: IntakeResult, route: Route, status: StatusUpdate
+    conn: Connection, batch: EventBatch, outcome: IntakeResult, route: Route, status: StatusUpdate, body: bytes
 ) -> None:
     if status.wa_message_id is None or status.timestamp is None or status.status == INVALID:
         await dead_letters.keep(
             conn,
             reason="unstorable",
-            body=orjson.dumps(status.raw),
+            body=_item_bytes(status.raw, body),
             phone_number_id=status.phone_number_id,
             detail="a status that cannot be read" + (f": {status.problem}" if status.problem else ""),
         )

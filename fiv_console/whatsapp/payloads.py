@@ -15,6 +15,10 @@ Tolerance is the rule, because Meta retries a refused webhook for 7 days and tha
 Only a body that is not JSON, or not a business-account envelope (`object`, the `entry` list, each entry's
 `id` and `changes` list), raises `WebhookPayloadError`.
 
+An item nested too deeply to be written back out as JSON (orjson reads 1024 levels but writes 254; Meta's
+items are a few levels deep) could never be stored with its raw JSON: it becomes an invalid record with no
+ids and no `raw`, for the intake to keep the whole body as a dead letter.
+
 The models use pydantic's lax mode: a number is never taken for a string, but a number or a boolean that
 comes as a string is read. Lengths that the `messages` table checks (kind 1 to 64 characters, message ids
 up to 256) are checked here, so an item that could not be stored is an invalid record instead of a failed
@@ -503,7 +507,31 @@ def _profile_names(contacts: tuple[Any, ...]) -> dict[str, str]:
     return names
 
 
+def _storable(item: Any) -> bool:
+    try:
+        orjson.dumps(item)
+    except TypeError:
+        return False
+    return True
+
+
+_TOO_DEEP = "nested too deeply to be stored"
+
+
 def _message(waba_id: str, phone_number_id: str, names: dict[str, str], item: Any) -> InboundMessage:
+    if not _storable(item):
+        return InboundMessage(
+            waba_id=waba_id,
+            phone_number_id=phone_number_id,
+            wa_message_id=None,
+            wa_id=None,
+            user_id=None,
+            profile_name=None,
+            timestamp=None,
+            kind=INVALID,
+            raw=None,
+            problem=_TOO_DEEP,
+        )
     try:
         message = _Message.model_validate(item)
     except ValidationError as exc:
@@ -560,6 +588,16 @@ def _profile_name(names: dict[str, str], wa_id: str | None, user_id: str | None)
 
 
 def _status(waba_id: str, phone_number_id: str, item: Any) -> StatusUpdate:
+    if not _storable(item):
+        return StatusUpdate(
+            waba_id=waba_id,
+            phone_number_id=phone_number_id,
+            wa_message_id=None,
+            status=INVALID,
+            timestamp=None,
+            raw=None,
+            problem=_TOO_DEEP,
+        )
     try:
         status = _Status.model_validate(item)
     except ValidationError as exc:

@@ -605,6 +605,10 @@ class GraphSimulator:
         if _bearer(request, self.config.access_tokens) is None:
             return _json(meta_error(INVALID_TOKEN).answer_body(), status=401)
         stored = self._media.get(media_id)
+        if stored is None and media_id in self.config.display_numbers:
+            # The same node path names a business number: Meta shows it to a token that may use it.
+            number = {"id": media_id, "display_phone_number": self.config.display_numbers[media_id]}
+            return _json({**number, "verified_name": "Simulated Business"})
         if stored is None:
             missing = meta_error(
                 100,

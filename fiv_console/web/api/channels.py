@@ -1,14 +1,18 @@
 """WhatsApp channels over the API, for admins only: list, connect, read and change a tenant's numbers.
 
 A channel's access token can be set, replaced or removed here but is never returned; answers carry
-`has_access_token` instead, and the audit entries name the fields changed, never their values.
+`has_access_token` instead, and the audit entries name the fields changed, never their values. Connecting a
+number asks WhatsApp first whether its access token may use it (`WHATSAPP_VERIFY_NUMBERS`), since the
+number decides which tenant receives its customers' messages.
 """
 
 from __future__ import annotations
 
 from fiv_console import channels
 from fiv_console.channels import Channel, ChannelCreate, ChannelUpdate
+from fiv_console.keys import graph_client_key, settings_key
 from fiv_console.web.api.routing import ADMIN, ApiCall, Created, NoInput, Page, PageQuery, RouteTable
+from fiv_console.whatsapp import number_verification
 
 routes = RouteTable()
 
@@ -28,18 +32,24 @@ async def list_channels(call: ApiCall[NoInput, ChannelQuery]) -> Page[Channel]:
 
 
 @routes.route(
-    "POST", "/api/channels", roles=ADMIN, summary="Connect a WhatsApp number", tag="channels", body=ChannelCreate,
-    response=Channel, status=201,
+    "POST", "/api/channels", roles=ADMIN,
+    summary="Connect a WhatsApp number (its access token is checked with WhatsApp first)", tag="channels",
+    body=ChannelCreate, response=Channel, status=201, transaction=False,
 )  # fmt: skip
 async def create_channel(call: ApiCall[ChannelCreate, NoInput]) -> Created[Channel]:
-    channel = await channels.create_channel(call.conn, tenant_id=call.caller.tenant_id, data=call.body)
-    details = {
-        "phone_number_id": channel.phone_number_id,
-        "display_number": channel.display_number,
-        "default_queue_id": str(channel.default_queue_id),
-        "has_access_token": channel.has_access_token,
-    }
-    await call.audit("channel.created", "channel", channel.id, details)
+    app = call.request.app
+    if app[settings_key].whatsapp_verify_numbers:
+        # Before the transaction: no pooled connection waits on WhatsApp.
+        await number_verification.confirm(app[graph_client_key], call.body)
+    async with call.transaction() as conn:
+        channel = await channels.create_channel(conn, tenant_id=call.caller.tenant_id, data=call.body)
+        details = {
+            "phone_number_id": channel.phone_number_id,
+            "display_number": channel.display_number,
+            "default_queue_id": str(channel.default_queue_id),
+            "has_access_token": channel.has_access_token,
+        }
+        await call.audit("channel.created", "channel", channel.id, details, conn=conn)
     return Created(channel)
 
 

@@ -136,6 +136,11 @@ class Operation:
     # False for operations with slow work (Argon2) before their writes: they open `call.transaction()`
     # themselves, so no pooled connection waits on a CPU-bound hash.
     transaction: bool = True
+    # A multipart/form-data upload of one `file` field, read by the handler (`request.multipart()`) once the
+    # caller is known, under a limit of its own rather than the app's client_max_size (sized for JSON).
+    upload: bool = False
+    # The answer is a file in its own content type (a `web.StreamResponse`), or 304 on If-None-Match.
+    file_answer: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -164,15 +169,33 @@ class RouteTable:
         paginated: bool = False,
         status: int = 200,
         transaction: bool = True,
+        upload: bool = False,
+        file_answer: bool = False,
     ) -> Callable[[Callable[[ApiCall[Any, Any]], Awaitable[T]]], Callable[[ApiCall[Any, Any]], Awaitable[T]]]:
         """Declare an operation. `roles=None` means no sign-in is needed (login itself)."""
+        if upload and (transaction or body is not NoInput):
+            # The upload arrives at the client's pace: no pooled connection may wait on it.
+            raise ValueError("an upload is read by its handler outside the request's transaction")
 
         def register(
             handler: Callable[[ApiCall[Any, Any]], Awaitable[T]],
         ) -> Callable[[ApiCall[Any, Any]], Awaitable[T]]:
             self.operations.append(
                 Operation(
-                    method, path, handler, roles, summary, tag, body, query, response, paginated, status, transaction
+                    method,
+                    path,
+                    handler,
+                    roles,
+                    summary,
+                    tag,
+                    body,
+                    query,
+                    response,
+                    paginated,
+                    status,
+                    transaction,
+                    upload,
+                    file_answer,
                 )
             )
             return handler
@@ -238,8 +261,8 @@ async def _body(request: web.Request, operation: Operation) -> BaseModel:
     return _validate(operation.body, data, "body")
 
 
-def _answer(operation: Operation, result: Any) -> web.Response:
-    if isinstance(result, web.Response):
+def _answer(operation: Operation, result: Any) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
         return result
     if isinstance(result, Page):
         pagination = {
@@ -264,7 +287,9 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
         db = request.app[database_key]
         claim = await claim_of(request, db, request.app[settings_key])
         # Read the body before taking a connection: a slow client must not hold a database connection.
-        await request.read()
+        # An upload is left to its handler, which reads it after the connection is given back.
+        if not operation.upload:
+            await request.read()
         async with tenant_tx(db, claim.tenant_id) as conn:
             caller = await confirm(request, conn, claim)
             tenant_id_var.set(str(caller.tenant_id))
