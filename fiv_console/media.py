@@ -38,7 +38,8 @@ from pydantic import BaseModel
 
 from fiv_console.conversations import VISIBLE_CONVERSATION_SQL, Viewer
 from fiv_console.db.pool import Connection
-from fiv_console.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, Unavailable
+from fiv_console.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+from fiv_console.outbound import check_may_reply
 from fiv_console.whatsapp.client import GraphClient, GraphError, MediaTooLarge
 
 # How long Meta keeps an inbound media id; our own uploads live longer, and the shorter time is kept for all.
@@ -278,17 +279,7 @@ async def upload_target(conn: Connection, *, viewer: Viewer, conversation_id: UU
 
     The 24-hour window is not checked: it is the send that must fall inside it.
     """
-    row = await conn.fetchrow(_TARGET_SQL, viewer.sees_all, viewer.user_id, conversation_id)
-    if row is None:
-        raise NotFound("no such conversation")
-    if row["status"] == "closed":
-        raise Conflict("the conversation is closed: reopen it to reply")
-    if not viewer.sees_all and row["agent_id"] != viewer.user_id:
-        raise Forbidden("only the agent the conversation is assigned to can reply: take it first")
-    if not row["channel_active"]:
-        raise Conflict("this conversation's WhatsApp number is disconnected")
-    if not row["access_token"]:
-        raise Conflict("this conversation's WhatsApp number has no access token: an admin must set one")
+    row = check_may_reply(viewer, await conn.fetchrow(_TARGET_SQL, viewer.sees_all, viewer.user_id, conversation_id))
     return UploadTarget(row["phone_number_id"], row["access_token"])
 
 

@@ -193,8 +193,8 @@ def _message(row: asyncpg.Record | None) -> Message:
     return Message.model_validate(dict(row))
 
 
-async def _locked_target(conn: Connection, viewer: Viewer, conversation_id: UUID, *, template: bool) -> Any:
-    row = await conn.fetchrow(_LOCK_SQL, viewer.sees_all, viewer.user_id, conversation_id)
+def check_may_reply(viewer: Viewer, row: asyncpg.Record | None) -> asyncpg.Record:
+    """Who may send into a conversation (its `status`, `agent_id`, `channel_active`, `access_token`)."""
     if row is None:
         raise NotFound("no such conversation")
     if row["status"] == "closed":
@@ -205,6 +205,11 @@ async def _locked_target(conn: Connection, viewer: Viewer, conversation_id: UUID
         raise Conflict("this conversation's WhatsApp number is disconnected")
     if not row["access_token"]:
         raise Conflict("this conversation's WhatsApp number has no access token: an admin must set one")
+    return row
+
+
+async def _locked_target(conn: Connection, viewer: Viewer, conversation_id: UUID, *, template: bool) -> Any:
+    row = check_may_reply(viewer, await conn.fetchrow(_LOCK_SQL, viewer.sees_all, viewer.user_id, conversation_id))
     if not template:
         inbound = row["last_inbound_at"]
         closes_at = inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None

@@ -229,6 +229,26 @@ async def _item(
         )
 
 
+async def _keep_unstorable(
+    conn: Connection,
+    outcome: IntakeResult,
+    raw: Any,
+    body: bytes,
+    phone_number_id: str,
+    what: str,
+    problem: str | None,
+) -> None:
+    detail = f"{what}: {problem}" if problem else what
+    await dead_letters.keep(
+        conn,
+        reason="unstorable",
+        body=_item_bytes(raw, body),
+        phone_number_id=phone_number_id[:_NUMBER_MAX],
+        detail=detail,
+    )
+    outcome.dead_letters += 1
+
+
 def _item_bytes(raw: Any, body: bytes) -> bytes:
     """An item's JSON for a dead letter; the whole body when the item has none that can be written."""
     if raw is None:
@@ -314,14 +334,15 @@ async def _store_message(
 ) -> None:
     contact_key = _contact_key(message)
     if message.wa_message_id is None or contact_key is None:
-        await dead_letters.keep(
+        await _keep_unstorable(
             conn,
-            reason="unstorable",
-            body=_item_bytes(message.raw, body),
-            phone_number_id=message.phone_number_id,
-            detail="a message without a usable id or sender" + (f": {message.problem}" if message.problem else ""),
+            outcome,
+            message.raw,
+            body,
+            message.phone_number_id,
+            "a message without a usable id or sender",
+            message.problem,
         )
-        outcome.dead_letters += 1
         return
     profile_name = message.profile_name[:_PROFILE_NAME_MAX] if message.profile_name else None
     contact_id = await conn.fetchval(_UPSERT_CONTACT_SQL, batch.tenant_id, contact_key, profile_name)
@@ -385,14 +406,9 @@ async def _store_status(
     conn: Connection, batch: EventBatch, outcome: IntakeResult, route: Route, status: StatusUpdate, body: bytes
 ) -> None:
     if status.wa_message_id is None or status.timestamp is None or status.status == INVALID:
-        await dead_letters.keep(
-            conn,
-            reason="unstorable",
-            body=_item_bytes(status.raw, body),
-            phone_number_id=status.phone_number_id,
-            detail="a status that cannot be read" + (f": {status.problem}" if status.problem else ""),
+        await _keep_unstorable(
+            conn, outcome, status.raw, body, status.phone_number_id, "a status that cannot be read", status.problem
         )
-        outcome.dead_letters += 1
         return
     recorded = await message_statuses.record(
         conn,

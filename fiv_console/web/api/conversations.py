@@ -91,7 +91,8 @@ class MessageHistory(BaseModel):
     next_cursor: str | None = Field(description="Give it as `before` for the older page; null on the last one.")
 
 
-def _viewer(call: ApiCall[Any, Any]) -> Viewer:
+def viewer_of(call: ApiCall[Any, Any]) -> Viewer:
+    """The caller as the conversations' sight rules see them (the messages and media routes ask the same)."""
     caller = call.caller
     return Viewer(tenant_id=caller.tenant_id, role=caller.role, user_id=caller.user_id)
 
@@ -122,7 +123,7 @@ async def list_conversations(call: ApiCall[NoInput, ConversationQuery]) -> Page[
     query = call.query
     items, total = await conversations.list_conversations(
         call.conn,
-        viewer=_viewer(call),
+        viewer=viewer_of(call),
         status=query.status,
         queue_id=query.queue_id,
         agent_id=query.agent_id,
@@ -141,7 +142,7 @@ async def list_conversations(call: ApiCall[NoInput, ConversationQuery]) -> Page[
 )  # fmt: skip
 async def get_conversation(call: ApiCall[NoInput, NoInput]) -> Conversation:
     return await conversations.get_conversation(
-        call.conn, viewer=_viewer(call), conversation_id=call.ids["conversation_id"]
+        call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"]
     )
 
 
@@ -154,7 +155,7 @@ async def assign_conversation(call: ApiCall[AssignRequest, NoInput]) -> Conversa
     # The conversation and agent rows stay locked until this request's transaction commits: no network I/O here.
     moved = await conversations.assign(
         call.conn,
-        viewer=_viewer(call),
+        viewer=viewer_of(call),
         conversation_id=call.ids["conversation_id"],
         agent_id=call.body.agent_id,
         force=call.body.force,
@@ -171,7 +172,7 @@ async def assign_conversation(call: ApiCall[AssignRequest, NoInput]) -> Conversa
     body=TransferRequest, response=Conversation,
 )  # fmt: skip
 async def transfer_conversation(call: ApiCall[TransferRequest, NoInput]) -> Conversation:
-    request, viewer, conversation_id = call.body.root, _viewer(call), call.ids["conversation_id"]
+    request, viewer, conversation_id = call.body.root, viewer_of(call), call.ids["conversation_id"]
     # The conversation (and agent) rows stay locked until this request's transaction commits: no network I/O here.
     if isinstance(request, TransferToAgent):
         moved = await conversations.transfer_to_agent(
@@ -202,7 +203,7 @@ async def transfer_conversation(call: ApiCall[TransferRequest, NoInput]) -> Conv
 )  # fmt: skip
 async def unassign_conversation(call: ApiCall[NoInput, NoInput]) -> Conversation:
     # The conversation row stays locked until this request's transaction commits: no network I/O here.
-    moved = await conversations.unassign(call.conn, viewer=_viewer(call), conversation_id=call.ids["conversation_id"])
+    moved = await conversations.unassign(call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"])
     await _audit_move(call, "conversation.unassigned", moved)
     return moved.conversation
 
@@ -215,7 +216,7 @@ async def unassign_conversation(call: ApiCall[NoInput, NoInput]) -> Conversation
 async def close_conversation(call: ApiCall[CloseRequest, NoInput]) -> Conversation:
     # The conversation row stays locked until this request's transaction commits: no network I/O here.
     moved = await conversations.close(
-        call.conn, viewer=_viewer(call), conversation_id=call.ids["conversation_id"], reason=call.body.reason
+        call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"], reason=call.body.reason
     )
     await _audit_move(call, "conversation.closed", moved, reason=call.body.reason)
     return moved.conversation
@@ -228,7 +229,7 @@ async def close_conversation(call: ApiCall[CloseRequest, NoInput]) -> Conversati
 )  # fmt: skip
 async def reopen_conversation(call: ApiCall[NoInput, NoInput]) -> Conversation:
     # The conversation row stays locked until this request's transaction commits: no network I/O here.
-    moved = await conversations.reopen(call.conn, viewer=_viewer(call), conversation_id=call.ids["conversation_id"])
+    moved = await conversations.reopen(call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"])
     await _audit_move(call, "conversation.reopened", moved)
     return moved.conversation
 
@@ -239,7 +240,7 @@ async def reopen_conversation(call: ApiCall[NoInput, NoInput]) -> Conversation:
 )  # fmt: skip
 async def list_conversation_notes(call: ApiCall[NoInput, PageQuery]) -> Page[Note]:
     conversation_id = call.ids["conversation_id"]
-    await conversations.ensure_visible(call.conn, viewer=_viewer(call), conversation_id=conversation_id)
+    await conversations.ensure_visible(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
     items, total = await notes.list_notes(
         call.conn, conversation_id=conversation_id, limit=call.query.limit, offset=call.query.offset
     )
@@ -251,7 +252,7 @@ async def list_conversation_notes(call: ApiCall[NoInput, PageQuery]) -> Page[Not
     tag=_TAG, body=NoteCreate, response=Note, status=201,
 )  # fmt: skip
 async def add_conversation_note(call: ApiCall[NoteCreate, NoInput]) -> Created[Note]:
-    viewer, conversation_id = _viewer(call), call.ids["conversation_id"]
+    viewer, conversation_id = viewer_of(call), call.ids["conversation_id"]
     await conversations.ensure_visible(call.conn, viewer=viewer, conversation_id=conversation_id)
     note = await notes.add_note(
         call.conn,
@@ -269,7 +270,7 @@ async def add_conversation_note(call: ApiCall[NoteCreate, NoInput]) -> Created[N
 )  # fmt: skip
 async def add_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversation:
     return await conversations.add_label(
-        call.conn, viewer=_viewer(call), conversation_id=call.ids["conversation_id"], label_id=call.ids["label_id"]
+        call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"], label_id=call.ids["label_id"]
     )
 
 
@@ -279,7 +280,7 @@ async def add_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversatio
 )  # fmt: skip
 async def remove_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversation:
     return await conversations.remove_label(
-        call.conn, viewer=_viewer(call), conversation_id=call.ids["conversation_id"], label_id=call.ids["label_id"]
+        call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"], label_id=call.ids["label_id"]
     )
 
 
@@ -290,7 +291,7 @@ async def remove_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversa
 )  # fmt: skip
 async def list_conversation_messages(call: ApiCall[NoInput, MessageQuery]) -> web.Response:
     query, conversation_id = call.query, call.ids["conversation_id"]
-    await conversations.ensure_visible(call.conn, viewer=_viewer(call), conversation_id=conversation_id)
+    await conversations.ensure_visible(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
     page = await messages.history(
         call.conn,
         conversation_id=conversation_id,

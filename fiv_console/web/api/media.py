@@ -20,16 +20,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from fiv_console import media
-from fiv_console.conversations import Viewer
 from fiv_console.errors import InvalidInput
 from fiv_console.keys import graph_client_key, settings_key
 from fiv_console.media import CheckedUpload, MediaSource, UploadedMedia
+from fiv_console.web.api.conversations import viewer_of
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, Created, NoInput, RouteTable
 from fiv_console.whatsapp.client import GraphError, MediaTooLarge
 
@@ -41,11 +40,6 @@ _TAG = "media"
 _READ_SIZE = 64 * 1024
 
 
-def _viewer(call: ApiCall[Any, Any]) -> Viewer:
-    caller = call.caller
-    return Viewer(tenant_id=caller.tenant_id, role=caller.role, user_id=caller.user_id)
-
-
 @routes.route(
     "GET", "/api/messages/{message_id}/media", roles=ANYONE_SIGNED_IN,
     summary="A message's media file, from WhatsApp, in its own content type (cached until WhatsApp drops it)",
@@ -54,7 +48,7 @@ def _viewer(call: ApiCall[Any, Any]) -> Viewer:
 async def get_message_media(call: ApiCall[NoInput, NoInput]) -> web.StreamResponse:
     request = call.request
     async with call.transaction() as conn:
-        source = await media.media_source(conn, viewer=_viewer(call), message_id=call.ids["message_id"])
+        source = await media.media_source(conn, viewer=viewer_of(call), message_id=call.ids["message_id"])
     now = datetime.now(UTC)
     if source.etag is not None and _holds(request, source.etag):
         return web.Response(status=304, headers=source.cache_headers(now))
@@ -109,7 +103,7 @@ async def _relay(
 async def upload_media(call: ApiCall[NoInput, NoInput]) -> Created[UploadedMedia]:
     app = call.request.app
     async with call.transaction() as conn:
-        target = await media.upload_target(conn, viewer=_viewer(call), conversation_id=call.ids["conversation_id"])
+        target = await media.upload_target(conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"])
     file = await _read_upload(call.request, app[settings_key].media_max_bytes)
     return Created(await media.upload(app[graph_client_key], target, file))
 

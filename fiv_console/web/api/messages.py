@@ -10,25 +10,18 @@ The answer is the message as it then stands: `sent` with its wamid, or `failed` 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, Field
 
-from fiv_console.conversations import Viewer
 from fiv_console.keys import database_key, graph_client_key, typing_throttle_key
 from fiv_console.messages import Message
 from fiv_console.outbound import SendRequest
+from fiv_console.web.api.conversations import viewer_of
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, Created, NoInput, RouteTable
 from fiv_console.whatsapp import sending
 
 routes = RouteTable()
 
 _TAG = "messages"
-
-
-def _viewer(call: ApiCall[Any, Any]) -> Viewer:
-    caller = call.caller
-    return Viewer(tenant_id=caller.tenant_id, role=caller.role, user_id=caller.user_id)
 
 
 @routes.route(
@@ -41,7 +34,7 @@ async def send_message(call: ApiCall[SendRequest, NoInput]) -> Created[Message]:
     message = await sending.send(
         app[database_key],
         app[graph_client_key],
-        viewer=_viewer(call),
+        viewer=viewer_of(call),
         conversation_id=call.ids["conversation_id"],
         content=call.body.root,
     )
@@ -55,7 +48,7 @@ async def send_message(call: ApiCall[SendRequest, NoInput]) -> Created[Message]:
 async def retry_message(call: ApiCall[NoInput, NoInput]) -> Message:
     app = call.request.app
     return await sending.send_again(
-        app[database_key], app[graph_client_key], viewer=_viewer(call), message_id=call.ids["message_id"]
+        app[database_key], app[graph_client_key], viewer=viewer_of(call), message_id=call.ids["message_id"]
     )
 
 
@@ -75,7 +68,7 @@ class Typing(BaseModel):
 async def mark_read(call: ApiCall[NoInput, NoInput]) -> Marked:
     app = call.request.app
     marked = await sending.mark_read(
-        app[database_key], app[graph_client_key], viewer=_viewer(call), conversation_id=call.ids["conversation_id"]
+        app[database_key], app[graph_client_key], viewer=viewer_of(call), conversation_id=call.ids["conversation_id"]
     )
     return Marked(marked=marked)
 
@@ -90,7 +83,7 @@ async def show_typing(call: ApiCall[NoInput, NoInput]) -> Typing:
         app[database_key],
         app[graph_client_key],
         app[typing_throttle_key],
-        viewer=_viewer(call),
+        viewer=viewer_of(call),
         conversation_id=call.ids["conversation_id"],
     )
     return Typing(sent=sent)
