@@ -15,6 +15,7 @@ from fiv_console.db.startup import StartupError, close_server_database, open_ser
 from fiv_console.keys import (
     database_key,
     graph_client_key,
+    intake_key,
     rate_limiter_key,
     redis_key,
     settings_key,
@@ -29,6 +30,7 @@ from fiv_console.web.health import get_health
 from fiv_console.web.middleware import add_security_headers, api_error_middleware, request_context_middleware
 from fiv_console.web.sessions import setup_sessions
 from fiv_console.whatsapp.client import GraphClient, RetryPolicy, TokenBuckets
+from fiv_console.whatsapp.intake import Intake
 from fiv_console.whatsapp.sending import TypingThrottle
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     db = await open_server_database(settings, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size)
     app[database_key] = db
+    app[intake_key] = Intake(db)
     try:
         yield
     finally:

@@ -9,6 +9,7 @@ from fiv_console.db.pool import Database
 from fiv_console.rate_limit import RateLimiter
 from fiv_console.settings import Settings
 from fiv_console.whatsapp.client import GraphClient
+from fiv_console.whatsapp.intake import Intake
 from fiv_console.whatsapp.sending import TypingThrottle
 
 settings_key = web.AppKey("settings", Settings)
@@ -18,3 +19,4 @@ redis_key = web.AppKey("redis", Redis)
 rate_limiter_key = web.AppKey("rate_limiter", RateLimiter)
 graph_client_key = web.AppKey("graph_client", GraphClient)
 typing_throttle_key = web.AppKey("typing_throttle", TypingThrottle)
+intake_key = web.AppKey("intake", Intake)

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Unavailable
+from fiv_console.whatsapp.intake import Intake
 from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople, make_tenant
 from tests.conftest import TestDatabase, migrate_database
@@ -652,3 +653,34 @@ async def test_a_whatsapp_notice_does_not_open_the_window(
     rows = await _rows(db, tenant.id, "select last_inbound_at, last_message_at from conversations")
     assert rows[0]["last_inbound_at"] is None
     assert rows[0]["last_message_at"] is not None
+
+
+async def test_one_tenants_concurrent_posts_share_transactions_and_each_hears_its_own_outcome(
+    db: Database, tenant: TenantPeople, number: tuple[str, uuid.UUID]
+) -> None:
+    intake = Intake(db)
+    bodies = [envelope(number[0], messages=[text_message(f"55118{n:08d}", f"hello {n}")]) for n in range(40)]
+    results = await asyncio.gather(*(intake.ingest(parse_webhook(body), body=body) for body in bodies))
+    assert [r.messages_stored for r in results] == [1] * 40
+    assert all(sorted(e.type for e in r.events) == ["conversation.created", "message.created"] for r in results)
+    assert len({e.seq for r in results for e in r.events}) == 80
+    rows = await _rows(db, tenant.id, "select xmin::text as tx from messages")
+    assert len(rows) == 40
+    assert len({r["tx"] for r in rows}) < 40  # stored together, not one commit each
+
+
+async def test_items_the_database_refuses_are_dead_letters_one_by_one(
+    db: Database, owner: asyncpg.Connection, number: tuple[str, uuid.UUID], tenant: TenantPeople
+) -> None:
+    intake = Intake(db)
+    first = envelope(number[0], messages=[text_message(CUSTOMER, "before")])
+    assert (await intake.ingest(parse_webhook(first), body=first)).messages_stored == 1
+    # The tenant goes while this process still knows the number's route: every row it would write is refused.
+    await owner.execute("delete from tenants where id = $1", tenant.id)
+    later = envelope(number[0], messages=[text_message(CUSTOMER, "after"), text_message("5511000000001", "me too")])
+    before = len(await _dead_letters(owner))
+    result = await intake.ingest(parse_webhook(later), body=later)
+    assert (result.messages_stored, result.dead_letters) == (0, 2)
+    letters = (await _dead_letters(owner))[before:]
+    assert [r["reason"] for r in letters] == ["unstorable", "unstorable"]
+    assert all(r["detail"].startswith("refused:") for r in letters)

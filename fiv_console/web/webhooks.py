@@ -16,8 +16,7 @@ from aiohttp import web
 
 from fiv_console import dead_letters
 from fiv_console.errors import Unavailable
-from fiv_console.keys import database_key, settings_key
-from fiv_console.whatsapp import intake
+from fiv_console.keys import database_key, intake_key, settings_key
 from fiv_console.whatsapp.payloads import WebhookPayloadError, parse_webhook
 from fiv_console.whatsapp.signature import signature_matches
 
@@ -66,7 +65,7 @@ async def receive(request: web.Request) -> web.Response:
                 await dead_letters.keep(conn, reason="unparseable", body=body, phone_number_id=None, detail=str(exc))
             log.warning("signed webhook that is not a webhook kept as a dead letter", extra={"problem": str(exc)})
             return web.Response(text="kept")
-        result = await intake.ingest(db, batch, body=body)
+        result = await request.app[intake_key].ingest(batch, body=body)
     except Unavailable:
         log.warning("webhook not stored: the database is unavailable; Meta will retry")
         raise web.HTTPServiceUnavailable(

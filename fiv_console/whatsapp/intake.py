@@ -1,27 +1,33 @@
-"""Webhook intake: a parsed batch made durable, one transaction per tenant, before Meta gets its 200.
+"""Webhook intake: parsed webhooks made durable, one transaction per tenant, before Meta gets its 200.
 
-Each business number (`phone_number_id`) leads, through the reviewed lookup, to its channel and tenant;
-that tenant's transaction is the only one its records touch. In it: contacts are upserted with their
-profile name; each message is inserted once per (channel, wamid); a message from a contact without an
-open conversation opens one in the channel's queue, otherwise it joins the open one and moves its
-last-inbound time (the 24-hour window); receipts are recorded and applied forwards
-(`fiv_console.message_statuses`); the events of it all are appended last.
+Each business number (`phone_number_id`) leads, through the reviewed lookup (cached: a number's route
+never changes), to its channel and tenant; that tenant's transaction is the only one its records touch.
+In it: contacts are upserted with their profile name; each message is inserted once per (channel, wamid);
+a message from a contact without an open conversation opens one in the channel's queue, otherwise it
+joins the open one and moves its last-inbound time (the 24-hour window); receipts are recorded and
+applied forwards (`fiv_console.message_statuses`); the events of it all are appended last.
 
-Concurrency: the contact's row is locked first (the upsert takes it), so two deliveries of one message,
-or two messages of one customer, are handled one after the other, and the second finds what the first
-did. Messages are handled in the order of their contacts' keys, so two batches can never wait on each
-other's contacts. A deadlock with other work, or a serialization failure, is retried a few times.
+Batching (`Intake`, `_Lane`): the POSTs for one tenant that arrive while its transaction runs wait and
+are then stored together in the next one, each answered when that commits; the messages of a batch go
+through a few set-based statements (`_store_messages_together`) rather than five statements each.
+
+Concurrency: contacts' rows are locked first (the upsert takes them) in the order of their keys, so two
+deliveries of one message, or two messages of one customer, are handled one after the other, the second
+finding what the first did, and two batches never wait on each other's contacts in a cycle. A deadlock
+with other work, or a serialization failure, is retried a few times.
 
 Poison: an item without the ids needed to store it goes to the dead-letter box; if the database refuses
-a batch for its data (a value a check rejects), the batch is done again item by item, each in a savepoint,
-and only the refused items go to the dead-letter box. A number no tenant has is a dead letter too. None of
-these is an error for Meta: the POST is answered 200 once everything else is committed.
+a batch for its data (a value a check rejects), the batch is done again item by item, each in a savepoint
+(`_store_message`), and only the refused items go to the dead-letter box. A number no tenant has is a dead
+letter too. None of these is an error for Meta: the POST is answered 200 once everything else is committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +38,7 @@ import orjson
 
 from fiv_console import dead_letters, events, message_statuses
 from fiv_console.db.pool import Connection, Database, tenant_tx
+from fiv_console.errors import Unavailable
 from fiv_console.events import Event, EventBatch, conversation_audience
 from fiv_console.messages import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages import Message
@@ -61,6 +68,13 @@ class IntakeResult:
     dead_letters: int = 0
     events: list[Event] = field(default_factory=list)
 
+    def add(self, other: IntakeResult) -> None:
+        self.messages_stored += other.messages_stored
+        self.duplicates += other.duplicates
+        self.statuses_recorded += other.statuses_recorded
+        self.dead_letters += other.dead_letters
+        self.events.extend(other.events)
+
 
 _ROUTES_SQL = """
 select p.phone_number_id, r.tenant_id, r.channel_id
@@ -69,64 +83,144 @@ cross join lateral channel_for_phone_number(p.phone_number_id) as r
 """
 
 
-async def ingest(db: Database, batch: WebhookBatch, *, body: bytes) -> IntakeResult:
-    """Stores the batch; raises `Unavailable` when the database cannot be reached (Meta must retry)."""
-    result = IntakeResult()
-    numbers = sorted(
-        {m.phone_number_id for m in batch.messages}
-        | {s.phone_number_id for s in batch.statuses}
-        | {e.phone_number_id for e in batch.errors}
-    )
-    for error in batch.errors:
-        log.warning(
-            "WhatsApp reported an error for a business number",
-            extra={"phone_number_id": error.phone_number_id, "code": error.error.code if error.error else None},
+class Intake:
+    """The intake of one process: routes cached, and one tenant's concurrent POSTs stored together.
+
+    While a transaction of a tenant's runs, the POSTs for that tenant that arrive queue up; the next one to
+    go takes all that queued (up to `batch_limit` messages and statuses) into one transaction, and answers
+    each POST once it commits. Under load this turns many small commits into few larger ones, and the
+    tenant's event counter is taken once per batch instead of being fought over by every POST; alone, a
+    POST waits for nobody. Nothing is acknowledged before its own rows are committed.
+    """
+
+    def __init__(self, db: Database, *, batch_limit: int = 500, routes_kept: int = 10_000) -> None:
+        self._db = db
+        self._batch_limit = batch_limit
+        self._routes_kept = routes_kept
+        # A number's channel and tenant never change (numbers are unique, never moved or deleted by the API).
+        self._routes: OrderedDict[str, Route] = OrderedDict()
+        self._lanes: dict[UUID, _Lane] = {}
+
+    async def ingest(self, batch: WebhookBatch, *, body: bytes) -> IntakeResult:
+        """Stores the batch; raises `Unavailable` when the database cannot be reached (Meta must retry)."""
+        result = IntakeResult()
+        numbers = sorted(
+            {m.phone_number_id for m in batch.messages}
+            | {s.phone_number_id for s in batch.statuses}
+            | {e.phone_number_id for e in batch.errors}
         )
-    unreadable = [other for other in batch.other_changes if other.problem is not None]
-    for other in batch.other_changes:
-        if other.problem is None:
-            log.info("webhook change not about messages ignored", extra={"field": other.field})
+        for error in batch.errors:
+            log.warning(
+                "WhatsApp reported an error for a business number",
+                extra={"phone_number_id": error.phone_number_id, "code": error.error.code if error.error else None},
+            )
+        unreadable = [other for other in batch.other_changes if other.problem is not None]
+        for other in batch.other_changes:
+            if other.problem is None:
+                log.info("webhook change not about messages ignored", extra={"field": other.field})
 
-    routes: dict[str, Route] = {}
-    if numbers:
-        async with db.connection() as conn:
-            rows = await conn.fetch(_ROUTES_SQL, numbers)
-        routes = {r["phone_number_id"]: Route(r["tenant_id"], r["channel_id"]) for r in rows}
+        routes = await self._routes_of(numbers)
+        work: dict[UUID, _TenantWork] = {}
+        for message in batch.messages:
+            if (route := routes.get(message.phone_number_id)) is not None:
+                work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).messages.append((route, message))
+        for status in batch.statuses:
+            if (route := routes.get(status.phone_number_id)) is not None:
+                work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).statuses.append((route, status))
+        for tenant_work in work.values():
+            result.add(await self._lane(tenant_work.tenant_id).store(self._db, tenant_work, self._batch_limit))
 
-    work: dict[UUID, _TenantWork] = {}
-    for message in batch.messages:
-        if (route := routes.get(message.phone_number_id)) is not None:
-            work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).messages.append((route, message))
-    for status in batch.statuses:
-        if (route := routes.get(status.phone_number_id)) is not None:
-            work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).statuses.append((route, status))
-    for tenant_work in work.values():
-        await _ingest_for_tenant(db, tenant_work, result)
+        # Last, so that a POST Meta must deliver again (a tenant's transaction failed) leaves no dead letter twice.
+        unknown = [number for number in numbers if number not in routes]
+        if unknown or unreadable:
+            async with self._db.connection() as conn, conn.transaction():
+                if unknown:
+                    await dead_letters.keep(
+                        conn,
+                        reason="unroutable",
+                        body=body,
+                        phone_number_id=unknown[0][:_NUMBER_MAX] if len(unknown) == 1 else None,
+                        detail="no channel has these numbers: " + ", ".join(n[:_NUMBER_MAX] for n in unknown),
+                    )
+                    log.warning(
+                        "webhook for a number no tenant has kept as a dead letter", extra={"numbers": len(unknown)}
+                    )
+                for other in unreadable:
+                    await dead_letters.keep(
+                        conn,
+                        reason="unstorable",
+                        body=_item_bytes(other.raw, body),
+                        phone_number_id=None,
+                        detail=f"a {other.field or 'webhook'} change that cannot be read: {other.problem}",
+                    )
+                    log.warning(
+                        "webhook change that cannot be read kept as a dead letter", extra={"field": other.field}
+                    )
+            result.dead_letters += (1 if unknown else 0) + len(unreadable)
+        return result
 
-    # Last, so that a POST Meta must deliver again (a tenant's transaction failed) leaves no dead letter twice.
-    unknown = [number for number in numbers if number not in routes]
-    if unknown or unreadable:
-        async with db.connection() as conn, conn.transaction():
-            if unknown:
-                await dead_letters.keep(
-                    conn,
-                    reason="unroutable",
-                    body=body,
-                    phone_number_id=unknown[0][:_NUMBER_MAX] if len(unknown) == 1 else None,
-                    detail="no channel has these numbers: " + ", ".join(number[:_NUMBER_MAX] for number in unknown),
-                )
-                log.warning("webhook for a number no tenant has kept as a dead letter", extra={"numbers": len(unknown)})
-            for other in unreadable:
-                await dead_letters.keep(
-                    conn,
-                    reason="unstorable",
-                    body=_item_bytes(other.raw, body),
-                    phone_number_id=None,
-                    detail=f"a {other.field or 'webhook'} change that cannot be read: {other.problem}",
-                )
-                log.warning("webhook change that cannot be read kept as a dead letter", extra={"field": other.field})
-        result.dead_letters += (1 if unknown else 0) + len(unreadable)
-    return result
+    async def _routes_of(self, numbers: list[str]) -> dict[str, Route]:
+        routes = {number: route for number in numbers if (route := self._routes.get(number)) is not None}
+        missing = [number for number in numbers if number not in routes]
+        if missing:
+            async with self._db.connection() as conn:
+                rows = await conn.fetch(_ROUTES_SQL, missing)
+            for row in rows:
+                route = Route(row["tenant_id"], row["channel_id"])
+                routes[row["phone_number_id"]] = self._routes[row["phone_number_id"]] = route
+            while len(self._routes) > self._routes_kept:
+                self._routes.popitem(last=False)
+        return routes
+
+    def _lane(self, tenant_id: UUID) -> _Lane:
+        lane = self._lanes.get(tenant_id)
+        if lane is None:
+            lane = self._lanes[tenant_id] = _Lane()
+        return lane
+
+
+@dataclass(slots=True)
+class _Waiting:
+    work: _TenantWork
+    done: asyncio.Future[IntakeResult]
+
+
+class _Lane:
+    """One tenant's POSTs, stored one transaction at a time, each transaction taking all that waited."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._waiting: list[_Waiting] = []
+
+    async def store(self, db: Database, work: _TenantWork, batch_limit: int) -> IntakeResult:
+        mine = _Waiting(work, asyncio.get_running_loop().create_future())
+        self._waiting.append(mine)
+        async with self._lock:  # first come, first served
+            # Done already if an earlier holder took it along; else the oldest go first, this one among them.
+            while not mine.done.done():
+                taken = self._take(batch_limit)
+                try:
+                    outcomes = await _store_together(db, [waiting.work for waiting in taken])
+                except BaseException as exc:
+                    # Every POST taken here hears of it (a cancelled one as an outage: Meta delivers it again).
+                    failure = exc if isinstance(exc, Exception) else Unavailable("the intake was stopped")
+                    for waiting in taken:
+                        if waiting is not mine:
+                            waiting.done.set_exception(failure)
+                    raise
+                for waiting, outcome in zip(taken, outcomes, strict=True):
+                    waiting.done.set_result(outcome)
+        return mine.done.result()
+
+    def _take(self, batch_limit: int) -> list[_Waiting]:
+        """The oldest waiting POSTs, as many as fit in `batch_limit` items (at least one)."""
+        taken: list[_Waiting] = []
+        size = 0
+        while self._waiting and (not taken or size + self._waiting[0].work.size <= batch_limit):
+            waiting = self._waiting.pop(0)
+            taken.append(waiting)
+            size += waiting.work.size
+        return taken
 
 
 @dataclass(slots=True)
@@ -136,21 +230,27 @@ class _TenantWork:
     messages: list[tuple[Route, InboundMessage]] = field(default_factory=list)
     statuses: list[tuple[Route, StatusUpdate]] = field(default_factory=list)
 
+    @property
+    def size(self) -> int:
+        return len(self.messages) + len(self.statuses)
+
 
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # The database refused a value: the data's fault, so retrying the same batch would fail the same way.
 _REFUSED_DATA = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
-async def _ingest_for_tenant(db: Database, work: _TenantWork, result: IntakeResult) -> None:
+async def _store_together(db: Database, works: list[_TenantWork]) -> list[IntakeResult]:
+    """Stores several POSTs' work for one tenant in one transaction; what each of them did, in order."""
     careful = False
     for attempt in range(1, _ATTEMPTS + 1):
-        outcome = IntakeResult()
+        outcomes = [IntakeResult() for _ in works]
         try:
-            async with tenant_tx(db, work.tenant_id) as conn:
-                batch = EventBatch(work.tenant_id)
-                await _store(conn, work, batch, outcome, careful=careful)
-                outcome.events = await events.append(conn, batch)
+            async with tenant_tx(db, works[0].tenant_id) as conn:
+                batch = EventBatch(works[0].tenant_id)
+                owners = await _store(conn, works, batch, outcomes, careful=careful)
+                for owner, event in zip(owners, await events.append(conn, batch), strict=True):
+                    outcomes[owner].events.append(event)
         except _RETRYABLE:
             if attempt == _ATTEMPTS:
                 raise
@@ -162,42 +262,43 @@ async def _ingest_for_tenant(db: Database, work: _TenantWork, result: IntakeResu
             careful = True
             log.warning("webhook batch refused by the database; storing it item by item")
             continue
-        result.messages_stored += outcome.messages_stored
-        result.duplicates += outcome.duplicates
-        result.statuses_recorded += outcome.statuses_recorded
-        result.dead_letters += outcome.dead_letters
-        result.events.extend(outcome.events)
-        return
+        return outcomes
+    raise AssertionError("every attempt returns or raises")
 
 
 async def _store(
-    conn: Connection, work: _TenantWork, batch: EventBatch, outcome: IntakeResult, *, careful: bool
-) -> None:
+    conn: Connection, works: list[_TenantWork], batch: EventBatch, outcomes: list[IntakeResult], *, careful: bool
+) -> list[int]:
+    """Every item of every work; returns, for each event added to `batch`, the index of the work it is for."""
+    owners: list[int] = []
+
+    def claim(owner: int) -> None:
+        del owners[len(batch.pending) :]  # an item refused in careful mode took its events back
+        owners.extend([owner] * (len(batch.pending) - len(owners)))
+
     # A stable sort: one customer's messages keep their order, and contacts are locked in one global order.
-    messages = sorted(work.messages, key=lambda item: _contact_key(item[1]) or "")
-    for route, message in messages:
-        await _item(
-            conn,
-            batch,
-            outcome,
-            careful,
-            message.raw,
-            work.body,
-            route,
-            _store_message(conn, batch, outcome, route, message, work.body),
-        )
+    messages = sorted(
+        ((index, route, message) for index, work in enumerate(works) for route, message in work.messages),
+        key=lambda item: _contact_key(item[2]) or "",
+    )
+    if not careful:
+        await _store_messages_together(conn, batch, outcomes, messages, [work.body for work in works], claim)
+    for index, route, message in messages if careful else ():
+        body, outcome = works[index].body, outcomes[index]
+        stored = _store_message(conn, batch, outcome, route, message, body)
+        await _item(conn, batch, outcome, careful, message.raw, body, route, stored)
+        claim(index)
     # Receipts take a lock per wamid: in one global order too.
-    for route, status in sorted(work.statuses, key=lambda item: (str(item[0].channel_id), item[1].wa_message_id or "")):
-        await _item(
-            conn,
-            batch,
-            outcome,
-            careful,
-            status.raw,
-            work.body,
-            route,
-            _store_status(conn, batch, outcome, route, status, work.body),
-        )
+    statuses = sorted(
+        ((index, route, status) for index, work in enumerate(works) for route, status in work.statuses),
+        key=lambda item: (str(item[1].channel_id), item[2].wa_message_id or ""),
+    )
+    for index, route, status in statuses:
+        body, outcome = works[index].body, outcomes[index]
+        recorded = _store_status(conn, batch, outcome, route, status, body)
+        await _item(conn, batch, outcome, careful, status.raw, body, route, recorded)
+        claim(index)
+    return owners
 
 
 async def _item(
@@ -302,6 +403,210 @@ set last_inbound_at = case when $3 then greatest(last_inbound_at, least($2::time
     updated_at = now()
 where id = $1
 """
+
+
+# The fast path: a batch's messages in a handful of set-based statements instead of five each.
+_UPSERT_CONTACTS_SQL = """
+insert into contacts as c (tenant_id, wa_id, profile_name)
+select $1, k.wa_id, k.profile_name
+from unnest($2::text[], $3::text[]) with ordinality as k(wa_id, profile_name, ord)
+order by k.ord
+on conflict (tenant_id, wa_id) do update
+set profile_name = coalesce(excluded.profile_name, c.profile_name),
+    updated_at = case when excluded.profile_name is distinct from c.profile_name and excluded.profile_name is not null
+                      then now() else c.updated_at end
+returning id, wa_id
+"""
+_EXISTING_MESSAGES_SQL = """
+select m.channel_id, m.wa_message_id
+from messages m join unnest($1::uuid[], $2::text[]) as k(channel_id, wa_message_id)
+  on m.channel_id = k.channel_id and m.wa_message_id = k.wa_message_id
+"""
+_OPEN_CONVERSATIONS_SQL = """
+select c.id, c.channel_id, c.contact_id, c.queue_id, c.agent_id
+from conversations c join unnest($1::uuid[], $2::uuid[]) as k(channel_id, contact_id)
+  on c.channel_id = k.channel_id and c.contact_id = k.contact_id
+where c.status <> 'closed'
+order by c.contact_id
+for no key update of c
+"""
+_START_CONVERSATIONS_SQL = """
+insert into conversations (tenant_id, channel_id, contact_id, queue_id)
+select $1, ch.id, k.contact_id, ch.default_queue_id
+from unnest($2::uuid[], $3::uuid[]) with ordinality as k(channel_id, contact_id, ord)
+join channels ch on ch.id = k.channel_id
+order by k.ord
+on conflict (tenant_id, channel_id, contact_id) where status <> 'closed' do nothing
+returning id, channel_id, contact_id, queue_id, agent_id, status, created_at
+"""
+_INSERT_MESSAGES_SQL = f"""
+insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details, raw,
+                      wa_message_id, reply_to_wa_message_id, status, sent_at, created_at, updated_at)
+select $1, m.conversation_id, m.channel_id, 'inbound', m.kind, m.text, m.media, m.details, m.raw, m.wa_message_id,
+       m.reply_to, 'received', m.sent_at, clock_timestamp(), clock_timestamp()
+from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::text[],
+            $10::text[], $11::timestamptz[])
+     with ordinality as m(conversation_id, channel_id, kind, text, media, details, raw, wa_message_id, reply_to,
+                          sent_at, ord)
+order by m.ord
+on conflict (channel_id, wa_message_id) do nothing
+returning {MESSAGE_COLUMNS}, channel_id
+"""
+# Meta's times, but never later than now; only a customer's own message moves the 24-hour window.
+_TOUCH_CONVERSATIONS_SQL = """
+update conversations c
+set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
+                           else greatest(c.last_inbound_at, least(t.inbound_at, now())) end,
+    last_message_at = greatest(c.last_message_at, least(t.message_at, now())),
+    updated_at = now()
+from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) as t(id, inbound_at, message_at)
+where c.id = t.id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    owner: int
+    route: Route
+    message: InboundMessage
+    contact_key: str
+
+
+async def _store_messages_together(
+    conn: Connection,
+    batch: EventBatch,
+    outcomes: list[IntakeResult],
+    items: list[tuple[int, Route, InboundMessage]],
+    bodies: list[bytes],
+    claim: Callable[[int], None],
+) -> None:
+    """The messages of a batch, sorted by contact, in set-based statements: what `_store_message` does to one."""
+    incoming: list[_Incoming] = []
+    seen: set[tuple[UUID, str]] = set()
+    for owner, route, message in items:
+        contact_key = _contact_key(message)
+        if message.wa_message_id is None or contact_key is None:
+            await _keep_unstorable(
+                conn,
+                outcomes[owner],
+                message.raw,
+                bodies[owner],
+                message.phone_number_id,
+                "a message without a usable id or sender",
+                message.problem,
+            )
+            continue
+        if (route.channel_id, message.wa_message_id) in seen:  # twice in this batch
+            outcomes[owner].duplicates += 1
+            continue
+        seen.add((route.channel_id, message.wa_message_id))
+        incoming.append(_Incoming(owner, route, message, contact_key))
+    if not incoming:
+        return
+
+    # Contacts first, in the order of their keys: the locks that serialize one customer's messages.
+    names: dict[str, str | None] = {}
+    for item in incoming:
+        name = item.message.profile_name[:_PROFILE_NAME_MAX] if item.message.profile_name else None
+        names[item.contact_key] = name or names.get(item.contact_key)
+    keys = sorted(names)
+    contact_rows = await conn.fetch(_UPSERT_CONTACTS_SQL, batch.tenant_id, keys, [names[k] for k in keys])
+    contact_of = {row["wa_id"]: row["id"] for row in contact_rows}
+
+    existing = await conn.fetch(
+        _EXISTING_MESSAGES_SQL,
+        [item.route.channel_id for item in incoming],
+        [item.message.wa_message_id for item in incoming],
+    )
+    stored_before = {(row["channel_id"], row["wa_message_id"]) for row in existing}
+    fresh = []
+    for item in incoming:
+        if (item.route.channel_id, item.message.wa_message_id) in stored_before:
+            outcomes[item.owner].duplicates += 1
+        else:
+            fresh.append(item)
+    if not fresh:
+        return
+
+    pairs = list(dict.fromkeys((item.route.channel_id, contact_of[item.contact_key]) for item in fresh))
+    conversations = {
+        (row["channel_id"], row["contact_id"]): row
+        for row in await conn.fetch(_OPEN_CONVERSATIONS_SQL, [p[0] for p in pairs], [p[1] for p in pairs])
+    }
+    missing = [pair for pair in pairs if pair not in conversations]
+    started_by: dict[tuple[UUID, UUID], int] = {}
+    if missing:
+        started = await conn.fetch(
+            _START_CONVERSATIONS_SQL, batch.tenant_id, [p[0] for p in missing], [p[1] for p in missing]
+        )
+        first_owner: dict[tuple[UUID, UUID], int] = {}
+        for item in fresh:
+            first_owner.setdefault((item.route.channel_id, contact_of[item.contact_key]), item.owner)
+        for row in started:
+            pair = (row["channel_id"], row["contact_id"])
+            conversations[pair] = row
+            started_by[pair] = first_owner[pair]
+        for pair in missing:
+            if pair not in conversations:  # opened by someone else meanwhile: take it one at a time
+                route = next(item.route for item in fresh if item.route.channel_id == pair[0])
+                conversations[pair] = await _open_conversation(conn, batch, route, pair[1])
+                claim(first_owner[pair])
+    for pair, owner in started_by.items():
+        row = conversations[pair]
+        batch.add(
+            "conversation.created",
+            events.Audience.queue(row["queue_id"]),
+            conversation_id=row["id"],
+            payload={
+                "conversation_id": row["id"],
+                "queue_id": row["queue_id"],
+                "contact_id": pair[1],
+                "status": row["status"],
+                "created_at": row["created_at"],
+            },
+        )
+        claim(owner)
+
+    conversation_of = [conversations[(item.route.channel_id, contact_of[item.contact_key])] for item in fresh]
+    rows = await conn.fetch(
+        _INSERT_MESSAGES_SQL,
+        batch.tenant_id,
+        [conversation["id"] for conversation in conversation_of],
+        [item.route.channel_id for item in fresh],
+        [item.message.kind for item in fresh],
+        [item.message.text for item in fresh],
+        [item.message.media.model_dump(exclude_none=True) if item.message.media else None for item in fresh],
+        [message_details(item.message) for item in fresh],
+        [item.message.raw for item in fresh],
+        [item.message.wa_message_id for item in fresh],
+        [item.message.reply_to for item in fresh],
+        [item.message.timestamp for item in fresh],
+    )
+    inserted = {(row["channel_id"], row["wa_message_id"]): row for row in rows}
+
+    touched: dict[UUID, tuple[datetime | None, datetime]] = {}
+    for item, conversation in zip(fresh, conversation_of, strict=True):
+        stored_row = inserted.get((item.route.channel_id, item.message.wa_message_id))
+        if stored_row is None:  # the same wamid from another sender, committed meanwhile: the first one stays
+            outcomes[item.owner].duplicates += 1
+            continue
+        when = item.message.timestamp or datetime.now(UTC)
+        inbound_at, message_at = touched.get(conversation["id"], (None, when))
+        if item.message.kind not in _NOT_FROM_CUSTOMER:
+            inbound_at = max(inbound_at, when) if inbound_at else when
+        touched[conversation["id"]] = (inbound_at, max(message_at, when))
+        stored = Message.model_validate(dict(stored_row))
+        batch.add(
+            "message.created",
+            conversation_audience(queue_id=conversation["queue_id"], agent_id=conversation["agent_id"]),
+            conversation_id=conversation["id"],
+            payload={"conversation_id": conversation["id"], "message": stored.model_dump(mode="json")},
+        )
+        claim(item.owner)
+        outcomes[item.owner].messages_stored += 1
+    if touched:
+        ids = list(touched)
+        await conn.execute(_TOUCH_CONVERSATIONS_SQL, ids, [touched[i][0] for i in ids], [touched[i][1] for i in ids])
 
 
 async def _open_conversation(conn: Connection, batch: EventBatch, route: Route, contact_id: UUID) -> asyncpg.Record:
