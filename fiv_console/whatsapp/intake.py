@@ -422,13 +422,17 @@ select m.channel_id, m.wa_message_id
 from messages m join unnest($1::uuid[], $2::text[]) as k(channel_id, wa_message_id)
   on m.channel_id = k.channel_id and m.wa_message_id = k.wa_message_id
 """
+# One index lookup per (number, contact), in the order given: a join would let the planner hash a scan of
+# every conversation of the tenant.
 _OPEN_CONVERSATIONS_SQL = """
 select c.id, c.channel_id, c.contact_id, c.queue_id, c.agent_id
-from conversations c join unnest($1::uuid[], $2::uuid[]) as k(channel_id, contact_id)
-  on c.channel_id = k.channel_id and c.contact_id = k.contact_id
-where c.status <> 'closed'
-order by c.contact_id
-for no key update of c
+from unnest($1::uuid[], $2::uuid[]) with ordinality as k(channel_id, contact_id, ord)
+cross join lateral (
+    select id, channel_id, contact_id, queue_id, agent_id from conversations
+    where channel_id = k.channel_id and contact_id = k.contact_id and status <> 'closed'
+    for no key update
+) c
+order by k.ord
 """
 _START_CONVERSATIONS_SQL = """
 insert into conversations (tenant_id, channel_id, contact_id, queue_id)
@@ -452,7 +456,8 @@ order by m.ord
 on conflict (channel_id, wa_message_id) do nothing
 returning {MESSAGE_COLUMNS}, channel_id
 """
-# Meta's times, but never later than now; only a customer's own message moves the 24-hour window.
+# Meta's times, but never later than now; only a customer's own message moves the 24-hour window. The
+# `= any` finds the rows by their key; joined to the list alone, the planner would scan the tenant's.
 _TOUCH_CONVERSATIONS_SQL = """
 update conversations c
 set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
@@ -460,7 +465,7 @@ set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
     last_message_at = greatest(c.last_message_at, least(t.message_at, now())),
     updated_at = now()
 from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) as t(id, inbound_at, message_at)
-where c.id = t.id
+where c.id = t.id and c.id = any($1::uuid[])
 """
 
 
