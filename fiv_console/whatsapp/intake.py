@@ -9,7 +9,7 @@ applied forwards (`fiv_console.message_statuses`); the events of it all are appe
 
 Batching (`Intake`, `_Lane`): the POSTs for one tenant that arrive while its transaction runs wait and
 are then stored together in the next one, each answered when that commits; the messages of a batch go
-through a few set-based statements (`_store_messages_together`) rather than five statements each.
+through a few set-based statements (`inbound.store_messages_together`) rather than five statements each.
 
 Concurrency: contacts' rows are locked first (the upsert takes them) in the order of their keys, so two
 deliveries of one message, or two messages of one customer, are handled one after the other, the second
@@ -18,7 +18,7 @@ with other work, or a serialization failure, is retried a few times.
 
 Poison: an item without the ids needed to store it goes to the dead-letter box; if the database refuses
 a batch for its data (a value a check rejects), the batch is done again item by item, each in a savepoint
-(`_store_message`), and only the refused items go to the dead-letter box. A number no tenant has is a dead
+(`inbound.store_message`), and only the refused items go to the dead-letter box. A number no tenant has is a dead
 letter too. None of these is an error for Meta: the POST is answered 200 once everything else is committed.
 """
 
@@ -27,54 +27,30 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
 
 from fiv_console import dead_letters, events, message_statuses
 from fiv_console.db.pool import Connection, Database, tenant_tx
 from fiv_console.errors import Unavailable
-from fiv_console.events import Event, EventBatch, conversation_audience
-from fiv_console.messages import COLUMNS as MESSAGE_COLUMNS
-from fiv_console.messages import Message
+from fiv_console.events import EventBatch
+from fiv_console.whatsapp.inbound import (
+    NUMBER_MAX,
+    IntakeResult,
+    Route,
+    contact_key_of,
+    item_bytes,
+    keep_unstorable,
+    store_message,
+    store_messages_together,
+)
 from fiv_console.whatsapp.payloads import INVALID, InboundMessage, StatusUpdate, WebhookBatch
 
 log = logging.getLogger(__name__)
-
-_CONTACT_KEY_MAX = 32  # contacts.wa_id
-_NUMBER_MAX = 32  # a phone_number_id is digits; longer is not Meta's
-_PROFILE_NAME_MAX = 500  # contacts.profile_name
-_ATTEMPTS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    tenant_id: UUID
-    channel_id: UUID
-
-
-@dataclass(slots=True)
-class IntakeResult:
-    """What one POST did; `events` are committed, in seq order, for the bus to announce."""
-
-    messages_stored: int = 0
-    duplicates: int = 0
-    statuses_recorded: int = 0
-    dead_letters: int = 0
-    events: list[Event] = field(default_factory=list)
-
-    def add(self, other: IntakeResult) -> None:
-        self.messages_stored += other.messages_stored
-        self.duplicates += other.duplicates
-        self.statuses_recorded += other.statuses_recorded
-        self.dead_letters += other.dead_letters
-        self.events.extend(other.events)
-
 
 _ROUTES_SQL = """
 select p.phone_number_id, r.tenant_id, r.channel_id
@@ -139,8 +115,8 @@ class Intake:
                         conn,
                         reason="unroutable",
                         body=body,
-                        phone_number_id=unknown[0][:_NUMBER_MAX] if len(unknown) == 1 else None,
-                        detail="no channel has these numbers: " + ", ".join(n[:_NUMBER_MAX] for n in unknown),
+                        phone_number_id=unknown[0][:NUMBER_MAX] if len(unknown) == 1 else None,
+                        detail="no channel has these numbers: " + ", ".join(n[:NUMBER_MAX] for n in unknown),
                     )
                     log.warning(
                         "webhook for a number no tenant has kept as a dead letter", extra={"numbers": len(unknown)}
@@ -149,7 +125,7 @@ class Intake:
                     await dead_letters.keep(
                         conn,
                         reason="unstorable",
-                        body=_item_bytes(other.raw, body),
+                        body=item_bytes(other.raw, body),
                         phone_number_id=None,
                         detail=f"a {other.field or 'webhook'} change that cannot be read: {other.problem}",
                     )
@@ -235,6 +211,7 @@ class _TenantWork:
         return len(self.messages) + len(self.statuses)
 
 
+_ATTEMPTS = 3  # of a batch's transaction, after a deadlock or serialization failure
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # The database refused a value: the data's fault, so retrying the same batch would fail the same way.
 _REFUSED_DATA = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
@@ -279,13 +256,13 @@ async def _store(
     # A stable sort: one customer's messages keep their order, and contacts are locked in one global order.
     messages = sorted(
         ((index, route, message) for index, work in enumerate(works) for route, message in work.messages),
-        key=lambda item: _contact_key(item[2]) or "",
+        key=lambda item: contact_key_of(item[2]) or "",
     )
     if not careful:
-        await _store_messages_together(conn, batch, outcomes, messages, [work.body for work in works], claim)
+        await store_messages_together(conn, batch, outcomes, messages, [work.body for work in works], claim)
     for index, route, message in messages if careful else ():
         body, outcome = works[index].body, outcomes[index]
-        stored = _store_message(conn, batch, outcome, route, message, body)
+        stored = store_message(conn, batch, outcome, route, message, body)
         await _item(conn, batch, outcome, careful, message.raw, body, route, stored)
         claim(index)
     # Receipts take a lock per wamid: in one global order too.
@@ -322,7 +299,7 @@ async def _item(
     except _REFUSED_DATA as exc:
         del batch.pending[pending:]
         await dead_letters.keep(
-            conn, reason="unstorable", body=_item_bytes(raw, body), phone_number_id=None, detail=f"refused: {exc}"
+            conn, reason="unstorable", body=item_bytes(raw, body), phone_number_id=None, detail=f"refused: {exc}"
         )
         outcome.dead_letters += 1
         log.warning(
@@ -330,393 +307,11 @@ async def _item(
         )
 
 
-async def _keep_unstorable(
-    conn: Connection,
-    outcome: IntakeResult,
-    raw: Any,
-    body: bytes,
-    phone_number_id: str,
-    what: str,
-    problem: str | None,
-) -> None:
-    detail = f"{what}: {problem}" if problem else what
-    await dead_letters.keep(
-        conn,
-        reason="unstorable",
-        body=_item_bytes(raw, body),
-        phone_number_id=phone_number_id[:_NUMBER_MAX],
-        detail=detail,
-    )
-    outcome.dead_letters += 1
-
-
-def _item_bytes(raw: Any, body: bytes) -> bytes:
-    """An item's JSON for a dead letter; the whole body when the item has none that can be written."""
-    if raw is None:
-        return body
-    try:
-        return orjson.dumps(raw)
-    except TypeError:
-        return body
-
-
-def _contact_key(message: InboundMessage) -> str | None:
-    """The customer's number, or their business-scoped id when Meta gives no number (or none that fits)."""
-    return next((key for key in (message.wa_id, message.user_id) if key and len(key) <= _CONTACT_KEY_MAX), None)
-
-
-_UPSERT_CONTACT_SQL = """
-insert into contacts as c (tenant_id, wa_id, profile_name) values ($1, $2, $3)
-on conflict (tenant_id, wa_id) do update
-set profile_name = coalesce(excluded.profile_name, c.profile_name),
-    updated_at = case when excluded.profile_name is distinct from c.profile_name and excluded.profile_name is not null
-                      then now() else c.updated_at end
-returning id
-"""
-_MESSAGE_EXISTS_SQL = "select 1 from messages where channel_id = $1 and wa_message_id = $2"
-_OPEN_CONVERSATION_SQL = """
-select id, queue_id, agent_id from conversations
-where channel_id = $1 and contact_id = $2 and status <> 'closed'
-for no key update
-"""
-_START_CONVERSATION_SQL = """
-insert into conversations (tenant_id, channel_id, contact_id, queue_id)
-select $1, ch.id, $3, ch.default_queue_id from channels ch where ch.id = $2
-on conflict (tenant_id, channel_id, contact_id) where status <> 'closed' do nothing
-returning id, queue_id, agent_id, status, created_at
-"""
-_INSERT_MESSAGE_SQL = f"""
-insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details, raw,
-                      wa_message_id, reply_to_wa_message_id, status, sent_at, created_at, updated_at)
-values ($1, $2, $3, 'inbound', $4, $5, $6, $7, $8, $9, $10, 'received', $11, clock_timestamp(), clock_timestamp())
-on conflict (channel_id, wa_message_id) do nothing
-returning {MESSAGE_COLUMNS}
-"""
-# WhatsApp's notices (a customer changed number) are not the customer writing: they open no window.
-_NOT_FROM_CUSTOMER = frozenset({"system"})
-# Meta's time, but never later than now: a customer's clock must not stretch the 24-hour window.
-_TOUCH_CONVERSATION_SQL = """
-update conversations
-set last_inbound_at = case when $3 then greatest(last_inbound_at, least($2::timestamptz, now()))
-                           else last_inbound_at end,
-    last_message_at = greatest(last_message_at, least($2::timestamptz, now())),
-    updated_at = now()
-where id = $1
-"""
-
-
-# The fast path: a batch's messages in a handful of set-based statements instead of five each.
-_UPSERT_CONTACTS_SQL = """
-insert into contacts as c (tenant_id, wa_id, profile_name)
-select $1, k.wa_id, k.profile_name
-from unnest($2::text[], $3::text[]) with ordinality as k(wa_id, profile_name, ord)
-order by k.ord
-on conflict (tenant_id, wa_id) do update
-set profile_name = coalesce(excluded.profile_name, c.profile_name),
-    updated_at = case when excluded.profile_name is distinct from c.profile_name and excluded.profile_name is not null
-                      then now() else c.updated_at end
-returning id, wa_id
-"""
-_EXISTING_MESSAGES_SQL = """
-select m.channel_id, m.wa_message_id
-from messages m join unnest($1::uuid[], $2::text[]) as k(channel_id, wa_message_id)
-  on m.channel_id = k.channel_id and m.wa_message_id = k.wa_message_id
-"""
-# One index lookup per (number, contact), in the order given: a join would let the planner hash a scan of
-# every conversation of the tenant.
-_OPEN_CONVERSATIONS_SQL = """
-select c.id, c.channel_id, c.contact_id, c.queue_id, c.agent_id
-from unnest($1::uuid[], $2::uuid[]) with ordinality as k(channel_id, contact_id, ord)
-cross join lateral (
-    select id, channel_id, contact_id, queue_id, agent_id from conversations
-    where channel_id = k.channel_id and contact_id = k.contact_id and status <> 'closed'
-    for no key update
-) c
-order by k.ord
-"""
-_START_CONVERSATIONS_SQL = """
-insert into conversations (tenant_id, channel_id, contact_id, queue_id)
-select $1, ch.id, k.contact_id, ch.default_queue_id
-from unnest($2::uuid[], $3::uuid[]) with ordinality as k(channel_id, contact_id, ord)
-join channels ch on ch.id = k.channel_id
-order by k.ord
-on conflict (tenant_id, channel_id, contact_id) where status <> 'closed' do nothing
-returning id, channel_id, contact_id, queue_id, agent_id, status, created_at
-"""
-_INSERT_MESSAGES_SQL = f"""
-insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details, raw,
-                      wa_message_id, reply_to_wa_message_id, status, sent_at, created_at, updated_at)
-select $1, m.conversation_id, m.channel_id, 'inbound', m.kind, m.text, m.media, m.details, m.raw, m.wa_message_id,
-       m.reply_to, 'received', m.sent_at, clock_timestamp(), clock_timestamp()
-from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::text[],
-            $10::text[], $11::timestamptz[])
-     with ordinality as m(conversation_id, channel_id, kind, text, media, details, raw, wa_message_id, reply_to,
-                          sent_at, ord)
-order by m.ord
-on conflict (channel_id, wa_message_id) do nothing
-returning {MESSAGE_COLUMNS}, channel_id
-"""
-# Meta's times, but never later than now; only a customer's own message moves the 24-hour window. The
-# `= any` finds the rows by their key; joined to the list alone, the planner would scan the tenant's.
-_TOUCH_CONVERSATIONS_SQL = """
-update conversations c
-set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
-                           else greatest(c.last_inbound_at, least(t.inbound_at, now())) end,
-    last_message_at = greatest(c.last_message_at, least(t.message_at, now())),
-    updated_at = now()
-from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) as t(id, inbound_at, message_at)
-where c.id = t.id and c.id = any($1::uuid[])
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class _Incoming:
-    owner: int
-    route: Route
-    message: InboundMessage
-    contact_key: str
-
-
-async def _store_messages_together(
-    conn: Connection,
-    batch: EventBatch,
-    outcomes: list[IntakeResult],
-    items: list[tuple[int, Route, InboundMessage]],
-    bodies: list[bytes],
-    claim: Callable[[int], None],
-) -> None:
-    """The messages of a batch, sorted by contact, in set-based statements: what `_store_message` does to one."""
-    incoming: list[_Incoming] = []
-    seen: set[tuple[UUID, str]] = set()
-    for owner, route, message in items:
-        contact_key = _contact_key(message)
-        if message.wa_message_id is None or contact_key is None:
-            await _keep_unstorable(
-                conn,
-                outcomes[owner],
-                message.raw,
-                bodies[owner],
-                message.phone_number_id,
-                "a message without a usable id or sender",
-                message.problem,
-            )
-            continue
-        if (route.channel_id, message.wa_message_id) in seen:  # twice in this batch
-            outcomes[owner].duplicates += 1
-            continue
-        seen.add((route.channel_id, message.wa_message_id))
-        incoming.append(_Incoming(owner, route, message, contact_key))
-    if not incoming:
-        return
-
-    # Contacts first, in the order of their keys: the locks that serialize one customer's messages.
-    names: dict[str, str | None] = {}
-    for item in incoming:
-        name = item.message.profile_name[:_PROFILE_NAME_MAX] if item.message.profile_name else None
-        names[item.contact_key] = name or names.get(item.contact_key)
-    keys = sorted(names)
-    contact_rows = await conn.fetch(_UPSERT_CONTACTS_SQL, batch.tenant_id, keys, [names[k] for k in keys])
-    contact_of = {row["wa_id"]: row["id"] for row in contact_rows}
-
-    existing = await conn.fetch(
-        _EXISTING_MESSAGES_SQL,
-        [item.route.channel_id for item in incoming],
-        [item.message.wa_message_id for item in incoming],
-    )
-    stored_before = {(row["channel_id"], row["wa_message_id"]) for row in existing}
-    fresh = []
-    for item in incoming:
-        if (item.route.channel_id, item.message.wa_message_id) in stored_before:
-            outcomes[item.owner].duplicates += 1
-        else:
-            fresh.append(item)
-    if not fresh:
-        return
-
-    pairs = list(dict.fromkeys((item.route.channel_id, contact_of[item.contact_key]) for item in fresh))
-    conversations = {
-        (row["channel_id"], row["contact_id"]): row
-        for row in await conn.fetch(_OPEN_CONVERSATIONS_SQL, [p[0] for p in pairs], [p[1] for p in pairs])
-    }
-    missing = [pair for pair in pairs if pair not in conversations]
-    started_by: dict[tuple[UUID, UUID], int] = {}
-    if missing:
-        started = await conn.fetch(
-            _START_CONVERSATIONS_SQL, batch.tenant_id, [p[0] for p in missing], [p[1] for p in missing]
-        )
-        first_owner: dict[tuple[UUID, UUID], int] = {}
-        for item in fresh:
-            first_owner.setdefault((item.route.channel_id, contact_of[item.contact_key]), item.owner)
-        for row in started:
-            pair = (row["channel_id"], row["contact_id"])
-            conversations[pair] = row
-            started_by[pair] = first_owner[pair]
-        for pair in missing:
-            if pair not in conversations:  # opened by someone else meanwhile: take it one at a time
-                route = next(item.route for item in fresh if item.route.channel_id == pair[0])
-                conversations[pair] = await _open_conversation(conn, batch, route, pair[1])
-                claim(first_owner[pair])
-    for pair, owner in started_by.items():
-        row = conversations[pair]
-        batch.add(
-            "conversation.created",
-            events.Audience.queue(row["queue_id"]),
-            conversation_id=row["id"],
-            payload={
-                "conversation_id": row["id"],
-                "queue_id": row["queue_id"],
-                "contact_id": pair[1],
-                "status": row["status"],
-                "created_at": row["created_at"],
-            },
-        )
-        claim(owner)
-
-    conversation_of = [conversations[(item.route.channel_id, contact_of[item.contact_key])] for item in fresh]
-    rows = await conn.fetch(
-        _INSERT_MESSAGES_SQL,
-        batch.tenant_id,
-        [conversation["id"] for conversation in conversation_of],
-        [item.route.channel_id for item in fresh],
-        [item.message.kind for item in fresh],
-        [item.message.text for item in fresh],
-        [item.message.media.model_dump(exclude_none=True) if item.message.media else None for item in fresh],
-        [message_details(item.message) for item in fresh],
-        [item.message.raw for item in fresh],
-        [item.message.wa_message_id for item in fresh],
-        [item.message.reply_to for item in fresh],
-        [item.message.timestamp for item in fresh],
-    )
-    inserted = {(row["channel_id"], row["wa_message_id"]): row for row in rows}
-
-    touched: dict[UUID, tuple[datetime | None, datetime]] = {}
-    for item, conversation in zip(fresh, conversation_of, strict=True):
-        stored_row = inserted.get((item.route.channel_id, item.message.wa_message_id))
-        if stored_row is None:  # the same wamid from another sender, committed meanwhile: the first one stays
-            outcomes[item.owner].duplicates += 1
-            continue
-        when = item.message.timestamp or datetime.now(UTC)
-        inbound_at, message_at = touched.get(conversation["id"], (None, when))
-        if item.message.kind not in _NOT_FROM_CUSTOMER:
-            inbound_at = max(inbound_at, when) if inbound_at else when
-        touched[conversation["id"]] = (inbound_at, max(message_at, when))
-        stored = Message.model_validate(dict(stored_row))
-        batch.add(
-            "message.created",
-            conversation_audience(queue_id=conversation["queue_id"], agent_id=conversation["agent_id"]),
-            conversation_id=conversation["id"],
-            payload={"conversation_id": conversation["id"], "message": stored.model_dump(mode="json")},
-        )
-        claim(item.owner)
-        outcomes[item.owner].messages_stored += 1
-    if touched:
-        ids = list(touched)
-        await conn.execute(_TOUCH_CONVERSATIONS_SQL, ids, [touched[i][0] for i in ids], [touched[i][1] for i in ids])
-
-
-async def _open_conversation(conn: Connection, batch: EventBatch, route: Route, contact_id: UUID) -> asyncpg.Record:
-    """The contact's open conversation on this number, or a new one waiting in the channel's queue."""
-    for _ in range(_ATTEMPTS):
-        conversation = await conn.fetchrow(_OPEN_CONVERSATION_SQL, route.channel_id, contact_id)
-        if conversation is not None:
-            return conversation
-        started = await conn.fetchrow(_START_CONVERSATION_SQL, batch.tenant_id, route.channel_id, contact_id)
-        if started is not None:
-            batch.add(
-                "conversation.created",
-                events.Audience.queue(started["queue_id"]),
-                conversation_id=started["id"],
-                payload={
-                    "conversation_id": started["id"],
-                    "queue_id": started["queue_id"],
-                    "contact_id": contact_id,
-                    "status": started["status"],
-                    "created_at": started["created_at"],
-                },
-            )
-            return started
-        # Another one opened since the read above (and maybe closed again since): look once more.
-    raise asyncpg.SerializationError("the contact's conversation kept changing while a message joined it")
-
-
-async def _store_message(
-    conn: Connection, batch: EventBatch, outcome: IntakeResult, route: Route, message: InboundMessage, body: bytes
-) -> None:
-    contact_key = _contact_key(message)
-    if message.wa_message_id is None or contact_key is None:
-        await _keep_unstorable(
-            conn,
-            outcome,
-            message.raw,
-            body,
-            message.phone_number_id,
-            "a message without a usable id or sender",
-            message.problem,
-        )
-        return
-    profile_name = message.profile_name[:_PROFILE_NAME_MAX] if message.profile_name else None
-    contact_id = await conn.fetchval(_UPSERT_CONTACT_SQL, batch.tenant_id, contact_key, profile_name)
-    if await conn.fetchval(_MESSAGE_EXISTS_SQL, route.channel_id, message.wa_message_id):
-        outcome.duplicates += 1
-        return
-
-    conversation = await _open_conversation(conn, batch, route, contact_id)
-    when = message.timestamp or datetime.now(UTC)
-    row = await conn.fetchrow(
-        _INSERT_MESSAGE_SQL,
-        batch.tenant_id,
-        conversation["id"],
-        route.channel_id,
-        message.kind,
-        message.text,
-        message.media.model_dump(exclude_none=True) if message.media else None,
-        message_details(message),
-        message.raw,
-        message.wa_message_id,
-        message.reply_to,
-        message.timestamp,
-    )
-    if row is None:  # the same wamid from another sender: the first one stays
-        outcome.duplicates += 1
-        return
-    await conn.execute(_TOUCH_CONVERSATION_SQL, conversation["id"], when, message.kind not in _NOT_FROM_CUSTOMER)
-    stored = Message.model_validate(dict(row))
-    batch.add(
-        "message.created",
-        conversation_audience(queue_id=conversation["queue_id"], agent_id=conversation["agent_id"]),
-        conversation_id=conversation["id"],
-        payload={"conversation_id": conversation["id"], "message": stored.model_dump(mode="json")},
-    )
-    outcome.messages_stored += 1
-
-
-def message_details(message: InboundMessage) -> dict[str, Any] | None:
-    """What a message carries beyond its text and media, by field, leaving out what it does not have."""
-    details: dict[str, Any] = {}
-    for name in ("location", "interactive", "button", "reaction", "order", "system"):
-        value = getattr(message, name)
-        if value is not None:
-            details[name] = value.model_dump(exclude_none=True)
-    optional: Iterable[tuple[str, Any]] = (
-        ("contacts", list(message.contacts)),
-        ("unsupported_type", message.unsupported_type),
-        ("errors", [error.model_dump(exclude_none=True) for error in message.errors]),
-        ("reply_to_from", message.reply_to_from),
-        ("forwarded", message.forwarded),
-        ("frequently_forwarded", message.frequently_forwarded),
-        ("referred_product", message.referred_product),
-        ("referral", message.referral),
-        ("problem", message.problem),
-    )
-    details.update((name, value) for name, value in optional if value)
-    return details or None
-
-
 async def _store_status(
     conn: Connection, batch: EventBatch, outcome: IntakeResult, route: Route, status: StatusUpdate, body: bytes
 ) -> None:
     if status.wa_message_id is None or status.timestamp is None or status.status == INVALID:
-        await _keep_unstorable(
+        await keep_unstorable(
             conn, outcome, status.raw, body, status.phone_number_id, "a status that cannot be read", status.problem
         )
         return
