@@ -281,19 +281,7 @@ async def store_messages_together(
                 conversations[pair] = await _open_conversation(conn, batch, route, pair[1])
                 claim(first_owner[pair])
     for pair, owner in started_by.items():
-        row = conversations[pair]
-        batch.add(
-            "conversation.created",
-            events.Audience.queue(row["queue_id"]),
-            conversation_id=row["id"],
-            payload={
-                "conversation_id": row["id"],
-                "queue_id": row["queue_id"],
-                "contact_id": pair[1],
-                "status": row["status"],
-                "created_at": row["created_at"],
-            },
-        )
+        _announce_started(batch, conversations[pair], contact_id=pair[1])
         claim(owner)
 
     conversation_of = [conversations[(item.route.channel_id, contact_of[item.contact_key])] for item in fresh]
@@ -338,6 +326,22 @@ async def store_messages_together(
         await conn.execute(_TOUCH_CONVERSATIONS_SQL, ids, [touched[i][0] for i in ids], [touched[i][1] for i in ids])
 
 
+def _announce_started(batch: EventBatch, started: asyncpg.Record, *, contact_id: UUID) -> None:
+    """`conversation.created` for a conversation a message opened, to the agents of its queue."""
+    batch.add(
+        "conversation.created",
+        events.Audience.queue(started["queue_id"]),
+        conversation_id=started["id"],
+        payload={
+            "conversation_id": started["id"],
+            "queue_id": started["queue_id"],
+            "contact_id": contact_id,
+            "status": started["status"],
+            "created_at": started["created_at"],
+        },
+    )
+
+
 async def _open_conversation(conn: Connection, batch: EventBatch, route: Route, contact_id: UUID) -> asyncpg.Record:
     """The contact's open conversation on this number, or a new one waiting in the channel's queue."""
     for _ in range(_OPEN_ATTEMPTS):
@@ -346,18 +350,7 @@ async def _open_conversation(conn: Connection, batch: EventBatch, route: Route, 
             return conversation
         started = await conn.fetchrow(_START_CONVERSATION_SQL, batch.tenant_id, route.channel_id, contact_id)
         if started is not None:
-            batch.add(
-                "conversation.created",
-                events.Audience.queue(started["queue_id"]),
-                conversation_id=started["id"],
-                payload={
-                    "conversation_id": started["id"],
-                    "queue_id": started["queue_id"],
-                    "contact_id": contact_id,
-                    "status": started["status"],
-                    "created_at": started["created_at"],
-                },
-            )
+            _announce_started(batch, started, contact_id=contact_id)
             return started
         # Another one opened since the read above (and maybe closed again since): look once more.
     raise asyncpg.SerializationError("the contact's conversation kept changing while a message joined it")
