@@ -141,13 +141,16 @@ set profile_name = coalesce(excluded.profile_name, c.profile_name),
                       then now() else c.updated_at end
 returning id, wa_id
 """
+# These statements take lists, and the planner knows nothing of a list's contents: joined to a table, it
+# may hash a scan of all the tenant's rows (a new database's unanalyzed tables made every batch read every
+# message, slower with each one). A lateral lookup per item, or `= any` on the key, keeps them index probes.
 _EXISTING_MESSAGES_SQL = """
-select m.channel_id, m.wa_message_id
-from messages m join unnest($1::uuid[], $2::text[]) as k(channel_id, wa_message_id)
-  on m.channel_id = k.channel_id and m.wa_message_id = k.wa_message_id
+select k.channel_id, k.wa_message_id
+from unnest($1::uuid[], $2::text[]) as k(channel_id, wa_message_id)
+cross join lateral (
+    select 1 from messages m where m.channel_id = k.channel_id and m.wa_message_id = k.wa_message_id limit 1
+) m
 """
-# One index lookup per (number, contact), in the order given: a join would let the planner hash a scan of
-# every conversation of the tenant.
 _OPEN_CONVERSATIONS_SQL = """
 select c.id, c.channel_id, c.contact_id, c.queue_id, c.agent_id
 from unnest($1::uuid[], $2::uuid[]) with ordinality as k(channel_id, contact_id, ord)
@@ -188,8 +191,11 @@ set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
                            else greatest(c.last_inbound_at, least(t.inbound_at, now())) end,
     last_message_at = greatest(c.last_message_at, least(t.message_at, now())),
     updated_at = now()
-from unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) as t(id, inbound_at, message_at)
-where c.id = t.id and c.id = any($1::uuid[])
+from (
+    select ($2::timestamptz[])[i] as inbound_at, ($3::timestamptz[])[i] as message_at, ($1::uuid[])[i] as id
+    from generate_subscripts($1::uuid[], 1) as i
+) t
+where c.id = any($1::uuid[]) and c.id = t.id
 """
 
 

@@ -183,6 +183,8 @@ class _Lane:
                     for waiting in taken:
                         if waiting is not mine:
                             waiting.done.set_exception(failure)
+                            # Its POST may be gone too (shutdown): asyncio must not log this as lost.
+                            waiting.done.exception()
                     raise
                 for waiting, outcome in zip(taken, outcomes, strict=True):
                     waiting.done.set_result(outcome)
