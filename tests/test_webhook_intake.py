@@ -684,3 +684,15 @@ async def test_items_the_database_refuses_are_dead_letters_one_by_one(
     letters = (await _dead_letters(owner))[before:]
     assert [r["reason"] for r in letters] == ["unstorable", "unstorable"]
     assert all(r["detail"].startswith("refused:") for r in letters)
+
+
+async def test_a_batch_limit_smaller_than_the_queue_still_answers_everyone_once(
+    db: Database, tenant: TenantPeople, number: tuple[str, uuid.UUID]
+) -> None:
+    intake = Intake(db, batch_limit=3)
+    bodies = [envelope(number[0], messages=[text_message(f"55117{n:08d}", f"hi {n}")]) for n in range(20)]
+    results = await asyncio.gather(*(intake.ingest(parse_webhook(body), body=body) for body in bodies))
+    assert [r.messages_stored for r in results] == [1] * 20
+    rows = await _rows(db, tenant.id, "select xmin::text as tx, count(*) as n from messages group by 1")
+    assert sum(r["n"] for r in rows) == 20
+    assert max(r["n"] for r in rows) <= 3
