@@ -17,8 +17,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from fiv_console import messages
 from fiv_console.db.pool import Connection
-from fiv_console.events import EventBatch, conversation_audience
+from fiv_console.events import EventBatch
 
 # A receipt's status, as the message's status; receipts of other statuses are only recorded.
 MESSAGE_STATUS_OF_RECEIPT = {
@@ -132,14 +133,12 @@ async def _advance(
     error: dict[str, Any] | None,
 ) -> None:
     for row in await conn.fetch(_ADVANCE_SQL, channel_id, wa_message_id, status, error):
-        events.add(
-            "message.status",
-            conversation_audience(queue_id=row["queue_id"], agent_id=row["agent_id"]),
+        messages.announce_status(
+            events,
             conversation_id=row["conversation_id"],
-            payload={
-                "conversation_id": row["conversation_id"],
-                "message_id": row["id"],
-                "status": row["status"],
-                "error": row["error"],
-            },
+            message_id=row["id"],
+            status=row["status"],
+            error=row["error"],
+            queue_id=row["queue_id"],
+            agent_id=row["agent_id"],
         )

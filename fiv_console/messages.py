@@ -20,6 +20,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from fiv_console.db.pool import Connection
+from fiv_console.events import EventBatch, conversation_audience
 
 Direction = Literal["inbound", "outbound"]
 DeliveryStatus = Literal["received", "queued", "sent", "delivered", "read", "failed"]
@@ -40,6 +41,35 @@ class Message(BaseModel):
     reply_to_wa_message_id: str | None
     sent_at: datetime | None
     created_at: datetime
+
+
+def announce_created(events: EventBatch, message: Message, *, queue_id: UUID, agent_id: UUID | None) -> None:
+    """`message.created`, to whoever follows the message's conversation (its agent, or its queue's)."""
+    events.add(
+        "message.created",
+        conversation_audience(queue_id=queue_id, agent_id=agent_id),
+        conversation_id=message.conversation_id,
+        payload={"conversation_id": message.conversation_id, "message": message.model_dump(mode="json")},
+    )
+
+
+def announce_status(
+    events: EventBatch,
+    *,
+    conversation_id: UUID,
+    message_id: UUID,
+    status: str,
+    error: Any,
+    queue_id: UUID,
+    agent_id: UUID | None,
+) -> None:
+    """`message.status`: an outbound message moved on (sent, delivered, read, failed, queued again)."""
+    events.add(
+        "message.status",
+        conversation_audience(queue_id=queue_id, agent_id=agent_id),
+        conversation_id=conversation_id,
+        payload={"conversation_id": conversation_id, "message_id": message_id, "status": status, "error": error},
+    )
 
 
 @dataclass(frozen=True, slots=True)

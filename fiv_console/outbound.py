@@ -22,11 +22,11 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, StringConstraints, Tag, model_validator
 
-from fiv_console import message_statuses
+from fiv_console import message_statuses, messages
 from fiv_console.conversations import CUSTOMER_SERVICE_WINDOW, VISIBLE_CONVERSATION_SQL, Viewer
 from fiv_console.db.pool import Connection
 from fiv_console.errors import Conflict, Forbidden, InvalidInput, NotFound
-from fiv_console.events import EventBatch, conversation_audience
+from fiv_console.events import EventBatch
 from fiv_console.messages import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages import Message
 from fiv_console.text import NO_NUL
@@ -265,12 +265,7 @@ async def prepare(
     )
     await conn.execute(_TOUCH_SQL, conversation_id)
     message = _message(stored)
-    events.add(
-        "message.created",
-        conversation_audience(queue_id=row["queue_id"], agent_id=row["agent_id"]),
-        conversation_id=conversation_id,
-        payload={"conversation_id": conversation_id, "message": message.model_dump(mode="json")},
-    )
+    messages.announce_created(events, message, queue_id=row["queue_id"], agent_id=row["agent_id"])
     target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
     assert stored is not None, "an insert returns its row"
     return Outgoing(message, target, content, reply_to_wamid, attempt=int(stored["send_attempts"]))
@@ -353,14 +348,12 @@ async def _followers(conn: Connection, message: Message) -> Any:
 
 
 def _announce_status(events: EventBatch, conversation: Any, message: Message) -> None:
-    events.add(
-        "message.status",
-        conversation_audience(queue_id=conversation["queue_id"], agent_id=conversation["agent_id"]),
+    messages.announce_status(
+        events,
         conversation_id=message.conversation_id,
-        payload={
-            "conversation_id": message.conversation_id,
-            "message_id": message.id,
-            "status": message.status,
-            "error": message.error,
-        },
+        message_id=message.id,
+        status=message.status,
+        error=message.error,
+        queue_id=conversation["queue_id"],
+        agent_id=conversation["agent_id"],
     )

@@ -17,9 +17,9 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from fiv_console import dead_letters, events
+from fiv_console import dead_letters, events, messages
 from fiv_console.db.pool import Connection
-from fiv_console.events import Event, EventBatch, conversation_audience
+from fiv_console.events import Event, EventBatch
 from fiv_console.messages import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages import Message
 from fiv_console.whatsapp.payloads import InboundMessage
@@ -318,18 +318,18 @@ async def store_messages_together(
         if item.message.kind not in _NOT_FROM_CUSTOMER:
             inbound_at = max(inbound_at, when) if inbound_at else when
         touched[conversation["id"]] = (inbound_at, max(message_at, when))
-        stored = Message.model_validate(dict(stored_row))
-        batch.add(
-            "message.created",
-            conversation_audience(queue_id=conversation["queue_id"], agent_id=conversation["agent_id"]),
-            conversation_id=conversation["id"],
-            payload={"conversation_id": conversation["id"], "message": stored.model_dump(mode="json")},
-        )
+        _announce(batch, conversation, stored_row)
         claim(item.owner)
         outcomes[item.owner].messages_stored += 1
     if touched:
         ids = list(touched)
         await conn.execute(_TOUCH_CONVERSATIONS_SQL, ids, [touched[i][0] for i in ids], [touched[i][1] for i in ids])
+
+
+def _announce(batch: EventBatch, conversation: asyncpg.Record, row: asyncpg.Record) -> None:
+    messages.announce_created(
+        batch, Message.model_validate(dict(row)), queue_id=conversation["queue_id"], agent_id=conversation["agent_id"]
+    )
 
 
 def _announce_started(batch: EventBatch, started: asyncpg.Record, *, contact_id: UUID) -> None:
@@ -403,13 +403,7 @@ async def store_message(
         outcome.duplicates += 1
         return
     await conn.execute(_TOUCH_CONVERSATION_SQL, conversation["id"], when, message.kind not in _NOT_FROM_CUSTOMER)
-    stored = Message.model_validate(dict(row))
-    batch.add(
-        "message.created",
-        conversation_audience(queue_id=conversation["queue_id"], agent_id=conversation["agent_id"]),
-        conversation_id=conversation["id"],
-        payload={"conversation_id": conversation["id"], "message": stored.model_dump(mode="json")},
-    )
+    _announce(batch, conversation, row)
     outcome.messages_stored += 1
 
 
