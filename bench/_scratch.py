@@ -1,4 +1,5 @@
-"""What every benchmark needs first: a PostgreSQL server on loopback and a scratch database on it.
+"""What every benchmark needs: a PostgreSQL server on loopback, a scratch database on it, and the processes
+under measurement started (`wait_healthy`) and stopped (`stop`) the same way.
 
 The server is `DATABASE_URL`'s (a role that may create databases and roles, as for the tests) or, when it
 is unset, the embedded one in `FIV_DATA_DIR`, started here and stopped when the benchmark ends (or joined,
@@ -12,7 +13,11 @@ deployment logs in as `fiv_app` with a different owner.
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
+import time
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
+import aiohttp
 import asyncpg
 import orjson
 
@@ -121,3 +127,34 @@ def measure_and_report(
     print_table(report)
     print(orjson.dumps(report).decode())
     return 0
+
+
+READY_TIMEOUT_SECONDS = 60.0
+STOP_TIMEOUT_SECONDS = 30.0
+
+
+async def wait_healthy(session: aiohttp.ClientSession, url: str, process: Process) -> None:
+    """Until `url` answers 200; BenchError if the process exits first or it takes too long."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.returncode is not None:
+            raise BenchError(f"the process exited with code {process.returncode} before answering {url}")
+        try:
+            async with session.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise BenchError(f"{url} did not answer 200 within {READY_TIMEOUT_SECONDS:g} s")
+
+
+async def stop(process: Process, signum: signal.Signals) -> None:
+    """`signum` (the process's orderly exit), then SIGKILL if it does not end in time."""
+    if process.returncode is None:
+        process.send_signal(signum)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()

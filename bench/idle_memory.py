@@ -24,22 +24,19 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import sys
 import tempfile
-import time
-from asyncio.subprocess import Process
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _scratch import BenchError, Server, fail, measure_and_report, scratch_database
+from _scratch import BenchError, Server, fail, measure_and_report, scratch_database, stop, wait_healthy
+
+from fiv_console.serving import free_port
 
 TARGET_IDLE_MB = 150.0
-READY_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 30.0
 
 # The floor: what an aiohttp server on uvloop costs before any of our code, in the same interpreter.
 _BARE_SERVER = """
@@ -66,13 +63,6 @@ class Sample:
     ratio: float  # idle RSS relative to the bare aiohttp process of the same run
 
 
-def _free_port() -> int:
-    # The port is released before the child binds it; on loopback, nothing else is racing for it here.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _status_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of a process, in MB."""
     fields = {}
@@ -81,32 +71,6 @@ def _status_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024  # kB
     return fields["VmRSS"], fields["VmHWM"]
-
-
-async def _wait_healthy(session: aiohttp.ClientSession, url: str, process: Process) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.returncode is not None:
-            raise BenchError(f"the process exited with code {process.returncode} before answering {url}")
-        try:
-            async with session.get(url) as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise BenchError(f"{url} did not answer 200 within {READY_TIMEOUT_SECONDS:g} s")
-
-
-async def _stop(process: Process) -> None:
-    """SIGTERM (the server's orderly exit), then SIGKILL if it does not end in time."""
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
 
 async def sample(
@@ -120,7 +84,7 @@ async def sample(
         try:
             async with aiohttp.ClientSession() as session:
                 try:
-                    await _wait_healthy(session, url, process)
+                    await wait_healthy(session, url, process)
                 except BenchError as exc:
                     stderr.seek(0)
                     tail = stderr.read()[-2000:].decode(errors="replace")
@@ -133,13 +97,13 @@ async def sample(
                 await asyncio.sleep(settle)
                 after = _status_mb(process.pid)
         finally:
-            await _stop(process)
+            await stop(process, signal.SIGTERM)  # the server's orderly exit
     return idle[0], idle[1], after[0], after[1]
 
 
 async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_APP_URL", "REDIS_URL")}
-    bare_port, server_port = _free_port(), _free_port()
+    bare_port, server_port = free_port(), free_port()
     async with scratch_database(server, "fiv_bench_mem") as scratch:
         bare = await sample(
             "bare aiohttp",

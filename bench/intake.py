@@ -44,14 +44,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import itertools
 import os
 import random
 import secrets
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -67,20 +64,18 @@ from uuid import UUID
 
 import aiohttp
 import asyncpg
-import orjson
 import psutil
-from _scratch import BenchError, Scratch, Server, fail, measure_and_report, scratch_database
+from _scratch import BenchError, Scratch, Server, fail, measure_and_report, scratch_database, stop, wait_healthy
 
 from fiv_console import channels, queues, tenants
 from fiv_console.db.pool import create_database, tenant_tx
-from fiv_console.web.webhooks import SIGNATURE_HEADER
+from fiv_console.serving import free_port
+from fiv_console.whatsapp.traffic import text_message_envelope, webhook_headers
 
 TARGET_MESSAGES_PER_S = 5_000.0
 TARGET_P99_MS = 50.0
 WEBHOOK_PATH = "/webhooks/whatsapp"
 MAX_SECONDS = 600
-READY_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 30.0
 CLIENT_TIMEOUT_SECONDS = 60.0
 CEILING_WARMUP_SECONDS = 1.0
 # pg_stat_activity every 50 ms: enough samples in a few seconds, and a negligible load of its own.
@@ -140,30 +135,17 @@ class Envelopes:
     def one(self, customer: int) -> Request:
         serial = next(self._serial)
         wa_id = f"55119{customer:08d}"
-        message = {
-            "from": wa_id,
-            "id": f"wamid.bench.{self._run}.{serial:010d}",
-            "timestamp": str(int(time.time())),
-            "type": "text",
-            "text": {"body": f"Hello, this is message {serial}. Is my order on its way?"},
-        }
-        value = {
-            "messaging_product": "whatsapp",
-            "metadata": {
-                "display_phone_number": "15550100",
-                "phone_number_id": self._numbers[customer % len(self._numbers)],
-            },
-            "contacts": [{"profile": {"name": f"Customer {customer}"}, "wa_id": wa_id}],
-            "messages": [message],
-        }
-        body = orjson.dumps(
-            {
-                "object": "whatsapp_business_account",
-                "entry": [{"id": "WABA-BENCH", "changes": [{"field": "messages", "value": value}]}],
-            }
+        body = text_message_envelope(
+            self._numbers[customer % len(self._numbers)],
+            "15550100",
+            wa_id,
+            f"Customer {customer}",
+            f"Hello, this is message {serial}. Is my order on its way?",
+            wamid=f"wamid.bench.{self._run}.{serial:010d}",
+            timestamp=int(time.time()),
+            waba_id="WABA-BENCH",
         )
-        signature = "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
-        return body, {"Content-Type": "application/json", SIGNATURE_HEADER: signature}
+        return body, webhook_headers(self._secret, body)
 
 
 @dataclass(slots=True)
@@ -362,13 +344,6 @@ async def sampling_waits(owner_url: str, database: str) -> AsyncIterator[dict[st
 # --- the processes under load ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    # The port is released before the child binds it; on loopback, nothing else is racing for it here.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @dataclass(frozen=True, slots=True)
 class Child:
     name: str
@@ -387,36 +362,15 @@ async def child_process(name: str, command: list[str], env: dict[str, str], port
         process = await asyncio.create_subprocess_exec(*command, env=env, stdout=output, stderr=output)
         try:
             try:
-                await _wait_healthy(f"{base}/health", process)
+                async with aiohttp.ClientSession() as session:
+                    await wait_healthy(session, f"{base}/health", process)
             except BenchError as exc:
                 output.seek(0)
                 tail = output.read()[-3000:].decode(errors="replace")
                 raise BenchError(f"{name}: {exc}\n{tail}") from None
             yield Child(name, process.pid, base + WEBHOOK_PATH)
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
-
-
-async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise BenchError(f"the process exited with code {process.returncode} before answering {url}")
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise BenchError(f"{url} did not answer 200 within {READY_TIMEOUT_SECONDS:g} s")
+            await stop(process, signal.SIGINT)
 
 
 # --- the scenarios --------------------------------------------------------------------------------------
@@ -587,7 +541,7 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
             ),
         ]
         base_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_APP_URL", "REDIS_URL")}
-        ceiling_port, server_port = _free_port(), _free_port()
+        ceiling_port, server_port = free_port(), free_port()
         server_env = {
             **base_env,
             "DATABASE_URL": scratch.owner_url,

@@ -105,8 +105,8 @@ def with_secret_key(settings: Settings, *, demo: bool = False) -> Settings:
     return settings.model_copy(update={"secret_key": _generated_secret(settings.fiv_data_dir, SECRET_KEY_FILE)})
 
 
-def free_port(host: str) -> int:
-    """A port nothing listens on right now on `host` (the OS picks it)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now on `host` (the OS picks it); for a server started straight after."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]

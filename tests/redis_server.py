@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.net import free_port
+from fiv_console.serving import free_port
 
 
 def redis_server_binary() -> str:

@@ -14,6 +14,22 @@ from fiv_console.db.pool import Connection
 
 Ids = dict[str, Any]
 
+# Which tenant table an id parameter names: `<key>_id` (path or body) takes that table's row.
+TABLE_OF_ID = {
+    "user": "users",
+    "agent": "users",
+    "queue": "queues",
+    "default_queue": "queues",
+    "token": "api_tokens",
+    "channel": "channels",
+    "contact": "contacts",
+    "conversation": "conversations",
+    "message": "messages",
+    "note": "notes",
+    "label": "labels",
+    "canned_response": "canned_responses",
+}
+
 
 def _digits() -> str:
     return str(random.randrange(10**14, 10**15))

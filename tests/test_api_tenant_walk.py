@@ -17,30 +17,14 @@ from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.web.api.registry import operations
 from fiv_console.web.api.routing import NoInput, Operation
 from tests.api import Browsers, TenantPeople
-from tests.tenant_rows import seed_every_table
-
-# Path and body parameters ending in `<table key>_id` take tenant B's row of that table.
-_TABLE_OF = {
-    "user": "users",
-    "agent": "users",
-    "queue": "queues",
-    "token": "api_tokens",
-    "channel": "channels",
-    "contact": "contacts",
-    "conversation": "conversations",
-    "message": "messages",
-    "note": "notes",
-    "label": "labels",
-    "canned_response": "canned_responses",
-    "default_queue": "queues",
-}
+from tests.tenant_rows import TABLE_OF_ID, seed_every_table
 
 ID_OPERATIONS = [op for op in operations() if op.path_parameters]
 
 
 def _foreign_id(name: str, ids: dict[str, Any]) -> str:
-    table = _TABLE_OF.get(name.removesuffix("_id"))
-    assert table is not None, f"the walk does not know which table `{name}` names: add it to _TABLE_OF"
+    table = TABLE_OF_ID.get(name.removesuffix("_id"))
+    assert table is not None, f"the walk does not know which table `{name}` names: add it to TABLE_OF_ID"
     return str(ids[table])
 
 

@@ -17,8 +17,8 @@ from fiv_console.db.startup import StartupError
 from fiv_console.db.urls import APP_ROLE, with_database
 from fiv_console.errors import Conflict, NotFound
 from fiv_console.observability.logging import JsonFormatter
+from fiv_console.serving import free_port
 from tests.conftest import TestDatabase, migrate_database
-from tests.net import free_port
 
 Client = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 

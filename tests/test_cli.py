@@ -27,10 +27,10 @@ from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.passwords import hash_password, verify_password
 from fiv_console.queues import QueueCreate, create_queue
+from fiv_console.serving import free_port
 from fiv_console.tenants import get_tenant
 from fiv_console.users import UserCreate, create_user
 from tests.conftest import TestDatabase, new_tenant, project_root
-from tests.net import free_port
 
 CLI_TIMEOUT_SECONDS = 60.0
 ERROR_PREFIX = "fiv-console: error: "

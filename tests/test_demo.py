@@ -19,8 +19,8 @@ import asyncpg
 import pytest
 
 from fiv_console.demo import DEMO_LOGINS
+from fiv_console.serving import free_port
 from tests.conftest import TestDatabase, migrate_database, project_root
-from tests.net import free_port
 
 START_DEADLINE_SECONDS = 60.0
 

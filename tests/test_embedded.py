@@ -25,8 +25,8 @@ import psutil
 import pytest
 
 from fiv_console.db.migrations import load_migrations
+from fiv_console.serving import free_port
 from tests.conftest import project_root
-from tests.net import free_port
 
 START_DEADLINE_SECONDS = 90.0
 STOP_DEADLINE_SECONDS = 60.0

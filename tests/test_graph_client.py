@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp.plugin import AiohttpServer
 
+from fiv_console.serving import free_port
 from fiv_console.whatsapp.client import (
     GraphClient,
     GraphError,
@@ -29,7 +30,6 @@ from fiv_console.whatsapp.client import (
     template_payload,
     text_payload,
 )
-from tests.net import free_port
 
 PNID = "106540352242922"
 TOKEN = "EAAGsecret-access-token-0123456789"

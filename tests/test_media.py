@@ -21,16 +21,20 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 
 from fiv_console import media
-from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.whatsapp.simulator import GraphSimulator, SimulatorConfig, SimulatorServer
 from tests.api import Answer, Api, Browsers, TenantPeople
-from tests.conftest import WEBHOOK_SECRET, TestDatabase
-from tests.net import free_port
-from tests.webhooks import WEBHOOK_PATH, connect_number, envelope, new_phone_number_id, post_webhook, text_message
+from tests.conftest import TestDatabase
+from tests.webhooks import (
+    World,
+    connect_number,
+    envelope,
+    new_phone_number_id,
+    post_webhook,
+    simulated_world,
+    text_message,
+)
 
 CUSTOMER = "5511977776666"
 TOKEN = "test-token"
@@ -39,42 +43,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 SEVEN_DAYS = 7 * 24 * 3600
 
 
-@dataclass
-class World:
-    console: TestServer
-    simulator: GraphSimulator
-    browsers: Browsers
-    webhook_url: str
-    phone_number_id: str
-    channel_id: uuid.UUID
-
-
 @pytest.fixture
 async def world(database: TestDatabase, db: Database, tenant: TenantPeople) -> AsyncIterator[World]:
-    port = free_port()
-    webhook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
-    config = SimulatorConfig(
-        app_secret=WEBHOOK_SECRET.encode(),
-        console_url=webhook_url,
-        access_tokens=frozenset({TOKEN}),
-        status_delays=(0.02, 0.05, 0.1),
-        seed=11,
-    )
-    async with SimulatorServer(config) as simulator:
-        # Above the app's 4 MiB client_max_size, so an upload past it shows that uploads are streamed.
-        settings = database.settings(whatsapp_graph_url=simulator.graph_url, media_max_bytes=6 * MiB)
-        console = TestServer(create_app(settings), port=port)
-        await console.start_server()
-        browsers = Browsers(console)
-        phone_number_id = new_phone_number_id()
-        channel_id = await connect_number(
-            db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id, token=TOKEN
-        )
-        try:
-            yield World(console, simulator.simulator, browsers, webhook_url, phone_number_id, channel_id)
-        finally:
-            await browsers.close()
-            await console.close()
+    # Above the app's 4 MiB client_max_size, so an upload past it shows that uploads are streamed.
+    async with simulated_world(
+        database, db, tenant, seed=11, token=TOKEN, access_tokens=frozenset({TOKEN}), media_max_bytes=6 * MiB
+    ) as world:
+        yield world
 
 
 def _media_message(kind: str, content: dict[str, Any]) -> dict[str, Any]:

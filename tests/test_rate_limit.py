@@ -7,7 +7,7 @@ import uuid
 from redis.asyncio import Redis
 
 from fiv_console.rate_limit import LocalRateLimiter, RedisRateLimiter
-from tests.net import free_port
+from fiv_console.serving import free_port
 
 
 async def test_the_local_limiter_counts_within_a_window() -> None:

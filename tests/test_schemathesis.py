@@ -43,7 +43,7 @@ from fiv_console.web.api.registry import operations
 from fiv_console.web.openapi import build_document
 from tests.api import PASSWORD, make_tenant
 from tests.conftest import TestDatabase
-from tests.tenant_rows import seed_every_table
+from tests.tenant_rows import TABLE_OF_ID, seed_every_table
 
 T = TypeVar("T")
 
@@ -51,22 +51,6 @@ DOCUMENT = build_document(operations())
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-
-# Which seeded table an id parameter names (`<key>_id`); unknown names keep their generated ids.
-_TABLE_OF = {
-    "user": "users",
-    "agent": "users",
-    "queue": "queues",
-    "default_queue": "queues",
-    "token": "api_tokens",
-    "channel": "channels",
-    "contact": "contacts",
-    "conversation": "conversations",
-    "message": "messages",
-    "note": "notes",
-    "label": "labels",
-    "canned_response": "canned_responses",
-}
 
 
 class LiveServer:
@@ -113,7 +97,7 @@ class Live:
     _turns: dict[str, Iterator[int]] = field(default_factory=dict)
 
     def seeded_id(self, name: str) -> str | None:
-        table = _TABLE_OF.get(name.removesuffix("_id"))
+        table = TABLE_OF_ID.get(name.removesuffix("_id"))
         return str(self.ids[table]) if table in self.ids else None
 
     def use_seeded_ids(self, case: schemathesis.Case) -> None:

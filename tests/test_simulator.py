@@ -28,9 +28,10 @@ import orjson
 import pytest
 from aiohttp import web
 
+from fiv_console.serving import free_port
 from fiv_console.settings import load_settings
 from fiv_console.whatsapp.payloads import StatusUpdate, parse_webhook
-from fiv_console.whatsapp.signature import signature_matches
+from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign, signature_matches
 from fiv_console.whatsapp.simulator import SimulatorConfig, SimulatorServer
 from fiv_console.whatsapp.simulator_cli import (
     SimulatorOptions,
@@ -38,14 +39,7 @@ from fiv_console.whatsapp.simulator_cli import (
     run_simulator,
     serve_simulator,
 )
-from fiv_console.whatsapp.traffic import (
-    SIGNATURE_HEADER,
-    TrafficConfig,
-    TrafficGenerator,
-    sign,
-    text_message_envelope,
-)
-from tests.net import free_port
+from fiv_console.whatsapp.traffic import TrafficConfig, TrafficGenerator, text_message_envelope
 
 SECRET = b"simulator-app-secret"
 TOKEN = "EAAG-test-token"

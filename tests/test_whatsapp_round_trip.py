@@ -9,55 +9,29 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
 import asyncpg
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 
-from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.whatsapp.simulator import GraphSimulator, SimulatorConfig, SimulatorServer
-from tests.api import Api, Browsers, TenantPeople
-from tests.conftest import WEBHOOK_SECRET, TestDatabase
-from tests.net import free_port
-from tests.webhooks import WEBHOOK_PATH, connect_number, envelope, new_phone_number_id, post_webhook, text_message
+from tests.api import Api, TenantPeople
+from tests.conftest import TestDatabase
+from tests.webhooks import (
+    World,
+    envelope,
+    post_webhook,
+    simulated_world,
+    text_message,
+)
 
 CUSTOMER = "5511988887777"
 
 
-@dataclass
-class World:
-    console: TestServer
-    simulator: GraphSimulator
-    browsers: Browsers
-    webhook_url: str
-    phone_number_id: str
-    channel_id: uuid.UUID
-
-
 @pytest.fixture
 async def world(database: TestDatabase, db: Database, tenant: TenantPeople) -> AsyncIterator[World]:
-    port = free_port()
-    webhook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
-    config = SimulatorConfig(
-        app_secret=WEBHOOK_SECRET.encode(), console_url=webhook_url, status_delays=(0.02, 0.05, 0.1), seed=7
-    )
-    async with SimulatorServer(config) as simulator:
-        settings = database.settings(whatsapp_graph_url=simulator.graph_url)
-        console = TestServer(create_app(settings), port=port)
-        await console.start_server()
-        browsers = Browsers(console)
-        phone_number_id = new_phone_number_id()
-        channel_id = await connect_number(
-            db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id
-        )
-        try:
-            yield World(console, simulator.simulator, browsers, webhook_url, phone_number_id, channel_id)
-        finally:
-            await browsers.close()
-            await console.close()
+    async with simulated_world(database, db, tenant, seed=7) as world:
+        yield world
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 10.0) -> None:

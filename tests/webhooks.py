@@ -1,30 +1,38 @@
-"""Helpers for tests that post WhatsApp webhooks: signing, envelopes, and a business number to route them."""
+"""Helpers for tests that post WhatsApp webhooks: signing, envelopes, a business number to route them, and a
+console wired to the Cloud API simulator (`simulated_world`)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
 import itertools
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import ClientResponse, ClientSession
+from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from fiv_console import channels
+from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
-from tests.conftest import WEBHOOK_SECRET
+from fiv_console.serving import free_port
+from fiv_console.whatsapp.signature import SIGNATURE_HEADER
+from fiv_console.whatsapp.signature import sign as sign_with
+from fiv_console.whatsapp.simulator import GraphSimulator, SimulatorConfig, SimulatorServer
+from tests.api import Browsers, TenantPeople
+from tests.conftest import WEBHOOK_SECRET, TestDatabase
 
 WEBHOOK_PATH = "/webhooks/whatsapp"
 _numbers = itertools.count(1)
 
 
 def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return sign_with(secret.encode(), body)
 
 
 async def post_webhook(
@@ -32,9 +40,9 @@ async def post_webhook(
 ) -> ClientResponse:
     headers = {"Content-Type": "application/json"}
     if signature is not None:
-        headers["X-Hub-Signature-256"] = signature
+        headers[SIGNATURE_HEADER] = signature
     elif sign_it:
-        headers["X-Hub-Signature-256"] = sign(body)
+        headers[SIGNATURE_HEADER] = sign(body)
     # aiohttp warns about large raw-bytes bodies; a stream sends the same bytes.
     data = io.BytesIO(body) if len(body) > 1024 * 1024 else body
     async with session.post(url, data=data, headers=headers) as response:
@@ -107,3 +115,54 @@ def text_message(wa_id: str, body: str, *, wamid: str | None = None, name: str =
 
 def status(wamid: str, state: str, *, recipient: str = "5511999990000", **extra: Any) -> dict[str, Any]:
     return {"id": wamid, "status": state, "timestamp": str(int(time.time())), "recipient_id": recipient, **extra}
+
+
+@dataclass
+class World:
+    """The console and the simulator, each on a real port, the one's Graph API being the other."""
+
+    console: TestServer
+    simulator: GraphSimulator
+    browsers: Browsers
+    webhook_url: str
+    phone_number_id: str
+    channel_id: uuid.UUID
+
+
+@asynccontextmanager
+async def simulated_world(
+    database: TestDatabase,
+    db: Database,
+    tenant: TenantPeople,
+    *,
+    seed: int,
+    token: str = "test-token",  # noqa: S107 - the simulator's test token
+    access_tokens: frozenset[str] | None = None,
+    **settings: object,
+) -> AsyncIterator[World]:
+    """A console on a free port whose Graph API is the simulator, which posts its webhooks back to it; the
+    tenant's new number connected with `token`. `settings` override the console's."""
+    port = free_port()
+    webhook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+    config = SimulatorConfig(
+        app_secret=WEBHOOK_SECRET.encode(),
+        console_url=webhook_url,
+        access_tokens=access_tokens,
+        status_delays=(0.02, 0.05, 0.1),
+        seed=seed,
+    )
+    async with SimulatorServer(config) as simulator:
+        console = TestServer(
+            create_app(database.settings(whatsapp_graph_url=simulator.graph_url, **settings)), port=port
+        )
+        await console.start_server()
+        browsers = Browsers(console)
+        phone_number_id = new_phone_number_id()
+        channel_id = await connect_number(
+            db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id, token=token
+        )
+        try:
+            yield World(console, simulator.simulator, browsers, webhook_url, phone_number_id, channel_id)
+        finally:
+            await browsers.close()
+            await console.close()

@@ -18,13 +18,12 @@ from fiv_console import dead_letters
 from fiv_console.errors import Unavailable
 from fiv_console.keys import database_key, intake_key, settings_key
 from fiv_console.whatsapp.payloads import WebhookPayloadError, parse_webhook
-from fiv_console.whatsapp.signature import signature_matches
+from fiv_console.whatsapp.signature import SIGNATURE_HEADER, signature_matches
 
 log = logging.getLogger(__name__)
 
 # Meta's challenge is a number; echoing anything wider back would make this URL reflect arbitrary text.
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
-SIGNATURE_HEADER = "X-Hub-Signature-256"
 _RETRY_AFTER_SECONDS = "5"
 
 

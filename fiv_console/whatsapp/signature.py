@@ -10,7 +10,17 @@ import hashlib
 import hmac
 import re
 
+SIGNATURE_HEADER = "X-Hub-Signature-256"
 _HEADER = re.compile(r"^sha256=([0-9a-f]{64})$")
+
+
+def sign(app_secret: bytes, body: bytes) -> str:
+    """The header value Meta sends for `body`: `sha256=` and the HMAC-SHA256 hex digest."""
+    return "sha256=" + _digest(app_secret, body)
+
+
+def _digest(app_secret: bytes, body: bytes) -> str:
+    return hmac.new(app_secret, body, hashlib.sha256).hexdigest()
 
 
 def signature_matches(app_secret: bytes, body: bytes, header: str | None) -> bool:
@@ -20,5 +30,4 @@ def signature_matches(app_secret: bytes, body: bytes, header: str | None) -> boo
     match = _HEADER.match(header.strip().lower())
     if match is None:
         return False
-    expected = hmac.new(app_secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, match.group(1))
+    return hmac.compare_digest(_digest(app_secret, body), match.group(1))

@@ -49,10 +49,10 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fiv_console.whatsapp.signature import SIGNATURE_HEADER
 from fiv_console.whatsapp.traffic import (
     DEFAULT_WABA_ID,
     ERROR_CODES_HREF,
-    SIGNATURE_HEADER,
     new_wamid,
     status_object,
     statuses_envelope,

@@ -4,7 +4,8 @@
   `message_object` / `status_object` they wrap) give the bytes Meta sends: compact JSON with non-ASCII
   escaped as `\\u00e9` and "/" as `\\/`, as Meta's encoder writes them, so a console that re-serializes a
   body before checking its signature fails against these as it would against Meta.
-- `sign` gives the `X-Hub-Signature-256` value of a body; `new_wamid` a message id shaped like Meta's.
+- `webhook_headers` gives the headers Meta sends with a body (signed by `signature.sign`); `new_wamid` a
+  message id shaped like Meta's.
 - `TrafficGenerator` plays customers writing to one business number: R messages a second for S seconds
   (or until cancelled), one signed POST per message, mostly text with some media, voice notes, locations,
   replies, reactions and button replies. Sends follow a fixed schedule (message i is due at start + i/R,
@@ -34,9 +35,9 @@ from typing import Any, Protocol
 import aiohttp
 
 from fiv_console.whatsapp.payloads import BUSINESS_ACCOUNT, MESSAGES_FIELD
+from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign
 
 DEFAULT_WABA_ID = "102290129340398"
-SIGNATURE_HEADER = "X-Hub-Signature-256"
 # Meta still sends the SHA-1 signature beside the SHA-256 one, and names itself so.
 LEGACY_SIGNATURE_HEADER = "X-Hub-Signature"
 META_USER_AGENT = "facebookexternalua"
@@ -52,11 +53,6 @@ def encode_webhook(document: Mapping[str, Any]) -> bytes:
     text = json.dumps(document, ensure_ascii=True, separators=(",", ":"))
     # "/" occurs in JSON only inside strings, so this escapes exactly what Meta's encoder escapes.
     return text.replace("/", "\\/").encode("ascii")
-
-
-def sign(app_secret: bytes, body: bytes) -> str:
-    """The `X-Hub-Signature-256` header value for `body`: `sha256=` and the HMAC-SHA256 hex digest."""
-    return "sha256=" + hmac.new(app_secret, body, hashlib.sha256).hexdigest()
 
 
 def webhook_headers(app_secret: bytes, body: bytes) -> dict[str, str]:
