@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aiohttp
 import aiohttp_jinja2
@@ -11,20 +14,29 @@ import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
+from fiv_console.bus.base import Bus
+from fiv_console.bus.local import LocalBus
+from fiv_console.bus.redis import RedisBus
 from fiv_console.db.startup import StartupError, close_server_database, open_server_database
 from fiv_console.keys import (
+    bus_key,
     database_key,
     graph_client_key,
+    hub_key,
+    instance_id_key,
     intake_key,
     rate_limiter_key,
     redis_key,
     settings_key,
     typing_throttle_key,
+    upkeep_key,
 )
 from fiv_console.rate_limit import LocalRateLimiter, RedisRateLimiter
+from fiv_console.realtime.hub import Hub
+from fiv_console.realtime.upkeep import Upkeep, run_retention
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
-from fiv_console.web import openapi, pages, webhooks
+from fiv_console.web import openapi, pages, webhooks, ws
 from fiv_console.web.api import registry as api_registry
 from fiv_console.web.health import get_health
 from fiv_console.web.middleware import add_security_headers, api_error_middleware, request_context_middleware
@@ -44,7 +56,6 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     db = await open_server_database(settings, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size)
     app[database_key] = db
-    app[intake_key] = Intake(db)
     try:
         yield
     finally:
@@ -77,6 +88,37 @@ async def graph_client_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The bus (Redis when configured, else in-process), the hub of this instance's sockets, its upkeep,
+    the event log's retention, and the webhook intake that announces through the hub."""
+    settings, db = app[settings_key], app[database_key]
+    bus: Bus = RedisBus(app[redis_key], settings.redis_url) if settings.redis_url else LocalBus()
+    hub = Hub(db, bus)
+    upkeep = Upkeep(db, hub, instance_id=app[instance_id_key], grace=settings.presence_grace_seconds)
+    app[bus_key], app[hub_key], app[upkeep_key] = bus, hub, upkeep
+    app[intake_key] = Intake(db, hub)
+    tasks = [
+        asyncio.create_task(upkeep.run(), name="presence-upkeep"),
+        asyncio.create_task(
+            run_retention(db, keep=timedelta(days=settings.event_retention_days)), name="event-retention"
+        ),
+    ]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await hub.close()
+        await bus.close()
+
+
+async def close_sockets(app: web.Application) -> None:
+    """On shutdown, before in-flight requests are awaited: open sockets would otherwise hold it up."""
+    if hub_key in app:
+        app[hub_key].close_sockets()
+
+
 def create_app(settings: Settings) -> web.Application:
     if settings.secret_key is None:
         raise StartupError("SECRET_KEY is not set: sessions cannot be signed")
@@ -85,6 +127,7 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[settings_key] = settings
+    app[instance_id_key] = uuid.uuid4()
     app[rate_limiter_key] = LocalRateLimiter()
     app[typing_throttle_key] = TypingThrottle()
     setup_sessions(app, settings)
@@ -92,6 +135,8 @@ def create_app(settings: Settings) -> web.Application:
     if settings.redis_url:
         app.cleanup_ctx.append(redis_ctx)
     app.cleanup_ctx.append(graph_client_ctx)
+    app.cleanup_ctx.append(realtime_ctx)
+    app.on_shutdown.append(close_sockets)
     app.on_response_prepare.append(add_security_headers)
     aiohttp_jinja2.setup(
         app,
@@ -104,6 +149,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/", pages.console)
     app.router.add_get("/login", pages.login)
     app.router.add_get("/health", get_health)
+    app.router.add_get("/ws", ws.websocket)
     app.router.add_get("/webhooks/whatsapp", webhooks.verify_subscription)
     app.router.add_post("/webhooks/whatsapp", webhooks.receive)
     api_registry.install(app)

@@ -31,6 +31,7 @@ from fiv_console import tenants
 from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import Conflict, Forbidden, InvalidInput, NotFound
+from fiv_console.events import Audience, EventBatch, conversation_audience
 from fiv_console.notes import NoteBody
 from fiv_console.queues import sight_of
 from fiv_console.text import NO_NUL
@@ -145,11 +146,55 @@ class CloseRequest(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Moved:
-    """A conversation after a move, with where it was before (for the audit log)."""
+    """A conversation after a move, with where it was before (for the audit log and the event's audience)."""
 
     conversation: Conversation
     from_agent_id: UUID | None
     from_queue_id: UUID
+    from_status: ConversationStatus
+
+    @property
+    def audience(self) -> Audience:
+        """Whoever followed it before or follows it now: its agents, and its queues' agents while it waits
+        there (a waiting conversation that is taken leaves their line; one put back joins it)."""
+        after = self.conversation
+        return Audience.members(
+            queue_ids=[
+                self.from_queue_id if self.from_status == "waiting" else None,
+                after.queue_id if after.status == "waiting" else None,
+            ],
+            user_ids=[self.from_agent_id, after.agent_id],
+        )
+
+
+MoveEvent = Literal[
+    "conversation.assigned",
+    "conversation.transferred",
+    "conversation.unassigned",
+    "conversation.closed",
+    "conversation.reopened",
+]
+
+
+def announce_move(batch: EventBatch, event: MoveEvent, moved: Moved) -> None:
+    """The move's event, with the conversation as it now is and where it was before; none if nothing moved
+    (assigning a conversation to the agent who has it)."""
+    after = moved.conversation
+    if (after.status, after.agent_id, after.queue_id) == (moved.from_status, moved.from_agent_id, moved.from_queue_id):
+        return
+    batch.add(
+        event,
+        moved.audience,
+        conversation_id=moved.conversation.id,
+        payload={
+            "conversation": moved.conversation.model_dump(mode="json"),
+            "from": {
+                "agent_id": moved.from_agent_id,
+                "queue_id": moved.from_queue_id,
+                "status": moved.from_status,
+            },
+        },
+    )
 
 
 # $1: the viewer sees the whole tenant (staff); $2: the viewer's user id (null for an API token). Every
@@ -264,6 +309,17 @@ async def ensure_visible(conn: Connection, *, viewer: Viewer, conversation_id: U
         raise NotFound("no such conversation")
 
 
+_FOLLOWERS_SQL = f"select c.queue_id, c.agent_id from conversations c where c.id = $3 and {VISIBLE_CONVERSATION_SQL}"
+
+
+async def followers(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Audience:
+    """Who follows a conversation the viewer sees (its agent or its queue's, and staff); NotFound otherwise."""
+    row = await conn.fetchrow(_FOLLOWERS_SQL, *_sight(viewer), conversation_id)
+    if row is None:
+        raise NotFound("no such conversation")
+    return conversation_audience(queue_id=row["queue_id"], agent_id=row["agent_id"])
+
+
 # After a move, the conversation as it now is. Not filtered by sight: the caller locked it within their sight
 # and acted on it, and the move itself may take it out of their sight (an agent transferring it away).
 _READ_AFTER_MOVE_SQL = f"{_SELECT_SQL}where c.id = $1"
@@ -281,6 +337,10 @@ class _Locked:
     status: ConversationStatus
     queue_id: UUID
     agent_id: UUID | None
+
+
+async def _moved(conn: Connection, locked: _Locked) -> Moved:
+    return Moved(await _read_after_move(conn, locked.id), locked.agent_id, locked.queue_id, locked.status)
 
 
 _LOCK_SQL = f"""
@@ -380,11 +440,11 @@ async def assign(
     if locked.status == "closed":
         raise Conflict("the conversation is closed: reopen it first")
     if locked.status == "assigned" and locked.agent_id == target:
-        return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+        return await _moved(conn, locked)
     # An agent sees only their own conversations and their queues' waiting ones: past the two checks above,
     # what they have locked is waiting.
     await _give(conn, locked, agent_id=target, force=force)
-    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+    return await _moved(conn, locked)
 
 
 def _check_owner_or_staff(viewer: Viewer, locked: _Locked, action: str) -> None:
@@ -410,7 +470,7 @@ async def transfer_to_agent(
     if locked.status == "assigned" and locked.agent_id == agent_id:
         raise Conflict("the conversation is already assigned to that agent")
     await _give(conn, locked, agent_id=agent_id, force=force, colleagues_only=not viewer.sees_all)
-    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+    return await _moved(conn, locked)
 
 
 _QUEUE_ACTIVE_SQL = "select active from queues where id = $1"
@@ -437,7 +497,7 @@ async def transfer_to_queue(conn: Connection, *, viewer: Viewer, conversation_id
     if locked.status == "waiting" and locked.queue_id == queue_id:
         raise Conflict("the conversation is already waiting in that queue")
     await conn.execute(_REQUEUE_SQL, conversation_id, queue_id)
-    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+    return await _moved(conn, locked)
 
 
 async def unassign(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Moved:
@@ -449,7 +509,7 @@ async def unassign(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -
     if locked.status != "assigned":
         raise Conflict(f"the conversation is {locked.status}, not assigned")
     await conn.execute(_REQUEUE_SQL, conversation_id, locked.queue_id)
-    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+    return await _moved(conn, locked)
 
 
 _CLOSE_SQL = """
@@ -466,7 +526,7 @@ async def close(conn: Connection, *, viewer: Viewer, conversation_id: UUID, reas
     locked = await _lock(conn, viewer, conversation_id)
     _check_owner_or_staff(viewer, locked, "close")
     await conn.execute(_CLOSE_SQL, conversation_id, reason)
-    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+    return await _moved(conn, locked)
 
 
 # Reopened, it joins the end of its queue's line: it is new work, not a conversation that kept its place.
@@ -492,7 +552,7 @@ async def reopen(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> 
         await conn.execute(_REOPEN_SQL, conversation_id)
     except asyncpg.UniqueViolationError:
         raise Conflict("the contact already has another open conversation on this number") from None
-    return Moved(await _read_after_move(conn, conversation_id), locked.agent_id, locked.queue_id)
+    return await _moved(conn, locked)
 
 
 _LABEL_EXISTS_SQL = "select id from labels where id = $1"

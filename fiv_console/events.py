@@ -1,7 +1,9 @@
 """The event log: every change a person must see live, appended in the transaction that makes the change.
 
-An event names who may receive it (`Audience`): the tenant's supervisors and admins only, a queue's agents
-(supervisors and admins too), one agent (and supervisors and admins), or everyone in the tenant.
+An event names who may receive it (`Audience`): everyone in the tenant, its supervisors and admins only, or
+the agents of some queues and some people (supervisors and admins always). After commit the events are
+announced (`Announcer`: the realtime hub publishes them on the bus); the log stays the truth that a
+reconnecting client replays from (`read`), for as long as retention keeps it (`prune`).
 
 Each tenant's events carry `seq` 1, 2, 3, ... with no gaps, in commit order. The seqs come from the
 tenant's `event_counters` row, taken by the same statement that inserts the events, which must be the
@@ -13,18 +15,23 @@ are serialized (docs/benchmarks.md measures what that allows).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from fiv_console.db.pool import Connection
 
-AudienceKind = Literal["tenant", "supervisors", "queue", "agent"]
+AudienceKind = Literal["tenant", "supervisors", "members"]
 EventType = Literal[
     "conversation.created",
     "conversation.assigned",
     "conversation.transferred",
+    "conversation.unassigned",
     "conversation.closed",
+    "conversation.reopened",
     "conversation.updated",
     "message.created",
     "message.status",
@@ -36,16 +43,45 @@ EventType = Literal[
 
 @dataclass(frozen=True, slots=True)
 class Audience:
+    """Who may receive an event. Supervisors and admins receive every event of their tenant; agents receive
+    `tenant` events, and `members` events naming them or a queue they are a member of when it is sent."""
+
     kind: AudienceKind
-    id: UUID | None = None
+    queue_ids: tuple[UUID, ...] = ()
+    user_ids: tuple[UUID, ...] = ()
+
+    @classmethod
+    def everyone(cls) -> Audience:
+        return cls("tenant")
+
+    @classmethod
+    def supervisors(cls) -> Audience:
+        return cls("supervisors")
 
     @classmethod
     def queue(cls, queue_id: UUID) -> Audience:
-        return cls("queue", queue_id)
+        return cls("members", queue_ids=(queue_id,))
 
     @classmethod
     def agent(cls, agent_id: UUID) -> Audience:
-        return cls("agent", agent_id)
+        return cls("members", user_ids=(agent_id,))
+
+    @classmethod
+    def members(cls, *, queue_ids: Iterable[UUID | None] = (), user_ids: Iterable[UUID | None] = ()) -> Audience:
+        """The members of these queues and these people (None and repeats left out)."""
+        return cls(
+            "members",
+            queue_ids=tuple(dict.fromkeys(q for q in queue_ids if q is not None)),
+            user_ids=tuple(dict.fromkeys(u for u in user_ids if u is not None)),
+        )
+
+    def reaches(self, *, sees_all: bool, user_id: UUID | None, queue_ids: AbstractSet[UUID]) -> bool:
+        """Whether a person with this sight is in the audience (asked when the event is sent, not before)."""
+        if sees_all or self.kind == "tenant":
+            return True
+        if self.kind == "supervisors" or user_id is None:
+            return False
+        return user_id in self.user_ids or any(q in queue_ids for q in self.queue_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +100,7 @@ class Event:
     audience: Audience
     conversation_id: UUID | None
     payload: dict[str, Any]
+    created_at: datetime
 
 
 @dataclass(slots=True)
@@ -86,11 +123,13 @@ with counter as (
     on conflict (tenant_id) do update set last_seq = c.last_seq + excluded.last_seq
     returning last_seq
 )
-insert into events (tenant_id, seq, type, conversation_id, audience, audience_id, payload)
-select $1, counter.last_seq - $2 + e.ord, e.doc->>'type', (e.doc->>'conversation_id')::uuid,
-       e.doc->>'audience', (e.doc->>'audience_id')::uuid, e.doc->'payload'
+insert into events (tenant_id, seq, type, conversation_id, audience, audience_queue_ids, audience_user_ids, payload)
+select $1, counter.last_seq - $2 + e.ord, e.doc->>'type', (e.doc->>'conversation_id')::uuid, e.doc->>'audience',
+       array(select jsonb_array_elements_text(e.doc->'queue_ids')::uuid),
+       array(select jsonb_array_elements_text(e.doc->'user_ids')::uuid),
+       e.doc->'payload'
 from counter, jsonb_array_elements($3::jsonb) with ordinality as e(doc, ord)
-returning seq
+returning seq, created_at
 """
 
 
@@ -103,19 +142,85 @@ async def append(conn: Connection, batch: EventBatch) -> list[Event]:
             "type": event.type,
             "conversation_id": str(event.conversation_id) if event.conversation_id else None,
             "audience": event.audience.kind,
-            "audience_id": str(event.audience.id) if event.audience.id else None,
+            "queue_ids": [str(q) for q in event.audience.queue_ids],
+            "user_ids": [str(u) for u in event.audience.user_ids],
             "payload": event.payload,
         }
         for event in batch.pending
     ]
-    rows = await conn.fetch(_APPEND_SQL, batch.tenant_id, len(documents), documents)
-    seqs = sorted(int(r["seq"]) for r in rows)
+    rows = sorted(await conn.fetch(_APPEND_SQL, batch.tenant_id, len(documents), documents), key=lambda r: r["seq"])
     return [
-        Event(batch.tenant_id, seq, event.type, event.audience, event.conversation_id, event.payload)
-        for seq, event in zip(seqs, batch.pending, strict=True)
+        Event(batch.tenant_id, int(row["seq"]), e.type, e.audience, e.conversation_id, e.payload, row["created_at"])
+        for row, e in zip(rows, batch.pending, strict=True)
     ]
 
 
 def conversation_audience(*, queue_id: UUID, agent_id: UUID | None) -> Audience:
     """Who follows a conversation: its agent once it has one, else the agents of the queue it waits in."""
     return Audience.agent(agent_id) if agent_id is not None else Audience.queue(queue_id)
+
+
+class Announcer(Protocol):
+    """Tells the people concerned about committed events (the realtime hub): after commit, never before."""
+
+    def announce(self, tenant_id: UUID, events: Sequence[Event]) -> None: ...
+
+
+class Unannounced:
+    """For work done where nobody listens live (the command line, tests of the domain alone)."""
+
+    def announce(self, tenant_id: UUID, events: Sequence[Event]) -> None:
+        return None
+
+
+_LAST_SEQ_SQL = "select coalesce((select last_seq from event_counters), 0)"
+
+
+async def last_seq(conn: Connection) -> int:
+    """The tenant's last committed seq (0 before its first event)."""
+    return int(await conn.fetchval(_LAST_SEQ_SQL))
+
+
+_EVENT_COLUMNS = "seq, type, conversation_id, audience, audience_queue_ids, audience_user_ids, payload, created_at"
+_READ_SQL = f"select {_EVENT_COLUMNS} from events where seq > $1 and seq <= $2 order by seq limit $3"
+
+
+async def read(conn: Connection, *, tenant_id: UUID, after: int, upto: int, limit: int) -> list[Event]:
+    """The tenant's events with `after < seq <= upto`, in seq order, at most `limit` of them."""
+    rows = await conn.fetch(_READ_SQL, after, upto, limit)
+    return [
+        Event(
+            tenant_id,
+            int(r["seq"]),
+            r["type"],
+            Audience(r["audience"], tuple(r["audience_queue_ids"]), tuple(r["audience_user_ids"])),
+            r["conversation_id"],
+            r["payload"],
+            r["created_at"],
+        )
+        for r in rows
+    ]
+
+
+# The oldest seq still kept; past the last one when retention has removed them all.
+_OLDEST_KEPT_SQL = """
+select coalesce((select min(seq) from events), (select last_seq from event_counters) + 1, 1)
+"""
+
+
+async def oldest_kept(conn: Connection) -> int:
+    """The smallest seq still in the log: a reader who last saw less than this minus one has lost events."""
+    return int(await conn.fetchval(_OLDEST_KEPT_SQL))
+
+
+# Retention removes a prefix of the log, never a hole: everything up to the newest event old enough to go.
+_PRUNE_SQL = """
+with cut as (select max(seq) as seq from events where created_at < now() - $1::interval)
+delete from events where seq <= (select seq from cut)
+"""
+
+
+async def prune(conn: Connection, *, keep: timedelta) -> int:
+    """Deletes the tenant's events older than `keep` (and any older seq); how many went."""
+    status = await conn.execute(_PRUNE_SQL, keep)
+    return int(status.split()[-1])

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from aiohttp import web
 from redis.asyncio import Redis
 
+from fiv_console.bus.base import Bus
 from fiv_console.db.pool import Database
 from fiv_console.rate_limit import RateLimiter
+from fiv_console.realtime.hub import Hub
+from fiv_console.realtime.upkeep import Upkeep
 from fiv_console.settings import Settings
 from fiv_console.whatsapp.client import GraphClient
 from fiv_console.whatsapp.intake import Intake
@@ -20,3 +25,8 @@ rate_limiter_key = web.AppKey("rate_limiter", RateLimiter)
 graph_client_key = web.AppKey("graph_client", GraphClient)
 typing_throttle_key = web.AppKey("typing_throttle", TypingThrottle)
 intake_key = web.AppKey("intake", Intake)
+# This process's id among the instances (connection leases, the bus).
+instance_id_key = web.AppKey("instance_id", UUID)
+bus_key = web.AppKey("bus", Bus)
+hub_key = web.AppKey("hub", Hub)
+upkeep_key = web.AppKey("upkeep", Upkeep)

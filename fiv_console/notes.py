@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from fiv_console.db.pool import Connection
+from fiv_console.events import Audience, EventBatch
 from fiv_console.text import NO_NUL
 
 
@@ -52,9 +53,22 @@ select note.*, u.name as author_name from note join users u on u.id = note.autho
 """
 
 
-async def add_note(conn: Connection, *, tenant_id: UUID, conversation_id: UUID, author_id: UUID, body: str) -> Note:
-    row = await conn.fetchrow(_INSERT_NOTE_SQL, tenant_id, conversation_id, author_id, body)
-    return Note.model_validate(dict(row or {}))
+async def add_note(
+    conn: Connection,
+    batch: EventBatch,
+    *,
+    conversation_id: UUID,
+    author_id: UUID,
+    body: str,
+    followers: Audience,
+) -> Note:
+    """Writes the note and announces it (`note.created`) to the conversation's followers."""
+    row = await conn.fetchrow(_INSERT_NOTE_SQL, batch.tenant_id, conversation_id, author_id, body)
+    note = Note.model_validate(dict(row or {}))
+    batch.add(
+        "note.created", followers, conversation_id=conversation_id, payload={"note": note.model_dump(mode="json")}
+    )
+    return note
 
 
 _LIST_NOTES_SQL = """

@@ -272,3 +272,11 @@ async def remove_member(conn: Connection, *, queue_id: UUID, user_id: UUID) -> Q
     if row is None:
         raise NotFound("that user is not a member of that queue")
     return QueueMember.model_validate(dict(row))
+
+
+_MEMBER_QUEUE_IDS_SQL = "select queue_id from queue_members where user_id = $1"
+
+
+async def member_queue_ids(conn: Connection, *, user_id: UUID) -> frozenset[UUID]:
+    """The queues a user is a member of (whose waiting conversations they see)."""
+    return frozenset(r["queue_id"] for r in await conn.fetch(_MEMBER_QUEUE_IDS_SQL, user_id))

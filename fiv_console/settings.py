@@ -70,6 +70,19 @@ class Settings(BaseSettings):
         le=100 * 1024 * 1024,
         description="Largest media file fetched from or uploaded to WhatsApp (Meta's own limit: 100 MB).",
     )
+    event_retention_days: int = Field(
+        default=7, ge=1, le=365, description="Days the event log keeps events for reconnecting consoles."
+    )
+    presence_grace_seconds: float = Field(
+        default=30.0, ge=1, le=3600, description="An agent without a console socket this long is not connected."
+    )
+    ws_heartbeat_seconds: float = Field(
+        default=20.0, ge=1, le=300, description="Console socket ping interval; a silent peer is dropped after it."
+    )
+    ws_send_queue: int = Field(
+        default=1000, ge=10, le=100_000, description="Frames queued for one console socket before it is closed."
+    )
+    ws_max_sockets_per_user: int = Field(default=10, ge=1, le=1000, description="Open consoles per user and instance.")
     log_level: LogLevel = "INFO"
     cookie_secure: bool = False
     fiv_data_dir: Path = Path(".fiv-data")

@@ -64,6 +64,7 @@ class User(BaseModel):
     max_concurrent: int
     disabled: bool
     status: AgentStatus
+    connected: bool = Field(description="Has a live console connection (or had one within the grace period).")
     created_at: datetime
 
 
@@ -79,7 +80,7 @@ class UserUpdate(BaseModel):
     disabled: bool | None = None
 
 
-_USER_COLUMNS = "id, tenant_id, email, name, role, max_concurrent, disabled, status, created_at"
+_USER_COLUMNS = "id, tenant_id, email, name, role, max_concurrent, disabled, status, connected, created_at"
 
 _INSERT_USER_SQL = f"""
 insert into users (tenant_id, email, name, role, password_hash, max_concurrent)
@@ -164,20 +165,6 @@ async def update_user(
     row = await conn.fetchrow(
         _UPDATE_USER_SQL, user_id, data.name, data.role, password_hash, data.max_concurrent, data.disabled, end_sessions
     )
-    if row is None:
-        raise NotFound("no such user")
-    return User.model_validate(dict(row))
-
-
-_SET_STATUS_SQL = f"""
-update users set status = $2, status_changed_at = case when status <> $2 then now() else status_changed_at end
-where id = $1
-returning {_USER_COLUMNS}
-"""
-
-
-async def set_status(conn: Connection, *, user_id: UUID, status: AgentStatus) -> User:
-    row = await conn.fetchrow(_SET_STATUS_SQL, user_id, status)
     if row is None:
         raise NotFound("no such user")
     return User.model_validate(dict(row))

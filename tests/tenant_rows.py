@@ -104,6 +104,16 @@ INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
         "insert into event_counters (tenant_id, last_seq) values ($1, 1) returning tenant_id as id",
         lambda t, ids: [t],
     ),
+    "agent_connections": (
+        "insert into agent_connections (tenant_id, user_id, instance_id, sockets) values ($1, $2, $3, 1) "
+        "returning user_id as id",
+        lambda t, ids: [t, ids["users"], uuid.uuid4()],
+    ),
+    "agent_presence_log": (
+        "insert into agent_presence_log (tenant_id, user_id, status, connected) values ($1, $2, 'online', true) "
+        "returning id",
+        lambda t, ids: [t, ids["users"]],
+    ),
     "audit_log": (
         "insert into audit_log (tenant_id, actor_kind, action) values ($1, 'system', 'test') returning id",
         lambda t, ids: [t],

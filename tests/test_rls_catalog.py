@@ -23,7 +23,7 @@ order by c.relname
 """
 
 # The reviewed SECURITY DEFINER lookups (docs/architecture.md): nothing else may bypass RLS.
-REVIEWED_DEFINER_FUNCTIONS = {"api_token_for_hash", "channel_for_phone_number", "user_for_login"}
+REVIEWED_DEFINER_FUNCTIONS = {"api_token_for_hash", "channel_for_phone_number", "tenant_ids", "user_for_login"}
 
 
 async def test_every_tenant_table_has_rls_enabled_and_forced(owner: asyncpg.Connection) -> None:
@@ -66,6 +66,7 @@ async def test_other_policies_are_only_the_owner_lookups(owner: asyncpg.Connecti
     assert [(p["tablename"], p["policyname"], p["cmd"]) for p in others] == [
         ("api_tokens", "owner_lookup", "SELECT"),
         ("channels", "owner_lookup", "SELECT"),
+        ("tenants", "owner_lookup", "SELECT"),
         ("users", "owner_lookup", "SELECT"),
     ]
     assert all(p["roles"] == [owner_role] for p in others)

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestServer
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Unavailable
+from fiv_console.events import Unannounced
 from fiv_console.whatsapp.intake import Intake
 from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople, make_tenant
@@ -658,7 +659,7 @@ async def test_a_whatsapp_notice_does_not_open_the_window(
 async def test_one_tenants_concurrent_posts_share_transactions_and_each_hears_its_own_outcome(
     db: Database, tenant: TenantPeople, number: tuple[str, uuid.UUID]
 ) -> None:
-    intake = Intake(db)
+    intake = Intake(db, Unannounced())
     bodies = [envelope(number[0], messages=[text_message(f"55118{n:08d}", f"hello {n}")]) for n in range(40)]
     results = await asyncio.gather(*(intake.ingest(parse_webhook(body), body=body) for body in bodies))
     assert [r.messages_stored for r in results] == [1] * 40
@@ -672,7 +673,7 @@ async def test_one_tenants_concurrent_posts_share_transactions_and_each_hears_it
 async def test_items_the_database_refuses_are_dead_letters_one_by_one(
     db: Database, owner: asyncpg.Connection, number: tuple[str, uuid.UUID], tenant: TenantPeople
 ) -> None:
-    intake = Intake(db)
+    intake = Intake(db, Unannounced())
     first = envelope(number[0], messages=[text_message(CUSTOMER, "before")])
     assert (await intake.ingest(parse_webhook(first), body=first)).messages_stored == 1
     # The tenant goes while this process still knows the number's route: every row it would write is refused.
@@ -689,7 +690,7 @@ async def test_items_the_database_refuses_are_dead_letters_one_by_one(
 async def test_a_batch_limit_smaller_than_the_queue_still_answers_everyone_once(
     db: Database, tenant: TenantPeople, number: tuple[str, uuid.UUID]
 ) -> None:
-    intake = Intake(db, batch_limit=3)
+    intake = Intake(db, Unannounced(), batch_limit=3)
     bodies = [envelope(number[0], messages=[text_message(f"55117{n:08d}", f"hi {n}")]) for n in range(20)]
     results = await asyncio.gather(*(intake.ingest(parse_webhook(body), body=body) for body in bodies))
     assert [r.messages_stored for r in results] == [1] * 20

@@ -48,7 +48,7 @@ def _lost(conn: Connection) -> bool:
         return True
 
 
-def _json_default(value: object) -> str:
+def json_default(value: object) -> str:
     # asyncpg returns uuid columns as its own UUID class, which orjson does not know.
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -59,7 +59,7 @@ async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     for json_type in ("json", "jsonb"):
         await conn.set_type_codec(
             json_type,
-            encoder=lambda value: orjson.dumps(value, default=_json_default).decode(),
+            encoder=lambda value: orjson.dumps(value, default=json_default).decode(),
             decoder=orjson.loads,
             schema="pg_catalog",
         )

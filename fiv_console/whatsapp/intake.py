@@ -37,7 +37,7 @@ import asyncpg
 from fiv_console import dead_letters, events, message_statuses
 from fiv_console.db.pool import Connection, Database, tenant_tx
 from fiv_console.errors import Unavailable
-from fiv_console.events import EventBatch
+from fiv_console.events import Announcer, EventBatch
 from fiv_console.whatsapp.inbound import (
     NUMBER_MAX,
     IntakeResult,
@@ -69,8 +69,11 @@ class Intake:
     POST waits for nobody. Nothing is acknowledged before its own rows are committed.
     """
 
-    def __init__(self, db: Database, *, batch_limit: int = 500, routes_kept: int = 10_000) -> None:
+    def __init__(
+        self, db: Database, announcer: Announcer, *, batch_limit: int = 500, routes_kept: int = 10_000
+    ) -> None:
         self._db = db
+        self._announcer = announcer
         self._batch_limit = batch_limit
         self._routes_kept = routes_kept
         # A number's channel and tenant never change (numbers are unique, never moved or deleted by the API).
@@ -104,7 +107,9 @@ class Intake:
             if (route := routes.get(status.phone_number_id)) is not None:
                 work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).statuses.append((route, status))
         for tenant_work in work.values():
-            result.add(await self._lane(tenant_work.tenant_id).store(self._db, tenant_work, self._batch_limit))
+            result.add(
+                await self._lane(tenant_work.tenant_id).store(self._db, self._announcer, tenant_work, self._batch_limit)
+            )
 
         # Last, so that a POST Meta must deliver again (a tenant's transaction failed) leaves no dead letter twice.
         unknown = [number for number in numbers if number not in routes]
@@ -168,7 +173,7 @@ class _Lane:
         self._lock = asyncio.Lock()
         self._waiting: list[_Waiting] = []
 
-    async def store(self, db: Database, work: _TenantWork, batch_limit: int) -> IntakeResult:
+    async def store(self, db: Database, announcer: Announcer, work: _TenantWork, batch_limit: int) -> IntakeResult:
         mine = _Waiting(work, asyncio.get_running_loop().create_future())
         self._waiting.append(mine)
         async with self._lock:  # first come, first served
@@ -176,7 +181,7 @@ class _Lane:
             while not mine.done.done():
                 taken = self._take(batch_limit)
                 try:
-                    outcomes = await _store_together(db, [waiting.work for waiting in taken])
+                    outcomes = await _store_together(db, announcer, [waiting.work for waiting in taken])
                 except BaseException as exc:
                     # Every POST taken here hears of it (a cancelled one as an outage: Meta delivers it again).
                     failure = exc if isinstance(exc, Exception) else Unavailable("the intake was stopped")
@@ -219,8 +224,9 @@ _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _REFUSED_DATA = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
-async def _store_together(db: Database, works: list[_TenantWork]) -> list[IntakeResult]:
-    """Stores several POSTs' work for one tenant in one transaction; what each of them did, in order."""
+async def _store_together(db: Database, announcer: Announcer, works: list[_TenantWork]) -> list[IntakeResult]:
+    """Stores several POSTs' work for one tenant in one transaction, announces its events once committed;
+    what each of the POSTs did, in order."""
     careful = False
     for attempt in range(1, _ATTEMPTS + 1):
         outcomes = [IntakeResult() for _ in works]
@@ -228,8 +234,10 @@ async def _store_together(db: Database, works: list[_TenantWork]) -> list[Intake
             async with tenant_tx(db, works[0].tenant_id) as conn:
                 batch = EventBatch(works[0].tenant_id)
                 owners = await _store(conn, works, batch, outcomes, careful=careful)
-                for owner, event in zip(owners, await events.append(conn, batch), strict=True):
+                appended = await events.append(conn, batch)
+                for owner, event in zip(owners, appended, strict=True):
                     outcomes[owner].events.append(event)
+            announcer.announce(works[0].tenant_id, appended)
         except _RETRYABLE:
             if attempt == _ATTEMPTS:
                 raise

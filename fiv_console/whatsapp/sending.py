@@ -24,7 +24,7 @@ from uuid import UUID
 from fiv_console import events, outbound, read_marks
 from fiv_console.conversations import Viewer
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.events import EventBatch
+from fiv_console.events import Announcer, EventBatch
 from fiv_console.messages import Message
 from fiv_console.outbound import Outgoing, Reply, TemplateReply, TextReply
 from fiv_console.whatsapp.client import GraphClient, GraphError, media_payload, template_payload, text_payload
@@ -32,22 +32,34 @@ from fiv_console.whatsapp.client import GraphClient, GraphError, media_payload, 
 log = logging.getLogger(__name__)
 
 
-async def send(db: Database, client: GraphClient, *, viewer: Viewer, conversation_id: UUID, content: Reply) -> Message:
+async def send(
+    db: Database,
+    client: GraphClient,
+    announcer: Announcer,
+    *,
+    viewer: Viewer,
+    conversation_id: UUID,
+    content: Reply,
+) -> Message:
     """Stores the reply as `queued`, sends it, and answers the message as it then stands."""
     async with tenant_tx(db, viewer.tenant_id) as conn:
         batch = EventBatch(viewer.tenant_id)
         outgoing = await outbound.prepare(conn, batch, viewer=viewer, conversation_id=conversation_id, content=content)
-        await events.append(conn, batch)
-    return await _deliver(db, client, viewer.tenant_id, outgoing)
+        appended = await events.append(conn, batch)
+    announcer.announce(viewer.tenant_id, appended)
+    return await _deliver(db, client, announcer, viewer.tenant_id, outgoing)
 
 
-async def send_again(db: Database, client: GraphClient, *, viewer: Viewer, message_id: UUID) -> Message:
+async def send_again(
+    db: Database, client: GraphClient, announcer: Announcer, *, viewer: Viewer, message_id: UUID
+) -> Message:
     """A failed message sent once more, under its first id (the idempotency key)."""
     async with tenant_tx(db, viewer.tenant_id) as conn:
         batch = EventBatch(viewer.tenant_id)
         outgoing = await outbound.prepare_retry(conn, batch, viewer=viewer, message_id=message_id)
-        await events.append(conn, batch)
-    return await _deliver(db, client, viewer.tenant_id, outgoing)
+        appended = await events.append(conn, batch)
+    announcer.announce(viewer.tenant_id, appended)
+    return await _deliver(db, client, announcer, viewer.tenant_id, outgoing)
 
 
 def payload_of(outgoing: Outgoing) -> dict[str, Any]:
@@ -66,7 +78,9 @@ def payload_of(outgoing: Outgoing) -> dict[str, Any]:
     return payload
 
 
-async def _deliver(db: Database, client: GraphClient, tenant_id: UUID, outgoing: Outgoing) -> Message:
+async def _deliver(
+    db: Database, client: GraphClient, announcer: Announcer, tenant_id: UUID, outgoing: Outgoing
+) -> Message:
     target, message_id = outgoing.target, outgoing.message.id
     try:
         sent = await client.send_message(
@@ -84,12 +98,14 @@ async def _deliver(db: Database, client: GraphClient, tenant_id: UUID, outgoing:
         async with tenant_tx(db, tenant_id) as conn:
             batch = EventBatch(tenant_id)
             stored = await outbound.record_failed(conn, batch, outgoing=outgoing, error=exc.stored_error())
-            await events.append(conn, batch)
+            appended = await events.append(conn, batch)
+        announcer.announce(tenant_id, appended)
         return stored
     async with tenant_tx(db, tenant_id) as conn:
         batch = EventBatch(tenant_id)
         stored = await outbound.record_sent(conn, batch, outgoing=outgoing, wamid=sent.wamid)
-        await events.append(conn, batch)
+        appended = await events.append(conn, batch)
+    announcer.announce(tenant_id, appended)
     return stored
 
 

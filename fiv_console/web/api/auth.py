@@ -14,6 +14,7 @@ from fiv_console.errors import Forbidden, RateLimited, Unauthenticated
 from fiv_console.keys import database_key, rate_limiter_key, settings_key
 from fiv_console.observability.context import request_id_var, tenant_id_var, user_id_var
 from fiv_console.passwords import hash_password_async
+from fiv_console.realtime import wire
 from fiv_console.text import NO_NUL
 from fiv_console.users import Password, Role, User
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, NoInput, RouteTable
@@ -126,6 +127,7 @@ async def logout(call: ApiCall[NoInput, NoInput]) -> None:
         raise Forbidden("an API token does not sign out: revoke it instead")
     await accounts.end_all_sessions(call.conn, user_id=caller.user_id)
     await call.audit("logout", "user", caller.user_id)
+    call.notify(wire.SessionsEnded(caller.user_id))
     await end_session(call.request)
 
 
@@ -171,6 +173,7 @@ async def change_password(call: ApiCall[PasswordChange, NoInput]) -> SessionInfo
         )
         await call.audit("user.password_changed", "user", caller.user_id, conn=conn)
         user = await users.get_user(conn, user_id=caller.user_id)
+    call.notify(wire.SessionsEnded(caller.user_id))
     # The caller stays signed in here with a fresh session; every other session of theirs has ended.
     csrf = await start_session(call.request, accounts.SignedIn(caller.tenant_id, caller.user_id, version))
     return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, csrf_token=csrf)

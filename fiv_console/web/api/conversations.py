@@ -27,6 +27,7 @@ from fiv_console.conversations import (
     Conversation,
     ConversationStatus,
     Moved,
+    MoveEvent,
     SortKey,
     TransferRequest,
     TransferToAgent,
@@ -103,8 +104,10 @@ def _author(call: ApiCall[Any, Any]) -> UUID:
     return call.caller.user_id
 
 
-async def _audit_move(call: ApiCall[Any, Any], action: str, moved: Moved, **details: Any) -> None:
-    """Moves by supervisors and admins go to the audit log; an agent's own work does not."""
+async def _record_move(call: ApiCall[Any, Any], action: MoveEvent, moved: Moved, **details: Any) -> None:
+    """Every move is an event; moves by supervisors and admins also go to the audit log (an agent's own work
+    does not)."""
+    conversations.announce_move(call.events, action, moved)
     if call.caller.role not in STAFF:
         return
     record = {
@@ -160,7 +163,7 @@ async def assign_conversation(call: ApiCall[AssignRequest, NoInput]) -> Conversa
         agent_id=call.body.agent_id,
         force=call.body.force,
     )
-    await _audit_move(
+    await _record_move(
         call, "conversation.assigned", moved, to_agent_id=str(moved.conversation.agent_id), forced=call.body.force
     )
     return moved.conversation
@@ -184,16 +187,17 @@ async def transfer_conversation(call: ApiCall[TransferRequest, NoInput]) -> Conv
             call.conn, viewer=viewer, conversation_id=conversation_id, queue_id=request.queue_id
         )
         target = {"to_queue_id": str(request.queue_id)}
+    await _record_move(call, "conversation.transferred", moved, **target)
     if request.note is not None:
         # Written in the same transaction: a refused note (an API token has no author) undoes the transfer too.
         await notes.add_note(
             call.conn,
-            tenant_id=viewer.tenant_id,
+            call.events,
             conversation_id=conversation_id,
             author_id=_author(call),
             body=request.note,
+            followers=moved.audience,
         )
-    await _audit_move(call, "conversation.transferred", moved, **target)
     return moved.conversation
 
 
@@ -204,7 +208,7 @@ async def transfer_conversation(call: ApiCall[TransferRequest, NoInput]) -> Conv
 async def unassign_conversation(call: ApiCall[NoInput, NoInput]) -> Conversation:
     # The conversation row stays locked until this request's transaction commits: no network I/O here.
     moved = await conversations.unassign(call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"])
-    await _audit_move(call, "conversation.unassigned", moved)
+    await _record_move(call, "conversation.unassigned", moved)
     return moved.conversation
 
 
@@ -218,7 +222,7 @@ async def close_conversation(call: ApiCall[CloseRequest, NoInput]) -> Conversati
     moved = await conversations.close(
         call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"], reason=call.body.reason
     )
-    await _audit_move(call, "conversation.closed", moved, reason=call.body.reason)
+    await _record_move(call, "conversation.closed", moved, reason=call.body.reason)
     return moved.conversation
 
 
@@ -230,7 +234,7 @@ async def close_conversation(call: ApiCall[CloseRequest, NoInput]) -> Conversati
 async def reopen_conversation(call: ApiCall[NoInput, NoInput]) -> Conversation:
     # The conversation row stays locked until this request's transaction commits: no network I/O here.
     moved = await conversations.reopen(call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"])
-    await _audit_move(call, "conversation.reopened", moved)
+    await _record_move(call, "conversation.reopened", moved)
     return moved.conversation
 
 
@@ -252,14 +256,15 @@ async def list_conversation_notes(call: ApiCall[NoInput, PageQuery]) -> Page[Not
     tag=_TAG, body=NoteCreate, response=Note, status=201,
 )  # fmt: skip
 async def add_conversation_note(call: ApiCall[NoteCreate, NoInput]) -> Created[Note]:
-    viewer, conversation_id = viewer_of(call), call.ids["conversation_id"]
-    await conversations.ensure_visible(call.conn, viewer=viewer, conversation_id=conversation_id)
+    conversation_id = call.ids["conversation_id"]
+    followers = await conversations.followers(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
     note = await notes.add_note(
         call.conn,
-        tenant_id=viewer.tenant_id,
+        call.events,
         conversation_id=conversation_id,
         author_id=_author(call),
         body=call.body.body,
+        followers=followers,
     )
     return Created(note)
 

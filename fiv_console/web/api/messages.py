@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from fiv_console.keys import database_key, graph_client_key, typing_throttle_key
+from fiv_console.keys import database_key, graph_client_key, hub_key, typing_throttle_key
 from fiv_console.messages import Message
 from fiv_console.outbound import SendRequest
 from fiv_console.web.api.conversations import viewer_of
@@ -34,6 +34,7 @@ async def send_message(call: ApiCall[SendRequest, NoInput]) -> Created[Message]:
     message = await sending.send(
         app[database_key],
         app[graph_client_key],
+        app[hub_key],
         viewer=viewer_of(call),
         conversation_id=call.ids["conversation_id"],
         content=call.body.root,
@@ -48,7 +49,11 @@ async def send_message(call: ApiCall[SendRequest, NoInput]) -> Created[Message]:
 async def retry_message(call: ApiCall[NoInput, NoInput]) -> Message:
     app = call.request.app
     return await sending.send_again(
-        app[database_key], app[graph_client_key], viewer=viewer_of(call), message_id=call.ids["message_id"]
+        app[database_key],
+        app[graph_client_key],
+        app[hub_key],
+        viewer=viewer_of(call),
+        message_id=call.ids["message_id"],
     )
 
 

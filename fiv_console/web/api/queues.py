@@ -11,6 +11,7 @@ from pydantic import Field
 
 from fiv_console import queues
 from fiv_console.queues import MembershipChange, Queue, QueueCreate, QueueMember, QueueSort, QueueUpdate
+from fiv_console.realtime import wire
 from fiv_console.text import NO_NUL
 from fiv_console.web.api.routing import (
     ADMIN,
@@ -106,6 +107,7 @@ async def set_queue_member(call: ApiCall[MembershipChange, NoInput]) -> QueueMem
     )
     details = {"user_id": str(member.user_id), "max_concurrent_override": member.max_concurrent_override}
     await call.audit("queue.member_set", "queue", member.queue_id, details)
+    call.notify(wire.AccessChanged(member.user_id))
     return member
 
 
@@ -116,4 +118,5 @@ async def set_queue_member(call: ApiCall[MembershipChange, NoInput]) -> QueueMem
 async def remove_queue_member(call: ApiCall[NoInput, NoInput]) -> QueueMember:
     member = await queues.remove_member(call.conn, queue_id=call.ids["queue_id"], user_id=call.ids["user_id"])
     await call.audit("queue.member_removed", "queue", member.queue_id, {"user_id": str(member.user_id)})
+    call.notify(wire.AccessChanged(member.user_id))
     return member

@@ -17,11 +17,13 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fiv_console import audit
+from fiv_console import audit, events
 from fiv_console.db.pool import Connection, tenant_tx
 from fiv_console.errors import Forbidden, InvalidInput
-from fiv_console.keys import database_key, settings_key
+from fiv_console.events import EventBatch
+from fiv_console.keys import database_key, hub_key, settings_key
 from fiv_console.observability.context import tenant_id_var, user_id_var
+from fiv_console.realtime import wire
 from fiv_console.users import ROLES, Role
 from fiv_console.web import envelope
 from fiv_console.web.sessions import Caller, claim_of, confirm
@@ -81,6 +83,8 @@ class ApiCall(Generic[BodyT, QueryT]):
     ids: dict[str, UUID]
     caller_or_none: Caller | None = None
     conn_or_none: Connection | None = None
+    batch_or_none: EventBatch | None = None
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def caller(self) -> Caller:
@@ -91,6 +95,20 @@ class ApiCall(Generic[BodyT, QueryT]):
     def conn(self) -> Connection:
         assert self.conn_or_none is not None, "operation declared no roles"
         return self.conn_or_none
+
+    @property
+    def events(self) -> EventBatch:
+        """The events of this request's change: appended last in its transaction, announced after commit."""
+        assert self.conn_or_none is not None, "events belong to the request's transaction"
+        if self.batch_or_none is None:
+            self.batch_or_none = EventBatch(self.caller.tenant_id)
+        return self.batch_or_none
+
+    def notify(self, notice: wire.Notice) -> None:
+        """Tells every instance (its sockets of the caller's tenant) once the request's work is committed;
+        never if it fails."""
+        hub, tenant_id = self.request.app[hub_key], self.caller.tenant_id
+        self.committed.append(lambda: hub.notify(tenant_id, notice))
 
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """A transaction in the caller's tenant, for operations declared with `transaction=False`."""
@@ -296,6 +314,7 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
             user_id_var.set(str(caller.user_id or caller.token_id))
             if caller.role not in operation.roles:
                 raise Forbidden("your role may not do this")
+            appended: list[events.Event] = []
             call = ApiCall(
                 request,
                 await _body(request, operation),
@@ -305,7 +324,14 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
                 conn if operation.transaction else None,
             )
             if operation.transaction:
-                return _answer(operation, await operation.handler(call))
-        return _answer(operation, await operation.handler(call))
+                result = await operation.handler(call)
+                appended = await events.append(conn, call.batch_or_none) if call.batch_or_none else []
+        if not operation.transaction:
+            result = await operation.handler(call)
+        if appended:
+            request.app[hub_key].announce(caller.tenant_id, appended)
+        for action in call.committed:
+            action()
+        return _answer(operation, result)
 
     return handle

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fiv_console import users
+from fiv_console import presence, users
 from fiv_console.errors import Forbidden
 from fiv_console.passwords import hash_password_async
+from fiv_console.realtime import wire
 from fiv_console.text import NO_NUL
 from fiv_console.users import AgentStatus, Role, User, UserCreate, UserUpdate
 from fiv_console.web.api.routing import (
@@ -110,6 +111,8 @@ async def update_user(call: ApiCall[UserUpdate, NoInput]) -> User:
             await call.audit("user.disabled" if after.disabled else "user.enabled", "user", user_id, conn=conn)
         if password_hash is not None:
             await call.audit("user.password_reset", "user", user_id, conn=conn)
+    if role_changed or disabled_changed or password_hash is not None:
+        call.notify(wire.SessionsEnded(user_id))
     return after
 
 
@@ -134,4 +137,4 @@ async def get_my_status(call: ApiCall[NoInput, NoInput]) -> User:
 async def set_my_status(call: ApiCall[StatusChange, NoInput]) -> User:
     if call.caller.user_id is None:
         raise Forbidden("an API token has no status")
-    return await users.set_status(call.conn, user_id=call.caller.user_id, status=call.body.status)
+    return await presence.set_status(call.conn, call.events, user_id=call.caller.user_id, status=call.body.status)

@@ -1,0 +1,220 @@
+"""This instance's hub: its sockets, one feed per tenant they belong to, and the bus between instances.
+
+Committed events are announced on the tenant's bus channel (`announce`); every instance with sockets of
+that tenant is subscribed and hands them to its feed, which orders them and gives each to the sockets
+here whose person may see it. Nothing goes to another instance's sockets, or another tenant's.
+
+A reconnecting client resumes from its last seq: the socket is already joined (subscribed), so live
+events are held for it while the log is read up to the feed's position; then the held ones follow.
+Nothing falls between the two, and nothing comes twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Coroutine, Sequence
+from typing import Any
+from uuid import UUID
+
+from aiohttp import WSCloseCode
+
+from fiv_console import events, queues
+from fiv_console.bus.base import Bus, Handler
+from fiv_console.bus.channels import tenant_channel
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.events import Event
+from fiv_console.realtime import wire
+from fiv_console.realtime.feed import TenantFeed
+from fiv_console.realtime.protocol import event_frame, resync_frame, typing_frame
+from fiv_console.realtime.socket import AgentSocket
+
+log = logging.getLogger(__name__)
+
+# Past this many events to replay, a client is better served reloading its state (`resync`).
+MAX_REPLAY = 10_000
+_REPLAY_PAGE = 500
+# Session ends and access changes reach sockets through the bus; the upkeep tick checks them too.
+SESSION_ENDED = (WSCloseCode.POLICY_VIOLATION, "session ended: sign in again")
+
+
+class Hub:
+    def __init__(self, db: Database, bus: Bus) -> None:
+        self._db = db
+        self._bus = bus
+        self.feeds: dict[UUID, TenantFeed] = {}
+        self._handlers: dict[UUID, Handler] = {}
+        self._by_user: defaultdict[UUID, set[AgentSocket]] = defaultdict(set)
+        self._tasks: set[asyncio.Task[None]] = set()
+        bus.on_gap(self.catch_up)
+
+    # Announcing (events.Announcer) and telling the other instances.
+
+    def announce(self, tenant_id: UUID, announced: Sequence[Event]) -> None:
+        if announced:
+            self._bus.publish(tenant_channel(tenant_id), wire.encode_events(announced))
+
+    def notify(self, tenant_id: UUID, notice: wire.Notice) -> None:
+        self._bus.publish(tenant_channel(tenant_id), wire.encode_notice(notice))
+
+    # Sockets.
+
+    def sockets_of(self, user_id: UUID) -> set[AgentSocket]:
+        return self._by_user.get(user_id, set())
+
+    async def join(self, socket: AgentSocket) -> int:
+        """Adds the socket to its tenant's feed (subscribing first if it is the tenant's first socket here);
+        returns the seq it starts after."""
+        feed = self.feeds.get(socket.tenant_id)
+        if feed is None:
+            feed = self.feeds[socket.tenant_id] = TenantFeed(socket.tenant_id, self._db)
+            handler = self._handlers[socket.tenant_id] = self._handler_for(socket.tenant_id)
+            try:
+                await self._bus.subscribe(tenant_channel(socket.tenant_id), handler)
+                await feed.start()
+            except BaseException:
+                await self._drop_feed(socket.tenant_id)
+                raise
+        else:
+            await feed.ready.wait()
+        socket.sent_upto = socket.last_offered = feed.position
+        feed.add(socket)
+        self._by_user[socket.user_id].add(socket)
+        return feed.position
+
+    async def leave(self, socket: AgentSocket) -> None:
+        users = self._by_user.get(socket.user_id)
+        if users is not None:
+            users.discard(socket)
+            if not users:
+                del self._by_user[socket.user_id]
+        feed = self.feeds.get(socket.tenant_id)
+        if feed is not None:
+            feed.remove(socket)
+            if not feed.sockets and feed.ready.is_set():
+                await self._drop_feed(socket.tenant_id)
+
+    async def _drop_feed(self, tenant_id: UUID) -> None:
+        feed = self.feeds.pop(tenant_id, None)
+        handler = self._handlers.pop(tenant_id, None)
+        if handler is not None:
+            await self._bus.unsubscribe(tenant_channel(tenant_id), handler)
+        if feed is not None:
+            await feed.close()
+
+    def catch_up(self) -> None:
+        """Messages may have been lost: every feed reads what was committed after its position."""
+        for feed in self.feeds.values():
+            feed.catch_up()
+
+    async def resume(self, socket: AgentSocket, last_seq: int) -> None:
+        """Replays the events after `last_seq` that the socket's person may see, then goes live (the held
+        live events follow). `resync` when they are no longer all in the log, or too many to be worth it.
+
+        A client may have seen more than this instance has yet dispatched (it was on another instance a
+        moment ago): those events are left out when they arrive here.
+        """
+        socket.replaying = True
+        skip_upto = 0
+        try:
+            upto = socket.sent_upto
+            if last_seq == upto:
+                return
+            async with tenant_tx(self._db, socket.tenant_id) as conn:
+                oldest = await events.oldest_kept(conn)
+                committed = await events.last_seq(conn)
+            if last_seq > upto:
+                if last_seq > committed:
+                    socket.send(resync_frame(upto))
+                else:
+                    skip_upto = last_seq
+                return
+            if last_seq + 1 < oldest or upto - last_seq > MAX_REPLAY:
+                socket.send(resync_frame(upto))
+                return
+            after = last_seq
+            while after < upto and not socket.closed:
+                async with tenant_tx(self._db, socket.tenant_id) as conn:
+                    page = await events.read(
+                        conn, tenant_id=socket.tenant_id, after=after, upto=upto, limit=_REPLAY_PAGE
+                    )
+                if not page:
+                    break
+                for event in page:
+                    if socket.sees(event.audience):
+                        socket.send(event_frame(event))
+                after = page[-1].seq
+                await socket.drained()
+        finally:
+            socket.go_live(skip_upto=skip_upto)
+
+    # The bus.
+
+    def _handler_for(self, tenant_id: UUID) -> Handler:
+        def handle(message: bytes) -> None:
+            try:
+                decoded = wire.decode(tenant_id, message)
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable bus message ignored", extra={"tenant_id": str(tenant_id)})
+                return
+            self._on_message(tenant_id, decoded)
+
+        return handle
+
+    def _on_message(self, tenant_id: UUID, message: list[Event] | wire.Notice) -> None:
+        feed = self.feeds.get(tenant_id)
+        if feed is None:
+            return
+        if isinstance(message, list):
+            feed.receive(message)
+        elif isinstance(message, wire.Typing):
+            frame = typing_frame(message.conversation_id, message.user_id, message.name)
+            for socket in set(feed.targets(message.audience)):
+                if socket.user_id != message.user_id and socket.sees(message.audience):
+                    socket.send(frame)
+        elif isinstance(message, wire.SessionsEnded):
+            for socket in list(self.sockets_of(message.user_id)):
+                socket.close(*SESSION_ENDED)
+        elif isinstance(message, wire.AccessChanged):
+            self._spawn(self.refresh_access(message.user_id))
+
+    async def refresh_access(self, user_id: UUID) -> None:
+        """Reads again which queues the user's sockets here may follow (membership changed)."""
+        sockets = list(self.sockets_of(user_id))
+        if not sockets:
+            return
+        tenant_id = sockets[0].tenant_id
+        async with tenant_tx(self._db, tenant_id) as conn:
+            queue_ids = await queues.member_queue_ids(conn, user_id=user_id)
+        feed = self.feeds.get(tenant_id)
+        for socket in sockets:
+            if feed is not None:
+                feed.reindex(socket, queue_ids)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("hub task failed", exc_info=task.exception())
+
+    def close_sockets(self) -> None:
+        """Closes every socket here (1012: the client reconnects, to another instance if there is one)."""
+        for sockets in list(self._by_user.values()):
+            for socket in list(sockets):
+                socket.close(WSCloseCode.SERVICE_RESTART, "server restarting")
+
+    async def close(self) -> None:
+        self.close_sockets()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for tenant_id in list(self.feeds):
+            await self._drop_feed(tenant_id)

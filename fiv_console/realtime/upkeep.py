@@ -1,0 +1,97 @@
+"""The hub's periodic upkeep, and the event log's retention.
+
+Every tick (a third of the presence grace period, at most 10 s), for each tenant this instance has
+sockets of, or had within the grace period, one short transaction: refresh this instance's connection
+leases, report the agents whose grace period ran out (anywhere: a crashed instance's agents too), and
+close the sockets whose session ended (a fallback for when the bus could not say so). The feeds also read
+whatever the bus may have lost.
+
+Retention: once an hour, each tenant's events older than the retention period are deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+from uuid import UUID
+
+from fiv_console import events, presence
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.events import EventBatch
+from fiv_console.realtime.hub import SESSION_ENDED, Hub
+
+log = logging.getLogger(__name__)
+
+_SESSIONS_SQL = "select id, session_version, disabled from users where id = any($1::uuid[])"
+_TENANT_IDS_SQL = "select tenant_ids()"
+PRUNE_INTERVAL = 3600.0
+
+
+class Upkeep:
+    def __init__(self, db: Database, hub: Hub, *, instance_id: UUID, grace: float) -> None:
+        self._db = db
+        self._hub = hub
+        self._instance_id = instance_id
+        self._grace = timedelta(seconds=grace)
+        self.interval = min(10.0, grace / 3)
+        # Tenants whose last socket here closed lately: watched until their agents' grace has run out.
+        self._recent: dict[UUID, float] = {}
+
+    def left(self, tenant_id: UUID) -> None:
+        self._recent[tenant_id] = time.monotonic() + self._grace.total_seconds() + self.interval
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.tick()
+
+    async def tick(self) -> None:
+        now = time.monotonic()
+        self._recent = {t: until for t, until in self._recent.items() if until > now}
+        for tenant_id in set(self._hub.feeds) | set(self._recent):
+            try:
+                await self._tend(tenant_id)
+            except Exception as exc:  # a database hiccup: the next tick tries again
+                log.warning("presence upkeep failed", extra={"tenant_id": str(tenant_id), "error": type(exc).__name__})
+        self._hub.catch_up()
+
+    async def _tend(self, tenant_id: UUID) -> None:
+        feed = self._hub.feeds.get(tenant_id)
+        sockets = list(feed.sockets) if feed is not None else []
+        user_ids = list({s.user_id for s in sockets})
+        async with tenant_tx(self._db, tenant_id) as conn:
+            if user_ids:
+                await presence.refresh(conn, instance_id=self._instance_id, user_ids=user_ids)
+            live = {r["id"]: r for r in await conn.fetch(_SESSIONS_SQL, user_ids)} if user_ids else {}
+            batch = EventBatch(tenant_id)
+            await presence.sweep(conn, batch, grace=self._grace)
+            announced = await events.append(conn, batch)
+        self._hub.announce(tenant_id, announced)
+        for socket in sockets:
+            row = live.get(socket.user_id)
+            if row is None or row["disabled"] or row["session_version"] != socket.session_version:
+                socket.close(*SESSION_ENDED)
+
+
+async def prune_events(db: Database, *, keep: timedelta) -> int:
+    """Deletes every tenant's events older than `keep`; how many went."""
+    async with db.connection() as conn:
+        tenant_ids = [r[0] for r in await conn.fetch(_TENANT_IDS_SQL)]
+    pruned = 0
+    for tenant_id in tenant_ids:
+        async with tenant_tx(db, tenant_id) as conn:
+            pruned += await events.prune(conn, keep=keep)
+    return pruned
+
+
+async def run_retention(db: Database, *, keep: timedelta, interval: float = PRUNE_INTERVAL) -> None:
+    while True:
+        try:
+            pruned = await prune_events(db, keep=keep)
+            if pruned:
+                log.info("old events pruned", extra={"events": pruned})
+        except Exception as exc:  # the database is away: the next round tries again
+            log.warning("event pruning failed", extra={"error": type(exc).__name__})
+        await asyncio.sleep(interval)

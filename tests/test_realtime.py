@@ -1,0 +1,369 @@
+"""The console socket on one instance: who may open it, what reaches whom, resume, and bad clients.
+
+Everything runs against the real server on a port, its in-process bus, and the real database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from fiv_console import events
+from fiv_console.app import create_app
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.keys import hub_key
+from tests.api import PASSWORD, Browsers, TenantPeople
+from tests.conftest import TestDatabase
+from tests.sockets import Console, open_console, origin_of
+from tests.webhooks import connect_number, envelope, new_phone_number_id, post_webhook, text_message
+
+
+@pytest.fixture
+async def server(database: TestDatabase) -> AsyncIterator[TestServer]:
+    app = create_app(database.settings(presence_grace_seconds=1.5, ws_send_queue=20))
+    test_server = TestServer(app)
+    await test_server.start_server()
+    try:
+        yield test_server
+    finally:
+        await test_server.close()
+
+
+@pytest.fixture
+async def people(server: TestServer) -> AsyncIterator[Browsers]:
+    opened = Browsers(server)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def _number(db: Database, tenant: TenantPeople) -> str:
+    phone_number_id = new_phone_number_id()
+    await connect_number(db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id)
+    return phone_number_id
+
+
+async def _customer_writes(
+    server: TestServer, phone_number_id: str, text: str, customer: str = "5511900000001"
+) -> None:
+    async with ClientSession() as http:
+        response = await post_webhook(
+            http,
+            str(server.make_url("/webhooks/whatsapp")),
+            envelope(phone_number_id, messages=[text_message(customer, text)]),
+        )
+        assert response.status == 200
+
+
+async def test_hello_names_the_user_and_the_tenant_position(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    agent = await open_console(await people.signed_in(tenant.agent))
+    data = agent.hello["data"]
+    assert data["user"]["id"] == str(tenant.agent.id)
+    assert data["user"]["connected"] is True
+    assert data["heartbeat"] > 0
+    # The first event after hello is the agent's own arrival, which the hello's seq comes just before.
+    arrival = await agent.presence_of(tenant.agent.id)
+    assert arrival["seq"] == data["last_seq"] + 1
+    async with tenant_tx(db, tenant.id) as conn:
+        assert await events.last_seq(conn) == arrival["seq"]
+    await agent.send({"type": "ping"})
+    assert await agent.frame() == {"type": "pong"}
+
+
+async def test_a_customer_message_reaches_the_queue_agents_and_supervisors_but_no_one_else(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople, other_tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    agent = await open_console(await people.signed_in(tenant.agent))
+    second_tab = await open_console(await people.signed_in(tenant.agent))
+    supervisor = await open_console(await people.signed_in(tenant.supervisor))
+    not_in_queue = await open_console(await people.signed_in(tenant.other_agent))
+    other_supervisor = await open_console(await people.signed_in(other_tenant.supervisor))
+    other_admin = await open_console(await people.signed_in(other_tenant.admin))
+
+    await _customer_writes(server, phone_number_id, "hello there")
+
+    for console in (agent, second_tab, supervisor):
+        created = await console.event("conversation.created")
+        message = await console.event("message.created")
+        assert message["seq"] == created["seq"] + 1
+        assert message["data"]["message"]["text"] == "hello there"
+    for console in (not_in_queue, other_supervisor, other_admin):
+        assert await console.quiet_about_conversations(0.5) == []
+
+
+async def test_an_assignment_reaches_the_queue_the_new_agent_and_supervisors(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    await _customer_writes(server, phone_number_id, "please help")
+    supervisor_api = await people.signed_in(tenant.supervisor)
+    [conversation] = (await supervisor_api.get("/api/conversations?status=waiting")).data
+    queue_agent = await open_console(await people.signed_in(tenant.agent))
+    assignee = await open_console(await people.signed_in(tenant.other_agent))
+    supervisor = await open_console(supervisor_api)
+
+    answer = await supervisor_api.post(
+        f"/api/conversations/{conversation['id']}/assign", {"agent_id": str(tenant.other_agent.id)}
+    )
+    assert answer.status == 200, answer.body
+    for console in (queue_agent, assignee, supervisor):
+        assigned = await console.event("conversation.assigned")
+        assert assigned["data"]["conversation"]["agent_id"] == str(tenant.other_agent.id)
+        assert assigned["data"]["from"]["status"] == "waiting"
+
+    # The queue's agent no longer follows it: a note on it reaches the assignee and supervisors only.
+    note = await supervisor_api.post(f"/api/conversations/{conversation['id']}/notes", {"body": "VIP customer"})
+    assert note.status == 201, note.body
+    assert (await assignee.event("note.created"))["data"]["note"]["body"] == "VIP customer"
+    assert (await supervisor.event("note.created"))["data"]["note"]["body"] == "VIP customer"
+    assert await queue_agent.quiet_about_conversations(0.5) == []
+
+
+async def test_leaving_a_queue_stops_its_events_at_once(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    agent = await open_console(await people.signed_in(tenant.agent))
+    admin = await people.signed_in(tenant.admin)
+    removed = await admin.delete(f"/api/queues/{tenant.queue_id}/members/{tenant.agent.id}")
+    assert removed.status == 200, removed.body
+    await asyncio.sleep(0.3)  # the access change travels by bus, like everything else
+    await _customer_writes(server, phone_number_id, "anyone?")
+    assert await agent.quiet_about_conversations(0.7) == []
+
+    added = await admin.put(f"/api/queues/{tenant.queue_id}/members/{tenant.agent.id}", {})
+    assert added.status == 200, added.body
+    await asyncio.sleep(0.3)
+    await _customer_writes(server, phone_number_id, "hello?", customer="5511900000002")
+    assert (await agent.event("message.created"))["data"]["message"]["text"] == "hello?"
+
+
+async def test_resume_replays_exactly_the_missed_events_in_order_then_goes_live(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    api = await people.signed_in(tenant.agent)
+    first = await open_console(api)
+    await _customer_writes(server, phone_number_id, "one")
+    last_seen = (await first.event("message.created"))["seq"]
+    await first.close()
+
+    for text in ("two", "three", "four"):
+        await _customer_writes(server, phone_number_id, text)
+
+    again = await open_console(api, resume=last_seen)
+    replayed = [await again.event() for _ in range(3)]
+    assert [f["data"]["message"]["text"] for f in replayed] == ["two", "three", "four"]
+    seqs = [f["seq"] for f in replayed]
+    assert seqs == sorted(seqs)
+    assert seqs[0] > last_seen
+    assert await again.quiet_about_conversations(0.5) == []
+
+    await _customer_writes(server, phone_number_id, "five")
+    live = await again.event("message.created")
+    assert live["data"]["message"]["text"] == "five"
+    assert live["seq"] > seqs[-1]
+
+
+async def test_resume_in_the_url_replays_before_anything_live(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    api = await people.signed_in(tenant.agent)
+    async with tenant_tx(db, tenant.id) as conn:
+        start = await events.last_seq(conn)
+    await _customer_writes(server, phone_number_id, "missed")
+    console = await open_console(api, last_seq=start)
+    assert (await console.event("message.created"))["data"]["message"]["text"] == "missed"
+
+
+async def test_resume_from_before_retention_answers_resync(
+    server: TestServer, people: Browsers, db: Database, owner: asyncpg.Connection, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    await _customer_writes(server, phone_number_id, "old news")
+    # Aged as the owner: the server's role may add and prune events, never rewrite them.
+    await owner.execute("update events set created_at = now() - interval '8 days' where tenant_id = $1", tenant.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        assert await events.prune(conn, keep=timedelta(days=7)) >= 2
+        position = await events.last_seq(conn)
+    console = await open_console(await people.signed_in(tenant.agent), resume=0)
+    assert await console.reply() == {"type": "resync", "data": {"last_seq": position}}
+
+
+async def test_a_foreign_or_missing_origin_is_refused_before_the_upgrade(
+    server: TestServer, people: Browsers, tenant: TenantPeople
+) -> None:
+    api = await people.signed_in(tenant.agent)
+    for origin in ("https://evil.example", origin_of(api).replace("127.0.0.1", "localhost"), "null"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await api.client.ws_connect("/ws", origin=origin)
+        assert refused.value.status == 403
+    response = await api.client.get("/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+    assert response.status == 403
+
+
+async def test_without_a_session_the_upgrade_is_refused(server: TestServer, people: Browsers) -> None:
+    api = await people.new()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await api.client.ws_connect("/ws", origin=origin_of(api))
+    assert refused.value.status == 401
+
+
+@pytest.mark.parametrize(
+    ("send", "code"),
+    [
+        ("x" * 5000, aiohttp.WSCloseCode.MESSAGE_TOO_BIG),
+        ("not json", aiohttp.WSCloseCode.UNSUPPORTED_DATA),
+        (b"\x00\x01", aiohttp.WSCloseCode.UNSUPPORTED_DATA),
+        ('{"type": "subscribe_everything"}', aiohttp.WSCloseCode.POLICY_VIOLATION),
+        ("[1, 2]", aiohttp.WSCloseCode.POLICY_VIOLATION),
+    ],
+)
+async def test_bad_frames_close_the_socket_and_the_server_lives_on(
+    server: TestServer, people: Browsers, tenant: TenantPeople, send: str | bytes, code: int
+) -> None:
+    api = await people.signed_in(tenant.agent)
+    console = await open_console(api)
+    if isinstance(send, bytes):
+        await console.ws.send_bytes(send)
+    else:
+        await console.ws.send_str(send)
+    assert await console.closed() == code
+    again = await open_console(api)
+    await again.send({"type": "ping"})
+    assert await again.frame() == {"type": "pong"}
+
+
+async def test_a_known_frame_with_bad_fields_gets_an_error_frame_and_the_socket_stays(
+    server: TestServer, people: Browsers, tenant: TenantPeople
+) -> None:
+    console = await open_console(await people.signed_in(tenant.agent))
+    await console.send({"type": "presence", "status": "asleep"})
+    error = await console.reply()
+    assert error["type"] == "error"
+    assert error["error"]["code"] == "VALIDATION_ERROR"
+    await console.send({"type": "typing", "conversation_id": str(uuid.uuid4())})
+    missing = await console.reply()
+    assert missing["type"] == "error"
+    assert missing["error"]["code"] == "NOT_FOUND"
+    await console.send({"type": "ping"})
+    assert await console.reply() == {"type": "pong"}
+
+
+async def test_a_flood_of_frames_closes_the_socket(server: TestServer, people: Browsers, tenant: TenantPeople) -> None:
+    console = await open_console(await people.signed_in(tenant.agent))
+    for _ in range(100):  # frames that need no answer: a resume from where the client already is
+        await console.send({"type": "resume", "last_seq": console.last_seq})
+    assert await console.closed() == aiohttp.WSCloseCode.POLICY_VIOLATION
+
+
+async def test_sockets_per_user_are_capped(server: TestServer, people: Browsers, tenant: TenantPeople) -> None:
+    api = await people.signed_in(tenant.agent)
+    consoles = [await open_console(api) for _ in range(10)]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await api.client.ws_connect("/ws", origin=origin_of(api))
+    assert refused.value.status == 429
+    await consoles[0].close()
+    await asyncio.sleep(0.1)
+    await open_console(api)
+
+
+async def test_a_password_change_closes_the_users_open_sockets(
+    server: TestServer, people: Browsers, tenant: TenantPeople
+) -> None:
+    api = await people.signed_in(tenant.agent)
+    other_device_api = await people.signed_in(tenant.agent)
+    other_device = await open_console(other_device_api)
+    this_tab = await open_console(api)
+    colleague = await open_console(await people.signed_in(tenant.other_agent))
+    changed = await api.post(
+        "/api/me/password", {"current_password": PASSWORD, "new_password": "a brand new long passphrase"}
+    )
+    assert changed.status == 200, changed.body
+    assert await other_device.closed(within=3) == aiohttp.WSCloseCode.POLICY_VIOLATION
+    assert await this_tab.closed(within=3) == aiohttp.WSCloseCode.POLICY_VIOLATION
+    await colleague.send({"type": "ping"})
+    assert await colleague.reply() == {"type": "pong"}
+    # The other device's cookie opens nothing any more; the tab that changed it has a new session that does.
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await other_device_api.client.ws_connect("/ws", origin=origin_of(other_device_api))
+    assert refused.value.status == 401
+    await open_console(api)
+
+
+async def test_presence_changes_reach_supervisors_live(
+    server: TestServer, people: Browsers, tenant: TenantPeople
+) -> None:
+    supervisor = await open_console(await people.signed_in(tenant.supervisor))
+    agent_api = await people.signed_in(tenant.agent)
+    agent = await open_console(agent_api)
+    connected = await supervisor.presence_of(tenant.agent.id)
+    assert connected["data"]["connected"] is True
+    assert connected["data"]["status"] == "offline"
+
+    await agent.send({"type": "presence", "status": "online"})
+    assert (await supervisor.presence_of(tenant.agent.id))["data"]["status"] == "online"
+    # The agent's own tabs hear it too: their arrival, then their choice.
+    own = [(await agent.presence_of(tenant.agent.id))["data"]["status"] for _ in range(2)]
+    assert own == ["offline", "online"]
+
+    answer = await agent_api.put("/api/agents/me/status", {"status": "away"})
+    assert answer.status == 200, answer.body
+    assert (await supervisor.presence_of(tenant.agent.id))["data"]["status"] == "away"
+
+    await agent.close()
+    # Not connected once the grace period (1.5 s here) has run out without a socket.
+    gone = await supervisor.presence_of(tenant.agent.id, within=6)
+    assert gone["data"]["connected"] is False
+    assert gone["data"]["status"] == "away"
+
+
+async def test_typing_reaches_the_other_followers_not_the_typist(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    await _customer_writes(server, phone_number_id, "typing test")
+    agent_api = await people.signed_in(tenant.agent)
+    [conversation] = (await agent_api.get("/api/conversations?status=waiting")).data
+    agent = await open_console(agent_api)
+    supervisor = await open_console(await people.signed_in(tenant.supervisor))
+    outsider = await open_console(await people.signed_in(tenant.other_agent))
+    await agent.send({"type": "typing", "conversation_id": conversation["id"]})
+    typing = await supervisor.reply()
+    assert typing == {
+        "type": "typing",
+        "data": {"conversation_id": conversation["id"], "user_id": str(tenant.agent.id), "name": "Agent"},
+    }
+    await agent.send({"type": "typing", "conversation_id": conversation["id"]})  # within 2 s: not relayed
+    assert [f for f in await supervisor.quiet(0.5) if f["type"] == "typing"] == []
+    assert [f for f in await outsider.quiet(0.2) if f["type"] == "typing"] == []
+    assert [f for f in await agent.quiet(0.2) if f["type"] == "typing"] == []
+
+
+async def test_shutdown_closes_sockets_so_clients_reconnect_elsewhere(
+    database: TestDatabase, tenant: TenantPeople
+) -> None:
+    test_server = TestServer(create_app(database.settings()))
+    await test_server.start_server()
+    browsers = Browsers(test_server)
+    try:
+        console: Console = await open_console(await browsers.signed_in(tenant.agent))
+        assert len(test_server.app[hub_key].sockets_of(tenant.agent.id)) == 1
+        closing = asyncio.create_task(console.closed(within=10))
+        await test_server.close()
+        assert await closing == aiohttp.WSCloseCode.SERVICE_RESTART
+    finally:
+        await browsers.close()
