@@ -6,6 +6,9 @@ Everything runs against the real server on a port, its in-process bus, and the r
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -20,7 +23,7 @@ from fiv_console import events
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.keys import hub_key
-from tests.api import PASSWORD, Browsers, TenantPeople
+from tests.api import PASSWORD, Api, Browsers, TenantPeople
 from tests.conftest import TestDatabase
 from tests.sockets import Console, open_console, origin_of
 from tests.webhooks import connect_number, envelope, new_phone_number_id, post_webhook, text_message
@@ -367,3 +370,57 @@ async def test_shutdown_closes_sockets_so_clients_reconnect_elsewhere(
         assert await closing == aiohttp.WSCloseCode.SERVICE_RESTART
     finally:
         await browsers.close()
+
+
+async def _never_reading_socket(api: Api) -> asyncio.StreamWriter:
+    """A `/ws` upgrade over a raw connection with a tiny receive buffer, whose client then reads nothing."""
+    url = api.client.make_url("/ws")
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(raw, (url.host, url.port))
+    reader, writer = await asyncio.open_connection(sock=raw)
+    cookies = api.client.session.cookie_jar.filter_cookies(url)
+    cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in cookies.items())
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /ws HTTP/1.1\r\nHost: {url.host}:{url.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin_of(api)}\r\n"
+            f"Cookie: {cookie}\r\n\r\n"
+        ).encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return writer
+
+
+async def test_a_client_that_stops_reading_is_disconnected_and_others_keep_up(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    slow = await _never_reading_socket(await people.signed_in(tenant.agent))
+    reader = await open_console(await people.signed_in(tenant.supervisor))
+    hub = server.app[hub_key]
+    assert len(hub.sockets_of(tenant.agent.id)) == 1
+    try:
+        text = "x" * 4000
+        for number in range(200):
+            customer = f"55119{number:08d}"
+            posted = asyncio.get_running_loop().time()
+            await _customer_writes(server, phone_number_id, f"{number} {text}", customer=customer)
+            # The supervisor, who reads, gets each message at once: the stuck socket holds nobody up.
+            message = await reader.event("message.created", within=2)
+            assert message["data"]["message"]["text"].startswith(f"{number} ")
+            assert asyncio.get_running_loop().time() - posted < 2
+            if not hub.sockets_of(tenant.agent.id):
+                break
+        for _ in range(100):
+            if not hub.sockets_of(tenant.agent.id):
+                break
+            await asyncio.sleep(0.05)
+        assert hub.sockets_of(tenant.agent.id) == set(), "the socket that reads nothing is still open"
+        assert number < 199, "the outbox limit was never reached"
+    finally:
+        slow.close()
+        await slow.wait_closed()

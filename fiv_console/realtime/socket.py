@@ -167,13 +167,14 @@ class AgentSocket:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
-        try:
-            async with asyncio.timeout(_CLOSE_WAIT):
-                await self.ws.close(code=code, message=reason.encode())
-        except (TimeoutError, ConnectionError, RuntimeError):
-            # A client that reads nothing will not read our close frame either: drop the connection.
-            if isinstance(self._transport, asyncio.WriteTransport):
-                self._transport.abort()
+        closing = asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
+        await asyncio.wait({closing}, timeout=_CLOSE_WAIT)
+        if closing.done() and not closing.cancelled() and closing.exception() is None:
+            return
+        # A client that reads nothing will not read our close frame either: drop the connection.
+        closing.cancel()
+        if isinstance(self._transport, asyncio.WriteTransport):
+            self._transport.abort()
 
     async def wait_closed(self) -> None:
         """Lets the closing task finish (the handler awaits it before returning)."""

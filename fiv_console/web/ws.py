@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from socket import SO_SNDBUF, SOL_SOCKET
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -51,6 +52,10 @@ FRAMES_PER_SECOND, FRAME_BURST = 10.0, 40.0
 # One typing notice per conversation per person every so often is all the others need to see.
 TYPING_INTERVAL = 2.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# The kernel's send buffer for a console socket. Left to auto-tuning it grows to megabytes for a client that
+# stops reading, all of it held for that one client; bounded, a stuck client fills it quickly and then its
+# outbox, and is closed at the outbox's limit. Console frames are small: this is ample for a healthy one.
+SOCKET_SEND_BUFFER = 128 * 1024
 
 
 def same_origin(request: web.Request) -> bool:
@@ -97,6 +102,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_seconds, max_msg_size=MAX_CLIENT_FRAME)
     await ws.prepare(request)
+    raw = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if raw is not None:
+        raw.setsockopt(SOL_SOCKET, SO_SNDBUF, SOCKET_SEND_BUFFER)
     socket = AgentSocket(
         ws,
         request.transport,
