@@ -104,15 +104,25 @@ async def socket_closed(conn: Connection, *, user_id: UUID, instance_id: UUID) -
     await conn.execute(_CLOSE_SQL, user_id, instance_id)
 
 
+# Upserted, not just updated: a lease another instance forgot while this one could not reach the database
+# (it looked dead) comes back with the true count of sockets.
 _REFRESH_SQL = """
-update agent_connections set seen_at = now()
-where instance_id = $1 and user_id = any($2::uuid[]) and sockets > 0
+insert into agent_connections as ac (tenant_id, user_id, instance_id, sockets, seen_at)
+select $1, s.user_id, $2, s.sockets, now() from unnest($3::uuid[], $4::int[]) as s(user_id, sockets)
+on conflict (tenant_id, user_id, instance_id) do update set sockets = excluded.sockets, seen_at = now()
+"""
+_MARK_ALL_CONNECTED_SQL = """
+update users set connected = true, connected_changed_at = now()
+where id = any($1::uuid[]) and not connected
+returning id, name, role, status, connected, connected_changed_at as changed_at
 """
 
 
-async def refresh(conn: Connection, *, instance_id: UUID, user_ids: list[UUID]) -> None:
-    """This instance still serves these users: their leases run on."""
-    await conn.execute(_REFRESH_SQL, instance_id, user_ids)
+async def refresh(conn: Connection, batch: EventBatch, *, instance_id: UUID, sockets: dict[UUID, int]) -> None:
+    """This instance serves these users with this many sockets each: their leases run on (and anyone shown
+    as gone meanwhile is connected again)."""
+    await conn.execute(_REFRESH_SQL, batch.tenant_id, instance_id, list(sockets), list(sockets.values()))
+    await _record(conn, batch, list(await conn.fetch(_MARK_ALL_CONNECTED_SQL, list(sockets))))
 
 
 _SWEEP_SQL = f"""

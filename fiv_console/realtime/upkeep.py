@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from datetime import timedelta
 from uuid import UUID
 
@@ -60,12 +61,12 @@ class Upkeep:
     async def _tend(self, tenant_id: UUID) -> None:
         feed = self._hub.feeds.get(tenant_id)
         sockets = list(feed.sockets) if feed is not None else []
-        user_ids = list({s.user_id for s in sockets})
+        counts = Counter(s.user_id for s in sockets)
         async with tenant_tx(self._db, tenant_id) as conn:
-            if user_ids:
-                await presence.refresh(conn, instance_id=self._instance_id, user_ids=user_ids)
-            live = {r["id"]: r for r in await conn.fetch(_SESSIONS_SQL, user_ids)} if user_ids else {}
             batch = EventBatch(tenant_id)
+            if counts:
+                await presence.refresh(conn, batch, instance_id=self._instance_id, sockets=dict(counts))
+            live = {r["id"]: r for r in await conn.fetch(_SESSIONS_SQL, list(counts))} if counts else {}
             await presence.sweep(conn, batch, grace=self._grace)
             announced = await events.append(conn, batch)
         self._hub.announce(tenant_id, announced)

@@ -1,0 +1,184 @@
+"""What keeps live delivery honest when the bus is not: feeds that order and fill gaps from the log, the
+periodic upkeep (leases, lapsed agents, ended sessions), and the log's retention."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestServer
+
+from fiv_console import events
+from fiv_console.app import create_app
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.events import Audience, Event, EventBatch
+from fiv_console.realtime import feed as feed_module
+from fiv_console.realtime.feed import TenantFeed
+from fiv_console.realtime.upkeep import prune_events
+from tests.api import Browsers, TenantPeople
+from tests.conftest import TestDatabase, new_tenant
+from tests.sockets import open_console
+
+
+@dataclass(eq=False)
+class Recorder:
+    """Stands where a socket would: takes what the feed offers it (a supervisor, who sees everything)."""
+
+    user_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    queue_ids: frozenset[uuid.UUID] = frozenset()
+    sees_all: bool = True
+    seqs: list[int] = field(default_factory=list)
+
+    def offer(self, event: Event, frame: str) -> None:
+        self.seqs.append(event.seq)
+
+
+async def _append(db: Database, tenant_id: uuid.UUID, count: int) -> list[Event]:
+    appended = []
+    for _ in range(count):
+        async with tenant_tx(db, tenant_id) as conn:
+            batch = EventBatch(tenant_id)
+            batch.add("queue.stats", Audience.supervisors(), conversation_id=None, payload={})
+            appended += await events.append(conn, batch)
+    return appended
+
+
+async def test_a_feed_orders_what_arrives_out_of_order_and_reads_what_never_arrives(
+    db: Database, tenant: TenantPeople
+) -> None:
+    feed = TenantFeed(tenant.id, db)
+    await feed.start()
+    recorder = Recorder()
+    feed.add(recorder)  # type: ignore[arg-type]
+    first, second, third = await _append(db, tenant.id, 3)
+
+    feed.receive([third, first])  # the doorbell of `second` is lost; `third` came before `first`
+    assert recorder.seqs == [first.seq]
+    await asyncio.sleep(feed_module.GAP_WAIT * 4)  # the gap is read from the log
+    assert recorder.seqs == [first.seq, second.seq, third.seq]
+
+    [fourth] = await _append(db, tenant.id, 1)
+    feed.receive([fourth, third, second])  # repeats are dropped
+    assert recorder.seqs == [first.seq, second.seq, third.seq, fourth.seq]
+    await feed.close()
+
+
+async def test_a_feed_catches_up_on_what_was_committed_while_the_bus_was_silent(
+    db: Database, tenant: TenantPeople
+) -> None:
+    feed = TenantFeed(tenant.id, db)
+    await feed.start()
+    recorder = Recorder()
+    feed.add(recorder)  # type: ignore[arg-type]
+    missed = await _append(db, tenant.id, 3)
+    feed.catch_up()
+    for _ in range(100):
+        if len(recorder.seqs) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert recorder.seqs == [e.seq for e in missed]
+    assert feed.position == missed[-1].seq
+    await feed.close()
+
+
+@pytest.fixture
+async def server(database: TestDatabase) -> AsyncIterator[TestServer]:
+    test_server = TestServer(create_app(database.settings(presence_grace_seconds=1.5)))
+    await test_server.start_server()
+    try:
+        yield test_server
+    finally:
+        await test_server.close()
+
+
+@pytest.fixture
+async def people(server: TestServer) -> AsyncIterator[Browsers]:
+    opened = Browsers(server)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_an_agent_whose_instance_died_is_reported_gone_once_the_grace_runs_out(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    # The agent's socket was on an instance that crashed: its lease was refreshed a while ago, then never.
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "insert into agent_connections (tenant_id, user_id, instance_id, sockets, seen_at) "
+            "values ($1, $2, $3, 1, now() - interval '1 second')",
+            tenant.id,
+            tenant.agent.id,
+            uuid.uuid4(),
+        )
+        await conn.execute("update users set connected = true where id = $1", tenant.agent.id)
+    supervisor = await open_console(await people.signed_in(tenant.supervisor))
+    gone = await supervisor.presence_of(tenant.agent.id, within=5)
+    assert gone["data"]["connected"] is False
+    async with tenant_tx(db, tenant.id) as conn:
+        assert await conn.fetchval("select connected from users where id = $1", tenant.agent.id) is False
+        logged = await conn.fetch(
+            "select connected from agent_presence_log where user_id = $1 order by id", tenant.agent.id
+        )
+    assert [r["connected"] for r in logged] == [False]
+
+
+async def test_a_reconnect_within_the_grace_period_is_no_departure(
+    server: TestServer, people: Browsers, tenant: TenantPeople
+) -> None:
+    supervisor = await open_console(await people.signed_in(tenant.supervisor))
+    agent_api = await people.signed_in(tenant.agent)
+    first = await open_console(agent_api)
+    assert (await supervisor.presence_of(tenant.agent.id))["data"]["connected"] is True
+    await first.close()
+    await open_console(agent_api)  # a page reload
+    frames = await supervisor.quiet(3)
+    assert [
+        f for f in frames if f.get("event") == "agent.presence" and f["data"]["user_id"] == str(tenant.agent.id)
+    ] == []
+
+
+async def test_a_session_ended_without_a_word_on_the_bus_still_closes_its_sockets(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    console = await open_console(await people.signed_in(tenant.agent))
+    # As if the notice were lost (Redis down): only the database knows.
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update users set session_version = session_version + 1 where id = $1", tenant.agent.id)
+    assert await console.closed(within=5) == 1008
+
+
+async def _event_count(conn: Any) -> int:
+    return int(await conn.fetchval("select count(*) from events"))
+
+
+async def test_retention_removes_old_events_of_every_tenant_as_a_prefix(
+    db: Database, owner: asyncpg.Connection
+) -> None:
+    tenants = [await new_tenant(db), await new_tenant(db)]
+    for tenant_id in tenants:
+        old, middle, _ = await _append(db, tenant_id, 3)
+        # created_at is when a transaction began: `middle`'s began long before `old`'s and committed after.
+        # Deleting by age alone would keep `old` and leave a hole where `middle` was.
+        await owner.execute(
+            "update events set created_at = now() - interval '1 day' where tenant_id = $1 and seq = $2",
+            tenant_id,
+            old.seq,
+        )
+        await owner.execute(
+            "update events set created_at = now() - interval '10 days' where tenant_id = $1 and seq = $2",
+            tenant_id,
+            middle.seq,
+        )
+    assert await prune_events(db, keep=timedelta(days=7)) >= 4
+    for tenant_id in tenants:
+        async with tenant_tx(db, tenant_id) as conn:
+            assert await _event_count(conn) == 1
+            assert await events.oldest_kept(conn) == await events.last_seq(conn)
