@@ -56,9 +56,12 @@ async def test_lookups_find_the_tenant_before_it_is_known(db: Database) -> None:
         assert [dict(r) for r in token] == [{"tenant_id": tenant, "token_id": live}]
         assert await conn.fetch("select * from api_token_for_hash($1)", hashlib.sha256(b"revoked").digest()) == []
 
+        assert tenant in {r[0] for r in await conn.fetch("select tenant_ids()")}
+
         # Without the lookups, the same connection sees none of those rows.
         assert await conn.fetchval("select count(*) from users where email = $1", email) == 0
         assert await conn.fetchval("select count(*) from api_tokens") == 0
+        assert await conn.fetchval("select count(*) from tenants") == 0
 
 
 @pytest.fixture
@@ -115,6 +118,7 @@ async def test_lookups_work_when_the_owner_is_not_a_superuser(unprivileged_owner
             channel = await conn.fetchrow("select tenant_id, channel_id from channel_for_phone_number($1)", phone)
             assert channel is not None
             assert (channel["tenant_id"], channel["channel_id"]) == (tenant, ids["channels"])
+            assert [r[0] for r in await conn.fetch("select tenant_ids()")] == [tenant]
             assert await conn.fetchval("select count(*) from users") == 0
     finally:
         await db.pool.close()

@@ -47,6 +47,7 @@ class TenantFeed:
         self._reading: asyncio.Task[None] | None = None
         self._read_again = False
         self.ready = asyncio.Event()
+        self.broken: BaseException | None = None
 
     @property
     def position(self) -> int:

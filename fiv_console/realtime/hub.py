@@ -25,6 +25,7 @@ from fiv_console import events, queues
 from fiv_console.bus.base import Bus, Handler
 from fiv_console.bus.channels import tenant_channel
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.errors import Unavailable
 from fiv_console.events import Event
 from fiv_console.realtime import wire
 from fiv_console.realtime.feed import TenantFeed
@@ -74,11 +75,15 @@ class Hub:
             try:
                 await self._bus.subscribe(tenant_channel(socket.tenant_id), handler)
                 await feed.start()
-            except BaseException:
+            except BaseException as exc:
+                feed.broken = exc
+                feed.ready.set()  # sockets joining meanwhile hear of it too
                 await self._drop_feed(socket.tenant_id)
                 raise
         else:
             await feed.ready.wait()
+            if feed.broken is not None:
+                raise Unavailable("the tenant's event feed could not start") from feed.broken
         socket.sent_upto = socket.last_offered = feed.position
         feed.add(socket)
         self._by_user[socket.user_id].add(socket)

@@ -118,8 +118,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     )
     instance_id = app[instance_id_key]
     try:
-        position = await hub.join(socket)
-        await _presence_change(db, hub, socket, opened=instance_id)
+        try:
+            position = await hub.join(socket)
+            await _presence_change(db, hub, socket, opened=instance_id)
+        except Unavailable:
+            socket.close(WSCloseCode.TRY_AGAIN_LATER, "temporarily unavailable")
+            return ws
         connected = user.model_copy(update={"connected": True})
         socket.send(hello_frame(connected.model_dump(mode="json"), position, settings.ws_heartbeat_seconds))
         await _serve(request, db, hub, socket)
