@@ -1,103 +1,19 @@
-"""The sign-in page, the console shell and the API reference in a real browser: Debian's Chromium, headless,
-driven by Playwright against the live test server.
-
-Playwright's own browser download does not work on our machines, so the tests use /usr/bin/chromium. Without
-it they are skipped locally, with how to install it, and fail under CI (`CI` set), where a skip would hide
-that the login page was never tried.
-"""
+"""The sign-in page, the console shell and the API reference in a real browser (`tests/browser.py`)."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import pytest
-from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, Route, async_playwright, expect
+from playwright.async_api import Route, expect
 
 from fiv_console.web.api import registry
 from tests.api import PASSWORD, Browsers, Person, TenantPeople
+from tests.browser import Tab, browser, chromium, tab
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless as root in a sandbox with no network: no GPU, no sandbox, and none of Chromium's calls home.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The fixtures come from tests/browser.py; naming them here is how pytest finds them.
+__all__ = ["browser", "chromium", "tab"]
+
 WRONG = "The email or password is wrong."
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI must run the browser tests")
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@dataclass
-class Tab:
-    """A page of a fresh browser context, recording what must never happen: script errors (a CSP refusal
-    shows up as one), and dialogs (an injected `alert`)."""
-
-    page: Page
-    base: str
-    errors: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    async def sign_in(self, email: str, password: str) -> None:
-        await self.page.goto(self.url("/login"))
-        await self.page.get_by_label("Email").fill(email)
-        await self.page.get_by_label("Password").fill(password)
-        await self.page.get_by_role("button", name="Sign in").click()
-
-
-@pytest.fixture
-async def tab(browser: Browser, api_server: TestServer) -> AsyncIterator[Tab]:
-    context = await browser.new_context()
-    page = await context.new_page()
-    opened = Tab(page, str(api_server.make_url("")).rstrip("/"))
-
-    def on_console(message: ConsoleMessage) -> None:
-        # Chromium also logs every 4xx answer as an error; those are answers the page handles.
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            opened.errors.append(message.text)
-
-    async def on_dialog(dialog: Dialog) -> None:
-        opened.dialogs.append(dialog.message)
-        await dialog.dismiss()
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: opened.errors.append(str(error)))
-    page.on("dialog", on_dialog)
-    try:
-        yield opened
-    finally:
-        await context.close()
 
 
 async def test_the_login_page_renders(tab: Tab) -> None:

@@ -1,0 +1,92 @@
+// The console's live connection: one WebSocket to /ws that resumes where it left off.
+//
+// Every event carries its tenant-wide `seq`; the last one handled is kept for this tab (sessionStorage), so
+// a reconnect, or a reload, asks the server for exactly what was missed (`resume`). Events at or below it
+// are dropped, so nothing is handled twice. The socket reconnects by itself with a growing, jittered delay;
+// when the session has ended it stops and says so.
+
+const SEQ_KEY = "fiv.lastSeq";
+const SESSION_ENDED = 1008;
+
+export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFrame }) {
+  let socket = null;
+  let lastSeq = readSeq();
+  let attempt = 0;
+  let stopped = false;
+
+  function readSeq() {
+    const stored = Number.parseInt(sessionStorage.getItem(SEQ_KEY) ?? "", 10);
+    return Number.isSafeInteger(stored) && stored >= 0 ? stored : null;
+  }
+
+  function remember(seq) {
+    lastSeq = seq;
+    sessionStorage.setItem(SEQ_KEY, String(seq));
+  }
+
+  function send(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  function open() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(`${scheme}//${window.location.host}/ws`);
+    onState("connecting");
+    socket.addEventListener("open", () => {
+      // Resume at once: live events wait for this first frame.
+      if (lastSeq !== null) send({ type: "resume", last_seq: lastSeq });
+    });
+    socket.addEventListener("message", (message) => {
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (frame.type === "hello") {
+        attempt = 0;
+        if (lastSeq === null) {
+          remember(frame.data.last_seq);
+          send({ type: "resume", last_seq: lastSeq });
+        }
+        onState("live", frame.data.user);
+      } else if (frame.type === "event") {
+        if (lastSeq !== null && frame.seq <= lastSeq) return;
+        remember(frame.seq);
+        onEvent(frame);
+      } else if (frame.type === "resync") {
+        remember(frame.data.last_seq);
+        onResync();
+      } else if (onFrame) {
+        onFrame(frame);
+      }
+    });
+    socket.addEventListener("close", (closed) => {
+      socket = null;
+      if (stopped) return;
+      if (closed.code === SESSION_ENDED) {
+        stopped = true;
+        onState("ended");
+        onSessionEnded();
+        return;
+      }
+      attempt += 1;
+      const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
+      onState("reconnecting");
+      window.setTimeout(open, delay);
+    });
+  }
+
+  open();
+  return {
+    send,
+    stop() {
+      stopped = true;
+      if (socket) socket.close(1000);
+    },
+  };
+}
