@@ -182,3 +182,13 @@ async def test_retention_removes_old_events_of_every_tenant_as_a_prefix(
         async with tenant_tx(db, tenant_id) as conn:
             assert await _event_count(conn) == 1
             assert await events.oldest_kept(conn) == await events.last_seq(conn)
+
+
+async def test_an_event_whose_doorbell_was_lost_still_arrives_with_the_next_tick(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    supervisor = await open_console(await people.signed_in(tenant.supervisor))
+    await supervisor.presence_of(tenant.supervisor.id)
+    [silent] = await _append(db, tenant.id, 1)  # committed, never announced
+    arrived = await supervisor.event("queue.stats", within=3)
+    assert arrived["seq"] == silent.seq
