@@ -331,6 +331,22 @@ async def _read_after_move(conn: Connection, conversation_id: UUID) -> Conversat
     return _conversation(row)
 
 
+def announce_updated(batch: EventBatch, conversation: Conversation) -> None:
+    """`conversation.updated` (its labels changed), to whoever follows it."""
+    if conversation.agent_id is not None:
+        audience = Audience.agent(conversation.agent_id)
+    elif conversation.status == "waiting":
+        audience = Audience.queue(conversation.queue_id)
+    else:  # closed while it waited: it was nobody's, and no agent sees it any more
+        audience = Audience.supervisors()
+    batch.add(
+        "conversation.updated",
+        audience,
+        conversation_id=conversation.id,
+        payload={"conversation": conversation.model_dump(mode="json")},
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Locked:
     id: UUID

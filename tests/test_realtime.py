@@ -424,3 +424,42 @@ async def test_a_client_that_stops_reading_is_disconnected_and_others_keep_up(
     finally:
         slow.close()
         await slow.wait_closed()
+
+
+async def test_a_label_change_is_live_for_the_conversations_followers(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    await _customer_writes(server, phone_number_id, "label me")
+    admin = await people.signed_in(tenant.admin)
+    label = (await admin.post("/api/labels", {"name": f"vip-{uuid.uuid4().hex[:6]}"})).data
+    [conversation] = (await admin.get("/api/conversations?status=waiting")).data
+    queue_agent = await open_console(await people.signed_in(tenant.agent))
+    outsider = await open_console(await people.signed_in(tenant.other_agent))
+    answer = await admin.put(f"/api/conversations/{conversation['id']}/labels/{label['id']}")
+    assert answer.status == 200, answer.body
+    updated = await queue_agent.event("conversation.updated")
+    assert [item["name"] for item in updated["data"]["conversation"]["labels"]] == [label["name"]]
+    assert await outsider.quiet_about_conversations(0.5) == []
+
+
+async def test_a_peer_that_stops_answering_pings_is_dropped(database: TestDatabase, tenant: TenantPeople) -> None:
+    test_server = TestServer(create_app(database.settings(ws_heartbeat_seconds=1)))
+    await test_server.start_server()
+    browsers = Browsers(test_server)
+    try:
+        api = await browsers.signed_in(tenant.agent)
+        # A half-open connection: the client neither reads nor answers pings.
+        ws = await api.client.ws_connect("/ws", origin=origin_of(api), autoping=False)
+        assert "hello" in (await ws.receive(timeout=5)).data
+        hub = test_server.app[hub_key]
+        assert len(hub.sockets_of(tenant.agent.id)) == 1
+        for _ in range(100):
+            if not hub.sockets_of(tenant.agent.id):
+                break
+            await asyncio.sleep(0.05)
+        assert hub.sockets_of(tenant.agent.id) == set()
+        await ws.close()
+    finally:
+        await browsers.close()
+        await test_server.close()

@@ -274,9 +274,11 @@ async def add_conversation_note(call: ApiCall[NoteCreate, NoInput]) -> Created[N
     summary="Put a label on the conversation", tag=_TAG, response=Conversation,
 )  # fmt: skip
 async def add_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversation:
-    return await conversations.add_label(
+    conversation = await conversations.add_label(
         call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"], label_id=call.ids["label_id"]
     )
+    conversations.announce_updated(call.events, conversation)
+    return conversation
 
 
 @routes.route(
@@ -284,9 +286,11 @@ async def add_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversatio
     summary="Take a label off the conversation", tag=_TAG, response=Conversation,
 )  # fmt: skip
 async def remove_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversation:
-    return await conversations.remove_label(
+    conversation = await conversations.remove_label(
         call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"], label_id=call.ids["label_id"]
     )
+    conversations.announce_updated(call.events, conversation)
+    return conversation
 
 
 @routes.route(
