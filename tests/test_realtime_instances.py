@@ -138,3 +138,27 @@ async def test_redis_restart_pauses_cross_instance_pushes_then_both_live_deliver
             assert [f["data"]["message"]["text"] for f in replayed] == ["during 1", "during 2", "after"]
     finally:
         redis.stop()
+
+
+async def test_the_bus_itself_carries_events_between_instances_at_once(
+    database: TestDatabase, redis_url: str, db: Database, tenant: TenantPeople
+) -> None:
+    """Not the upkeep's safety net (a tick away, at least a third of the grace period): the doorbell."""
+    phone_number_id = await _number(db, tenant)
+    async with AsyncExitStack() as stack:
+        servers = []
+        for _ in range(2):
+            server = TestServer(create_app(database.settings(redis_url=redis_url, presence_grace_seconds=600)))
+            await server.start_server()
+            stack.push_async_callback(server.close)
+            servers.append(server)
+        a, b = Browsers(servers[0]), Browsers(servers[1])
+        stack.push_async_callback(a.close)
+        stack.push_async_callback(b.close)
+        started = asyncio.get_running_loop().time()
+        agent_on_a = await open_console(await a.signed_in(tenant.agent))
+        assert asyncio.get_running_loop().time() - started < 1.5, "the first socket waited on its subscription"
+        for number in range(20):
+            await _customer_writes(b, phone_number_id, f"quick {number}")
+            message = await agent_on_a.event("message.created", within=1)
+            assert message["data"]["message"]["text"] == f"quick {number}"

@@ -192,3 +192,29 @@ async def test_an_event_whose_doorbell_was_lost_still_arrives_with_the_next_tick
     [silent] = await _append(db, tenant.id, 1)  # committed, never announced
     arrived = await supervisor.event("queue.stats", within=3)
     assert arrived["seq"] == silent.seq
+
+
+async def test_events_read_from_the_log_after_the_bus_brought_them_are_not_kept_waiting(
+    db: Database, tenant: TenantPeople, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed = TenantFeed(tenant.id, db)
+    await feed.start()
+    recorder = Recorder()
+    feed.add(recorder)  # type: ignore[arg-type]
+    first, second = await _append(db, tenant.id, 2)
+    real_read = events.read
+
+    async def read_while_the_bus_delivers(conn: Any, **kwargs: Any) -> list[Event]:
+        found = await real_read(conn, **kwargs)
+        feed.receive([first])  # the bus brings the missing event while the log is being read
+        return found
+
+    monkeypatch.setattr(feed_module.events, "read", read_while_the_bus_delivers)
+    feed.receive([second])
+    feed.catch_up()
+    await asyncio.sleep(feed_module.GAP_WAIT * 4)
+    assert recorder.seqs == [first.seq, second.seq]
+    # Nothing is left waiting for a gap that is not there, so no read is scheduled again and again.
+    assert feed._pending == {}
+    assert feed._timer is None
+    await feed.close()

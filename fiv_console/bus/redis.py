@@ -139,7 +139,9 @@ class RedisBus:
     async def _subscribe_loop(self) -> None:
         backoff = _BACKOFF_FIRST
         first = True
-        pool = ConnectionPool.from_url(self._url, socket_connect_timeout=2, socket_timeout=None)
+        # RESP2 on purpose: under RESP3 (redis-py's default since 8) pub/sub replies are push frames, which
+        # `read_response` hands to a push handler instead of returning them.
+        pool = ConnectionPool.from_url(self._url, protocol=2, socket_connect_timeout=2, socket_timeout=None)
         try:
             while True:
                 connection: AbstractConnection = pool.make_connection()  # type: ignore[no-untyped-call]
@@ -154,8 +156,11 @@ class RedisBus:
                     self._connected = True
                     backoff = _BACKOFF_FIRST
                     await self._read(connection, unconfirmed=set(channels), after_outage=not first)
-                except (RedisError, OSError, TimeoutError):
-                    if self._connected:
+                except Exception as exc:
+                    if not isinstance(exc, (RedisError, OSError, TimeoutError)):
+                        # Not a connection problem: a bug, but the bus must live on, so it starts afresh.
+                        log.exception("bus subscriber failed; reconnecting")
+                    elif self._connected:
                         log.warning("bus connection lost; reconnecting")
                     self._connected = False
                     self._connection = None

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # How long an event past a gap waits for the events before it to arrive by bus before they are read.
 GAP_WAIT = 0.05
 _READ_PAGE = 1000
+_RETRY_MAX = 5.0
 
 
 class TenantFeed:
@@ -46,6 +47,7 @@ class TenantFeed:
         self._timer: asyncio.TimerHandle | None = None
         self._reading: asyncio.Task[None] | None = None
         self._read_again = False
+        self._failures = 0
         self.ready = asyncio.Event()
         self.broken: BaseException | None = None
 
@@ -121,6 +123,9 @@ class TenantFeed:
         while self._next in self._pending:
             self._dispatch(self._pending.pop(self._next))
             self._next += 1
+        if self._pending:
+            # Anything below the position came twice (the bus and the log both delivered it).
+            self._pending = {seq: e for seq, e in self._pending.items() if seq > self._next}
         if self._pending and self._timer is None and self._reading is None:
             self._timer = asyncio.get_running_loop().call_later(GAP_WAIT, self.catch_up)
         elif not self._pending and self._timer is not None:
@@ -144,38 +149,38 @@ class TenantFeed:
         self._reading = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
+        retry_in = GAP_WAIT
         try:
             while True:
                 self._read_again = False
                 assert self._next is not None
+                start = self._next
                 try:
                     async with tenant_tx(self._db, self.tenant_id) as conn:
                         found = await events.read(
-                            conn, tenant_id=self.tenant_id, after=self._next - 1, upto=2**62, limit=_READ_PAGE
+                            conn, tenant_id=self.tenant_id, after=start - 1, upto=2**62, limit=_READ_PAGE
                         )
-                except Exception as exc:  # the database is away or failing: the next doorbell or tick tries again
-                    log.warning("feed could not read the event log", extra={"error": type(exc).__name__})
+                except Exception as exc:  # the database is away or failing: try again, less and less often
+                    if self._failures == 0:
+                        log.warning("feed could not read the event log", extra={"error": type(exc).__name__})
+                    self._failures += 1
+                    retry_in = min(_RETRY_MAX, GAP_WAIT * 2**self._failures)
                     return
-                if found and found[0].seq > self._next:
+                self._failures = 0
+                if found and found[0].seq > start and self._next == start:
                     # Retention removed what was missed; a socket that needs it resumes into a resync.
                     self._next = found[0].seq
                 for event in found:
-                    self._pending.setdefault(event.seq, event)
-                if not found and self._pending:
-                    self._next = max(self._next, min(self._pending))
-                self._advance_without_timer()
+                    if event.seq >= self._next:
+                        self._pending.setdefault(event.seq, event)
+                self._advance()
                 if len(found) < _READ_PAGE and not self._read_again:
                     return
         finally:
             self._reading = None
             if self._pending and self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(GAP_WAIT, self.catch_up)
-
-    def _advance_without_timer(self) -> None:
-        assert self._next is not None
-        while self._next in self._pending:
-            self._dispatch(self._pending.pop(self._next))
-            self._next += 1
+                # What is still missing committed after this read's snapshot: read again shortly.
+                self._timer = asyncio.get_running_loop().call_later(retry_in, self.catch_up)
 
     async def close(self) -> None:
         if self._timer is not None:
