@@ -309,15 +309,29 @@ async def ensure_visible(conn: Connection, *, viewer: Viewer, conversation_id: U
         raise NotFound("no such conversation")
 
 
-_FOLLOWERS_SQL = f"select c.queue_id, c.agent_id from conversations c where c.id = $3 and {VISIBLE_CONVERSATION_SQL}"
+_FOLLOWERS_SQL = f"""
+select c.queue_id, c.agent_id, c.status from conversations c where c.id = $3 and {VISIBLE_CONVERSATION_SQL}
+for share of c
+"""
 
 
 async def followers(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Audience:
-    """Who follows a conversation the viewer sees (its agent or its queue's, and staff); NotFound otherwise."""
+    """Who follows a conversation the viewer sees (see `events.conversation_audience`); NotFound otherwise.
+
+    Share-locks the conversation until commit, so a move cannot slip between this read and the event that
+    uses it (the move would take its seq first, and the event would go to the conversation's old followers).
+    """
     row = await conn.fetchrow(_FOLLOWERS_SQL, *_sight(viewer), conversation_id)
     if row is None:
         raise NotFound("no such conversation")
-    return conversation_audience(queue_id=row["queue_id"], agent_id=row["agent_id"])
+    return conversation_audience(queue_id=row["queue_id"], agent_id=row["agent_id"], status=row["status"])
+
+
+def followers_now(conversation: Conversation) -> Audience:
+    """Who follows the conversation as it is (after a move: its new followers only)."""
+    return conversation_audience(
+        queue_id=conversation.queue_id, agent_id=conversation.agent_id, status=conversation.status
+    )
 
 
 # After a move, the conversation as it now is. Not filtered by sight: the caller locked it within their sight
@@ -333,15 +347,9 @@ async def _read_after_move(conn: Connection, conversation_id: UUID) -> Conversat
 
 def announce_updated(batch: EventBatch, conversation: Conversation) -> None:
     """`conversation.updated` (its labels changed), to whoever follows it."""
-    if conversation.agent_id is not None:
-        audience = Audience.agent(conversation.agent_id)
-    elif conversation.status == "waiting":
-        audience = Audience.queue(conversation.queue_id)
-    else:  # closed while it waited: it was nobody's, and no agent sees it any more
-        audience = Audience.supervisors()
     batch.add(
         "conversation.updated",
-        audience,
+        followers_now(conversation),
         conversation_id=conversation.id,
         payload={"conversation": conversation.model_dump(mode="json")},
     )

@@ -155,9 +155,15 @@ async def append(conn: Connection, batch: EventBatch) -> list[Event]:
     ]
 
 
-def conversation_audience(*, queue_id: UUID, agent_id: UUID | None) -> Audience:
-    """Who follows a conversation: its agent once it has one, else the agents of the queue it waits in."""
-    return Audience.agent(agent_id) if agent_id is not None else Audience.queue(queue_id)
+def conversation_audience(*, queue_id: UUID, agent_id: UUID | None, status: str) -> Audience:
+    """Who follows a conversation as it now is: its agent once it has one (closed ones stay theirs), the
+    agents of the queue it waits in, or, closed while it waited, nobody but supervisors and admins. The same
+    sight as `conversations.VISIBLE_CONVERSATION_SQL`."""
+    if agent_id is not None:
+        return Audience.agent(agent_id)
+    if status == "waiting":
+        return Audience.queue(queue_id)
+    return Audience.supervisors()
 
 
 class Announcer(Protocol):

@@ -59,8 +59,9 @@ with advanced as (
       and {_RANK_SQL.format(column="m.status")} < {_RANK_SQL.format(column="$3::text")}
     returning m.id, m.conversation_id, m.status, m.error
 )
-select a.id, a.conversation_id, a.status, a.error, c.queue_id, c.agent_id
+select a.id, a.conversation_id, a.status, a.error, c.queue_id, c.agent_id, c.status as conversation_status
 from advanced a join conversations c on c.id = a.conversation_id
+for share of c
 """
 
 
@@ -141,4 +142,5 @@ async def _advance(
             error=row["error"],
             queue_id=row["queue_id"],
             agent_id=row["agent_id"],
+            conversation_status=row["conversation_status"],
         )

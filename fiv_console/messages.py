@@ -43,11 +43,13 @@ class Message(BaseModel):
     created_at: datetime
 
 
-def announce_created(events: EventBatch, message: Message, *, queue_id: UUID, agent_id: UUID | None) -> None:
+def announce_created(
+    events: EventBatch, message: Message, *, queue_id: UUID, agent_id: UUID | None, conversation_status: str
+) -> None:
     """`message.created`, to whoever follows the message's conversation (its agent, or its queue's)."""
     events.add(
         "message.created",
-        conversation_audience(queue_id=queue_id, agent_id=agent_id),
+        conversation_audience(queue_id=queue_id, agent_id=agent_id, status=conversation_status),
         conversation_id=message.conversation_id,
         payload={"conversation_id": message.conversation_id, "message": message.model_dump(mode="json")},
     )
@@ -62,11 +64,12 @@ def announce_status(
     error: Any,
     queue_id: UUID,
     agent_id: UUID | None,
+    conversation_status: str,
 ) -> None:
     """`message.status`: an outbound message moved on (sent, delivered, read, failed, queued again)."""
     events.add(
         "message.status",
-        conversation_audience(queue_id=queue_id, agent_id=agent_id),
+        conversation_audience(queue_id=queue_id, agent_id=agent_id, status=conversation_status),
         conversation_id=conversation_id,
         payload={"conversation_id": conversation_id, "message_id": message_id, "status": status, "error": error},
     )

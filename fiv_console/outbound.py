@@ -265,7 +265,9 @@ async def prepare(
     )
     await conn.execute(_TOUCH_SQL, conversation_id)
     message = _message(stored)
-    messages.announce_created(events, message, queue_id=row["queue_id"], agent_id=row["agent_id"])
+    messages.announce_created(
+        events, message, queue_id=row["queue_id"], agent_id=row["agent_id"], conversation_status=row["status"]
+    )
     target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
     assert stored is not None, "an insert returns its row"
     return Outgoing(message, target, content, reply_to_wamid, attempt=int(stored["send_attempts"]))
@@ -318,7 +320,9 @@ update messages set status = 'failed', error = $2, updated_at = now()
 where id = $1 and status = 'queued' and send_attempts = $3
 returning {MESSAGE_COLUMNS}
 """
-_FOLLOWERS_SQL = "select queue_id, agent_id from conversations where id = $1"
+# Share-locked: a move of the conversation committing meanwhile would otherwise send this event to whoever
+# followed it before (the move takes its seq first), and its new agent would never get it.
+_FOLLOWERS_SQL = "select queue_id, agent_id, status from conversations where id = $1 for share"
 _READ_SQL = f"select {MESSAGE_COLUMNS} from messages where id = $1"
 
 
@@ -356,4 +360,5 @@ def _announce_status(events: EventBatch, conversation: Any, message: Message) ->
         error=message.error,
         queue_id=conversation["queue_id"],
         agent_id=conversation["agent_id"],
+        conversation_status=conversation["status"],
     )

@@ -463,3 +463,40 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(database: TestDataba
     finally:
         await browsers.close()
         await test_server.close()
+
+
+async def test_a_transfer_note_reaches_only_those_who_follow_the_conversation_after_it(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    await _customer_writes(server, phone_number_id, "transfer me")
+    supervisor_api = await people.signed_in(tenant.supervisor)
+    [conversation] = (await supervisor_api.get("/api/conversations?status=waiting")).data
+    queue_agent = await open_console(await people.signed_in(tenant.agent))
+    new_agent = await open_console(await people.signed_in(tenant.other_agent))
+    answer = await supervisor_api.post(
+        f"/api/conversations/{conversation['id']}/transfer",
+        {"agent_id": str(tenant.other_agent.id), "note": "private context"},
+    )
+    assert answer.status == 200, answer.body
+    # The queue's agent hears that it left their line, and nothing of what is said about it after.
+    assert (await queue_agent.event("conversation.transferred"))["data"]["conversation"]["status"] == "assigned"
+    assert await queue_agent.quiet_about_conversations(0.5) == []
+    assert (await new_agent.event("note.created"))["data"]["note"]["body"] == "private context"
+
+
+async def test_a_conversation_closed_while_waiting_concerns_supervisors_only(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    await _customer_writes(server, phone_number_id, "spam")
+    supervisor_api = await people.signed_in(tenant.supervisor)
+    [conversation] = (await supervisor_api.get("/api/conversations?status=waiting")).data
+    closed = await supervisor_api.post(f"/api/conversations/{conversation['id']}/close", {"reason": "spam"})
+    assert closed.status == 200, closed.body
+    queue_agent = await open_console(await people.signed_in(tenant.agent))
+    supervisor = await open_console(supervisor_api)
+    note = await supervisor_api.post(f"/api/conversations/{conversation['id']}/notes", {"body": "blocked number"})
+    assert note.status == 201, note.body
+    assert (await supervisor.event("note.created"))["data"]["note"]["body"] == "blocked number"
+    assert await queue_agent.quiet_about_conversations(0.5) == []

@@ -99,7 +99,7 @@ returning id
 """
 _MESSAGE_EXISTS_SQL = "select 1 from messages where channel_id = $1 and wa_message_id = $2"
 _OPEN_CONVERSATION_SQL = """
-select id, queue_id, agent_id from conversations
+select id, queue_id, agent_id, status from conversations
 where channel_id = $1 and contact_id = $2 and status <> 'closed'
 for no key update
 """
@@ -152,10 +152,10 @@ cross join lateral (
 ) m
 """
 _OPEN_CONVERSATIONS_SQL = """
-select c.id, c.channel_id, c.contact_id, c.queue_id, c.agent_id
+select c.id, c.channel_id, c.contact_id, c.queue_id, c.agent_id, c.status
 from unnest($1::uuid[], $2::uuid[]) with ordinality as k(channel_id, contact_id, ord)
 cross join lateral (
-    select id, channel_id, contact_id, queue_id, agent_id from conversations
+    select id, channel_id, contact_id, queue_id, agent_id, status from conversations
     where channel_id = k.channel_id and contact_id = k.contact_id and status <> 'closed'
     for no key update
 ) c
@@ -328,7 +328,11 @@ async def store_messages_together(
 
 def _announce(batch: EventBatch, conversation: asyncpg.Record, row: asyncpg.Record) -> None:
     messages.announce_created(
-        batch, Message.model_validate(dict(row)), queue_id=conversation["queue_id"], agent_id=conversation["agent_id"]
+        batch,
+        Message.model_validate(dict(row)),
+        queue_id=conversation["queue_id"],
+        agent_id=conversation["agent_id"],
+        conversation_status=conversation["status"],
     )
 
 

@@ -196,7 +196,7 @@ async def transfer_conversation(call: ApiCall[TransferRequest, NoInput]) -> Conv
             conversation_id=conversation_id,
             author_id=_author(call),
             body=request.note,
-            followers=moved.audience,
+            followers=conversations.followers_now(moved.conversation),
         )
     return moved.conversation
 
