@@ -45,12 +45,16 @@ def _announce(batch: EventBatch, row: asyncpg.Record) -> None:
     batch.add("agent.presence", Audience.agent(row["id"]), conversation_id=None, payload=payload)
 
 
-_LOG_SQL = "insert into agent_presence_log (tenant_id, user_id, status, connected) values ($1, $2, $3, $4)"
+_LOG_SQL = """
+insert into agent_presence_log (tenant_id, user_id, status, connected, changed_at) values ($1, $2, $3, $4, $5)
+"""
 
 
 async def _record(conn: Connection, batch: EventBatch, rows: list[asyncpg.Record]) -> None:
     if rows:
-        await conn.executemany(_LOG_SQL, [(batch.tenant_id, r["id"], r["status"], r["connected"]) for r in rows])
+        await conn.executemany(
+            _LOG_SQL, [(batch.tenant_id, r["id"], r["status"], r["connected"], r["changed_at"]) for r in rows]
+        )
     for row in rows:
         _announce(batch, row)
 
@@ -125,8 +129,12 @@ async def refresh(conn: Connection, batch: EventBatch, *, instance_id: UUID, soc
     await _record(conn, batch, list(await conn.fetch(_MARK_ALL_CONNECTED_SQL, list(sockets))))
 
 
+# The departure is dated when the grace ran out after the agent was last seen, not when it was noticed: an
+# instance that noticed late (or a tenant nobody watched for a while) must not stretch the connected time.
 _SWEEP_SQL = f"""
-update users u set connected = false, connected_changed_at = now()
+update users u set connected = false, connected_changed_at = least(now(), coalesce((
+    select max(ac.seen_at) from agent_connections ac where ac.tenant_id = u.tenant_id and ac.user_id = u.id
+) + $1::interval, now()))
 where u.connected and not {CONNECTED_SQL}
 returning u.id, u.name, u.role, u.status, u.connected, u.connected_changed_at as changed_at
 """

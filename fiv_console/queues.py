@@ -280,3 +280,14 @@ _MEMBER_QUEUE_IDS_SQL = "select queue_id from queue_members where user_id = $1"
 async def member_queue_ids(conn: Connection, *, user_id: UUID) -> frozenset[UUID]:
     """The queues a user is a member of (whose waiting conversations they see)."""
     return frozenset(r["queue_id"] for r in await conn.fetch(_MEMBER_QUEUE_IDS_SQL, user_id))
+
+
+_MEMBERSHIPS_SQL = "select user_id, queue_id from queue_members where user_id = any($1::uuid[])"
+
+
+async def member_queue_ids_of(conn: Connection, *, user_ids: list[UUID]) -> dict[UUID, frozenset[UUID]]:
+    """The queues each of these users is a member of (users of no queue are left out)."""
+    found: dict[UUID, set[UUID]] = {}
+    for row in await conn.fetch(_MEMBERSHIPS_SQL, user_ids):
+        found.setdefault(row["user_id"], set()).add(row["queue_id"])
+    return {user_id: frozenset(queue_ids) for user_id, queue_ids in found.items()}

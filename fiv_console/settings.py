@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         default=1000, ge=10, le=100_000, description="Frames queued for one console socket before it is closed."
     )
     ws_max_sockets_per_user: int = Field(default=10, ge=1, le=1000, description="Open consoles per user and instance.")
+    public_url: str | None = Field(
+        default=None,
+        description="The console's address as browsers reach it (https://console.example.com). Console sockets "
+        "must come from this origin; unset, from the address the request names (behind a proxy that ends TLS, "
+        "the server sees http, so set it there).",
+    )
     log_level: LogLevel = "INFO"
     cookie_secure: bool = False
     fiv_data_dir: Path = Path(".fiv-data")
@@ -108,6 +114,16 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("must be a redis:// URL")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
+            raise ValueError("must be an origin like https://console.example.com (no path)")
+        return f"{parts.scheme}://{parts.netloc}".lower()
 
     @field_validator("secret_key")
     @classmethod

@@ -109,7 +109,9 @@ class Console:
 async def open_console(
     api: Api, *, origin: str | None = None, last_seq: int | None = None, resume: int | None = None
 ) -> Console:
-    """Opens `/ws` as the tab would and reads its `hello`; `resume` sends a resume frame at once."""
+    """Opens `/ws` as the console's script does and reads its `hello`: `resume` (or `last_seq` in the URL) asks
+    for what was missed; without either, the client resumes from `hello`'s seq, which lets live events flow
+    at once."""
     path = "/ws" if last_seq is None else f"/ws?last_seq={last_seq}"
     ws = await api.client.ws_connect(path, origin=origin or origin_of(api), autoping=True)
     if resume is not None:
@@ -118,4 +120,6 @@ async def open_console(
     assert message.type == aiohttp.WSMsgType.TEXT, (message.type, message.data)
     hello = orjson.loads(message.data)
     assert hello["type"] == "hello", hello
+    if resume is None and last_seq is None:
+        await ws.send_str(orjson.dumps({"type": "resume", "last_seq": hello["data"]["last_seq"]}).decode())
     return Console(ws, hello)

@@ -15,14 +15,16 @@ from datetime import timedelta
 
 import aiohttp
 import asyncpg
+import orjson
 import pytest
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestServer, make_mocked_request
 
 from fiv_console import events
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.keys import hub_key
+from fiv_console.web import ws as ws_module
 from tests.api import PASSWORD, Api, Browsers, TenantPeople
 from tests.conftest import TestDatabase
 from tests.sockets import Console, open_console, origin_of
@@ -268,8 +270,9 @@ async def test_a_known_frame_with_bad_fields_gets_an_error_frame_and_the_socket_
 
 async def test_a_flood_of_frames_closes_the_socket(server: TestServer, people: Browsers, tenant: TenantPeople) -> None:
     console = await open_console(await people.signed_in(tenant.agent))
-    for _ in range(100):  # frames that need no answer: a resume from where the client already is
-        await console.send({"type": "resume", "last_seq": console.last_seq})
+    conversation_id = str(uuid.uuid4())
+    for _ in range(100):  # one answer only (not found), then throttled: the flood is what closes the socket
+        await console.send({"type": "typing", "conversation_id": conversation_id})
     assert await console.closed() == aiohttp.WSCloseCode.POLICY_VIOLATION
 
 
@@ -500,3 +503,62 @@ async def test_a_conversation_closed_while_waiting_concerns_supervisors_only(
     assert note.status == 201, note.body
     assert (await supervisor.event("note.created"))["data"]["note"]["body"] == "blocked number"
     assert await queue_agent.quiet_about_conversations(0.5) == []
+
+
+async def test_opening_many_sockets_at_once_cannot_pass_the_per_user_limit(
+    server: TestServer, people: Browsers, tenant: TenantPeople
+) -> None:
+    api = await people.signed_in(tenant.agent)
+
+    attempts = await asyncio.gather(
+        *(api.client.ws_connect("/ws", origin=origin_of(api)) for _ in range(30)), return_exceptions=True
+    )
+    opened = [ws for ws in attempts if isinstance(ws, aiohttp.ClientWebSocketResponse)]
+    refused = [e for e in attempts if isinstance(e, aiohttp.WSServerHandshakeError)]
+    assert len(opened) == 10
+    assert {e.status for e in refused} == {429}
+    assert len(refused) == 20
+    for ws in opened:
+        await ws.close()
+
+
+async def test_a_resume_after_the_socket_went_live_for_events_before_it_answers_resync(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await _number(db, tenant)
+    await _customer_writes(server, phone_number_id, "before the socket")
+    api = await people.signed_in(tenant.agent)
+    ws = await api.client.ws_connect("/ws", origin=origin_of(api))
+    hello = orjson.loads((await ws.receive(timeout=5)).data)
+    assert hello["data"]["last_seq"] >= 2
+    await asyncio.sleep(ws_module.START_WINDOW + 0.2)  # no first frame: the socket goes live by itself
+    await _customer_writes(server, phone_number_id, "live already")
+    console = Console(ws, hello)
+    live = await console.event("message.created")
+    # Replaying what came before the socket joined now would put it after `live`: the client must resync.
+    await console.send({"type": "resume", "last_seq": hello["data"]["last_seq"] - 1})
+    assert await console.reply() == {"type": "resync", "data": {"last_seq": live["seq"]}}
+    await ws.close()
+
+
+async def test_resumes_are_rate_limited(server: TestServer, people: Browsers, tenant: TenantPeople) -> None:
+    console = await open_console(await people.signed_in(tenant.agent))
+    await console.send({"type": "resume", "last_seq": 0})
+    refused = await console.reply()
+    assert refused["type"] == "error"
+    assert refused["error"]["code"] == "RATE_LIMITED"
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://console.example.com", True),
+        ("https://console.example.com:443", True),
+        ("http://console.example.com", False),
+        ("https://other.example.com", False),
+    ],
+)
+def test_behind_a_tls_proxy_the_public_url_is_the_origin(origin: str, allowed: bool) -> None:
+    request = make_mocked_request("GET", "/ws", headers={"Origin": origin, "Host": "10.0.0.5:8080"})
+    assert ws_module.same_origin(request, "https://console.example.com") is allowed
+    assert ws_module.same_origin(request, None) is False

@@ -4,6 +4,7 @@ periodic upkeep (leases, lapsed agents, ended sessions), and the log's retention
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from fiv_console import events
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import Audience, Event, EventBatch
+from fiv_console.keys import hub_key, upkeep_key
 from fiv_console.realtime import feed as feed_module
 from fiv_console.realtime.feed import TenantFeed
 from fiv_console.realtime.upkeep import prune_events
@@ -218,3 +220,55 @@ async def test_events_read_from_the_log_after_the_bus_brought_them_are_not_kept_
     assert feed._pending == {}
     assert feed._timer is None
     await feed.close()
+
+
+async def test_leaving_a_queue_without_a_word_on_the_bus_still_stops_its_events(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    agent = await open_console(await people.signed_in(tenant.agent))
+    # As if the access notice were lost: only the database knows.
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("delete from queue_members where user_id = $1", tenant.agent.id)
+    await asyncio.sleep(1.5)  # a few upkeep ticks (a third of the 1.5 s grace each)
+    async with tenant_tx(db, tenant.id) as conn:
+        batch = EventBatch(tenant.id)
+        batch.add("conversation.created", Audience.queue(tenant.queue_id), conversation_id=None, payload={})
+        appended = await events.append(conn, batch)
+    server.app[hub_key].announce(tenant.id, appended)
+    assert await agent.quiet_about_conversations(0.7) == []
+
+
+async def test_a_socket_ends_with_its_session_however_active(
+    server: TestServer, people: Browsers, tenant: TenantPeople
+) -> None:
+    console = await open_console(await people.signed_in(tenant.agent))
+    [socket] = server.app[hub_key].sockets_of(tenant.agent.id)
+    socket.expires_at = time.time()  # as if SESSION_MAX_HOURS had passed since sign-in
+    assert await console.closed(within=3) == 1008
+
+
+async def test_a_tenant_nobody_serves_still_has_its_lapsed_agents_reported_and_dated_when_they_lapsed(
+    server: TestServer, db: Database, tenant: TenantPeople
+) -> None:
+    # The tenant's only instance died ten minutes ago with an agent connected; nobody of it has come back.
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "insert into agent_connections (tenant_id, user_id, instance_id, sockets, seen_at) "
+            "values ($1, $2, $3, 1, now() - interval '10 minutes')",
+            tenant.id,
+            tenant.agent.id,
+            uuid.uuid4(),
+        )
+        await conn.execute("update users set connected = true where id = $1", tenant.agent.id)
+    await server.app[upkeep_key].sweep_everywhere()
+    async with tenant_tx(db, tenant.id) as conn:
+        user = await conn.fetchrow(
+            "select connected, now() - connected_changed_at as ago from users where id = $1", tenant.agent.id
+        )
+        logged = await conn.fetchval(
+            "select now() - changed_at from agent_presence_log where user_id = $1 and not connected", tenant.agent.id
+        )
+    assert user["connected"] is False
+    # Last seen ten minutes ago, gone once the 1.5 s grace ran out then: not "now".
+    assert timedelta(minutes=9) < user["ago"] < timedelta(minutes=11)
+    assert timedelta(minutes=9) < logged < timedelta(minutes=11)

@@ -48,6 +48,11 @@ def _lost(conn: Connection) -> bool:
         return True
 
 
+# What a database that is away, restarting or overloaded raises: background work logs it briefly and tries
+# again later; anything else is a bug and is logged with its traceback.
+DATABASE_TROUBLE: tuple[type[BaseException], ...] = (Unavailable, OSError, TimeoutError, asyncpg.PostgresError)
+
+
 def json_default(value: object) -> str:
     # asyncpg returns uuid columns as its own UUID class, which orjson does not know.
     if isinstance(value, uuid.UUID):

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from fiv_console import events
-from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
 from fiv_console.events import Audience, Event
 from fiv_console.realtime.protocol import event_frame
 from fiv_console.realtime.socket import AgentSocket
@@ -161,8 +161,10 @@ class TenantFeed:
                             conn, tenant_id=self.tenant_id, after=start - 1, upto=2**62, limit=_READ_PAGE
                         )
                 except Exception as exc:  # the database is away or failing: try again, less and less often
-                    if self._failures == 0:
+                    if self._failures == 0 and isinstance(exc, DATABASE_TROUBLE):
                         log.warning("feed could not read the event log", extra={"error": type(exc).__name__})
+                    elif self._failures == 0:
+                        log.exception("feed could not read the event log")
                     self._failures += 1
                     retry_in = min(_RETRY_MAX, GAP_WAIT * 2**self._failures)
                     return

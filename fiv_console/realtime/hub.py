@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Coroutine, Sequence
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 # Past this many events to replay, a client is better served reloading its state (`resync`).
 MAX_REPLAY = 10_000
 _REPLAY_PAGE = 500
+# A replay waits this long for a page to be written before it gives up on the client (1013: resume).
+DRAIN_WAIT = 15.0
 # Session ends and access changes reach sockets through the bus; the upkeep tick checks them too.
 SESSION_ENDED = (WSCloseCode.POLICY_VIOLATION, "session ended: sign in again")
 
@@ -49,6 +52,12 @@ class Hub:
         self._handlers: dict[UUID, Handler] = {}
         self._by_user: defaultdict[UUID, set[AgentSocket]] = defaultdict(set)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Sockets per user, counted from before the upgrade to the handler's end (the per-user limit).
+        self._reserved: defaultdict[UUID, int] = defaultdict(int)
+        # The newest access refresh per user: only its reading is applied.
+        self._access_reads: dict[UUID, int] = {}
+        self._reading_ids = itertools.count()
+        self.stopping = False
         bus.on_gap(self.catch_up)
 
     # Announcing (events.Announcer) and telling the other instances.
@@ -64,6 +73,24 @@ class Hub:
 
     def sockets_of(self, user_id: UUID) -> set[AgentSocket]:
         return self._by_user.get(user_id, set())
+
+    def reserve(self, user_id: UUID, limit: int) -> bool:
+        """Counts one more socket of the user's, unless they hold `limit` already."""
+        if self._reserved[user_id] >= limit:
+            return False
+        self._reserved[user_id] += 1
+        return True
+
+    def release(self, user_id: UUID) -> None:
+        self._reserved[user_id] -= 1
+        if self._reserved[user_id] <= 0:
+            del self._reserved[user_id]
+
+    def reindex(self, socket: AgentSocket, queue_ids: frozenset[UUID]) -> None:
+        """The queues whose events the socket receives, as its person's memberships now are."""
+        feed = self.feeds.get(socket.tenant_id)
+        if feed is not None and socket in feed.sockets and socket.queue_ids != queue_ids:
+            feed.reindex(socket, queue_ids)
 
     async def join(self, socket: AgentSocket) -> int:
         """Adds the socket to its tenant's feed (subscribing first if it is the tenant's first socket here);
@@ -84,7 +111,7 @@ class Hub:
             await feed.ready.wait()
             if feed.broken is not None:
                 raise Unavailable("the tenant's event feed could not start") from feed.broken
-        socket.sent_upto = socket.last_offered = feed.position
+        socket.joined_at = socket.sent_upto = socket.last_offered = feed.position
         feed.add(socket)
         self._by_user[socket.user_id].add(socket)
         return feed.position
@@ -114,18 +141,23 @@ class Hub:
         for feed in self.feeds.values():
             feed.catch_up()
 
-    async def resume(self, socket: AgentSocket, last_seq: int) -> None:
+    async def resume(self, socket: AgentSocket, last_seq: int, *, late: bool = False) -> None:
         """Replays the events after `last_seq` that the socket's person may see, then goes live (the held
         live events follow). `resync` when they are no longer all in the log, or too many to be worth it.
 
         A client may have seen more than this instance has yet dispatched (it was on another instance a
-        moment ago): those events are left out when they arrive here.
+        moment ago): those events are left out when they arrive here. A `late` resume (the socket went live
+        without one) asking for what came before the socket joined would get it after newer events: the
+        client is told to resync instead.
         """
         socket.replaying = True
         skip_upto = 0
         try:
             upto = socket.sent_upto
             if last_seq == upto:
+                return
+            if late and last_seq < socket.joined_at:
+                socket.send(resync_frame(upto))
                 return
             async with tenant_tx(self._db, socket.tenant_id) as conn:
                 oldest = await events.oldest_kept(conn)
@@ -151,7 +183,8 @@ class Hub:
                     if socket.sees(event.audience):
                         socket.send(event_frame(event))
                 after = page[-1].seq
-                await socket.drained()
+                if not await socket.drained(within=DRAIN_WAIT):
+                    return
         finally:
             socket.go_live(skip_upto=skip_upto)
 
@@ -190,13 +223,17 @@ class Hub:
         sockets = list(self.sockets_of(user_id))
         if not sockets:
             return
-        tenant_id = sockets[0].tenant_id
-        async with tenant_tx(self._db, tenant_id) as conn:
-            queue_ids = await queues.member_queue_ids(conn, user_id=user_id)
-        feed = self.feeds.get(tenant_id)
-        for socket in sockets:
-            if feed is not None:
-                feed.reindex(socket, queue_ids)
+        self._access_reads[user_id] = reading = next(self._reading_ids)
+        try:
+            async with tenant_tx(self._db, sockets[0].tenant_id) as conn:
+                queue_ids = await queues.member_queue_ids(conn, user_id=user_id)
+        finally:
+            newest = self._access_reads.get(user_id) == reading
+            if newest:
+                del self._access_reads[user_id]
+        if newest:
+            for socket in self.sockets_of(user_id):
+                self.reindex(socket, queue_ids)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -209,7 +246,9 @@ class Hub:
             log.warning("hub task failed", exc_info=task.exception())
 
     def close_sockets(self) -> None:
-        """Closes every socket here (1012: the client reconnects, to another instance if there is one)."""
+        """Closes every socket here (1012: the client reconnects, to another instance if there is one), and
+        any still being opened as soon as it is."""
+        self.stopping = True
         for sockets in list(self._by_user.values()):
             for socket in list(sockets):
                 socket.close(WSCloseCode.SERVICE_RESTART, "server restarting")

@@ -37,7 +37,9 @@ class AgentSocket:
         "_pump",
         "_transport",
         "closed",
+        "expires_at",
         "held",
+        "joined_at",
         "last_offered",
         "name",
         "queue_ids",
@@ -63,6 +65,7 @@ class AgentSocket:
         session_version: int,
         queue_ids: frozenset[UUID],
         queue_limit: int,
+        expires_at: float,
     ) -> None:
         self.ws = ws
         self._transport = transport
@@ -75,6 +78,10 @@ class AgentSocket:
         # The last event seq handed to this socket (sent, or held during a replay): the same event reaching
         # it through two indexes (its queue and its user) is sent once.
         self.last_offered = 0
+        # The tenant's seq when the socket joined: what came before, the client can only have by resuming.
+        self.joined_at = 0
+        # When the session behind it ends however active it is (Unix time): the socket ends with it.
+        self.expires_at = expires_at
         # The seq up to which this socket's stream is complete: every event up to it that its person may see
         # has been sent. Held events (during a replay) count once they are let go.
         self.sent_upto = 0
@@ -132,11 +139,17 @@ class AgentSocket:
         if self._pump is None:
             self._pump = asyncio.create_task(self._write())
 
-    async def drained(self) -> None:
-        """Returns once everything queued is written (a replay sends page by page, never overflowing)."""
-        while self._outbox and not self.closed:
-            self._drained = self._drained or asyncio.Event()
-            await self._drained.wait()
+    async def drained(self, within: float) -> bool:
+        """Whether everything queued was written within `within` seconds (a replay sends page by page, never
+        overflowing); a client too slow for that is closed, as for a full outbox."""
+        try:
+            async with asyncio.timeout(within):
+                while self._outbox and not self.closed:
+                    self._drained = self._drained or asyncio.Event()
+                    await self._drained.wait()
+        except TimeoutError:
+            self.close(WSCloseCode.TRY_AGAIN_LATER, "too far behind: resume")
+        return not self.closed
 
     async def _write(self) -> None:
         try:
@@ -169,12 +182,15 @@ class AgentSocket:
                 await pump
         closing = asyncio.ensure_future(self.ws.close(code=code, message=reason.encode()))
         await asyncio.wait({closing}, timeout=_CLOSE_WAIT)
-        if closing.done() and not closing.cancelled() and closing.exception() is None:
+        closed_cleanly = closing.done() and not closing.cancelled() and closing.exception() is None
+        transport = self._transport if isinstance(self._transport, asyncio.WriteTransport) else None
+        if closed_cleanly and (transport is None or transport.get_write_buffer_size() == 0):
             return
-        # A client that reads nothing will not read our close frame either: drop the connection.
+        # A client that reads nothing will not read our close frame either (nor, after a failed heartbeat, what
+        # is still buffered for it, which a graceful close would wait on forever): drop the connection.
         closing.cancel()
-        if isinstance(self._transport, asyncio.WriteTransport):
-            self._transport.abort()
+        if transport is not None:
+            transport.abort()
 
     async def wait_closed(self) -> None:
         """Lets the closing task finish (the handler awaits it before returning)."""

@@ -3,8 +3,12 @@
 Every tick (a third of the presence grace period, at most 10 s), for each tenant this instance has
 sockets of, or had within the grace period, one short transaction: refresh this instance's connection
 leases, report the agents whose grace period ran out (anywhere: a crashed instance's agents too), and
-close the sockets whose session ended (a fallback for when the bus could not say so). The feeds also read
+close the sockets whose session ended or expired (a fallback for when the bus could not say so), and
+re-read the queues each socket's person belongs to (likewise). The feeds also read
 whatever the bus may have lost.
+
+Once a minute, it also sweeps every tenant (`tenant_ids()`), so that the agents of a tenant whose only
+instance died are reported gone even while nobody of that tenant is connected anywhere.
 
 Retention: once an hour, each tenant's events older than the retention period are deleted.
 """
@@ -13,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import Counter
 from datetime import timedelta
 from uuid import UUID
 
-from fiv_console import events, presence
-from fiv_console.db.pool import Database, tenant_tx
+from fiv_console import events, presence, queues
+from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
 from fiv_console.events import EventBatch
 from fiv_console.realtime.hub import SESSION_ENDED, Hub
 
@@ -28,6 +33,8 @@ log = logging.getLogger(__name__)
 _SESSIONS_SQL = "select id, session_version, disabled from users where id = any($1::uuid[])"
 _TENANT_IDS_SQL = "select tenant_ids()"
 PRUNE_INTERVAL = 3600.0
+# How often each instance also sweeps the tenants it serves no socket of.
+FULL_SWEEP_INTERVAL = 60.0
 
 
 class Upkeep:
@@ -41,12 +48,38 @@ class Upkeep:
         self._recent: dict[UUID, float] = {}
 
     def left(self, tenant_id: UUID) -> None:
-        self._recent[tenant_id] = time.monotonic() + self._grace.total_seconds() + self.interval
+        # Two ticks past the grace: the last sweep that can find the departure surely falls inside.
+        self._recent[tenant_id] = time.monotonic() + self._grace.total_seconds() + 2 * self.interval
 
     async def run(self) -> None:
+        # Spread over the first interval, so instances started together do not sweep together.
+        next_full_sweep = time.monotonic() + FULL_SWEEP_INTERVAL * random.uniform(0.5, 1)  # noqa: S311 - not a secret
         while True:
             await asyncio.sleep(self.interval)
-            await self.tick()
+            try:
+                await self.tick()
+                if time.monotonic() >= next_full_sweep:
+                    next_full_sweep = time.monotonic() + FULL_SWEEP_INTERVAL
+                    await self.sweep_everywhere()
+            except Exception:  # never expected (each tenant's errors are caught): logged, and the loop lives
+                log.exception("presence upkeep round failed")
+
+    async def sweep_everywhere(self) -> None:
+        """Reports lapsed agents of every tenant, also those no live instance serves (their only instance
+        died, or everyone left), which the ticks do not visit."""
+        async with self._db.connection() as conn:
+            tenant_ids = [r[0] for r in await conn.fetch(_TENANT_IDS_SQL)]
+        for tenant_id in tenant_ids:
+            if tenant_id in self._hub.feeds:
+                continue  # the ticks see to it
+            try:
+                async with tenant_tx(self._db, tenant_id) as conn:
+                    batch = EventBatch(tenant_id)
+                    await presence.sweep(conn, batch, grace=self._grace)
+                    announced = await events.append(conn, batch)
+                self._hub.announce(tenant_id, announced)
+            except Exception as exc:  # the next round tries again
+                log.warning("presence sweep failed", extra={"tenant_id": str(tenant_id), "error": type(exc).__name__})
 
     async def tick(self) -> None:
         now = time.monotonic()
@@ -54,8 +87,10 @@ class Upkeep:
         for tenant_id in set(self._hub.feeds) | set(self._recent):
             try:
                 await self._tend(tenant_id)
-            except Exception as exc:  # a database hiccup: the next tick tries again
+            except DATABASE_TROUBLE as exc:  # the next tick tries again
                 log.warning("presence upkeep failed", extra={"tenant_id": str(tenant_id), "error": type(exc).__name__})
+            except Exception:
+                log.exception("presence upkeep failed", extra={"tenant_id": str(tenant_id)})
 
     async def _tend(self, tenant_id: UUID) -> None:
         feed = self._hub.feeds.get(tenant_id)
@@ -66,6 +101,7 @@ class Upkeep:
             if counts:
                 await presence.refresh(conn, batch, instance_id=self._instance_id, sockets=dict(counts))
             live = {r["id"]: r for r in await conn.fetch(_SESSIONS_SQL, list(counts))} if counts else {}
+            memberships = await queues.member_queue_ids_of(conn, user_ids=list(counts)) if counts else {}
             await presence.sweep(conn, batch, grace=self._grace)
             committed = await events.last_seq(conn)
             announced = await events.append(conn, batch)
@@ -73,10 +109,15 @@ class Upkeep:
         # A doorbell lost with Redis, and no event since to reveal the gap: the feed reads what it missed.
         if feed is not None and feed.ready.is_set() and feed.broken is None and committed > feed.position:
             feed.catch_up()
+        now = time.time()
         for socket in sockets:
             row = live.get(socket.user_id)
-            if row is None or row["disabled"] or row["session_version"] != socket.session_version:
+            ended = row is None or row["disabled"] or row["session_version"] != socket.session_version
+            if ended or socket.expires_at <= now:
                 socket.close(*SESSION_ENDED)
+            else:
+                # Catches a membership change whose notice was lost with the bus.
+                self._hub.reindex(socket, memberships.get(socket.user_id, frozenset()))
 
 
 async def prune_events(db: Database, *, keep: timedelta) -> int:

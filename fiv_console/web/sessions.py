@@ -79,7 +79,7 @@ class Caller:
 
 
 @dataclass(frozen=True, slots=True)
-class _Claim:
+class Claim:
     """Who the request says it is, before the database confirms it."""
 
     tenant_id: UUID
@@ -87,6 +87,8 @@ class _Claim:
     subject_id: UUID
     session_version: int = 0
     csrf_token: str = ""
+    # When the session began (Unix seconds); 0 for an API token.
+    issued_at: int = 0
 
 
 async def start_session(request: web.Request, signed_in: accounts.SignedIn) -> str:
@@ -119,18 +121,19 @@ async def csrf_token(request: web.Request) -> str | None:
     return token if isinstance(token, str) else None
 
 
-async def _session_claim(request: web.Request, settings: Settings) -> _Claim | None:
+async def _session_claim(request: web.Request, settings: Settings) -> Claim | None:
     session = await aiohttp_session.get_session(request)
     if session.new or "uid" not in session:
         return None
     now = int(time.time())
     try:
-        claim = _Claim(
+        claim = Claim(
             tenant_id=UUID(session["tid"]),
             via="session",
             subject_id=UUID(session["uid"]),
             session_version=int(session["ver"]),
             csrf_token=str(session["csrf"]),
+            issued_at=int(session["iat"]),
         )
         issued, seen = int(session["iat"]), int(session["seen"])
     except (KeyError, ValueError, TypeError):
@@ -153,17 +156,17 @@ def bearer_token(request: web.Request) -> str | None:
     return secret.strip() if scheme.lower() == "bearer" else None
 
 
-async def _token_claim(db: Database, secret: str) -> _Claim:
+async def _token_claim(db: Database, secret: str) -> Claim:
     if not secret:
         raise Unauthenticated("the Authorization header must be `Bearer <api token>`")
     async with db.connection() as conn:
         found = await tokens.find_token(conn, secret=secret)
     if found is None:
         raise Unauthenticated("the API token is not valid")
-    return _Claim(tenant_id=found[0], via="token", subject_id=found[1])
+    return Claim(tenant_id=found[0], via="token", subject_id=found[1])
 
 
-async def claim_of(request: web.Request, db: Database, settings: Settings) -> _Claim:
+async def claim_of(request: web.Request, db: Database, settings: Settings) -> Claim:
     """Who the request claims to be, from `Authorization: Bearer` or the session cookie; 401 if nobody."""
     secret = bearer_token(request)
     claim = await _token_claim(db, secret) if secret is not None else await _session_claim(request, settings)
@@ -172,7 +175,7 @@ async def claim_of(request: web.Request, db: Database, settings: Settings) -> _C
     return claim
 
 
-async def confirm(request: web.Request, conn: Connection, claim: _Claim) -> Caller:
+async def confirm(request: web.Request, conn: Connection, claim: Claim) -> Caller:
     """Inside the claimed tenant's transaction: is the user or token still live, with which role, and does
     a cookie-authenticated change carry the session's CSRF token?"""
     if claim.via == "token":

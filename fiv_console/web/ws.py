@@ -41,16 +41,18 @@ from fiv_console.realtime.protocol import (
     hello_frame,
 )
 from fiv_console.realtime.socket import AgentSocket
-from fiv_console.web.sessions import claim_of, confirm
+from fiv_console.users import AgentStatus
+from fiv_console.web.sessions import Claim, claim_of, confirm
 
 log = logging.getLogger(__name__)
 
 # A client that will resume says so at once; live events wait for that first frame at most this long.
-START_WINDOW = 1.0
+START_WINDOW = 2.0
 # Frames a client may send: a steady rate with a burst on top (typing in several tabs, a reconnect).
 FRAMES_PER_SECOND, FRAME_BURST = 10.0, 40.0
 # One typing notice per conversation per person every so often is all the others need to see.
 TYPING_INTERVAL = 2.0
+RESUME_INTERVAL = 3.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # The kernel's send buffer for a console socket. Left to auto-tuning it grows to megabytes for a client that
 # stops reading, all of it held for that one client; bounded, a stuck client fills it quickly and then its
@@ -58,19 +60,20 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 SOCKET_SEND_BUFFER = 128 * 1024
 
 
-def same_origin(request: web.Request) -> bool:
-    """Whether the `Origin` header names this server as the browser reached it (scheme, host and port)."""
+def same_origin(request: web.Request, public_url: str | None) -> bool:
+    """Whether the `Origin` header names this server (scheme, host and port): `PUBLIC_URL` when set, else the
+    address the request itself names."""
     origin = request.headers.get("Origin")
     if not origin:
         return False
     try:
         given = urlsplit(origin)
         given_port = given.port or _DEFAULT_PORTS.get(given.scheme)
-        ours = urlsplit(f"{request.scheme}://{request.host}")
+        ours = urlsplit(public_url or f"{request.scheme}://{request.host}")
         our_port = ours.port or _DEFAULT_PORTS.get(ours.scheme)
     except ValueError:
         return False
-    return given.scheme in _DEFAULT_PORTS and (given.hostname, given_port) == (ours.hostname, our_port)
+    return given.scheme == ours.scheme and (given.hostname, given_port) == (ours.hostname, our_port)
 
 
 def _refuse(status: int, message: str) -> web.Response:
@@ -80,15 +83,32 @@ def _refuse(status: int, message: str) -> web.Response:
 async def websocket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings, db, hub = app[settings_key], app[database_key], app[hub_key]
-    if not same_origin(request):
+    if not same_origin(request, settings.public_url):
         log.warning("WebSocket refused: foreign or missing Origin")
         return _refuse(403, "this socket serves pages of this server only")
+    if hub.stopping:
+        return _refuse(503, "the server is stopping: connect again")
     try:
         claim = await claim_of(request, db, settings)
-        if claim.via != "session":
-            return _refuse(403, "the console socket is for people signed in with a session")
-        if len(hub.sockets_of(claim.subject_id)) >= settings.ws_max_sockets_per_user:
-            return _refuse(429, "too many open consoles for this user")
+    except Unavailable:
+        return _refuse(503, "temporarily unavailable")
+    except DomainError as exc:
+        return _refuse(401 if exc.code == "UNAUTHENTICATED" else 403, exc.message)
+    if claim.via != "session":
+        return _refuse(403, "the console socket is for people signed in with a session")
+    # Counted from here, before any wait: opening many at once cannot slip past the limit.
+    if not hub.reserve(claim.subject_id, settings.ws_max_sockets_per_user):
+        return _refuse(429, "too many open consoles for this user")
+    try:
+        return await _upgrade(request, claim)
+    finally:
+        hub.release(claim.subject_id)
+
+
+async def _upgrade(request: web.Request, claim: Claim) -> web.StreamResponse:
+    app = request.app
+    settings, db, hub = app[settings_key], app[database_key], app[hub_key]
+    try:
         async with tenant_tx(db, claim.tenant_id) as conn:
             caller = await confirm(request, conn, claim)
             user = await users.get_user(conn, user_id=claim.subject_id)
@@ -115,40 +135,55 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         session_version=claim.session_version,
         queue_ids=queue_ids,
         queue_limit=settings.ws_send_queue,
+        expires_at=claim.issued_at + settings.session_max_hours * 3600,
     )
     instance_id = app[instance_id_key]
+    opened = False
     try:
         try:
             position = await hub.join(socket)
-            await _presence_change(db, hub, socket, opened=instance_id)
+            # No wait between joining and this: `hello` is the socket's first frame, whatever comes.
+            connected = user.model_copy(update={"connected": True})
+            socket.send(hello_frame(connected.model_dump(mode="json"), position, settings.ws_heartbeat_seconds))
+            await _opened(db, hub, socket, instance_id)
+            opened = True
         except Unavailable:
             socket.close(WSCloseCode.TRY_AGAIN_LATER, "temporarily unavailable")
             return ws
-        connected = user.model_copy(update={"connected": True})
-        socket.send(hello_frame(connected.model_dump(mode="json"), position, settings.ws_heartbeat_seconds))
+        if hub.stopping:
+            socket.close(WSCloseCode.SERVICE_RESTART, "server restarting")
+            return ws
         await _serve(request, db, hub, socket)
     finally:
         await hub.leave(socket)
         app[upkeep_key].left(socket.tenant_id)
-        try:
-            async with tenant_tx(db, socket.tenant_id) as conn:
-                await presence.socket_closed(conn, user_id=socket.user_id, instance_id=instance_id)
-        except Exception as exc:  # the lease lapses by itself within the grace period
-            log.info("socket close not recorded", extra={"error": type(exc).__name__})
+        if opened:
+            try:
+                async with tenant_tx(db, socket.tenant_id) as conn:
+                    await presence.socket_closed(conn, user_id=socket.user_id, instance_id=instance_id)
+            except Exception as exc:  # the lease lapses by itself within the grace period
+                log.info("socket close not recorded", extra={"error": type(exc).__name__})
         socket.close(WSCloseCode.GOING_AWAY, "")
         await socket.wait_closed()
     return ws
 
 
-async def _presence_change(
-    db: Database, hub: Hub, socket: AgentSocket, *, opened: UUID | None = None, status: str | None = None
-) -> None:
+async def _opened(db: Database, hub: Hub, socket: AgentSocket, instance_id: UUID) -> None:
+    """The socket is connected (a presence event if its person was not), and its queues are read again now
+    that it is joined: a membership change before the join sent its notice to nobody."""
     async with tenant_tx(db, socket.tenant_id) as conn:
         batch = EventBatch(socket.tenant_id)
-        if opened is not None:
-            await presence.socket_opened(conn, batch, user_id=socket.user_id, instance_id=opened)
-        if status is not None:
-            await presence.set_status(conn, batch, user_id=socket.user_id, status=status)  # type: ignore[arg-type]
+        await presence.socket_opened(conn, batch, user_id=socket.user_id, instance_id=instance_id)
+        queue_ids = await queues.member_queue_ids(conn, user_id=socket.user_id)
+        announced = await events.append(conn, batch)
+    hub.announce(socket.tenant_id, announced)
+    hub.reindex(socket, queue_ids)
+
+
+async def _set_status(db: Database, hub: Hub, socket: AgentSocket, status: AgentStatus) -> None:
+    async with tenant_tx(db, socket.tenant_id) as conn:
+        batch = EventBatch(socket.tenant_id)
+        await presence.set_status(conn, batch, user_id=socket.user_id, status=status)
         announced = await events.append(conn, batch)
     hub.announce(socket.tenant_id, announced)
 
@@ -172,9 +207,11 @@ class _FrameBudget:
 
 async def _serve(request: web.Request, db: Database, hub: Hub, socket: AgentSocket) -> None:
     ws = socket.ws
+    last_resume = -RESUME_INTERVAL
     given = request.query.get("last_seq", "")
     if given.isdigit() and len(given) < 19:
         socket.started = True
+        last_resume = time.monotonic()
         await hub.resume(socket, int(given))
     else:
         asyncio.get_running_loop().call_later(START_WINDOW, _let_go, socket)
@@ -207,13 +244,18 @@ async def _serve(request: web.Request, db: Database, hub: Hub, socket: AgentSock
             socket.send(error_frame("VALIDATION_ERROR", f"{where}: {problem['msg']}" if where else problem["msg"]))
             continue
         if isinstance(frame, Resume):
-            socket.started = True
-            await hub.resume(socket, frame.last_seq)
+            late, socket.started = socket.started, True
+            # A replay can read thousands of events: one every few seconds is plenty for a real client.
+            if time.monotonic() - last_resume < RESUME_INTERVAL:
+                socket.send(error_frame("RATE_LIMITED", "resume at most once every few seconds"))
+                continue
+            last_resume = time.monotonic()
+            await hub.resume(socket, frame.last_seq, late=late)
             continue
         _let_go(socket)
         try:
             if isinstance(frame, PresenceChange):
-                await _presence_change(db, hub, socket, status=frame.status)
+                await _set_status(db, hub, socket, frame.status)
             elif isinstance(frame, TypingNotice):
                 await _relay_typing(db, hub, socket, frame.conversation_id, typed)
             else:
