@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,10 +152,10 @@ def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-async def api_server(database: TestDatabase) -> AsyncIterator[TestServer]:
-    """The whole application on a real port, as browsers and integrations reach it."""
-    server = TestServer(create_app(database.settings()))
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[TestServer]:
+    """The whole application with these settings on a real port, as browsers and integrations reach it."""
+    server = TestServer(create_app(settings))
     await server.start_server()
     try:
         yield server
@@ -162,13 +163,25 @@ async def api_server(database: TestDatabase) -> AsyncIterator[TestServer]:
         await server.close()
 
 
-@pytest.fixture
-async def browsers(api_server: TestServer) -> AsyncIterator[Browsers]:
-    opened = Browsers(api_server)
+@asynccontextmanager
+async def people_of(server: TestServer) -> AsyncIterator[Browsers]:
+    opened = Browsers(server)
     try:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+async def api_server(database: TestDatabase) -> AsyncIterator[TestServer]:
+    async with serving(database.settings()) as server:
+        yield server
+
+
+@pytest.fixture
+async def browsers(api_server: TestServer) -> AsyncIterator[Browsers]:
+    async with people_of(api_server) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -179,3 +192,17 @@ async def tenant(db: Database) -> TenantPeople:
 @pytest.fixture
 async def other_tenant(db: Database) -> TenantPeople:
     return await make_tenant(db, "B")
+
+
+@pytest.fixture
+async def live_server(database: TestDatabase) -> AsyncIterator[TestServer]:
+    """The application for realtime tests: a short presence grace (upkeep ticks every half second) and a small
+    outbox per socket, so lapses and slow clients show within a test's patience."""
+    async with serving(database.settings(presence_grace_seconds=1.5, ws_send_queue=20)) as server:
+        yield server
+
+
+@pytest.fixture
+async def live_people(live_server: TestServer) -> AsyncIterator[Browsers]:
+    async with people_of(live_server) as opened:
+        yield opened

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 
@@ -11,33 +10,26 @@ from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.keys import hub_key
 from tests.api import PASSWORD, TenantPeople
 from tests.browser import Tab, browser, chromium, tab
-from tests.webhooks import connect_number, envelope, new_phone_number_id, post_webhook, text_message
+from tests.webhooks import customer_writes, number_of
 
 __all__ = ["browser", "chromium", "tab"]
 
 MARKUP = "<img src=x onerror=alert(1)> hello <b>there</b>"
 
 
-async def _customer_writes(server: TestServer, phone_number_id: str, text: str) -> None:
-    async with ClientSession() as http:
-        response = await post_webhook(
-            http,
-            str(server.make_url("/webhooks/whatsapp")),
-            envelope(phone_number_id, messages=[text_message("5511977776666", text)]),
-        )
-        assert response.status == 200
+async def _agent_goes_live(tab: Tab, tenant: TenantPeople) -> None:
+    await tab.sign_in(tenant.agent.email, PASSWORD)
+    await tab.page.wait_for_url(tab.url("/"))
+    await expect(tab.page.locator("#live-state")).to_have_text("Live")
 
 
 async def test_the_console_goes_live_and_shows_customer_messages_as_text(
     tab: Tab, api_server: TestServer, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = new_phone_number_id()
-    await connect_number(db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id)
-    await tab.sign_in(tenant.agent.email, PASSWORD)
-    await tab.page.wait_for_url(tab.url("/"))
-    await expect(tab.page.locator("#live-state")).to_have_text("Live")
+    phone_number_id = await number_of(db, tenant)
+    await _agent_goes_live(tab, tenant)
 
-    await _customer_writes(api_server, phone_number_id, MARKUP)
+    await customer_writes(api_server, phone_number_id, MARKUP)
     await expect(tab.page.locator("#activity li").first).to_have_text(f"Customer: {MARKUP}")
     assert await tab.page.locator("#activity img, #activity b").count() == 0
     assert tab.dialogs == []
@@ -47,11 +39,8 @@ async def test_the_console_goes_live_and_shows_customer_messages_as_text(
 async def test_choosing_away_sets_the_status_and_a_lost_connection_comes_back_with_what_was_missed(
     tab: Tab, api_server: TestServer, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = new_phone_number_id()
-    await connect_number(db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id)
-    await tab.sign_in(tenant.agent.email, PASSWORD)
-    await tab.page.wait_for_url(tab.url("/"))
-    await expect(tab.page.locator("#live-state")).to_have_text("Live")
+    phone_number_id = await number_of(db, tenant)
+    await _agent_goes_live(tab, tenant)
 
     await tab.page.get_by_label("Status").select_option("away")
     await expect(tab.page.locator("#activity li").first).to_have_text("Agent is away")
@@ -62,7 +51,7 @@ async def test_choosing_away_sets_the_status_and_a_lost_connection_comes_back_wi
     for socket in list(api_server.app[hub_key].sockets_of(tenant.agent.id)):
         socket.close(1012, "restarting")
     await expect(tab.page.locator("#live-state")).to_have_text("Reconnecting…")
-    await _customer_writes(api_server, phone_number_id, "sent while you were away")
+    await customer_writes(api_server, phone_number_id, "sent while you were away")
     await expect(tab.page.locator("#live-state")).to_have_text("Live", timeout=10_000)
     await expect(tab.page.locator("#activity li").first).to_have_text("Customer: sent while you were away")
     assert await tab.page.locator("#activity li", has_text="sent while you were away").count() == 1

@@ -10,14 +10,13 @@ import base64
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 import asyncpg
 import orjson
 import pytest
-from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer, make_mocked_request
 
 from fiv_console import events
@@ -25,54 +24,27 @@ from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.keys import hub_key
 from fiv_console.web import ws as ws_module
-from tests.api import PASSWORD, Api, Browsers, TenantPeople
+from tests.api import PASSWORD, Api, Browsers, Person, TenantPeople
 from tests.conftest import TestDatabase
 from tests.sockets import Console, open_console, origin_of
-from tests.webhooks import connect_number, envelope, new_phone_number_id, post_webhook, text_message
+from tests.webhooks import customer_writes, number_of
 
 
-@pytest.fixture
-async def server(database: TestDatabase) -> AsyncIterator[TestServer]:
-    app = create_app(database.settings(presence_grace_seconds=1.5, ws_send_queue=20))
-    test_server = TestServer(app)
-    await test_server.start_server()
-    try:
-        yield test_server
-    finally:
-        await test_server.close()
-
-
-@pytest.fixture
-async def people(server: TestServer) -> AsyncIterator[Browsers]:
-    opened = Browsers(server)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-async def _number(db: Database, tenant: TenantPeople) -> str:
-    phone_number_id = new_phone_number_id()
-    await connect_number(db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id)
-    return phone_number_id
-
-
-async def _customer_writes(
-    server: TestServer, phone_number_id: str, text: str, customer: str = "5511900000001"
-) -> None:
-    async with ClientSession() as http:
-        response = await post_webhook(
-            http,
-            str(server.make_url("/webhooks/whatsapp")),
-            envelope(phone_number_id, messages=[text_message(customer, text)]),
-        )
-        assert response.status == 200
+async def _waiting(
+    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople, text: str, *, by: Person | None = None
+) -> tuple[Api, dict[str, Any]]:
+    """A customer's new conversation waiting in the tenant's queue, and a person (the supervisor unless `by`)
+    signed in, who sees it."""
+    await customer_writes(server, await number_of(db, tenant), text)
+    api = await people.signed_in(by or tenant.supervisor)
+    [conversation] = (await api.get("/api/conversations?status=waiting")).data
+    return api, conversation
 
 
 async def test_hello_names_the_user_and_the_tenant_position(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    agent = await open_console(await people.signed_in(tenant.agent))
+    agent = await open_console(await live_people.signed_in(tenant.agent))
     data = agent.hello["data"]
     assert data["user"]["id"] == str(tenant.agent.id)
     assert data["user"]["connected"] is True
@@ -87,17 +59,17 @@ async def test_hello_names_the_user_and_the_tenant_position(
 
 
 async def test_a_customer_message_reaches_the_queue_agents_and_supervisors_but_no_one_else(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople, other_tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople, other_tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    agent = await open_console(await people.signed_in(tenant.agent))
-    second_tab = await open_console(await people.signed_in(tenant.agent))
-    supervisor = await open_console(await people.signed_in(tenant.supervisor))
-    not_in_queue = await open_console(await people.signed_in(tenant.other_agent))
-    other_supervisor = await open_console(await people.signed_in(other_tenant.supervisor))
-    other_admin = await open_console(await people.signed_in(other_tenant.admin))
+    phone_number_id = await number_of(db, tenant)
+    agent = await open_console(await live_people.signed_in(tenant.agent))
+    second_tab = await open_console(await live_people.signed_in(tenant.agent))
+    supervisor = await open_console(await live_people.signed_in(tenant.supervisor))
+    not_in_queue = await open_console(await live_people.signed_in(tenant.other_agent))
+    other_supervisor = await open_console(await live_people.signed_in(other_tenant.supervisor))
+    other_admin = await open_console(await live_people.signed_in(other_tenant.admin))
 
-    await _customer_writes(server, phone_number_id, "hello there")
+    await customer_writes(live_server, phone_number_id, "hello there")
 
     for console in (agent, second_tab, supervisor):
         created = await console.event("conversation.created")
@@ -109,14 +81,11 @@ async def test_a_customer_message_reaches_the_queue_agents_and_supervisors_but_n
 
 
 async def test_an_assignment_reaches_the_queue_the_new_agent_and_supervisors(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    await _customer_writes(server, phone_number_id, "please help")
-    supervisor_api = await people.signed_in(tenant.supervisor)
-    [conversation] = (await supervisor_api.get("/api/conversations?status=waiting")).data
-    queue_agent = await open_console(await people.signed_in(tenant.agent))
-    assignee = await open_console(await people.signed_in(tenant.other_agent))
+    supervisor_api, conversation = await _waiting(live_server, live_people, db, tenant, "please help")
+    queue_agent = await open_console(await live_people.signed_in(tenant.agent))
+    assignee = await open_console(await live_people.signed_in(tenant.other_agent))
     supervisor = await open_console(supervisor_api)
 
     answer = await supervisor_api.post(
@@ -137,36 +106,36 @@ async def test_an_assignment_reaches_the_queue_the_new_agent_and_supervisors(
 
 
 async def test_leaving_a_queue_stops_its_events_at_once(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    agent = await open_console(await people.signed_in(tenant.agent))
-    admin = await people.signed_in(tenant.admin)
+    phone_number_id = await number_of(db, tenant)
+    agent = await open_console(await live_people.signed_in(tenant.agent))
+    admin = await live_people.signed_in(tenant.admin)
     removed = await admin.delete(f"/api/queues/{tenant.queue_id}/members/{tenant.agent.id}")
     assert removed.status == 200, removed.body
     await asyncio.sleep(0.3)  # the access change travels by bus, like everything else
-    await _customer_writes(server, phone_number_id, "anyone?")
+    await customer_writes(live_server, phone_number_id, "anyone?")
     assert await agent.quiet_about_conversations(0.7) == []
 
     added = await admin.put(f"/api/queues/{tenant.queue_id}/members/{tenant.agent.id}", {})
     assert added.status == 200, added.body
     await asyncio.sleep(0.3)
-    await _customer_writes(server, phone_number_id, "hello?", customer="5511900000002")
+    await customer_writes(live_server, phone_number_id, "hello?", customer="5511900000002")
     assert (await agent.event("message.created"))["data"]["message"]["text"] == "hello?"
 
 
 async def test_resume_replays_exactly_the_missed_events_in_order_then_goes_live(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    api = await people.signed_in(tenant.agent)
+    phone_number_id = await number_of(db, tenant)
+    api = await live_people.signed_in(tenant.agent)
     first = await open_console(api)
-    await _customer_writes(server, phone_number_id, "one")
+    await customer_writes(live_server, phone_number_id, "one")
     last_seen = (await first.event("message.created"))["seq"]
     await first.close()
 
     for text in ("two", "three", "four"):
-        await _customer_writes(server, phone_number_id, text)
+        await customer_writes(live_server, phone_number_id, text)
 
     again = await open_console(api, resume=last_seen)
     replayed = [await again.event() for _ in range(3)]
@@ -176,42 +145,42 @@ async def test_resume_replays_exactly_the_missed_events_in_order_then_goes_live(
     assert seqs[0] > last_seen
     assert await again.quiet_about_conversations(0.5) == []
 
-    await _customer_writes(server, phone_number_id, "five")
+    await customer_writes(live_server, phone_number_id, "five")
     live = await again.event("message.created")
     assert live["data"]["message"]["text"] == "five"
     assert live["seq"] > seqs[-1]
 
 
 async def test_resume_in_the_url_replays_before_anything_live(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    api = await people.signed_in(tenant.agent)
+    phone_number_id = await number_of(db, tenant)
+    api = await live_people.signed_in(tenant.agent)
     async with tenant_tx(db, tenant.id) as conn:
         start = await events.last_seq(conn)
-    await _customer_writes(server, phone_number_id, "missed")
+    await customer_writes(live_server, phone_number_id, "missed")
     console = await open_console(api, last_seq=start)
     assert (await console.event("message.created"))["data"]["message"]["text"] == "missed"
 
 
 async def test_resume_from_before_retention_answers_resync(
-    server: TestServer, people: Browsers, db: Database, owner: asyncpg.Connection, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, owner: asyncpg.Connection, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    await _customer_writes(server, phone_number_id, "old news")
+    phone_number_id = await number_of(db, tenant)
+    await customer_writes(live_server, phone_number_id, "old news")
     # Aged as the owner: the server's role may add and prune events, never rewrite them.
     await owner.execute("update events set created_at = now() - interval '8 days' where tenant_id = $1", tenant.id)
     async with tenant_tx(db, tenant.id) as conn:
         assert await events.prune(conn, keep=timedelta(days=7)) >= 2
         position = await events.last_seq(conn)
-    console = await open_console(await people.signed_in(tenant.agent), resume=0)
+    console = await open_console(await live_people.signed_in(tenant.agent), resume=0)
     assert await console.reply() == {"type": "resync", "data": {"last_seq": position}}
 
 
 async def test_a_foreign_or_missing_origin_is_refused_before_the_upgrade(
-    server: TestServer, people: Browsers, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
 ) -> None:
-    api = await people.signed_in(tenant.agent)
+    api = await live_people.signed_in(tenant.agent)
     for origin in ("https://evil.example", origin_of(api).replace("127.0.0.1", "localhost"), "null"):
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await api.client.ws_connect("/ws", origin=origin)
@@ -220,8 +189,8 @@ async def test_a_foreign_or_missing_origin_is_refused_before_the_upgrade(
     assert response.status == 403
 
 
-async def test_without_a_session_the_upgrade_is_refused(server: TestServer, people: Browsers) -> None:
-    api = await people.new()
+async def test_without_a_session_the_upgrade_is_refused(live_server: TestServer, live_people: Browsers) -> None:
+    api = await live_people.new()
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await api.client.ws_connect("/ws", origin=origin_of(api))
     assert refused.value.status == 401
@@ -238,9 +207,9 @@ async def test_without_a_session_the_upgrade_is_refused(server: TestServer, peop
     ],
 )
 async def test_bad_frames_close_the_socket_and_the_server_lives_on(
-    server: TestServer, people: Browsers, tenant: TenantPeople, send: str | bytes, code: int
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople, send: str | bytes, code: int
 ) -> None:
-    api = await people.signed_in(tenant.agent)
+    api = await live_people.signed_in(tenant.agent)
     console = await open_console(api)
     if isinstance(send, bytes):
         await console.ws.send_bytes(send)
@@ -253,9 +222,9 @@ async def test_bad_frames_close_the_socket_and_the_server_lives_on(
 
 
 async def test_a_known_frame_with_bad_fields_gets_an_error_frame_and_the_socket_stays(
-    server: TestServer, people: Browsers, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
 ) -> None:
-    console = await open_console(await people.signed_in(tenant.agent))
+    console = await open_console(await live_people.signed_in(tenant.agent))
     await console.send({"type": "presence", "status": "asleep"})
     error = await console.reply()
     assert error["type"] == "error"
@@ -268,16 +237,20 @@ async def test_a_known_frame_with_bad_fields_gets_an_error_frame_and_the_socket_
     assert await console.reply() == {"type": "pong"}
 
 
-async def test_a_flood_of_frames_closes_the_socket(server: TestServer, people: Browsers, tenant: TenantPeople) -> None:
-    console = await open_console(await people.signed_in(tenant.agent))
+async def test_a_flood_of_frames_closes_the_socket(
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
+) -> None:
+    console = await open_console(await live_people.signed_in(tenant.agent))
     conversation_id = str(uuid.uuid4())
     for _ in range(100):  # one answer only (not found), then throttled: the flood is what closes the socket
         await console.send({"type": "typing", "conversation_id": conversation_id})
     assert await console.closed() == aiohttp.WSCloseCode.POLICY_VIOLATION
 
 
-async def test_sockets_per_user_are_capped(server: TestServer, people: Browsers, tenant: TenantPeople) -> None:
-    api = await people.signed_in(tenant.agent)
+async def test_sockets_per_user_are_capped(
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
+) -> None:
+    api = await live_people.signed_in(tenant.agent)
     consoles = [await open_console(api) for _ in range(10)]
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await api.client.ws_connect("/ws", origin=origin_of(api))
@@ -288,13 +261,13 @@ async def test_sockets_per_user_are_capped(server: TestServer, people: Browsers,
 
 
 async def test_a_password_change_closes_the_users_open_sockets(
-    server: TestServer, people: Browsers, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
 ) -> None:
-    api = await people.signed_in(tenant.agent)
-    other_device_api = await people.signed_in(tenant.agent)
+    api = await live_people.signed_in(tenant.agent)
+    other_device_api = await live_people.signed_in(tenant.agent)
     other_device = await open_console(other_device_api)
     this_tab = await open_console(api)
-    colleague = await open_console(await people.signed_in(tenant.other_agent))
+    colleague = await open_console(await live_people.signed_in(tenant.other_agent))
     changed = await api.post(
         "/api/me/password", {"current_password": PASSWORD, "new_password": "a brand new long passphrase"}
     )
@@ -311,10 +284,10 @@ async def test_a_password_change_closes_the_users_open_sockets(
 
 
 async def test_presence_changes_reach_supervisors_live(
-    server: TestServer, people: Browsers, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
 ) -> None:
-    supervisor = await open_console(await people.signed_in(tenant.supervisor))
-    agent_api = await people.signed_in(tenant.agent)
+    supervisor = await open_console(await live_people.signed_in(tenant.supervisor))
+    agent_api = await live_people.signed_in(tenant.agent)
     agent = await open_console(agent_api)
     connected = await supervisor.presence_of(tenant.agent.id)
     assert connected["data"]["connected"] is True
@@ -338,15 +311,12 @@ async def test_presence_changes_reach_supervisors_live(
 
 
 async def test_typing_reaches_the_other_followers_not_the_typist(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    await _customer_writes(server, phone_number_id, "typing test")
-    agent_api = await people.signed_in(tenant.agent)
-    [conversation] = (await agent_api.get("/api/conversations?status=waiting")).data
+    agent_api, conversation = await _waiting(live_server, live_people, db, tenant, "typing test", by=tenant.agent)
     agent = await open_console(agent_api)
-    supervisor = await open_console(await people.signed_in(tenant.supervisor))
-    outsider = await open_console(await people.signed_in(tenant.other_agent))
+    supervisor = await open_console(await live_people.signed_in(tenant.supervisor))
+    outsider = await open_console(await live_people.signed_in(tenant.other_agent))
     await agent.send({"type": "typing", "conversation_id": conversation["id"]})
     typing = await supervisor.reply()
     assert typing == {
@@ -399,19 +369,19 @@ async def _never_reading_socket(api: Api) -> asyncio.StreamWriter:
 
 
 async def test_a_client_that_stops_reading_is_disconnected_and_others_keep_up(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    slow = await _never_reading_socket(await people.signed_in(tenant.agent))
-    reader = await open_console(await people.signed_in(tenant.supervisor))
-    hub = server.app[hub_key]
+    phone_number_id = await number_of(db, tenant)
+    slow = await _never_reading_socket(await live_people.signed_in(tenant.agent))
+    reader = await open_console(await live_people.signed_in(tenant.supervisor))
+    hub = live_server.app[hub_key]
     assert len(hub.sockets_of(tenant.agent.id)) == 1
     try:
         text = "x" * 4000
         for number in range(200):
             customer = f"55119{number:08d}"
             posted = asyncio.get_running_loop().time()
-            await _customer_writes(server, phone_number_id, f"{number} {text}", customer=customer)
+            await customer_writes(live_server, phone_number_id, f"{number} {text}", customer=customer)
             # The supervisor, who reads, gets each message at once: the stuck socket holds nobody up.
             message = await reader.event("message.created", within=2)
             assert message["data"]["message"]["text"].startswith(f"{number} ")
@@ -430,15 +400,12 @@ async def test_a_client_that_stops_reading_is_disconnected_and_others_keep_up(
 
 
 async def test_a_label_change_is_live_for_the_conversations_followers(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    await _customer_writes(server, phone_number_id, "label me")
-    admin = await people.signed_in(tenant.admin)
+    admin, conversation = await _waiting(live_server, live_people, db, tenant, "label me", by=tenant.admin)
     label = (await admin.post("/api/labels", {"name": f"vip-{uuid.uuid4().hex[:6]}"})).data
-    [conversation] = (await admin.get("/api/conversations?status=waiting")).data
-    queue_agent = await open_console(await people.signed_in(tenant.agent))
-    outsider = await open_console(await people.signed_in(tenant.other_agent))
+    queue_agent = await open_console(await live_people.signed_in(tenant.agent))
+    outsider = await open_console(await live_people.signed_in(tenant.other_agent))
     answer = await admin.put(f"/api/conversations/{conversation['id']}/labels/{label['id']}")
     assert answer.status == 200, answer.body
     updated = await queue_agent.event("conversation.updated")
@@ -469,14 +436,11 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(database: TestDataba
 
 
 async def test_a_transfer_note_reaches_only_those_who_follow_the_conversation_after_it(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    await _customer_writes(server, phone_number_id, "transfer me")
-    supervisor_api = await people.signed_in(tenant.supervisor)
-    [conversation] = (await supervisor_api.get("/api/conversations?status=waiting")).data
-    queue_agent = await open_console(await people.signed_in(tenant.agent))
-    new_agent = await open_console(await people.signed_in(tenant.other_agent))
+    supervisor_api, conversation = await _waiting(live_server, live_people, db, tenant, "transfer me")
+    queue_agent = await open_console(await live_people.signed_in(tenant.agent))
+    new_agent = await open_console(await live_people.signed_in(tenant.other_agent))
     answer = await supervisor_api.post(
         f"/api/conversations/{conversation['id']}/transfer",
         {"agent_id": str(tenant.other_agent.id), "note": "private context"},
@@ -489,15 +453,12 @@ async def test_a_transfer_note_reaches_only_those_who_follow_the_conversation_af
 
 
 async def test_a_conversation_closed_while_waiting_concerns_supervisors_only(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    await _customer_writes(server, phone_number_id, "spam")
-    supervisor_api = await people.signed_in(tenant.supervisor)
-    [conversation] = (await supervisor_api.get("/api/conversations?status=waiting")).data
+    supervisor_api, conversation = await _waiting(live_server, live_people, db, tenant, "spam")
     closed = await supervisor_api.post(f"/api/conversations/{conversation['id']}/close", {"reason": "spam"})
     assert closed.status == 200, closed.body
-    queue_agent = await open_console(await people.signed_in(tenant.agent))
+    queue_agent = await open_console(await live_people.signed_in(tenant.agent))
     supervisor = await open_console(supervisor_api)
     note = await supervisor_api.post(f"/api/conversations/{conversation['id']}/notes", {"body": "blocked number"})
     assert note.status == 201, note.body
@@ -506,9 +467,9 @@ async def test_a_conversation_closed_while_waiting_concerns_supervisors_only(
 
 
 async def test_opening_many_sockets_at_once_cannot_pass_the_per_user_limit(
-    server: TestServer, people: Browsers, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
 ) -> None:
-    api = await people.signed_in(tenant.agent)
+    api = await live_people.signed_in(tenant.agent)
 
     attempts = await asyncio.gather(
         *(api.client.ws_connect("/ws", origin=origin_of(api)) for _ in range(30)), return_exceptions=True
@@ -523,16 +484,16 @@ async def test_opening_many_sockets_at_once_cannot_pass_the_per_user_limit(
 
 
 async def test_a_resume_after_the_socket_went_live_for_events_before_it_answers_resync(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
-    await _customer_writes(server, phone_number_id, "before the socket")
-    api = await people.signed_in(tenant.agent)
+    phone_number_id = await number_of(db, tenant)
+    await customer_writes(live_server, phone_number_id, "before the socket")
+    api = await live_people.signed_in(tenant.agent)
     ws = await api.client.ws_connect("/ws", origin=origin_of(api))
     hello = orjson.loads((await ws.receive(timeout=5)).data)
     assert hello["data"]["last_seq"] >= 2
     await asyncio.sleep(ws_module.START_WINDOW + 0.2)  # no first frame: the socket goes live by itself
-    await _customer_writes(server, phone_number_id, "live already")
+    await customer_writes(live_server, phone_number_id, "live already")
     console = Console(ws, hello)
     live = await console.event("message.created")
     # Replaying what came before the socket joined now would put it after `live`: the client must resync.
@@ -541,8 +502,8 @@ async def test_a_resume_after_the_socket_went_live_for_events_before_it_answers_
     await ws.close()
 
 
-async def test_resumes_are_rate_limited(server: TestServer, people: Browsers, tenant: TenantPeople) -> None:
-    console = await open_console(await people.signed_in(tenant.agent))
+async def test_resumes_are_rate_limited(live_server: TestServer, live_people: Browsers, tenant: TenantPeople) -> None:
+    console = await open_console(await live_people.signed_in(tenant.agent))
     await console.send({"type": "resume", "last_seq": 0})
     refused = await console.reply()
     assert refused["type"] == "error"

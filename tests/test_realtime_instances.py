@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from fiv_console.app import create_app
@@ -21,7 +20,7 @@ from tests.api import Browsers, TenantPeople
 from tests.conftest import TestDatabase
 from tests.redis_server import RedisProcess
 from tests.sockets import open_console
-from tests.webhooks import connect_number, envelope, new_phone_number_id, post_webhook, text_message
+from tests.webhooks import customer_writes, number_of
 
 
 @asynccontextmanager
@@ -39,33 +38,17 @@ async def instances(database: TestDatabase, redis_url: str, count: int) -> Async
         yield opened
 
 
-async def _customer_writes(instance: Browsers, phone_number_id: str, text: str) -> None:
-    async with ClientSession() as http:
-        response = await post_webhook(
-            http,
-            str(instance.server.make_url("/webhooks/whatsapp")),
-            envelope(phone_number_id, messages=[text_message("5511933334444", text)]),
-        )
-        assert response.status == 200
-
-
-async def _number(db: Database, tenant: TenantPeople) -> str:
-    phone_number_id = new_phone_number_id()
-    await connect_number(db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id)
-    return phone_number_id
-
-
 async def test_events_cross_instances_through_redis(
     database: TestDatabase, redis_url: str, db: Database, tenant: TenantPeople, other_tenant: TenantPeople
 ) -> None:
-    phone_number_id = await _number(db, tenant)
+    phone_number_id = await number_of(db, tenant)
     async with instances(database, redis_url, 2) as (a, b):
         agent_on_a = await open_console(await a.signed_in(tenant.agent))
         supervisor_on_b = await open_console(await b.signed_in(tenant.supervisor))
         stranger_on_a = await open_console(await a.signed_in(other_tenant.supervisor))
         stranger_on_b = await open_console(await b.signed_in(other_tenant.admin))
 
-        await _customer_writes(b, phone_number_id, "posted to B")
+        await customer_writes(b.server, phone_number_id, "posted to B")
         message = await agent_on_a.event("message.created")
         assert message["data"]["message"]["text"] == "posted to B"
         conversation_id = message["data"]["conversation_id"]
@@ -99,19 +82,19 @@ async def test_redis_restart_pauses_cross_instance_pushes_then_both_live_deliver
 ) -> None:
     redis = RedisProcess(tmp_path)
     redis.start()
-    phone_number_id = await _number(db, tenant)
+    phone_number_id = await number_of(db, tenant)
     try:
         async with instances(database, redis.url, 2) as (a, b):
             agent_api_on_a = await a.signed_in(tenant.agent)
             agent_on_a = await open_console(agent_api_on_a)
-            await _customer_writes(b, phone_number_id, "before")
+            await customer_writes(b.server, phone_number_id, "before")
             before = await agent_on_a.event("message.created")
             assert before["data"]["message"]["text"] == "before"
 
             redis.stop()
             # Intake, the API and the socket's own instance go on without Redis.
             for text in ("during 1", "during 2"):
-                await _customer_writes(b, phone_number_id, text)
+                await customer_writes(b.server, phone_number_id, text)
             health = await (await b.new()).get("/health")
             assert health.status == 200
             assert health.body["status"] == "degraded"
@@ -127,7 +110,7 @@ async def test_redis_restart_pauses_cross_instance_pushes_then_both_live_deliver
                 if a.server.app[bus_key].connected and b.server.app[bus_key].connected:
                     break
                 await asyncio.sleep(0.05)
-            await _customer_writes(b, phone_number_id, "after")
+            await customer_writes(b.server, phone_number_id, "after")
             live = await agent_on_a.event("message.created", within=5)
             assert live["data"]["message"]["text"] == "after"
             assert live["seq"] > caught_up[-1]["seq"]
@@ -144,7 +127,7 @@ async def test_the_bus_itself_carries_events_between_instances_at_once(
     database: TestDatabase, redis_url: str, db: Database, tenant: TenantPeople
 ) -> None:
     """Not the upkeep's safety net (a tick away, at least a third of the grace period): the doorbell."""
-    phone_number_id = await _number(db, tenant)
+    phone_number_id = await number_of(db, tenant)
     async with AsyncExitStack() as stack:
         servers = []
         for _ in range(2):
@@ -159,6 +142,6 @@ async def test_the_bus_itself_carries_events_between_instances_at_once(
         agent_on_a = await open_console(await a.signed_in(tenant.agent))
         assert asyncio.get_running_loop().time() - started < 1.5, "the first socket waited on its subscription"
         for number in range(20):
-            await _customer_writes(b, phone_number_id, f"quick {number}")
+            await customer_writes(b.server, phone_number_id, f"quick {number}")
             message = await agent_on_a.event("message.created", within=1)
             assert message["data"]["message"]["text"] == f"quick {number}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -16,7 +15,6 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from fiv_console import events
-from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import Audience, Event, EventBatch
 from fiv_console.keys import hub_key, upkeep_key
@@ -24,7 +22,7 @@ from fiv_console.realtime import feed as feed_module
 from fiv_console.realtime.feed import TenantFeed
 from fiv_console.realtime.upkeep import prune_events
 from tests.api import Browsers, TenantPeople
-from tests.conftest import TestDatabase, new_tenant
+from tests.conftest import new_tenant
 from tests.sockets import open_console
 
 
@@ -51,13 +49,19 @@ async def _append(db: Database, tenant_id: uuid.UUID, count: int) -> list[Event]
     return appended
 
 
-async def test_a_feed_orders_what_arrives_out_of_order_and_reads_what_never_arrives(
-    db: Database, tenant: TenantPeople
-) -> None:
+async def _watched(db: Database, tenant: TenantPeople) -> tuple[TenantFeed, Recorder]:
+    """A started feed of the tenant's, and what it hands on."""
     feed = TenantFeed(tenant.id, db)
     await feed.start()
     recorder = Recorder()
     feed.add(recorder)  # type: ignore[arg-type]
+    return feed, recorder
+
+
+async def test_a_feed_orders_what_arrives_out_of_order_and_reads_what_never_arrives(
+    db: Database, tenant: TenantPeople
+) -> None:
+    feed, recorder = await _watched(db, tenant)
     first, second, third = await _append(db, tenant.id, 3)
 
     feed.receive([third, first])  # the doorbell of `second` is lost; `third` came before `first`
@@ -74,10 +78,7 @@ async def test_a_feed_orders_what_arrives_out_of_order_and_reads_what_never_arri
 async def test_a_feed_catches_up_on_what_was_committed_while_the_bus_was_silent(
     db: Database, tenant: TenantPeople
 ) -> None:
-    feed = TenantFeed(tenant.id, db)
-    await feed.start()
-    recorder = Recorder()
-    feed.add(recorder)  # type: ignore[arg-type]
+    feed, recorder = await _watched(db, tenant)
     missed = await _append(db, tenant.id, 3)
     feed.catch_up()
     for _ in range(100):
@@ -89,39 +90,26 @@ async def test_a_feed_catches_up_on_what_was_committed_while_the_bus_was_silent(
     await feed.close()
 
 
-@pytest.fixture
-async def server(database: TestDatabase) -> AsyncIterator[TestServer]:
-    test_server = TestServer(create_app(database.settings(presence_grace_seconds=1.5)))
-    await test_server.start_server()
-    try:
-        yield test_server
-    finally:
-        await test_server.close()
-
-
-@pytest.fixture
-async def people(server: TestServer) -> AsyncIterator[Browsers]:
-    opened = Browsers(server)
-    try:
-        yield opened
-    finally:
-        await opened.close()
-
-
-async def test_an_agent_whose_instance_died_is_reported_gone_once_the_grace_runs_out(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
-) -> None:
-    # The agent's socket was on an instance that crashed: its lease was refreshed a while ago, then never.
+async def _stranded(db: Database, tenant: TenantPeople, *, seen_ago: timedelta) -> None:
+    """The tenant's agent, shown as connected, with a lease of an instance that died `seen_ago`."""
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute(
             "insert into agent_connections (tenant_id, user_id, instance_id, sockets, seen_at) "
-            "values ($1, $2, $3, 1, now() - interval '1 second')",
+            "values ($1, $2, $3, 1, now() - $4::interval)",
             tenant.id,
             tenant.agent.id,
             uuid.uuid4(),
+            seen_ago,
         )
         await conn.execute("update users set connected = true where id = $1", tenant.agent.id)
-    supervisor = await open_console(await people.signed_in(tenant.supervisor))
+
+
+async def test_an_agent_whose_instance_died_is_reported_gone_once_the_grace_runs_out(
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    # The agent's socket was on an instance that crashed: its lease was refreshed a while ago, then never.
+    await _stranded(db, tenant, seen_ago=timedelta(seconds=1))
+    supervisor = await open_console(await live_people.signed_in(tenant.supervisor))
     gone = await supervisor.presence_of(tenant.agent.id, within=5)
     assert gone["data"]["connected"] is False
     async with tenant_tx(db, tenant.id) as conn:
@@ -133,10 +121,10 @@ async def test_an_agent_whose_instance_died_is_reported_gone_once_the_grace_runs
 
 
 async def test_a_reconnect_within_the_grace_period_is_no_departure(
-    server: TestServer, people: Browsers, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
 ) -> None:
-    supervisor = await open_console(await people.signed_in(tenant.supervisor))
-    agent_api = await people.signed_in(tenant.agent)
+    supervisor = await open_console(await live_people.signed_in(tenant.supervisor))
+    agent_api = await live_people.signed_in(tenant.agent)
     first = await open_console(agent_api)
     assert (await supervisor.presence_of(tenant.agent.id))["data"]["connected"] is True
     await first.close()
@@ -148,9 +136,9 @@ async def test_a_reconnect_within_the_grace_period_is_no_departure(
 
 
 async def test_a_session_ended_without_a_word_on_the_bus_still_closes_its_sockets(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    console = await open_console(await people.signed_in(tenant.agent))
+    console = await open_console(await live_people.signed_in(tenant.agent))
     # As if the notice were lost (Redis down): only the database knows.
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update users set session_version = session_version + 1 where id = $1", tenant.agent.id)
@@ -187,9 +175,9 @@ async def test_retention_removes_old_events_of_every_tenant_as_a_prefix(
 
 
 async def test_an_event_whose_doorbell_was_lost_still_arrives_with_the_next_tick(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    supervisor = await open_console(await people.signed_in(tenant.supervisor))
+    supervisor = await open_console(await live_people.signed_in(tenant.supervisor))
     await supervisor.presence_of(tenant.supervisor.id)
     [silent] = await _append(db, tenant.id, 1)  # committed, never announced
     arrived = await supervisor.event("queue.stats", within=3)
@@ -199,10 +187,7 @@ async def test_an_event_whose_doorbell_was_lost_still_arrives_with_the_next_tick
 async def test_events_read_from_the_log_after_the_bus_brought_them_are_not_kept_waiting(
     db: Database, tenant: TenantPeople, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    feed = TenantFeed(tenant.id, db)
-    await feed.start()
-    recorder = Recorder()
-    feed.add(recorder)  # type: ignore[arg-type]
+    feed, recorder = await _watched(db, tenant)
     first, second = await _append(db, tenant.id, 2)
     real_read = events.read
 
@@ -223,9 +208,9 @@ async def test_events_read_from_the_log_after_the_bus_brought_them_are_not_kept_
 
 
 async def test_leaving_a_queue_without_a_word_on_the_bus_still_stops_its_events(
-    server: TestServer, people: Browsers, db: Database, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    agent = await open_console(await people.signed_in(tenant.agent))
+    agent = await open_console(await live_people.signed_in(tenant.agent))
     # As if the access notice were lost: only the database knows.
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("delete from queue_members where user_id = $1", tenant.agent.id)
@@ -234,33 +219,25 @@ async def test_leaving_a_queue_without_a_word_on_the_bus_still_stops_its_events(
         batch = EventBatch(tenant.id)
         batch.add("conversation.created", Audience.queue(tenant.queue_id), conversation_id=None, payload={})
         appended = await events.append(conn, batch)
-    server.app[hub_key].announce(tenant.id, appended)
+    live_server.app[hub_key].announce(tenant.id, appended)
     assert await agent.quiet_about_conversations(0.7) == []
 
 
 async def test_a_socket_ends_with_its_session_however_active(
-    server: TestServer, people: Browsers, tenant: TenantPeople
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
 ) -> None:
-    console = await open_console(await people.signed_in(tenant.agent))
-    [socket] = server.app[hub_key].sockets_of(tenant.agent.id)
+    console = await open_console(await live_people.signed_in(tenant.agent))
+    [socket] = live_server.app[hub_key].sockets_of(tenant.agent.id)
     socket.expires_at = time.time()  # as if SESSION_MAX_HOURS had passed since sign-in
     assert await console.closed(within=3) == 1008
 
 
 async def test_a_tenant_nobody_serves_still_has_its_lapsed_agents_reported_and_dated_when_they_lapsed(
-    server: TestServer, db: Database, tenant: TenantPeople
+    live_server: TestServer, db: Database, tenant: TenantPeople
 ) -> None:
     # The tenant's only instance died ten minutes ago with an agent connected; nobody of it has come back.
-    async with tenant_tx(db, tenant.id) as conn:
-        await conn.execute(
-            "insert into agent_connections (tenant_id, user_id, instance_id, sockets, seen_at) "
-            "values ($1, $2, $3, 1, now() - interval '10 minutes')",
-            tenant.id,
-            tenant.agent.id,
-            uuid.uuid4(),
-        )
-        await conn.execute("update users set connected = true where id = $1", tenant.agent.id)
-    await server.app[upkeep_key].sweep_everywhere()
+    await _stranded(db, tenant, seen_ago=timedelta(minutes=10))
+    await live_server.app[upkeep_key].sweep_everywhere()
     async with tenant_tx(db, tenant.id) as conn:
         user = await conn.fetchrow(
             "select connected, now() - connected_changed_at as ago from users where id = $1", tenant.agent.id

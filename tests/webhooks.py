@@ -76,6 +76,26 @@ async def connect_number(
     return channel.id
 
 
+async def number_of(db: Database, tenant: TenantPeople) -> str:
+    """A new business number of the tenant, routed to its queue."""
+    phone_number_id = new_phone_number_id()
+    await connect_number(db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id)
+    return phone_number_id
+
+
+async def customer_writes(
+    server: TestServer, phone_number_id: str, text: str, *, customer: str = "5511900000001"
+) -> None:
+    """A customer's text message, posted to the server as Meta would; it must be answered 200."""
+    async with ClientSession() as http:
+        response = await post_webhook(
+            http,
+            str(server.make_url(WEBHOOK_PATH)),
+            envelope(phone_number_id, messages=[text_message(customer, text)]),
+        )
+        assert response.status == 200
+
+
 def envelope(
     phone_number_id: str, *, messages: Sequence[Any] = (), statuses: Sequence[Any] = (), **value: Any
 ) -> bytes:
