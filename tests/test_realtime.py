@@ -523,3 +523,12 @@ def test_behind_a_tls_proxy_the_public_url_is_the_origin(origin: str, allowed: b
     request = make_mocked_request("GET", "/ws", headers={"Origin": origin, "Host": "10.0.0.5:8080"})
     assert ws_module.same_origin(request, "https://console.example.com") is allowed
     assert ws_module.same_origin(request, None) is False
+
+
+async def test_frames_are_not_compressed_even_when_the_browser_offers_it(
+    live_server: TestServer, live_people: Browsers, tenant: TenantPeople
+) -> None:
+    api = await live_people.signed_in(tenant.agent)
+    ws = await api.client.ws_connect("/ws", origin=origin_of(api), compress=15)
+    assert ws.compress == 0
+    await ws.close()
