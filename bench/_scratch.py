@@ -14,6 +14,7 @@ deployment logs in as `fiv_app` with a different owner.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
@@ -28,6 +30,7 @@ from uuid import uuid4
 import aiohttp
 import asyncpg
 import orjson
+import psutil
 
 from fiv_console.db.embedded import EmbeddedPostgresError, embedded_postgres
 from fiv_console.db.migrations import migrate
@@ -158,3 +161,18 @@ async def stop(process: Process, signum: signal.Signals) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+def report_header(bench: str, server: Server, postgres: str, load_before: float) -> dict[str, Any]:
+    """What a report's JSON line starts with: which benchmark, when, and on what. Other work on the machine
+    skews absolute figures (ratios less so), so the load before and after is in it too."""
+    return {
+        "bench": bench,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "server": server.kind,
+        "postgres": postgres,
+        "cpus": os.cpu_count(),
+        "memory_gib": psutil.virtual_memory().total / 2**30,
+        "load_1min_before": load_before,
+        "load_1min_after": os.getloadavg()[0],
+    }

@@ -57,7 +57,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -65,7 +64,17 @@ from uuid import UUID
 import aiohttp
 import asyncpg
 import psutil
-from _scratch import BenchError, Scratch, Server, fail, measure_and_report, scratch_database, stop, wait_healthy
+from _scratch import (
+    BenchError,
+    Scratch,
+    Server,
+    fail,
+    measure_and_report,
+    report_header,
+    scratch_database,
+    stop,
+    wait_healthy,
+)
 
 from fiv_console import channels, queues, tenants
 from fiv_console.db.pool import create_database, tenant_tx
@@ -645,15 +654,7 @@ def _report(
         result["cpu_bound_per_s"] = (os.cpu_count() or 1) * 1000 / sum(result["cpu_ms_per_message"].values())
         results.append(result)
     return {
-        "bench": "intake",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "server": server.kind,
-        "postgres": version,
-        "cpus": os.cpu_count(),
-        "memory_gib": psutil.virtual_memory().total / 2**30,
-        # Other work on the machine skews absolute figures (ratios less so); a reader should see it.
-        "load_1min_before": load_before,
-        "load_1min_after": os.getloadavg()[0],
+        **report_header("intake", server, version, load_before),
         "seconds": args.seconds,
         "rounds": args.rounds,
         "rate": args.rate,

@@ -64,7 +64,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -73,7 +72,7 @@ import aiohttp
 import asyncpg
 import orjson
 import psutil
-from _scratch import BenchError, Scratch, Server, fail, measure_and_report, scratch_database
+from _scratch import BenchError, Scratch, Server, fail, measure_and_report, report_header, scratch_database
 from argon2 import PasswordHasher
 from intake import (
     WEBHOOK_PATH,
@@ -944,14 +943,7 @@ def _report(
             ours["kb_per_socket"] <= TARGET_SOCKET_KB and ours["sockets_open_at_reading"] == ours["sockets"]
         )
     return {
-        "bench": "realtime",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "server": server.kind,
-        "postgres": version,
-        "cpus": os.cpu_count(),
-        "memory_gib": psutil.virtual_memory().total / 2**30,
-        "load_1min_before": load_before,
-        "load_1min_after": os.getloadavg()[0],
+        **report_header("realtime", server, version, load_before),
         "agents": args.agents,
         "rate": args.rate,
         "seconds": args.seconds,
