@@ -14,11 +14,13 @@ import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
+from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.bus.base import Bus
 from fiv_console.bus.local import LocalBus
 from fiv_console.bus.redis import RedisBus
 from fiv_console.db.startup import StartupError, close_server_database, open_server_database
 from fiv_console.keys import (
+    assignment_key,
     bus_key,
     database_key,
     graph_client_key,
@@ -97,8 +99,11 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     upkeep = Upkeep(db, hub, instance_id=app[instance_id_key], grace=settings.presence_grace_seconds)
     app[bus_key], app[hub_key], app[upkeep_key] = bus, hub, upkeep
     app[intake_key] = Intake(db, hub)
+    assignment = app[assignment_key] = AssignmentLoop(db, hub, grace=settings.presence_grace_seconds)
+    hub.listen(assignment.heard)
     tasks = [
         asyncio.create_task(upkeep.run(), name="presence-upkeep"),
+        asyncio.create_task(assignment.run(), name="assignment-loop"),
         asyncio.create_task(
             run_retention(db, keep=timedelta(days=settings.event_retention_days)), name="event-retention"
         ),

@@ -334,6 +334,14 @@ def followers_now(conversation: Conversation) -> Audience:
     )
 
 
+_READ_MANY_SQL = f"{_SELECT_SQL}where c.id = any($1::uuid[]) order by c.id"
+
+
+async def read_many(conn: Connection, ids: list[UUID]) -> list[Conversation]:
+    """These conversations as they now are, whoever asks (the assignment loop has them locked)."""
+    return [_conversation(r) for r in await conn.fetch(_READ_MANY_SQL, ids)]
+
+
 # After a move, the conversation as it now is. Not filtered by sight: the caller locked it within their sight
 # and acted on it, and the move itself may take it out of their sight (an agent transferring it away).
 _READ_AFTER_MOVE_SQL = f"{_SELECT_SQL}where c.id = $1"

@@ -7,6 +7,7 @@ from uuid import UUID
 from aiohttp import web
 from redis.asyncio import Redis
 
+from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.bus.base import Bus
 from fiv_console.db.pool import Database
 from fiv_console.rate_limit import RateLimiter
@@ -30,3 +31,4 @@ instance_id_key = web.AppKey("instance_id", UUID)
 bus_key = web.AppKey("bus", Bus)
 hub_key = web.AppKey("hub", Hub)
 upkeep_key = web.AppKey("upkeep", Upkeep)
+assignment_key = web.AppKey("assignment", AssignmentLoop)

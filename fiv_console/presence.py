@@ -25,11 +25,17 @@ from fiv_console.errors import NotFound
 from fiv_console.events import Audience, EventBatch
 from fiv_console.users import _USER_COLUMNS, AgentStatus, User
 
-# Whether the user `u` has a live socket anywhere; $1 is the grace period. The assignment loop asks it too.
-CONNECTED_SQL = """exists (
+
+def connected_condition(grace: str) -> str:
+    """SQL: whether the user `u` has a live socket anywhere; `grace` names the parameter holding the grace
+    period. The assignment claim asks it too."""
+    return f"""exists (
     select 1 from agent_connections ac
-    where ac.tenant_id = u.tenant_id and ac.user_id = u.id and ac.seen_at > now() - $1::interval
+    where ac.tenant_id = u.tenant_id and ac.user_id = u.id and ac.seen_at > now() - {grace}::interval
 )"""
+
+
+CONNECTED_SQL = connected_condition("$1")
 
 
 def _announce(batch: EventBatch, row: asyncpg.Record) -> None:

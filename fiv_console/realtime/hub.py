@@ -16,7 +16,7 @@ import contextlib
 import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -58,6 +58,7 @@ class Hub:
         self._access_reads: dict[UUID, int] = {}
         self._reading_ids = itertools.count()
         self.stopping = False
+        self._listeners: list[Callable[[UUID, Sequence[Event]], None]] = []
         bus.on_gap(self.catch_up)
 
     # Announcing (events.Announcer) and telling the other instances.
@@ -65,6 +66,12 @@ class Hub:
     def announce(self, tenant_id: UUID, announced: Sequence[Event]) -> None:
         if announced:
             self._bus.publish(tenant_channel(tenant_id), wire.encode_events(announced))
+            for listener in self._listeners:
+                listener(tenant_id, announced)
+
+    def listen(self, listener: Callable[[UUID, Sequence[Event]], None]) -> None:
+        """`listener` hears every event this instance announces, as it is announced (the assignment loop)."""
+        self._listeners.append(listener)
 
     def notify(self, tenant_id: UUID, notice: wire.Notice) -> None:
         self._bus.publish(tenant_channel(tenant_id), wire.encode_notice(notice))

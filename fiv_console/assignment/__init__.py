@@ -1,0 +1,1 @@
+"""Queue assignment: a pure policy that chooses, and claims that apply its choice under row locks."""

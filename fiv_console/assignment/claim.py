@@ -1,0 +1,110 @@
+"""A claim: one short transaction in one tenant that assigns waiting conversations to available agents.
+
+1. The oldest waiting conversations of the highest priority are locked `FOR NO KEY UPDATE SKIP LOCKED`
+   (conversations another claim or a person is moving are left to them);
+2. the agents who may take them (members of those queues, `online`, connected within the grace period,
+   enabled, role agent) are locked in id order, waiting for any another claim or move holds (so claims in
+   one tenant take turns on its agents);
+3. under those locks their open conversations are counted, so capacity is checked against every
+   assignment committed before; the pure policy (`assignment.policy`) chooses;
+4. the assignments and their `conversation.assigned` events are written, the events last.
+
+Lock order is the manual moves' (conversation, then user, then the event counter), so claims and moves never
+deadlock, and no network I/O happens inside. Any number of claims may run at once, on any instance: two
+can never own one conversation, nor push an agent over capacity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+from fiv_console import conversations, events
+from fiv_console.assignment.policy import Candidate, Waiting, plan
+from fiv_console.conversations import Moved
+from fiv_console.db.pool import Connection
+from fiv_console.events import Event, EventBatch
+from fiv_console.presence import connected_condition
+
+_WAITING_SQL = """
+select c.id, c.queue_id, c.priority, c.enqueued_at, q.priority as queue_priority
+from conversations c
+join queues q on q.tenant_id = c.tenant_id and q.id = c.queue_id
+where c.status = 'waiting' and q.active
+order by q.priority desc, c.priority desc, c.enqueued_at, c.id
+limit $1
+for no key update of c skip locked
+"""
+# $1: the queues; $2: the presence grace period.
+_CANDIDATES_SQL = f"""
+select u.id, u.max_concurrent, u.last_assigned_at, m.queue_id, m.max_concurrent_override
+from users u
+join queue_members m on m.tenant_id = u.tenant_id and m.user_id = u.id
+where m.queue_id = any($1::uuid[]) and u.role = 'agent' and not u.disabled and u.status = 'online'
+  and {connected_condition("$2")}
+"""
+# Waited for, not skipped: a claim that skipped the agents another holds could assign nothing and stop while
+# its own conversations still wait. In id order, so claims never wait on each other in a cycle.
+# The conditions again: a row waited for is checked as it is once the lock is granted (gone away, disabled).
+_LOCK_AGENTS_SQL = """
+select id from users
+where id = any($1::uuid[]) and role = 'agent' and not disabled and status = 'online'
+order by id
+for no key update
+"""
+_LOAD_SQL = """
+select agent_id, count(*) as open from conversations
+where status = 'assigned' and agent_id = any($1::uuid[])
+group by agent_id
+"""
+_ASSIGN_SQL = """
+update conversations c set status = 'assigned', agent_id = p.agent_id, assigned_at = now(), updated_at = now()
+from unnest($1::uuid[], $2::uuid[]) as p(conversation_id, agent_id)
+where c.id = p.conversation_id
+"""
+_TOUCH_AGENTS_SQL = "update users set last_assigned_at = now() where id = any($1::uuid[])"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    assigned: int
+    waiting_seen: int
+    events: list[Event]
+
+
+async def claim(conn: Connection, *, tenant_id: UUID, grace: timedelta, limit: int = 100) -> Claimed:
+    """In the tenant's transaction: assigns what it can of the `limit` oldest waiting conversations. Call it
+    last in the transaction (it appends the events)."""
+    rows = await conn.fetch(_WAITING_SQL, limit)
+    if not rows:
+        return Claimed(0, 0, [])
+    waiting = [Waiting(r["id"], r["queue_id"], r["queue_priority"], r["priority"], r["enqueued_at"]) for r in rows]
+    queue_ids = list({w.queue_id for w in waiting})
+    found = await conn.fetch(_CANDIDATES_SQL, queue_ids, grace)
+    if not found:
+        return Claimed(0, len(waiting), [])
+    locked = {r["id"] for r in await conn.fetch(_LOCK_AGENTS_SQL, list({r["id"] for r in found}))}
+    load = {r["agent_id"]: int(r["open"]) for r in await conn.fetch(_LOAD_SQL, list(locked))}
+    capacities: dict[UUID, dict[UUID, int]] = {}
+    last_assigned = {}
+    for r in found:
+        if r["id"] in locked:
+            capacity = r["max_concurrent_override"] or r["max_concurrent"]
+            capacities.setdefault(r["id"], {})[r["queue_id"]] = capacity
+            last_assigned[r["id"]] = r["last_assigned_at"]
+    candidates = [
+        Candidate(agent_id, load.get(agent_id, 0), capacity, last_assigned[agent_id])
+        for agent_id, capacity in capacities.items()
+    ]
+    pairs = plan(waiting, candidates)
+    if not pairs:
+        return Claimed(0, len(waiting), [])
+    await conn.execute(_ASSIGN_SQL, [c for c, _ in pairs], [a for _, a in pairs])
+    await conn.execute(_TOUCH_AGENTS_SQL, list({a for _, a in pairs}))
+    batch = EventBatch(tenant_id)
+    by_id = {w.conversation_id: w for w in waiting}
+    for conversation in await conversations.read_many(conn, [c for c, _ in pairs]):
+        moved = Moved(conversation, None, by_id[conversation.id].queue_id, "waiting")
+        conversations.announce_move(batch, "conversation.assigned", moved)
+    return Claimed(len(pairs), len(waiting), await events.append(conn, batch))

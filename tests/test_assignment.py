@@ -1,0 +1,195 @@
+"""The assignment engine: the pure policy, claims against the real database, concurrent claimers on their
+own pools, and the loop inside a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from aiohttp.test_utils import TestServer
+
+from fiv_console import conversations
+from fiv_console.assignment.loop import AssignmentLoop
+from fiv_console.assignment.policy import Candidate, Waiting, plan
+from fiv_console.conversations import Viewer
+from fiv_console.db.pool import Database, create_database, tenant_tx
+from fiv_console.errors import Conflict, NotFound
+from fiv_console.events import Unannounced
+from tests.api import Browsers, TenantPeople
+from tests.conftest import TestDatabase
+from tests.sockets import open_console
+from tests.webhooks import customer_writes, number_of
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+QUEUE, OTHER_QUEUE = uuid.uuid4(), uuid.uuid4()
+
+
+def _waiting(minutes: int, *, queue: uuid.UUID = QUEUE, priority: int = 0, queue_priority: int = 0) -> Waiting:
+    return Waiting(uuid.uuid4(), queue, queue_priority, priority, T0 + timedelta(minutes=minutes))
+
+
+def test_the_longest_waiting_goes_first_within_a_priority_and_higher_priorities_before() -> None:
+    late, early, urgent = _waiting(5), _waiting(1), _waiting(9, priority=1)
+    vip_queue = _waiting(10, queue=OTHER_QUEUE, queue_priority=5)
+    agent = Candidate(uuid.uuid4(), 0, {QUEUE: 3, OTHER_QUEUE: 3})
+    assert [c for c, _ in plan([late, early, urgent, vip_queue], [agent])] == [
+        vip_queue.conversation_id,
+        urgent.conversation_id,
+        early.conversation_id,
+    ]
+
+
+def test_the_agent_with_fewest_open_then_longest_idle_gets_it() -> None:
+    busy = Candidate(uuid.uuid4(), 2, {QUEUE: 5}, T0 - timedelta(hours=5))
+    idle_long = Candidate(uuid.uuid4(), 1, {QUEUE: 5}, T0 - timedelta(hours=2))
+    idle_short = Candidate(uuid.uuid4(), 1, {QUEUE: 5}, T0 - timedelta(minutes=1))
+    never = Candidate(uuid.uuid4(), 1, {QUEUE: 5}, None)
+    first, second, third, fourth = (_waiting(n) for n in range(4))
+    assert plan([first, second, third, fourth], [busy, idle_short, idle_long, never]) == [
+        (first.conversation_id, never.agent_id),
+        (second.conversation_id, idle_long.agent_id),
+        (third.conversation_id, idle_short.agent_id),
+        # Everyone now has two: the longest since their last assignment is the busy one.
+        (fourth.conversation_id, busy.agent_id),
+    ]
+
+
+def test_capacity_is_per_queue_and_a_full_queue_blocks_no_other() -> None:
+    agent = Candidate(uuid.uuid4(), 1, {QUEUE: 1, OTHER_QUEUE: 2})
+    in_full_queue, in_other = _waiting(0), _waiting(1, queue=OTHER_QUEUE)
+    assert plan([in_full_queue, in_other], [agent]) == [(in_other.conversation_id, agent.agent_id)]
+    assert plan([_waiting(0)], [Candidate(uuid.uuid4(), 0, {OTHER_QUEUE: 3})]) == []
+
+
+async def _available(db: Database, tenant: TenantPeople, *agents: uuid.UUID) -> None:
+    """The agents are members of the tenant's queue, online, and connected (a fresh lease)."""
+    async with tenant_tx(db, tenant.id) as conn:
+        for agent_id in agents:
+            await conn.execute(
+                "insert into queue_members (tenant_id, queue_id, user_id) values ($1, $2, $3) on conflict do nothing",
+                tenant.id,
+                tenant.queue_id,
+                agent_id,
+            )
+            await conn.execute("update users set status = 'online', max_concurrent = 3 where id = $1", agent_id)
+            await conn.execute(
+                "insert into agent_connections (tenant_id, user_id, instance_id, sockets) values ($1, $2, $3, 1)",
+                tenant.id,
+                agent_id,
+                uuid.uuid4(),
+            )
+
+
+async def _conversations(db: Database, tenant: TenantPeople, channel_id: uuid.UUID, count: int) -> list[uuid.UUID]:
+    """`count` waiting conversations, one a second apart in their queue's line (the first the oldest)."""
+    made = []
+    async with tenant_tx(db, tenant.id) as conn:
+        for n in range(count):
+            contact = await conn.fetchval(
+                "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id", tenant.id, f"55{n:09d}"
+            )
+            made.append(
+                await conn.fetchval(
+                    "insert into conversations (tenant_id, channel_id, contact_id, queue_id, enqueued_at) "
+                    "values ($1, $2, $3, $4, now() - make_interval(secs => $5)) returning id",
+                    tenant.id,
+                    channel_id,
+                    contact,
+                    tenant.queue_id,
+                    float(10_000 - n),
+                )
+            )
+    return made
+
+
+async def _channel(db: Database, tenant: TenantPeople) -> uuid.UUID:
+    await number_of(db, tenant)
+    async with tenant_tx(db, tenant.id) as conn:
+        channel_id: uuid.UUID = await conn.fetchval("select id from channels order by created_at desc limit 1")
+    return channel_id
+
+
+async def _owners(db: Database, tenant: TenantPeople) -> dict[uuid.UUID, uuid.UUID | None]:
+    async with tenant_tx(db, tenant.id) as conn:
+        rows = await conn.fetch("select id, agent_id from conversations where status <> 'closed'")
+    return {r["id"]: r["agent_id"] for r in rows}
+
+
+async def test_a_claim_assigns_the_oldest_first_within_capacity(db: Database, tenant: TenantPeople) -> None:
+    await _available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    made = await _conversations(db, tenant, await _channel(db, tenant), 10)
+    loop = AssignmentLoop(db, Unannounced(), grace=30)
+    assert await loop.run_once(tenant.id) == 6
+    owners = await _owners(db, tenant)
+    assert [c for c in made if owners[c] is not None] == made[:6]  # the six longest waiting
+    assert Counter(owners[c] for c in made[:6]) == {tenant.agent.id: 3, tenant.other_agent.id: 3}
+
+    # Closing one frees a place: the next oldest goes there, and nothing else moves.
+    viewer = Viewer(tenant_id=tenant.id, role="supervisor", user_id=tenant.supervisor.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conversations.close(conn, viewer=viewer, conversation_id=made[0], reason="done")
+    assert await loop.run_once(tenant.id) == 1
+    assert (await _owners(db, tenant))[made[6]] == owners[made[0]]
+
+
+async def test_agents_who_are_away_offline_or_not_connected_get_nothing(db: Database, tenant: TenantPeople) -> None:
+    await _available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update users set status = 'away' where id = $1", tenant.agent.id)
+        await conn.execute(
+            "update agent_connections set seen_at = now() - interval '1 hour' where user_id = $1", tenant.other_agent.id
+        )
+    await _conversations(db, tenant, await _channel(db, tenant), 3)
+    assert await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id) == 0
+
+
+async def test_three_claimers_and_manual_assigns_at_once_never_share_or_overfill(
+    database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    agents = [tenant.agent.id, tenant.other_agent.id, tenant.supervisor.id]
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update users set role = 'agent' where id = $1", tenant.supervisor.id)
+    await _available(db, tenant, *agents)
+    made = await _conversations(db, tenant, await _channel(db, tenant), 40)
+    pools = [
+        await create_database(database.app_url, min_size=1, max_size=3, acquire_timeout=10, command_timeout=30)
+        for _ in range(3)
+    ]
+    admin = Viewer(tenant_id=tenant.id, role="admin", user_id=tenant.admin.id)
+
+    async def manual(conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+        try:
+            async with tenant_tx(db, tenant.id) as conn:
+                await conversations.assign(
+                    conn, viewer=admin, conversation_id=conversation_id, agent_id=agent_id, force=False
+                )
+        except (Conflict, NotFound):
+            pass  # at capacity, or already taken: both are the right answers to a race lost
+
+    try:
+        loops = [AssignmentLoop(pool, Unannounced(), grace=30, batch=4) for pool in pools]
+        await asyncio.gather(
+            *(loop.run_once(tenant.id) for loop in loops),
+            *(manual(made[-1 - n], agents[n % 3]) for n in range(6)),
+        )
+    finally:
+        for pool in pools:
+            await pool.pool.close()
+    owners = await _owners(db, tenant)
+    load = Counter(owner for owner in owners.values() if owner is not None)
+    assert sum(load.values()) == 9  # three agents of capacity three: full, and no more
+    assert all(count == 3 for count in load.values())
+
+
+async def test_a_running_server_assigns_a_new_conversation_to_the_online_agent_at_once(
+    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    agent = await open_console(await live_people.signed_in(tenant.agent))
+    await agent.send({"type": "presence", "status": "online"})
+    await agent.presence_of(tenant.agent.id)
+    await agent.presence_of(tenant.agent.id)  # connected, then online
+    await customer_writes(live_server, await number_of(db, tenant), "assign me")
+    assigned = await agent.event("conversation.assigned", within=3)
+    assert assigned["data"]["conversation"]["agent_id"] == str(tenant.agent.id)
