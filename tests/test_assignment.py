@@ -193,3 +193,43 @@ async def test_a_running_server_assigns_a_new_conversation_to_the_online_agent_a
     await customer_writes(live_server, await number_of(db, tenant), "assign me")
     assigned = await agent.event("conversation.assigned", within=3)
     assert assigned["data"]["conversation"]["agent_id"] == str(tenant.agent.id)
+
+
+async def test_a_queue_nobody_can_serve_does_not_hold_up_another(db: Database, tenant: TenantPeople) -> None:
+    """Many waiting in a high-priority queue without available agents; one waiting in another queue whose
+    agent has room gets assigned all the same."""
+    channel_id = await _channel(db, tenant)
+    await _conversations(db, tenant, channel_id, 12)  # in the tenant's queue: no available member
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update queues set priority = 10 where id = $1", tenant.queue_id)
+        other_queue = await conn.fetchval(
+            "insert into queues (tenant_id, name) values ($1, $2) returning id",
+            tenant.id,
+            f"Other {uuid.uuid4().hex[:6]}",
+        )
+        contact = await conn.fetchval(
+            "insert into contacts (tenant_id, wa_id) values ($1, '5599000000001') returning id", tenant.id
+        )
+        lonely = await conn.fetchval(
+            "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4) "
+            "returning id",
+            tenant.id,
+            channel_id,
+            contact,
+            other_queue,
+        )
+        await conn.execute(
+            "insert into queue_members (tenant_id, queue_id, user_id) values ($1, $2, $3)",
+            tenant.id,
+            other_queue,
+            tenant.other_agent.id,
+        )
+        await conn.execute("update users set status = 'online' where id = $1", tenant.other_agent.id)
+        await conn.execute(
+            "insert into agent_connections (tenant_id, user_id, instance_id, sockets) values ($1, $2, $3, 1)",
+            tenant.id,
+            tenant.other_agent.id,
+            uuid.uuid4(),
+        )
+    assert await AssignmentLoop(db, Unannounced(), grace=30, batch=5).run_once(tenant.id) == 1
+    assert (await _owners(db, tenant))[lonely] == tenant.other_agent.id

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
+import asyncpg
+
 from fiv_console import conversations, events
 from fiv_console.assignment.policy import Candidate, Waiting, plan
 from fiv_console.conversations import Moved
@@ -27,22 +29,22 @@ from fiv_console.db.pool import Connection
 from fiv_console.events import Event, EventBatch
 from fiv_console.presence import connected_condition
 
-_WAITING_SQL = """
-select c.id, c.queue_id, c.priority, c.enqueued_at, q.priority as queue_priority
-from conversations c
-join queues q on q.tenant_id = c.tenant_id and q.id = c.queue_id
-where c.status = 'waiting' and q.active
-order by q.priority desc, c.priority desc, c.enqueued_at, c.id
-limit $1
-for no key update of c skip locked
-"""
-# $1: the queues; $2: the presence grace period.
+# $1: the presence grace period.
 _CANDIDATES_SQL = f"""
 select u.id, u.max_concurrent, u.last_assigned_at, m.queue_id, m.max_concurrent_override
 from users u
 join queue_members m on m.tenant_id = u.tenant_id and m.user_id = u.id
-where m.queue_id = any($1::uuid[]) and u.role = 'agent' and not u.disabled and u.status = 'online'
-  and {connected_condition("$2")}
+where u.role = 'agent' and not u.disabled and u.status = 'online' and {connected_condition("$1")}
+"""
+# Only in queues where someone has room: a queue nobody can serve must not hold the others' turn.
+_WAITING_SQL = """
+select c.id, c.queue_id, c.priority, c.enqueued_at, q.priority as queue_priority
+from conversations c
+join queues q on q.tenant_id = c.tenant_id and q.id = c.queue_id
+where c.status = 'waiting' and q.active and c.queue_id = any($1::uuid[])
+order by q.priority desc, c.priority desc, c.enqueued_at, c.id
+limit $2
+for no key update of c skip locked
 """
 # Waited for, not skipped: a claim that skipped the agents another holds could assign nothing and stop while
 # its own conversations still wait. In id order, so claims never wait on each other in a cycle.
@@ -66,6 +68,11 @@ where c.id = p.conversation_id
 _TOUCH_AGENTS_SQL = "update users set last_assigned_at = now() where id = any($1::uuid[])"
 
 
+def _capacity(candidate: asyncpg.Record) -> int:
+    """The agent's capacity in the queue of this row: the queue's override, else their own."""
+    return int(candidate["max_concurrent_override"] or candidate["max_concurrent"])
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     assigned: int
@@ -76,22 +83,25 @@ class Claimed:
 async def claim(conn: Connection, *, tenant_id: UUID, grace: timedelta, limit: int = 100) -> Claimed:
     """In the tenant's transaction: assigns what it can of the `limit` oldest waiting conversations. Call it
     last in the transaction (it appends the events)."""
-    rows = await conn.fetch(_WAITING_SQL, limit)
+    found = await conn.fetch(_CANDIDATES_SQL, grace)
+    if not found:
+        return Claimed(0, 0, [])
+    # A first look without locks, to pick the queues worth locking conversations in.
+    seen_load = {r["agent_id"]: int(r["open"]) for r in await conn.fetch(_LOAD_SQL, list({r["id"] for r in found}))}
+    with_room = list({r["queue_id"] for r in found if seen_load.get(r["id"], 0) < _capacity(r)})
+    rows = await conn.fetch(_WAITING_SQL, with_room, limit) if with_room else []
     if not rows:
         return Claimed(0, 0, [])
     waiting = [Waiting(r["id"], r["queue_id"], r["queue_priority"], r["priority"], r["enqueued_at"]) for r in rows]
-    queue_ids = list({w.queue_id for w in waiting})
-    found = await conn.fetch(_CANDIDATES_SQL, queue_ids, grace)
-    if not found:
-        return Claimed(0, len(waiting), [])
+    queue_ids = {w.queue_id for w in waiting}
+    found = [r for r in found if r["queue_id"] in queue_ids]
     locked = {r["id"] for r in await conn.fetch(_LOCK_AGENTS_SQL, list({r["id"] for r in found}))}
     load = {r["agent_id"]: int(r["open"]) for r in await conn.fetch(_LOAD_SQL, list(locked))}
     capacities: dict[UUID, dict[UUID, int]] = {}
     last_assigned = {}
     for r in found:
         if r["id"] in locked:
-            capacity = r["max_concurrent_override"] or r["max_concurrent"]
-            capacities.setdefault(r["id"], {})[r["queue_id"]] = capacity
+            capacities.setdefault(r["id"], {})[r["queue_id"]] = _capacity(r)
             last_assigned[r["id"]] = r["last_assigned_at"]
     candidates = [
         Candidate(agent_id, load.get(agent_id, 0), capacity, last_assigned[agent_id])
