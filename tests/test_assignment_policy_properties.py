@@ -1,0 +1,68 @@
+"""Properties of the assignment policy over random queues, agents and waiting lines (hypothesis)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fiv_console.assignment.policy import Candidate, Waiting, plan, waiting_order
+
+QUEUES = [uuid.UUID(int=n + 1) for n in range(3)]
+T0 = datetime(2026, 11, 25, tzinfo=UTC)
+
+waitings = st.lists(
+    st.builds(
+        Waiting,
+        conversation_id=st.uuids(),
+        queue_id=st.sampled_from(QUEUES),
+        queue_priority=st.integers(-2, 2),
+        priority=st.integers(-2, 2),
+        enqueued_at=st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
+    ),
+    max_size=30,
+    unique_by=lambda w: w.conversation_id,
+)
+candidates = st.lists(
+    st.builds(
+        Candidate,
+        agent_id=st.uuids(),
+        open_count=st.integers(0, 4),
+        capacity=st.dictionaries(st.sampled_from(QUEUES), st.integers(1, 4), max_size=3),
+        last_assigned_at=st.none() | st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
+    ),
+    max_size=8,
+    unique_by=lambda c: c.agent_id,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(waiting=waitings, agents=candidates)
+def test_no_overfill_no_repeat_no_idle_agent_and_first_come_first_served(
+    waiting: list[Waiting], agents: list[Candidate]
+) -> None:
+    pairs = plan(waiting, agents)
+    by_conversation = {w.conversation_id: w for w in waiting}
+    by_agent = {a.agent_id: a for a in agents}
+    assigned = dict(pairs)
+    assert len(assigned) == len(pairs), "a conversation given twice"
+
+    load = Counter({a.agent_id: a.open_count for a in agents})
+    for conversation_id, agent_id in pairs:
+        queue_id = by_conversation[conversation_id].queue_id
+        load[agent_id] += 1
+        assert load[agent_id] <= by_agent[agent_id].capacity[queue_id], "an agent over capacity"
+
+    for left in (w for w in waiting if w.conversation_id not in assigned):
+        # Nobody who could have taken it still has room: no eligible agent idles while it waits.
+        assert all(load[a.agent_id] >= a.capacity[left.queue_id] for a in agents if left.queue_id in a.capacity), (
+            "an eligible agent left idle"
+        )
+        # Nothing after it in its own queue's line was served before it.
+        for other_id in assigned:
+            other = by_conversation[other_id]
+            if other.queue_id == left.queue_id:
+                assert waiting_order(other) < waiting_order(left), "served out of order"
