@@ -63,14 +63,14 @@ def test_capacity_is_per_queue_and_a_full_queue_blocks_no_other() -> None:
     assert plan([_waiting(0)], [Candidate(uuid.uuid4(), 0, {OTHER_QUEUE: 3})]) == []
 
 
-async def _available(db: Database, tenant: TenantPeople, *agents: uuid.UUID) -> None:
-    """The agents are members of the tenant's queue, online, and connected (a fresh lease)."""
+async def _available(db: Database, tenant: TenantPeople, *agents: uuid.UUID, queue_id: uuid.UUID | None = None) -> None:
+    """The agents are members of the queue (the tenant's unless named), online, and connected (a fresh lease)."""
     async with tenant_tx(db, tenant.id) as conn:
         for agent_id in agents:
             await conn.execute(
                 "insert into queue_members (tenant_id, queue_id, user_id) values ($1, $2, $3) on conflict do nothing",
                 tenant.id,
-                tenant.queue_id,
+                queue_id or tenant.queue_id,
                 agent_id,
             )
             await conn.execute("update users set status = 'online', max_concurrent = 3 where id = $1", agent_id)
@@ -218,18 +218,6 @@ async def test_a_queue_nobody_can_serve_does_not_hold_up_another(db: Database, t
             contact,
             other_queue,
         )
-        await conn.execute(
-            "insert into queue_members (tenant_id, queue_id, user_id) values ($1, $2, $3)",
-            tenant.id,
-            other_queue,
-            tenant.other_agent.id,
-        )
-        await conn.execute("update users set status = 'online' where id = $1", tenant.other_agent.id)
-        await conn.execute(
-            "insert into agent_connections (tenant_id, user_id, instance_id, sockets) values ($1, $2, $3, 1)",
-            tenant.id,
-            tenant.other_agent.id,
-            uuid.uuid4(),
-        )
+    await _available(db, tenant, tenant.other_agent.id, queue_id=other_queue)
     assert await AssignmentLoop(db, Unannounced(), grace=30, batch=5).run_once(tenant.id) == 1
     assert (await _owners(db, tenant))[lonely] == tenant.other_agent.id
