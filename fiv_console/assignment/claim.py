@@ -81,8 +81,8 @@ class Claimed:
 
 
 async def claim(conn: Connection, *, tenant_id: UUID, grace: timedelta, limit: int = 100) -> Claimed:
-    """In the tenant's transaction: assigns what it can of the `limit` oldest waiting conversations. Call it
-    last in the transaction (it appends the events)."""
+    """In the tenant's transaction: assigns what it can of the `limit` first waiting conversations of the
+    queues where an available agent has room. Call it last in the transaction (it appends the events)."""
     found = await conn.fetch(_CANDIDATES_SQL, grace)
     if not found:
         return Claimed(0, 0, [])
