@@ -88,7 +88,9 @@ async def _conversations(db: Database, tenant: TenantPeople, channel_id: uuid.UU
     async with tenant_tx(db, tenant.id) as conn:
         for n in range(count):
             contact = await conn.fetchval(
-                "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id", tenant.id, f"55{n:09d}"
+                "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id",
+                tenant.id,
+                f"55{uuid.uuid4().int % 10**11:011d}",
             )
             made.append(
                 await conn.fetchval(
@@ -221,3 +223,79 @@ async def test_a_queue_nobody_can_serve_does_not_hold_up_another(db: Database, t
     await _available(db, tenant, tenant.other_agent.id, queue_id=other_queue)
     assert await AssignmentLoop(db, Unannounced(), grace=30, batch=5).run_once(tenant.id) == 1
     assert (await _owners(db, tenant))[lonely] == tenant.other_agent.id
+
+
+async def _assigned_to(db: Database, tenant: TenantPeople, agent_id: uuid.UUID, count: int) -> list[uuid.UUID]:
+    made = await _conversations(db, tenant, await _channel(db, tenant), count)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "update conversations set status = 'assigned', agent_id = $1, assigned_at = now() where id = any($2)",
+            agent_id,
+            made,
+        )
+    return made
+
+
+async def _enqueued(db: Database, tenant: TenantPeople) -> dict[uuid.UUID, tuple[str, datetime]]:
+    async with tenant_tx(db, tenant.id) as conn:
+        rows = await conn.fetch("select id, status, enqueued_at from conversations")
+    return {r["id"]: (r["status"], r["enqueued_at"]) for r in rows}
+
+
+async def test_an_agent_gone_offline_has_their_conversations_back_in_the_line_at_their_place(
+    db: Database, tenant: TenantPeople
+) -> None:
+    await _available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    made = await _assigned_to(db, tenant, tenant.agent.id, 2)
+    before = await _enqueued(db, tenant)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "update users set status = 'offline', status_changed_at = now() where id = $1", tenant.agent.id
+        )
+        await conn.execute("update users set status = 'away' where id = $1", tenant.other_agent.id)
+    assert await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id) == 0
+    after = await _enqueued(db, tenant)
+    assert [after[c] for c in made] == [("waiting", before[c][1]) for c in made]
+
+    # Someone present comes online: they get them, the longest waiting first.
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update users set status = 'online' where id = $1", tenant.other_agent.id)
+    assert await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id) == 2
+    assert set((await _owners(db, tenant)).values()) == {tenant.other_agent.id}
+
+
+async def test_a_disconnected_agent_keeps_them_within_the_tenants_wait_and_where_it_says_keep(
+    db: Database, tenant: TenantPeople
+) -> None:
+    await _available(db, tenant, tenant.agent.id)
+    made = await _assigned_to(db, tenant, tenant.agent.id, 1)
+    async with tenant_tx(db, tenant.id) as conn:
+        # Gone past the grace a minute ago; the tenant waits two minutes before taking conversations back.
+        await conn.execute(
+            "update users set connected = false, connected_changed_at = now() - interval '1 minute' where id = $1",
+            tenant.agent.id,
+        )
+        await conn.execute(
+            "update agent_connections set seen_at = now() - interval '90 seconds' where user_id = $1", tenant.agent.id
+        )
+        await conn.execute(
+            "update tenants set settings = settings || '{\"requeue_after_seconds\": 120}' where id = $1", tenant.id
+        )
+    loop = AssignmentLoop(db, Unannounced(), grace=30)
+    await loop.run_once(tenant.id)
+    assert (await _enqueued(db, tenant))[made[0]][0] == "assigned"
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "update tenants set settings = settings || '{\"requeue_after_seconds\": 30}' where id = $1", tenant.id
+        )
+    await loop.run_once(tenant.id)
+    assert (await _enqueued(db, tenant))[made[0]][0] == "waiting"
+
+    more = await _assigned_to(db, tenant, tenant.agent.id, 1)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            'update tenants set settings = settings || \'{"offline_conversations": "keep"}\' where id = $1',
+            tenant.id,
+        )
+    await loop.run_once(tenant.id)
+    assert (await _enqueued(db, tenant))[more[0]][0] == "assigned"

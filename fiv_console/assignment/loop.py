@@ -1,9 +1,11 @@
 """The assignment loop of one instance: claims wherever something may be assignable, at once and as a sweep.
 
 It wakes for a tenant when this instance commits something that may make a conversation assignable (a new
-or returned conversation, freed capacity, an agent online or connected), and every few seconds sweeps every
-tenant (the safety net: another instance's commits, a lost wake-up). Every instance runs one; claims are
-safe to run concurrently (`assignment.claim`). `run_once` is what tests call directly.
+or returned conversation, freed capacity, an agent online, connected or gone), and every few seconds sweeps
+every tenant (the safety net: another instance's commits, a lost wake-up, an absence that has just lasted
+long enough). Each round first returns what absent agents hold to their queues (`assignment.absence`).
+Every instance runs one; claims are safe to run concurrently (`assignment.claim`). `run_once` is what
+tests call directly.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
+from fiv_console.assignment.absence import requeue_from_absent
 from fiv_console.assignment.claim import claim
 from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
 from fiv_console.events import Announcer, Event
@@ -59,6 +62,9 @@ class AssignmentLoop:
         return sum([await self._drain(t) for t in tenant_ids])
 
     async def _drain(self, tenant_id: UUID) -> int:
+        async with tenant_tx(self._db, tenant_id) as conn:
+            returned = await requeue_from_absent(conn, tenant_id=tenant_id, limit=self._batch)
+        self._announcer.announce(tenant_id, returned)
         assigned = 0
         while True:
             async with tenant_tx(self._db, tenant_id) as conn:

@@ -1,0 +1,57 @@
+"""Conversations left with an absent agent go back to their queues, at their original place.
+
+An agent is absent once they chose `offline`, or once they have been without a console socket past the
+presence grace period (`users.connected` turned false), for longer than the tenant's `requeue_after_seconds`;
+a tenant may instead keep conversations with their agent (`offline_conversations = "keep"`). Peers' top
+complaint is chats left with agents who are gone; here they return to the line and the next claim gives
+them to someone present.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from fiv_console import conversations, events, tenants
+from fiv_console.conversations import Moved
+from fiv_console.db.pool import Connection
+from fiv_console.events import Event, EventBatch
+
+# Locked like any move (the conversation first); one someone is moving right now is left for the next round.
+_LEFT_WITH_ABSENT_SQL = """
+select c.id, c.queue_id, c.agent_id
+from conversations c
+join users u on u.tenant_id = c.tenant_id and u.id = c.agent_id
+where c.status = 'assigned'
+  and ((u.status = 'offline' and u.status_changed_at <= now() - $1::interval)
+       or (not u.connected and u.connected_changed_at <= now() - $1::interval))
+order by c.enqueued_at, c.id
+limit $2
+for no key update of c skip locked
+"""
+# Back in the line where it stood: enqueued_at is kept.
+_BACK_TO_QUEUE_SQL = """
+update conversations set status = 'waiting', agent_id = null, assigned_at = null, updated_at = now()
+where id = any($1::uuid[])
+"""
+
+
+async def requeue_from_absent(conn: Connection, *, tenant_id: UUID, limit: int = 100) -> list[Event]:
+    """In the tenant's transaction: returns what absent agents hold to their queues; call it last (it appends
+    the `conversation.unassigned` events)."""
+    tenant = await tenants.get_tenant(conn, tenant_id=tenant_id)
+    if tenant is None or tenant.settings.offline_conversations == "keep":
+        return []
+    after = timedelta(seconds=tenant.settings.requeue_after_seconds)
+    rows = await conn.fetch(_LEFT_WITH_ABSENT_SQL, after, limit)
+    if not rows:
+        return []
+    await conn.execute(_BACK_TO_QUEUE_SQL, [r["id"] for r in rows])
+    before = {r["id"]: r for r in rows}
+    batch = EventBatch(tenant_id)
+    for conversation in await conversations.read_many(conn, list(before)):
+        row = before[conversation.id]
+        conversations.announce_move(
+            batch, "conversation.unassigned", Moved(conversation, row["agent_id"], row["queue_id"], "assigned")
+        )
+    return await events.append(conn, batch)
