@@ -229,7 +229,8 @@ async def _assigned_to(db: Database, tenant: TenantPeople, agent_id: uuid.UUID, 
     made = await _conversations(db, tenant, await _channel(db, tenant), count)
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute(
-            "update conversations set status = 'assigned', agent_id = $1, assigned_at = now() where id = any($2)",
+            "update conversations set status = 'assigned', agent_id = $1, assigned_at = now() - interval '10 minutes' "
+            "where id = any($2)",
             agent_id,
             made,
         )
@@ -299,3 +300,15 @@ async def test_a_disconnected_agent_keeps_them_within_the_tenants_wait_and_where
         )
     await loop.run_once(tenant.id)
     assert (await _enqueued(db, tenant))[more[0]][0] == "assigned"
+
+
+async def test_a_conversation_assigned_after_the_agent_left_stays_with_them(db: Database, tenant: TenantPeople) -> None:
+    await _available(db, tenant, tenant.agent.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "update users set status = 'offline', status_changed_at = now() - interval '1 hour' where id = $1",
+            tenant.agent.id,
+        )
+    [made] = await _assigned_to(db, tenant, tenant.agent.id, 1)  # ten minutes ago: after they left
+    await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id)
+    assert (await _enqueued(db, tenant))[made][0] == "assigned"

@@ -18,13 +18,16 @@ from fiv_console.db.pool import Connection
 from fiv_console.events import Event, EventBatch
 
 # Locked like any move (the conversation first); one someone is moving right now is left for the next round.
+# Only what the agent held when they left: a supervisor who assigns to an absent agent afterwards means it.
 _LEFT_WITH_ABSENT_SQL = """
 select c.id, c.queue_id, c.agent_id
 from conversations c
 join users u on u.tenant_id = c.tenant_id and u.id = c.agent_id
 where c.status = 'assigned'
-  and ((u.status = 'offline' and u.status_changed_at <= now() - $1::interval)
-       or (not u.connected and u.connected_changed_at <= now() - $1::interval))
+  and ((u.status = 'offline' and u.status_changed_at <= now() - $1::interval
+        and c.assigned_at <= u.status_changed_at)
+       or (not u.connected and u.connected_changed_at <= now() - $1::interval
+           and c.assigned_at <= u.connected_changed_at))
 order by c.enqueued_at, c.id
 limit $2
 for no key update of c skip locked
