@@ -89,3 +89,13 @@ _GET_TENANT_SQL = "select id, name, time_zone, settings, created_at from tenants
 async def get_tenant(conn: Connection, *, tenant_id: UUID) -> Tenant | None:
     row = await conn.fetchrow(_GET_TENANT_SQL, tenant_id)
     return Tenant.model_validate(dict(row)) if row else None
+
+
+# The reviewed cross-tenant lookup (0005): ids only, for background work that serves every tenant.
+_ALL_TENANT_IDS_SQL = "select tenant_ids()"
+
+
+async def all_tenant_ids(db: Database) -> list[UUID]:
+    """Every tenant's id, before any tenant is set: work on each then runs in its own `tenant_tx`."""
+    async with db.connection() as conn:
+        return [r[0] for r in await conn.fetch(_ALL_TENANT_IDS_SQL)]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
+from fiv_console import tenants
 from fiv_console.assignment.absence import requeue_from_absent
 from fiv_console.assignment.claim import claim
 from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
@@ -35,7 +36,6 @@ WAKING_EVENTS = frozenset(
     }
 )
 SWEEP_INTERVAL = 5.0
-_TENANT_IDS_SQL = "select tenant_ids()"
 
 
 class AssignmentLoop:
@@ -57,8 +57,7 @@ class AssignmentLoop:
         """Claims in the tenant (or every tenant) until nothing more can be assigned; how many were."""
         if tenant_id is not None:
             return await self._drain(tenant_id)
-        async with self._db.connection() as conn:
-            tenant_ids = [r[0] for r in await conn.fetch(_TENANT_IDS_SQL)]
+        tenant_ids = await tenants.all_tenant_ids(self._db)
         return sum([await self._drain(t) for t in tenant_ids])
 
     async def _drain(self, tenant_id: UUID) -> int:

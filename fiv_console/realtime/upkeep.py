@@ -23,7 +23,7 @@ from collections import Counter
 from datetime import timedelta
 from uuid import UUID
 
-from fiv_console import events, presence, queues
+from fiv_console import events, presence, queues, tenants
 from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
 from fiv_console.events import EventBatch
 from fiv_console.realtime.hub import SESSION_ENDED, Hub
@@ -31,7 +31,6 @@ from fiv_console.realtime.hub import SESSION_ENDED, Hub
 log = logging.getLogger(__name__)
 
 _SESSIONS_SQL = "select id, session_version, disabled from users where id = any($1::uuid[])"
-_TENANT_IDS_SQL = "select tenant_ids()"
 PRUNE_INTERVAL = 3600.0
 # How often each instance also sweeps the tenants it serves no socket of.
 FULL_SWEEP_INTERVAL = 60.0
@@ -67,8 +66,7 @@ class Upkeep:
     async def sweep_everywhere(self) -> None:
         """Reports lapsed agents of every tenant, also those no live instance serves (their only instance
         died, or everyone left), which the ticks do not visit."""
-        async with self._db.connection() as conn:
-            tenant_ids = [r[0] for r in await conn.fetch(_TENANT_IDS_SQL)]
+        tenant_ids = await tenants.all_tenant_ids(self._db)
         for tenant_id in tenant_ids:
             if tenant_id in self._hub.feeds:
                 continue  # the ticks see to it
@@ -122,8 +120,7 @@ class Upkeep:
 
 async def prune_events(db: Database, *, keep: timedelta) -> int:
     """Deletes every tenant's events older than `keep`; how many went."""
-    async with db.connection() as conn:
-        tenant_ids = [r[0] for r in await conn.fetch(_TENANT_IDS_SQL)]
+    tenant_ids = await tenants.all_tenant_ids(db)
     pruned = 0
     for tenant_id in tenant_ids:
         async with tenant_tx(db, tenant_id) as conn:
