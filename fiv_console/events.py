@@ -15,14 +15,15 @@ are serialized (docs/benchmarks.md measures what that allows).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from collections.abc import Set as AbstractSet
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
-from fiv_console.db.pool import Connection
+from fiv_console.db.pool import Connection, Database, tenant_tx
 
 AudienceKind = Literal["tenant", "supervisors", "members"]
 EventType = Literal[
@@ -170,6 +171,17 @@ class Announcer(Protocol):
     """Tells the people concerned about committed events (the realtime hub): after commit, never before."""
 
     def announce(self, tenant_id: UUID, events: Sequence[Event]) -> None: ...
+
+
+@asynccontextmanager
+async def changing(db: Database, announcer: Announcer, tenant_id: UUID) -> AsyncIterator[tuple[Connection, EventBatch]]:
+    """A tenant transaction for a change that gathers events: they are appended as its last statement and
+    announced once it commits (never if it fails)."""
+    async with tenant_tx(db, tenant_id) as conn:
+        batch = EventBatch(tenant_id)
+        yield conn, batch
+        appended = await append(conn, batch)
+    announcer.announce(tenant_id, appended)
 
 
 class Unannounced:

@@ -10,12 +10,11 @@ them to someone present.
 from __future__ import annotations
 
 from datetime import timedelta
-from uuid import UUID
 
-from fiv_console import conversations, events, tenants
+from fiv_console import conversations, tenants
 from fiv_console.conversations import Moved
 from fiv_console.db.pool import Connection
-from fiv_console.events import Event, EventBatch
+from fiv_console.events import EventBatch
 
 # Locked like any move (the conversation first); one someone is moving right now is left for the next round.
 # Only what the agent held when they left: a supervisor who assigns to an absent agent afterwards means it.
@@ -39,22 +38,21 @@ where id = any($1::uuid[])
 """
 
 
-async def requeue_from_absent(conn: Connection, *, tenant_id: UUID, limit: int = 100) -> list[Event]:
-    """In the tenant's transaction: returns what absent agents hold to their queues; call it last (it appends
-    the `conversation.unassigned` events)."""
-    tenant = await tenants.get_tenant(conn, tenant_id=tenant_id)
+async def requeue_from_absent(conn: Connection, batch: EventBatch, *, limit: int = 100) -> int:
+    """In the tenant's transaction (`events.changing`): returns what absent agents hold to their queues, with
+    their `conversation.unassigned` events in `batch`; how many went back."""
+    tenant = await tenants.get_tenant(conn, tenant_id=batch.tenant_id)
     if tenant is None or tenant.settings.offline_conversations == "keep":
-        return []
+        return 0
     after = timedelta(seconds=tenant.settings.requeue_after_seconds)
     rows = await conn.fetch(_LEFT_WITH_ABSENT_SQL, after, limit)
     if not rows:
-        return []
+        return 0
     await conn.execute(_BACK_TO_QUEUE_SQL, [r["id"] for r in rows])
     before = {r["id"]: r for r in rows}
-    batch = EventBatch(tenant_id)
     for conversation in await conversations.read_many(conn, list(before)):
         row = before[conversation.id]
         conversations.announce_move(
             batch, "conversation.unassigned", Moved(conversation, row["agent_id"], row["queue_id"], "assigned")
         )
-    return await events.append(conn, batch)
+    return len(rows)

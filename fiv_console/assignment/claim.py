@@ -7,7 +7,7 @@
    one tenant take turns on its agents);
 3. under those locks their open conversations are counted, so capacity is checked against every
    assignment committed before; the pure policy (`assignment.policy`) chooses;
-4. the assignments and their `conversation.assigned` events are written, the events last.
+4. the assignments are written, and their `conversation.assigned` events appended last (`events.changing`).
 
 Lock order is the manual moves' (conversation, then user, then the event counter), so claims and moves never
 deadlock, and no network I/O happens inside. Any number of claims may run at once, on any instance: two
@@ -22,11 +22,11 @@ from uuid import UUID
 
 import asyncpg
 
-from fiv_console import conversations, events
+from fiv_console import conversations
 from fiv_console.assignment.policy import Candidate, Waiting, plan
 from fiv_console.conversations import Moved
 from fiv_console.db.pool import Connection
-from fiv_console.events import Event, EventBatch
+from fiv_console.events import EventBatch
 from fiv_console.presence import connected_condition
 
 # $1: the presence grace period.
@@ -77,21 +77,20 @@ def _capacity(candidate: asyncpg.Record) -> int:
 class Claimed:
     assigned: int
     waiting_seen: int
-    events: list[Event]
 
 
-async def claim(conn: Connection, *, tenant_id: UUID, grace: timedelta, limit: int = 100) -> Claimed:
-    """In the tenant's transaction: assigns what it can of the `limit` first waiting conversations of the
-    queues where an available agent has room. Call it last in the transaction (it appends the events)."""
+async def claim(conn: Connection, batch: EventBatch, *, grace: timedelta, limit: int = 100) -> Claimed:
+    """In the tenant's transaction (`events.changing`): assigns what it can of the `limit` first waiting
+    conversations of the queues where an available agent has room; their events go to `batch`."""
     found = await conn.fetch(_CANDIDATES_SQL, grace)
     if not found:
-        return Claimed(0, 0, [])
+        return Claimed(0, 0)
     # A first look without locks, to pick the queues worth locking conversations in.
     seen_load = {r["agent_id"]: int(r["open"]) for r in await conn.fetch(_LOAD_SQL, list({r["id"] for r in found}))}
     with_room = list({r["queue_id"] for r in found if seen_load.get(r["id"], 0) < _capacity(r)})
     rows = await conn.fetch(_WAITING_SQL, with_room, limit) if with_room else []
     if not rows:
-        return Claimed(0, 0, [])
+        return Claimed(0, 0)
     waiting = [Waiting(r["id"], r["queue_id"], r["queue_priority"], r["priority"], r["enqueued_at"]) for r in rows]
     queue_ids = {w.queue_id for w in waiting}
     found = [r for r in found if r["queue_id"] in queue_ids]
@@ -109,12 +108,11 @@ async def claim(conn: Connection, *, tenant_id: UUID, grace: timedelta, limit: i
     ]
     pairs = plan(waiting, candidates)
     if not pairs:
-        return Claimed(0, len(waiting), [])
+        return Claimed(0, len(waiting))
     await conn.execute(_ASSIGN_SQL, [c for c, _ in pairs], [a for _, a in pairs])
     await conn.execute(_TOUCH_AGENTS_SQL, list({a for _, a in pairs}))
-    batch = EventBatch(tenant_id)
     by_id = {w.conversation_id: w for w in waiting}
     for conversation in await conversations.read_many(conn, [c for c, _ in pairs]):
         moved = Moved(conversation, None, by_id[conversation.id].queue_id, "waiting")
         conversations.announce_move(batch, "conversation.assigned", moved)
-    return Claimed(len(pairs), len(waiting), await events.append(conn, batch))
+    return Claimed(len(pairs), len(waiting))

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
-from fiv_console import tenants
+from fiv_console import events, tenants
 from fiv_console.assignment.absence import requeue_from_absent
 from fiv_console.assignment.claim import claim
-from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
+from fiv_console.db.pool import DATABASE_TROUBLE, Database
 from fiv_console.events import Announcer, Event
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,12 @@ class AssignmentLoop:
         return sum([await self._drain(t) for t in tenant_ids])
 
     async def _drain(self, tenant_id: UUID) -> int:
-        async with tenant_tx(self._db, tenant_id) as conn:
-            returned = await requeue_from_absent(conn, tenant_id=tenant_id, limit=self._batch)
-        self._announcer.announce(tenant_id, returned)
+        async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
+            await requeue_from_absent(conn, batch, limit=self._batch)
         assigned = 0
         while True:
-            async with tenant_tx(self._db, tenant_id) as conn:
-                claimed = await claim(conn, tenant_id=tenant_id, grace=self._grace, limit=self._batch)
-            self._announcer.announce(tenant_id, claimed.events)
+            async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
+                claimed = await claim(conn, batch, grace=self._grace, limit=self._batch)
             assigned += claimed.assigned
             # A full batch with assignments may leave more behind it; anything less is all there was for now.
             if claimed.assigned == 0 or claimed.waiting_seen < self._batch:

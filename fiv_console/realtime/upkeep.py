@@ -25,7 +25,6 @@ from uuid import UUID
 
 from fiv_console import events, presence, queues, tenants
 from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
-from fiv_console.events import EventBatch
 from fiv_console.realtime.hub import SESSION_ENDED, Hub
 
 log = logging.getLogger(__name__)
@@ -71,11 +70,8 @@ class Upkeep:
             if tenant_id in self._hub.feeds:
                 continue  # the ticks see to it
             try:
-                async with tenant_tx(self._db, tenant_id) as conn:
-                    batch = EventBatch(tenant_id)
+                async with events.changing(self._db, self._hub, tenant_id) as (conn, batch):
                     await presence.sweep(conn, batch, grace=self._grace)
-                    announced = await events.append(conn, batch)
-                self._hub.announce(tenant_id, announced)
             except Exception as exc:  # the next round tries again
                 log.warning("presence sweep failed", extra={"tenant_id": str(tenant_id), "error": type(exc).__name__})
 
@@ -94,16 +90,13 @@ class Upkeep:
         feed = self._hub.feeds.get(tenant_id)
         sockets = list(feed.sockets) if feed is not None else []
         counts = Counter(s.user_id for s in sockets)
-        async with tenant_tx(self._db, tenant_id) as conn:
-            batch = EventBatch(tenant_id)
+        async with events.changing(self._db, self._hub, tenant_id) as (conn, batch):
             if counts:
                 await presence.refresh(conn, batch, instance_id=self._instance_id, sockets=dict(counts))
             live = {r["id"]: r for r in await conn.fetch(_SESSIONS_SQL, list(counts))} if counts else {}
             memberships = await queues.member_queue_ids_of(conn, user_ids=list(counts)) if counts else {}
             await presence.sweep(conn, batch, grace=self._grace)
             committed = await events.last_seq(conn)
-            announced = await events.append(conn, batch)
-        self._hub.announce(tenant_id, announced)
         # A doorbell lost with Redis, and no event since to reveal the gap: the feed reads what it missed.
         if feed is not None and feed.ready.is_set() and feed.broken is None and committed > feed.position:
             feed.catch_up()

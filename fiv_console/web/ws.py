@@ -24,7 +24,6 @@ from fiv_console import conversations, events, presence, queues, users
 from fiv_console.conversations import Viewer
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.errors import DomainError, Unavailable
-from fiv_console.events import EventBatch
 from fiv_console.keys import database_key, hub_key, instance_id_key, settings_key, upkeep_key
 from fiv_console.observability.context import tenant_id_var, user_id_var
 from fiv_console.realtime import wire
@@ -176,21 +175,15 @@ async def _upgrade(request: web.Request, claim: Claim) -> web.StreamResponse:
 async def _opened(db: Database, hub: Hub, socket: AgentSocket, instance_id: UUID) -> None:
     """The socket is connected (a presence event if its person was not), and its queues are read again now
     that it is joined: a membership change before the join sent its notice to nobody."""
-    async with tenant_tx(db, socket.tenant_id) as conn:
-        batch = EventBatch(socket.tenant_id)
+    async with events.changing(db, hub, socket.tenant_id) as (conn, batch):
         await presence.socket_opened(conn, batch, user_id=socket.user_id, instance_id=instance_id)
         queue_ids = await queues.member_queue_ids(conn, user_id=socket.user_id)
-        announced = await events.append(conn, batch)
-    hub.announce(socket.tenant_id, announced)
     hub.reindex(socket, queue_ids)
 
 
 async def _set_status(db: Database, hub: Hub, socket: AgentSocket, status: AgentStatus) -> None:
-    async with tenant_tx(db, socket.tenant_id) as conn:
-        batch = EventBatch(socket.tenant_id)
+    async with events.changing(db, hub, socket.tenant_id) as (conn, batch):
         await presence.set_status(conn, batch, user_id=socket.user_id, status=status)
-        announced = await events.append(conn, batch)
-    hub.announce(socket.tenant_id, announced)
 
 
 class _FrameBudget:

@@ -24,7 +24,7 @@ from uuid import UUID
 from fiv_console import events, outbound, read_marks
 from fiv_console.conversations import Viewer
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.events import Announcer, EventBatch
+from fiv_console.events import Announcer
 from fiv_console.messages import Message
 from fiv_console.outbound import Outgoing, Reply, TemplateReply, TextReply
 from fiv_console.whatsapp.client import GraphClient, GraphError, media_payload, template_payload, text_payload
@@ -42,11 +42,8 @@ async def send(
     content: Reply,
 ) -> Message:
     """Stores the reply as `queued`, sends it, and answers the message as it then stands."""
-    async with tenant_tx(db, viewer.tenant_id) as conn:
-        batch = EventBatch(viewer.tenant_id)
+    async with events.changing(db, announcer, viewer.tenant_id) as (conn, batch):
         outgoing = await outbound.prepare(conn, batch, viewer=viewer, conversation_id=conversation_id, content=content)
-        appended = await events.append(conn, batch)
-    announcer.announce(viewer.tenant_id, appended)
     return await _deliver(db, client, announcer, viewer.tenant_id, outgoing)
 
 
@@ -54,11 +51,8 @@ async def send_again(
     db: Database, client: GraphClient, announcer: Announcer, *, viewer: Viewer, message_id: UUID
 ) -> Message:
     """A failed message sent once more, under its first id (the idempotency key)."""
-    async with tenant_tx(db, viewer.tenant_id) as conn:
-        batch = EventBatch(viewer.tenant_id)
+    async with events.changing(db, announcer, viewer.tenant_id) as (conn, batch):
         outgoing = await outbound.prepare_retry(conn, batch, viewer=viewer, message_id=message_id)
-        appended = await events.append(conn, batch)
-    announcer.announce(viewer.tenant_id, appended)
     return await _deliver(db, client, announcer, viewer.tenant_id, outgoing)
 
 
@@ -95,17 +89,11 @@ async def _deliver(
             "WhatsApp did not take a message",
             extra={"message_id": str(message_id), "code": exc.code, "retryable": exc.retryable},
         )
-        async with tenant_tx(db, tenant_id) as conn:
-            batch = EventBatch(tenant_id)
+        async with events.changing(db, announcer, tenant_id) as (conn, batch):
             stored = await outbound.record_failed(conn, batch, outgoing=outgoing, error=exc.stored_error())
-            appended = await events.append(conn, batch)
-        announcer.announce(tenant_id, appended)
         return stored
-    async with tenant_tx(db, tenant_id) as conn:
-        batch = EventBatch(tenant_id)
+    async with events.changing(db, announcer, tenant_id) as (conn, batch):
         stored = await outbound.record_sent(conn, batch, outgoing=outgoing, wamid=sent.wamid)
-        appended = await events.append(conn, batch)
-    announcer.announce(tenant_id, appended)
     return stored
 
 
