@@ -85,9 +85,10 @@ class AssignmentLoop:
             woken, self._woken = self._woken, set()
             try:
                 if sweep:
-                    await self.run_once()
-                for tenant_id in woken:
-                    await self._drain(tenant_id)
+                    await self.run_once()  # every tenant, the woken ones among them
+                else:
+                    for tenant_id in woken:
+                        await self._drain(tenant_id)
             except DATABASE_TROUBLE as exc:
                 log.warning("assignment round failed", extra={"error": type(exc).__name__})
             except Exception:
