@@ -18,6 +18,7 @@ from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, NotFound
 from fiv_console.events import Unannounced
 from tests.api import Browsers, TenantPeople
+from tests.assigning import assigned_to, available, channel, conversations_waiting, enqueued, owners_of
 from tests.conftest import TestDatabase
 from tests.sockets import open_console
 from tests.webhooks import customer_writes, number_of
@@ -63,68 +64,12 @@ def test_capacity_is_per_queue_and_a_full_queue_blocks_no_other() -> None:
     assert plan([_waiting(0)], [Candidate(uuid.uuid4(), 0, {OTHER_QUEUE: 3})]) == []
 
 
-async def _available(db: Database, tenant: TenantPeople, *agents: uuid.UUID, queue_id: uuid.UUID | None = None) -> None:
-    """The agents are members of the queue (the tenant's unless named), online, and connected (a fresh lease)."""
-    async with tenant_tx(db, tenant.id) as conn:
-        for agent_id in agents:
-            await conn.execute(
-                "insert into queue_members (tenant_id, queue_id, user_id) values ($1, $2, $3) on conflict do nothing",
-                tenant.id,
-                queue_id or tenant.queue_id,
-                agent_id,
-            )
-            await conn.execute("update users set status = 'online', max_concurrent = 3 where id = $1", agent_id)
-            await conn.execute(
-                "insert into agent_connections (tenant_id, user_id, instance_id, sockets) values ($1, $2, $3, 1)",
-                tenant.id,
-                agent_id,
-                uuid.uuid4(),
-            )
-
-
-async def _conversations(db: Database, tenant: TenantPeople, channel_id: uuid.UUID, count: int) -> list[uuid.UUID]:
-    """`count` waiting conversations, one a second apart in their queue's line (the first the oldest)."""
-    made = []
-    async with tenant_tx(db, tenant.id) as conn:
-        for n in range(count):
-            contact = await conn.fetchval(
-                "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id",
-                tenant.id,
-                f"55{uuid.uuid4().int % 10**11:011d}",
-            )
-            made.append(
-                await conn.fetchval(
-                    "insert into conversations (tenant_id, channel_id, contact_id, queue_id, enqueued_at) "
-                    "values ($1, $2, $3, $4, now() - make_interval(secs => $5)) returning id",
-                    tenant.id,
-                    channel_id,
-                    contact,
-                    tenant.queue_id,
-                    float(10_000 - n),
-                )
-            )
-    return made
-
-
-async def _channel(db: Database, tenant: TenantPeople) -> uuid.UUID:
-    await number_of(db, tenant)
-    async with tenant_tx(db, tenant.id) as conn:
-        channel_id: uuid.UUID = await conn.fetchval("select id from channels order by created_at desc limit 1")
-    return channel_id
-
-
-async def _owners(db: Database, tenant: TenantPeople) -> dict[uuid.UUID, uuid.UUID | None]:
-    async with tenant_tx(db, tenant.id) as conn:
-        rows = await conn.fetch("select id, agent_id from conversations where status <> 'closed'")
-    return {r["id"]: r["agent_id"] for r in rows}
-
-
 async def test_a_claim_assigns_the_oldest_first_within_capacity(db: Database, tenant: TenantPeople) -> None:
-    await _available(db, tenant, tenant.agent.id, tenant.other_agent.id)
-    made = await _conversations(db, tenant, await _channel(db, tenant), 10)
+    await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    made = await conversations_waiting(db, tenant, await channel(db, tenant), 10)
     loop = AssignmentLoop(db, Unannounced(), grace=30)
     assert await loop.run_once(tenant.id) == 6
-    owners = await _owners(db, tenant)
+    owners = await owners_of(db, tenant)
     assert [c for c in made if owners[c] is not None] == made[:6]  # the six longest waiting
     assert Counter(owners[c] for c in made[:6]) == {tenant.agent.id: 3, tenant.other_agent.id: 3}
 
@@ -133,17 +78,17 @@ async def test_a_claim_assigns_the_oldest_first_within_capacity(db: Database, te
     async with tenant_tx(db, tenant.id) as conn:
         await conversations.close(conn, viewer=viewer, conversation_id=made[0], reason="done")
     assert await loop.run_once(tenant.id) == 1
-    assert (await _owners(db, tenant))[made[6]] == owners[made[0]]
+    assert (await owners_of(db, tenant))[made[6]] == owners[made[0]]
 
 
 async def test_agents_who_are_away_offline_or_not_connected_get_nothing(db: Database, tenant: TenantPeople) -> None:
-    await _available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update users set status = 'away' where id = $1", tenant.agent.id)
         await conn.execute(
             "update agent_connections set seen_at = now() - interval '1 hour' where user_id = $1", tenant.other_agent.id
         )
-    await _conversations(db, tenant, await _channel(db, tenant), 3)
+    await conversations_waiting(db, tenant, await channel(db, tenant), 3)
     assert await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id) == 0
 
 
@@ -153,8 +98,8 @@ async def test_three_claimers_and_manual_assigns_at_once_never_share_or_overfill
     agents = [tenant.agent.id, tenant.other_agent.id, tenant.supervisor.id]
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update users set role = 'agent' where id = $1", tenant.supervisor.id)
-    await _available(db, tenant, *agents)
-    made = await _conversations(db, tenant, await _channel(db, tenant), 40)
+    await available(db, tenant, *agents)
+    made = await conversations_waiting(db, tenant, await channel(db, tenant), 40)
     pools = [
         await create_database(database.app_url, min_size=1, max_size=3, acquire_timeout=10, command_timeout=30)
         for _ in range(3)
@@ -179,7 +124,7 @@ async def test_three_claimers_and_manual_assigns_at_once_never_share_or_overfill
     finally:
         for pool in pools:
             await pool.pool.close()
-    owners = await _owners(db, tenant)
+    owners = await owners_of(db, tenant)
     load = Counter(owner for owner in owners.values() if owner is not None)
     assert sum(load.values()) == 9  # three agents of capacity three: full, and no more
     assert all(count == 3 for count in load.values())
@@ -200,8 +145,8 @@ async def test_a_running_server_assigns_a_new_conversation_to_the_online_agent_a
 async def test_a_queue_nobody_can_serve_does_not_hold_up_another(db: Database, tenant: TenantPeople) -> None:
     """Many waiting in a high-priority queue without available agents; one waiting in another queue whose
     agent has room gets assigned all the same."""
-    channel_id = await _channel(db, tenant)
-    await _conversations(db, tenant, channel_id, 12)  # in the tenant's queue: no available member
+    channel_id = await channel(db, tenant)
+    await conversations_waiting(db, tenant, channel_id, 12)  # in the tenant's queue: no available member
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update queues set priority = 10 where id = $1", tenant.queue_id)
         other_queue = await conn.fetchval(
@@ -220,56 +165,38 @@ async def test_a_queue_nobody_can_serve_does_not_hold_up_another(db: Database, t
             contact,
             other_queue,
         )
-    await _available(db, tenant, tenant.other_agent.id, queue_id=other_queue)
+    await available(db, tenant, tenant.other_agent.id, queue_id=other_queue)
     assert await AssignmentLoop(db, Unannounced(), grace=30, batch=5).run_once(tenant.id) == 1
-    assert (await _owners(db, tenant))[lonely] == tenant.other_agent.id
-
-
-async def _assigned_to(db: Database, tenant: TenantPeople, agent_id: uuid.UUID, count: int) -> list[uuid.UUID]:
-    made = await _conversations(db, tenant, await _channel(db, tenant), count)
-    async with tenant_tx(db, tenant.id) as conn:
-        await conn.execute(
-            "update conversations set status = 'assigned', agent_id = $1, assigned_at = now() - interval '10 minutes' "
-            "where id = any($2)",
-            agent_id,
-            made,
-        )
-    return made
-
-
-async def _enqueued(db: Database, tenant: TenantPeople) -> dict[uuid.UUID, tuple[str, datetime]]:
-    async with tenant_tx(db, tenant.id) as conn:
-        rows = await conn.fetch("select id, status, enqueued_at from conversations")
-    return {r["id"]: (r["status"], r["enqueued_at"]) for r in rows}
+    assert (await owners_of(db, tenant))[lonely] == tenant.other_agent.id
 
 
 async def test_an_agent_gone_offline_has_their_conversations_back_in_the_line_at_their_place(
     db: Database, tenant: TenantPeople
 ) -> None:
-    await _available(db, tenant, tenant.agent.id, tenant.other_agent.id)
-    made = await _assigned_to(db, tenant, tenant.agent.id, 2)
-    before = await _enqueued(db, tenant)
+    await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    made = await assigned_to(db, tenant, tenant.agent.id, 2)
+    before = await enqueued(db, tenant)
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute(
             "update users set status = 'offline', status_changed_at = now() where id = $1", tenant.agent.id
         )
         await conn.execute("update users set status = 'away' where id = $1", tenant.other_agent.id)
     assert await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id) == 0
-    after = await _enqueued(db, tenant)
+    after = await enqueued(db, tenant)
     assert [after[c] for c in made] == [("waiting", before[c][1]) for c in made]
 
     # Someone present comes online: they get them, the longest waiting first.
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update users set status = 'online' where id = $1", tenant.other_agent.id)
     assert await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id) == 2
-    assert set((await _owners(db, tenant)).values()) == {tenant.other_agent.id}
+    assert set((await owners_of(db, tenant)).values()) == {tenant.other_agent.id}
 
 
 async def test_a_disconnected_agent_keeps_them_within_the_tenants_wait_and_where_it_says_keep(
     db: Database, tenant: TenantPeople
 ) -> None:
-    await _available(db, tenant, tenant.agent.id)
-    made = await _assigned_to(db, tenant, tenant.agent.id, 1)
+    await available(db, tenant, tenant.agent.id)
+    made = await assigned_to(db, tenant, tenant.agent.id, 1)
     async with tenant_tx(db, tenant.id) as conn:
         # Gone past the grace a minute ago; the tenant waits two minutes before taking conversations back.
         await conn.execute(
@@ -284,31 +211,31 @@ async def test_a_disconnected_agent_keeps_them_within_the_tenants_wait_and_where
         )
     loop = AssignmentLoop(db, Unannounced(), grace=30)
     await loop.run_once(tenant.id)
-    assert (await _enqueued(db, tenant))[made[0]][0] == "assigned"
+    assert (await enqueued(db, tenant))[made[0]][0] == "assigned"
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute(
             "update tenants set settings = settings || '{\"requeue_after_seconds\": 30}' where id = $1", tenant.id
         )
     await loop.run_once(tenant.id)
-    assert (await _enqueued(db, tenant))[made[0]][0] == "waiting"
+    assert (await enqueued(db, tenant))[made[0]][0] == "waiting"
 
-    more = await _assigned_to(db, tenant, tenant.agent.id, 1)
+    more = await assigned_to(db, tenant, tenant.agent.id, 1)
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute(
             'update tenants set settings = settings || \'{"offline_conversations": "keep"}\' where id = $1',
             tenant.id,
         )
     await loop.run_once(tenant.id)
-    assert (await _enqueued(db, tenant))[more[0]][0] == "assigned"
+    assert (await enqueued(db, tenant))[more[0]][0] == "assigned"
 
 
 async def test_a_conversation_assigned_after_the_agent_left_stays_with_them(db: Database, tenant: TenantPeople) -> None:
-    await _available(db, tenant, tenant.agent.id)
+    await available(db, tenant, tenant.agent.id)
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute(
             "update users set status = 'offline', status_changed_at = now() - interval '1 hour' where id = $1",
             tenant.agent.id,
         )
-    [made] = await _assigned_to(db, tenant, tenant.agent.id, 1)  # ten minutes ago: after they left
+    [made] = await assigned_to(db, tenant, tenant.agent.id, 1)  # ten minutes ago: after they left
     await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id)
-    assert (await _enqueued(db, tenant))[made][0] == "assigned"
+    assert (await enqueued(db, tenant))[made][0] == "assigned"
