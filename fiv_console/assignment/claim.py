@@ -1,17 +1,18 @@
 """A claim: one short transaction in one tenant that assigns waiting conversations to available agents.
 
-1. The oldest waiting conversations of the highest priority are locked `FOR NO KEY UPDATE SKIP LOCKED`
-   (conversations another claim or a person is moving are left to them);
+0. claims in one tenant take turns (a transaction-level advisory lock on the tenant), so each sees the
+   assignments of the one before and the oldest waiting conversation goes first whichever instance claims;
+1. the oldest waiting conversations of the highest priority are locked `FOR NO KEY UPDATE SKIP LOCKED`
+   (conversations a person is moving right now are left to them);
 2. the agents who may take them (members of those queues, `online`, connected within the grace period,
-   enabled, role agent) are locked in id order, waiting for any another claim or move holds (so claims in
-   one tenant take turns on its agents);
+   enabled, role agent) are locked in id order, waiting for any a manual move holds;
 3. under those locks their open conversations are counted, so capacity is checked against every
    assignment committed before; the pure policy (`assignment.policy`) chooses;
 4. the assignments are written, and their `conversation.assigned` events appended last (`events.changing`).
 
-Lock order is the manual moves' (conversation, then user, then the event counter), so claims and moves never
-deadlock, and no network I/O happens inside. Any number of claims may run at once, on any instance: two
-can never own one conversation, nor push an agent over capacity.
+Past the turn, lock order is the manual moves' (conversation, then user, then the event counter), and moves
+never take the turn, so claims and moves never deadlock; no network I/O happens inside. Any number of
+instances may claim at once: two can never own one conversation, nor push an agent over capacity.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
 from fiv_console.presence import connected_condition
 
+# Without turns, concurrent claims would each lock a different slice of the line (SKIP LOCKED) and the one
+# that reached the agents first would give away younger conversations while older ones wait in another's
+# slice. Claims of one tenant contend for its agents' rows anyway, so taking turns costs them little. A
+# transaction lock: a claim that dies releases it with its connection, no lease or epoch to manage.
+_TAKE_TURN_SQL = "select pg_advisory_xact_lock(hashtextextended('assignment-claim:' || $1::uuid::text, 0))"
 # $1: the presence grace period.
 _CANDIDATES_SQL = f"""
 select u.id, u.max_concurrent, u.last_assigned_at, m.queue_id, m.max_concurrent_override
@@ -82,6 +88,7 @@ class Claimed:
 async def claim(conn: Connection, batch: EventBatch, *, grace: timedelta, limit: int = 100) -> Claimed:
     """In the tenant's transaction (`events.changing`): assigns what it can of the `limit` first waiting
     conversations of the queues where an available agent has room; their events go to `batch`."""
+    await conn.execute(_TAKE_TURN_SQL, batch.tenant_id)
     found = await conn.fetch(_CANDIDATES_SQL, grace)
     if not found:
         return Claimed(0, 0)
