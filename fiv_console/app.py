@@ -45,7 +45,7 @@ from fiv_console.web.middleware import add_security_headers, api_error_middlewar
 from fiv_console.web.sessions import setup_sessions
 from fiv_console.whatsapp.client import GraphClient, RetryPolicy, TokenBuckets
 from fiv_console.whatsapp.intake import Intake
-from fiv_console.whatsapp.sending import TypingThrottle
+from fiv_console.whatsapp.sending import Dispatcher, TypingThrottle
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +92,18 @@ async def graph_client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     """The bus (Redis when configured, else in-process), the hub of this instance's sockets, its upkeep,
-    the event log's retention, and the webhook intake that announces through the hub."""
+    the event log's retention, the webhook intake that announces through the hub, and the assignment loop
+    with the dispatcher of its automatic replies."""
     settings, db = app[settings_key], app[database_key]
     bus: Bus = RedisBus(app[redis_key], settings.redis_url) if settings.redis_url else LocalBus()
     hub = Hub(db, bus)
     upkeep = Upkeep(db, hub, instance_id=app[instance_id_key], grace=settings.presence_grace_seconds)
     app[bus_key], app[hub_key], app[upkeep_key] = bus, hub, upkeep
     app[intake_key] = Intake(db, hub)
-    assignment = app[assignment_key] = AssignmentLoop(db, hub, grace=settings.presence_grace_seconds)
+    dispatcher = Dispatcher(db, app[graph_client_key], hub)
+    assignment = app[assignment_key] = AssignmentLoop(
+        db, hub, grace=settings.presence_grace_seconds, dispatcher=dispatcher
+    )
     hub.listen(assignment.heard)
     tasks = [
         asyncio.create_task(upkeep.run(), name="presence-upkeep"),
@@ -114,6 +118,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await dispatcher.close()
         await hub.close()
         await bus.close()
 

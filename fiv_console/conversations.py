@@ -83,6 +83,7 @@ class Conversation(BaseModel):
     first_response_at: datetime | None
     closed_at: datetime | None
     close_reason: str | None
+    sla_breached_at: datetime | None
     last_inbound_at: datetime | None
     last_message_at: datetime | None
     window_closes_at: datetime | None
@@ -176,9 +177,12 @@ MoveEvent = Literal[
 ]
 
 
-def announce_move(batch: EventBatch, event: MoveEvent, moved: Moved) -> None:
+MoveReason = Literal["agent_absent", "unanswered", "inactivity"]
+
+
+def announce_move(batch: EventBatch, event: MoveEvent, moved: Moved, *, reason: MoveReason | None = None) -> None:
     """The move's event, with the conversation as it now is and where it was before; none if nothing moved
-    (assigning a conversation to the agent who has it)."""
+    (assigning a conversation to the agent who has it). `reason` names why the console moved it by itself."""
     after = moved.conversation
     if (after.status, after.agent_id, after.queue_id) == (moved.from_status, moved.from_agent_id, moved.from_queue_id):
         return
@@ -193,6 +197,7 @@ def announce_move(batch: EventBatch, event: MoveEvent, moved: Moved) -> None:
                 "queue_id": moved.from_queue_id,
                 "status": moved.from_status,
             },
+            **({"reason": reason} if reason is not None else {}),
         },
     )
 
@@ -215,7 +220,7 @@ def _sight(viewer: Viewer) -> tuple[bool, UUID | None]:
 
 _SELECT_SQL = """
 select c.id, c.status, c.queue_id, c.agent_id, c.priority, c.created_at, c.enqueued_at, c.assigned_at,
-       c.first_response_at, c.closed_at, c.close_reason, c.last_inbound_at, c.last_message_at,
+       c.first_response_at, c.closed_at, c.close_reason, c.sla_breached_at, c.last_inbound_at, c.last_message_at,
        k.id as contact_id, k.wa_id as contact_wa_id, k.name as contact_name, k.profile_name as contact_profile_name,
        coalesce((
            select jsonb_agg(jsonb_build_object('id', l.id, 'name', l.name, 'color', l.color) order by l.name_key, l.id)
@@ -405,7 +410,8 @@ for no key update of u
 """
 _LOAD_SQL = "select count(*) from conversations where agent_id = $1 and status = 'assigned'"
 _ASSIGN_SQL = """
-update conversations set status = 'assigned', agent_id = $2, assigned_at = now(), updated_at = now()
+update conversations
+set status = 'assigned', agent_id = $2, assigned_at = now(), passed_over_agent_id = null, updated_at = now()
 where id = $1
 """
 _TOUCH_ASSIGNEE_SQL = "update users set last_assigned_at = now() where id = $1"
@@ -565,7 +571,8 @@ async def close(conn: Connection, *, viewer: Viewer, conversation_id: UUID, reas
 _REOPEN_SQL = """
 update conversations
 set status = 'waiting', agent_id = null, assigned_at = null, closed_at = null, close_reason = null,
-    enqueued_at = now(), updated_at = now()
+    enqueued_at = now(), sla_breached_at = null, passed_over_agent_id = null, out_of_hours_replied_at = null,
+    position_replied_at = null, updated_at = now()
 where id = $1
 """
 

@@ -34,6 +34,7 @@ EventType = Literal[
     "conversation.closed",
     "conversation.reopened",
     "conversation.updated",
+    "conversation.sla_breached",
     "message.created",
     "message.status",
     "note.created",

@@ -162,15 +162,14 @@ class Outgoing:
     attempt: int
 
 
-_LOCK_SQL = f"""
+_TARGET_SQL = """
 select c.id, c.status, c.queue_id, c.agent_id, c.last_inbound_at, c.channel_id,
        ch.phone_number_id, ch.access_token, ch.active as channel_active, k.wa_id
 from conversations c
 join channels ch on ch.tenant_id = c.tenant_id and ch.id = c.channel_id
 join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id
-where c.id = $3 and {VISIBLE_CONVERSATION_SQL}
-for no key update of c
 """
+_LOCK_SQL = f"{_TARGET_SQL} where c.id = $3 and {VISIBLE_CONVERSATION_SQL} for no key update of c"
 _REPLY_TO_SQL = """
 select wa_message_id from messages where id = $1 and conversation_id = $2 and wa_message_id is not null
 """
@@ -271,6 +270,45 @@ async def prepare(
     target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
     assert stored is not None, "an insert returns its row"
     return Outgoing(message, target, content, reply_to_wamid, attempt=int(stored["send_attempts"]))
+
+
+AutomaticReason = Literal["out_of_hours", "queue_position", "inactivity_close"]
+_LOCK_ANY_SQL = f"{_TARGET_SQL} where c.id = $1 for no key update of c"
+
+
+async def prepare_automatic(
+    conn: Connection, events: EventBatch, *, conversation_id: UUID, text: str, reason: AutomaticReason
+) -> Outgoing | None:
+    """A message the console sends by itself (no author), stored as `queued` with `details.automatic` naming
+    why; None where it may not go: the conversation closed, its number disconnected or without a token, or
+    outside the 24-hour window (an automatic template would cost the tenant money unasked)."""
+    row = await conn.fetchrow(_LOCK_ANY_SQL, conversation_id)
+    if row is None or row["status"] == "closed" or not row["channel_active"] or not row["access_token"]:
+        return None
+    inbound = row["last_inbound_at"]
+    if inbound is None or datetime.now(UTC) >= inbound + CUSTOMER_SERVICE_WINDOW:
+        return None
+    content = TextReply(text=text)
+    stored = await conn.fetchrow(
+        _INSERT_SQL,
+        events.tenant_id,
+        conversation_id,
+        row["channel_id"],
+        "text",
+        content.text,
+        None,
+        {"automatic": reason},
+        None,
+        None,
+    )
+    await conn.execute(_TOUCH_SQL, conversation_id)
+    message = _message(stored)
+    messages.announce_created(
+        events, message, queue_id=row["queue_id"], agent_id=row["agent_id"], conversation_status=row["status"]
+    )
+    target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
+    assert stored is not None, "an insert returns its row"
+    return Outgoing(message, target, content, None, attempt=int(stored["send_attempts"]))
 
 
 _OUTBOUND_SQL = f"select {MESSAGE_COLUMNS} from messages where id = $1 and direction = 'outbound'"

@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from fiv_console.business_hours import BusinessHours
 from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import Conflict, NotFound
@@ -23,6 +24,15 @@ from fiv_console.users import Role
 QueueName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)]
 Priority = Annotated[int, Field(ge=-1000, le=1000, description="Higher is served first.")]
 SlaSeconds = Annotated[int, Field(ge=1, le=604_800, description="Target wait before breach.")]
+OutOfHoursMessage = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=4096, pattern=NO_NUL),
+    Field(description="Sent once to a customer who writes while the queue is closed (within the 24-hour window)."),
+]
+HoursField = Annotated[
+    BusinessHours | None,
+    Field(description="Opening hours per weekday in the tenant's time zone; null: always open."),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +60,13 @@ class QueueCreate(BaseModel):
     name: QueueName
     priority: Priority = 0
     sla_seconds: SlaSeconds = 300
+    business_hours: HoursField = None
+    out_of_hours_message: OutOfHoursMessage | None = None
 
 
 class QueueUpdate(BaseModel):
-    """An admin's change to a queue; a field left out (or null) stays as it is."""
+    """An admin's change to a queue; a field left out stays as it is, and so does a null one, except
+    `business_hours` and `out_of_hours_message`, which null clears."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -61,6 +74,8 @@ class QueueUpdate(BaseModel):
     priority: Priority | None = None
     sla_seconds: SlaSeconds | None = None
     active: bool | None = None
+    business_hours: HoursField = None
+    out_of_hours_message: OutOfHoursMessage | None = None
 
 
 class Queue(BaseModel):
@@ -70,23 +85,37 @@ class Queue(BaseModel):
     priority: int
     sla_seconds: int
     active: bool
+    business_hours: BusinessHours | None
+    out_of_hours_message: str | None
     created_at: datetime
 
 
 QueueSort = Literal["name", "-priority", "-created_at"]
 
-_QUEUE_COLUMNS = "id, tenant_id, name, priority, sla_seconds, active, created_at"
+_QUEUE_COLUMNS = "id, tenant_id, name, priority, sla_seconds, active, business_hours, out_of_hours_message, created_at"
 
 _INSERT_QUEUE_SQL = f"""
-insert into queues (tenant_id, name, priority, sla_seconds)
-values ($1, $2, $3, $4)
+insert into queues (tenant_id, name, priority, sla_seconds, business_hours, out_of_hours_message)
+values ($1, $2, $3, $4, $5, $6)
 returning {_QUEUE_COLUMNS}
 """
 
 
+def _hours_json(hours: BusinessHours | None) -> dict[str, object] | None:
+    return hours.model_dump(mode="json") if hours is not None else None
+
+
 async def create_queue(conn: Connection, *, tenant_id: UUID, data: QueueCreate) -> Queue:
     try:
-        row = await conn.fetchrow(_INSERT_QUEUE_SQL, tenant_id, data.name, data.priority, data.sla_seconds)
+        row = await conn.fetchrow(
+            _INSERT_QUEUE_SQL,
+            tenant_id,
+            data.name,
+            data.priority,
+            data.sla_seconds,
+            _hours_json(data.business_hours),
+            data.out_of_hours_message,
+        )
     except asyncpg.UniqueViolationError:
         raise Conflict(f"a queue named {data.name!r} already exists") from None
     return Queue.model_validate(dict(row or {}))
@@ -146,6 +175,8 @@ update queues set
     priority = coalesce($3, priority),
     sla_seconds = coalesce($4, sla_seconds),
     active = coalesce($5, active),
+    business_hours = case when $6 then $7 else business_hours end,
+    out_of_hours_message = case when $8 then $9 else out_of_hours_message end,
     updated_at = now()
 where id = $1
 returning {_QUEUE_COLUMNS}
@@ -154,7 +185,19 @@ returning {_QUEUE_COLUMNS}
 
 async def update_queue(conn: Connection, *, queue_id: UUID, data: QueueUpdate) -> Queue:
     try:
-        row = await conn.fetchrow(_UPDATE_QUEUE_SQL, queue_id, data.name, data.priority, data.sla_seconds, data.active)
+        given = data.model_fields_set
+        row = await conn.fetchrow(
+            _UPDATE_QUEUE_SQL,
+            queue_id,
+            data.name,
+            data.priority,
+            data.sla_seconds,
+            data.active,
+            "business_hours" in given,
+            _hours_json(data.business_hours),
+            "out_of_hours_message" in given,
+            data.out_of_hours_message,
+        )
     except asyncpg.UniqueViolationError:
         raise Conflict(f"a queue named {data.name!r} already exists") from None
     if row is None:

@@ -15,6 +15,9 @@ from fiv_console.text import NO_NUL
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
 
 
+ReplyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096, pattern=NO_NUL)]
+
+
 class TenantSettings(BaseModel):
     """Behaviour a tenant chooses; stored as JSON, validated on every read and write."""
 
@@ -30,7 +33,23 @@ class TenantSettings(BaseModel):
     unanswered_reroute_seconds: int | None = Field(
         default=None, ge=30, le=86_400, description="Re-route an assigned conversation left unanswered."
     )
-    inactivity_close_seconds: int | None = Field(default=None, ge=300, le=30 * 86_400)
+    inactivity_close_seconds: int | None = Field(
+        default=None, ge=300, le=30 * 86_400, description="Close an open conversation nobody wrote in for this long."
+    )
+    inactivity_close_message: ReplyText | None = Field(
+        default=None, description="Sent to the customer when a conversation is closed for inactivity."
+    )
+    prefer_last_agent: bool = Field(
+        default=False, description="Give a returning customer to the agent of their last conversation if available."
+    )
+    queue_position_reply: ReplyText | None = Field(
+        default=None,
+        description="Sent once to a customer left waiting; {position} and {wait} are their place in the line "
+        "and the estimated wait.",
+    )
+    priority_rise_seconds: int | None = Field(
+        default=None, ge=10, le=86_400, description="A waiting conversation's priority rises by one every so long."
+    )
 
 
 def _check_time_zone(value: str) -> str:

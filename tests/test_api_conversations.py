@@ -333,8 +333,8 @@ async def test_the_list_filters_searches_sorts_and_pages(browsers: Browsers, ten
     item = (await supervisor.get(_url(bruno))).data
     assert set(item) == {
         "id", "status", "queue_id", "agent_id", "priority", "contact", "created_at", "enqueued_at", "assigned_at",
-        "first_response_at", "closed_at", "close_reason", "last_inbound_at", "last_message_at", "window_closes_at",
-        "labels",
+        "first_response_at", "closed_at", "close_reason", "sla_breached_at", "last_inbound_at", "last_message_at",
+        "window_closes_at", "labels",
     }  # fmt: skip
     assert item["contact"]["name"] == "Bruno"
     assert item["contact"]["profile_name"] == "Bru_no"

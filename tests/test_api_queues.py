@@ -173,3 +173,25 @@ async def test_queues_need_a_sign_in(browsers: Browsers, tenant: TenantPeople) -
     for method, path in calls:
         answer = await anonymous.call(method, path, json={"name": "X"} if method != "GET" else None)
         assert (answer.status, answer.code) == (401, "UNAUTHENTICATED"), (method, path)
+
+
+async def test_business_hours_and_the_out_of_hours_message_are_set_checked_and_cleared(
+    browsers: Browsers, tenant: TenantPeople
+) -> None:
+    admin = await browsers.signed_in(tenant.admin)
+    url = f"/api/queues/{tenant.queue_id}"
+    hours = {"mon": [["09:00", "18:00"]], "sat": [["10:00", "14:00"]]}
+    changed = await admin.patch(url, {"business_hours": hours, "out_of_hours_message": " We open at 9. "})
+    assert (changed.data["business_hours"], changed.data["out_of_hours_message"]) == (hours, "We open at 9.")
+    # Another change leaves them as they are; null clears them.
+    assert (await admin.patch(url, {"priority": 3})).data["business_hours"] == hours
+    cleared = await admin.patch(url, {"business_hours": None, "out_of_hours_message": None})
+    assert (cleared.data["business_hours"], cleared.data["out_of_hours_message"]) == (None, None)
+
+    refused = await admin.patch(url, {"business_hours": {"mon": [["18:00", "09:00"]]}})
+    assert refused.code == "VALIDATION_ERROR"
+    assert "end after it starts" in str(refused.body["error"])
+    assert (await admin.patch(url, {"business_hours": {"funday": [["09:00", "10:00"]]}})).code == "VALIDATION_ERROR"
+    assert (await admin.patch(url, {"out_of_hours_message": ""})).code == "VALIDATION_ERROR"
+    created = await admin.post("/api/queues", {"name": "Night", "business_hours": {"fri": [["20:00", "24:00"]]}})
+    assert created.data["business_hours"] == {"fri": [["20:00", "24:00"]]}

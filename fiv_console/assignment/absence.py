@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fiv_console import conversations, tenants
+from fiv_console import conversations
 from fiv_console.conversations import Moved
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
+from fiv_console.tenants import TenantSettings
 
 # Locked like any move (the conversation first); one someone is moving right now is left for the next round.
 # Only what the agent held when they left: a supervisor who assigns to an absent agent afterwards means it.
@@ -38,13 +39,12 @@ where id = any($1::uuid[])
 """
 
 
-async def requeue_from_absent(conn: Connection, batch: EventBatch, *, limit: int = 100) -> int:
+async def requeue_from_absent(conn: Connection, batch: EventBatch, settings: TenantSettings, *, limit: int) -> int:
     """In the tenant's transaction (`events.changing`): returns what absent agents hold to their queues, with
-    their `conversation.unassigned` events in `batch`; how many went back."""
-    tenant = await tenants.get_tenant(conn, tenant_id=batch.tenant_id)
-    if tenant is None or tenant.settings.offline_conversations == "keep":
+    their `conversation.unassigned` events (reason `agent_absent`) in `batch`; how many went back."""
+    if settings.offline_conversations == "keep":
         return 0
-    after = timedelta(seconds=tenant.settings.requeue_after_seconds)
+    after = timedelta(seconds=settings.requeue_after_seconds)
     rows = await conn.fetch(_LEFT_WITH_ABSENT_SQL, after, limit)
     if not rows:
         return 0
@@ -52,7 +52,6 @@ async def requeue_from_absent(conn: Connection, batch: EventBatch, *, limit: int
     before = {r["id"]: r for r in rows}
     for conversation in await conversations.read_many(conn, list(before)):
         row = before[conversation.id]
-        conversations.announce_move(
-            batch, "conversation.unassigned", Moved(conversation, row["agent_id"], row["queue_id"], "assigned")
-        )
+        moved = Moved(conversation, row["agent_id"], row["queue_id"], "assigned")
+        conversations.announce_move(batch, "conversation.unassigned", moved, reason="agent_absent")
     return len(rows)

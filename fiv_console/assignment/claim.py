@@ -29,6 +29,9 @@ from fiv_console.conversations import Moved
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
 from fiv_console.presence import connected_condition
+from fiv_console.tenants import TenantSettings
+
+DEFAULT_SETTINGS = TenantSettings()
 
 # Without turns, concurrent claims would each lock a different slice of the line (SKIP LOCKED) and the one
 # that reached the agents first would give away younger conversations while older ones wait in another's
@@ -43,15 +46,31 @@ join queue_members m on m.tenant_id = u.tenant_id and m.user_id = u.id
 where u.role = 'agent' and not u.disabled and u.status = 'online' and {connected_condition("$1")}
 """
 # Only in queues where someone has room: a queue nobody can serve must not hold the others' turn.
+# $3: look up the agent of the customer's last conversation; $4 (risen variant only): every how many seconds
+# of waiting the priority rises by one. The priority, risen or not, orders the line and goes to the policy.
 _WAITING_SQL = """
-select c.id, c.queue_id, c.priority, c.enqueued_at, q.priority as queue_priority
+select c.id, c.queue_id, {priority} as priority, c.enqueued_at, q.priority as queue_priority,
+       c.passed_over_agent_id, last.agent_id as preferred_agent_id
 from conversations c
 join queues q on q.tenant_id = c.tenant_id and q.id = c.queue_id
+left join lateral (
+    select p.agent_id from conversations p
+    where $3::boolean and p.tenant_id = c.tenant_id and p.contact_id = c.contact_id and p.id <> c.id
+      and p.agent_id is not null
+    order by p.created_at desc
+    limit 1
+) last on true
 where c.status = 'waiting' and q.active and c.queue_id = any($1::uuid[])
-order by q.priority desc, c.priority desc, c.enqueued_at, c.id
+order by q.priority desc, {priority} desc, c.enqueued_at, c.id
 limit $2
 for no key update of c skip locked
 """
+_RISEN_PRIORITY = "(c.priority + floor(extract(epoch from now() - c.enqueued_at) / $4::integer)::integer)"
+# Without a rise, the order is the waiting index's own (conversations_waiting_idx), read no further than needed.
+_WAITING_BY_PRIORITY_SQL = {
+    False: _WAITING_SQL.format(priority="c.priority"),
+    True: _WAITING_SQL.format(priority=_RISEN_PRIORITY),
+}
 # Waited for, not skipped: a claim that skipped the agents another holds could assign nothing and stop while
 # its own conversations still wait. In id order, so claims never wait on each other in a cycle.
 # The conditions again: a row waited for is checked as it is once the lock is granted (gone away, disabled).
@@ -67,7 +86,8 @@ where status = 'assigned' and agent_id = any($1::uuid[])
 group by agent_id
 """
 _ASSIGN_SQL = """
-update conversations c set status = 'assigned', agent_id = p.agent_id, assigned_at = now(), updated_at = now()
+update conversations c
+set status = 'assigned', agent_id = p.agent_id, assigned_at = now(), passed_over_agent_id = null, updated_at = now()
 from unnest($1::uuid[], $2::uuid[]) as p(conversation_id, agent_id)
 where c.id = p.conversation_id
 """
@@ -85,9 +105,17 @@ class Claimed:
     waiting_seen: int
 
 
-async def claim(conn: Connection, batch: EventBatch, *, grace: timedelta, limit: int = 100) -> Claimed:
+async def claim(
+    conn: Connection,
+    batch: EventBatch,
+    *,
+    grace: timedelta,
+    limit: int = 100,
+    settings: TenantSettings = DEFAULT_SETTINGS,
+) -> Claimed:
     """In the tenant's transaction (`events.changing`): assigns what it can of the `limit` first waiting
-    conversations of the queues where an available agent has room; their events go to `batch`."""
+    conversations of the queues where an available agent has room; their events go to `batch`. The
+    tenant's `settings` say whether priorities rise with waiting and returning customers prefer their agent."""
     await conn.execute(_TAKE_TURN_SQL, batch.tenant_id)
     found = await conn.fetch(_CANDIDATES_SQL, grace)
     if not found:
@@ -95,10 +123,24 @@ async def claim(conn: Connection, batch: EventBatch, *, grace: timedelta, limit:
     # A first look without locks, to pick the queues worth locking conversations in.
     seen_load = {r["agent_id"]: int(r["open"]) for r in await conn.fetch(_LOAD_SQL, list({r["id"] for r in found}))}
     with_room = list({r["queue_id"] for r in found if seen_load.get(r["id"], 0) < _capacity(r)})
-    rows = await conn.fetch(_WAITING_SQL, with_room, limit) if with_room else []
+    rise = settings.priority_rise_seconds
+    waiting_sql = _WAITING_BY_PRIORITY_SQL[rise is not None]
+    rising = [rise] if rise is not None else []
+    rows = await conn.fetch(waiting_sql, with_room, limit, settings.prefer_last_agent, *rising) if with_room else []
     if not rows:
         return Claimed(0, 0)
-    waiting = [Waiting(r["id"], r["queue_id"], r["queue_priority"], r["priority"], r["enqueued_at"]) for r in rows]
+    waiting = [
+        Waiting(
+            r["id"],
+            r["queue_id"],
+            r["queue_priority"],
+            r["priority"],
+            r["enqueued_at"],
+            preferred_agent_id=r["preferred_agent_id"],
+            passed_over_agent_id=r["passed_over_agent_id"],
+        )
+        for r in rows
+    ]
     queue_ids = {w.queue_id for w in waiting}
     found = [r for r in found if r["queue_id"] in queue_ids]
     locked = {r["id"] for r in await conn.fetch(_LOCK_AGENTS_SQL, list({r["id"] for r in found}))}

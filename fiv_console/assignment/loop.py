@@ -2,10 +2,17 @@
 
 It wakes for a tenant when this instance commits something that may make a conversation assignable (a new
 or returned conversation, freed capacity, an agent online, connected or gone), and every few seconds sweeps
-every tenant (the safety net: another instance's commits, a lost wake-up, an absence that has just lasted
-long enough). Each round first returns what absent agents hold to their queues (`assignment.absence`).
-Every instance runs one; claims are safe to run concurrently (`assignment.claim`). `run_once` is what
-tests call directly.
+every tenant (the safety net: another instance's commits, a lost wake-up, and whatever depends on time).
+
+A round in a tenant, each step its own short transaction:
+1. what absent agents hold goes back to the queues (`assignment.absence`); in a sweep, so does what was
+   left unanswered too long (`assignment.unanswered`);
+2. claims until nothing more can be assigned (`assignment.claim`);
+3. in a sweep, waiting conversations past their target are marked (`assignment.sla`) and inactive ones
+   closed; then what to tell customers left waiting (`assignment.customer_replies`) is stored, and sent
+   after commit by the dispatcher (an instance without one stores no replies).
+Every instance runs one; every step is safe to run concurrently. `run_once` is what tests call directly:
+a sweep round.
 """
 
 from __future__ import annotations
@@ -17,10 +24,14 @@ from datetime import timedelta
 from uuid import UUID
 
 from fiv_console import events, tenants
+from fiv_console.assignment import customer_replies
 from fiv_console.assignment.absence import requeue_from_absent
 from fiv_console.assignment.claim import claim
+from fiv_console.assignment.sla import mark_breaches
+from fiv_console.assignment.unanswered import reroute_unanswered
 from fiv_console.db.pool import DATABASE_TROUBLE, Database
 from fiv_console.events import Announcer, Event
+from fiv_console.whatsapp.sending import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +50,20 @@ SWEEP_INTERVAL = 5.0
 
 
 class AssignmentLoop:
-    def __init__(self, db: Database, announcer: Announcer, *, grace: float, batch: int = 100) -> None:
+    def __init__(
+        self,
+        db: Database,
+        announcer: Announcer,
+        *,
+        grace: float,
+        batch: int = 100,
+        dispatcher: Dispatcher | None = None,
+    ) -> None:
         self._db = db
         self._announcer = announcer
         self._grace = timedelta(seconds=grace)
         self._batch = batch
+        self._dispatcher = dispatcher
         self._woken: set[UUID] = set()
         self._wake = asyncio.Event()
 
@@ -54,23 +74,39 @@ class AssignmentLoop:
             self._wake.set()
 
     async def run_once(self, tenant_id: UUID | None = None) -> int:
-        """Claims in the tenant (or every tenant) until nothing more can be assigned; how many were."""
+        """A sweep round in the tenant (or every tenant); how many conversations were assigned."""
         if tenant_id is not None:
-            return await self._drain(tenant_id)
+            return await self._round(tenant_id, sweep=True)
         tenant_ids = await tenants.all_tenant_ids(self._db)
-        return sum([await self._drain(t) for t in tenant_ids])
+        return sum([await self._round(t, sweep=True) for t in tenant_ids])
 
-    async def _drain(self, tenant_id: UUID) -> int:
+    async def _round(self, tenant_id: UUID, *, sweep: bool) -> int:
         async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
-            await requeue_from_absent(conn, batch, limit=self._batch)
+            tenant = await tenants.get_tenant(conn, tenant_id=tenant_id)
+            if tenant is None:
+                return 0
+            await requeue_from_absent(conn, batch, tenant.settings, limit=self._batch)
+            if sweep:
+                await reroute_unanswered(conn, batch, tenant.settings, limit=self._batch)
         assigned = 0
         while True:
             async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
-                claimed = await claim(conn, batch, grace=self._grace, limit=self._batch)
+                claimed = await claim(conn, batch, grace=self._grace, limit=self._batch, settings=tenant.settings)
             assigned += claimed.assigned
             # A full batch with assignments may leave more behind it; anything less is all there was for now.
             if claimed.assigned == 0 or claimed.waiting_seen < self._batch:
-                return assigned
+                break
+        replies = self._dispatcher is not None
+        if sweep or replies:
+            async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
+                if sweep:
+                    await mark_breaches(conn, batch, limit=self._batch)
+                written = await customer_replies.write(
+                    conn, batch, tenant, limit=self._batch, replies=replies, sweep=sweep
+                )
+            if self._dispatcher is not None:
+                self._dispatcher.send(tenant_id, written.replies)
+        return assigned
 
     async def run(self) -> None:
         while True:
@@ -88,7 +124,7 @@ class AssignmentLoop:
                     await self.run_once()  # every tenant, the woken ones among them
                 else:
                     for tenant_id in woken:
-                        await self._drain(tenant_id)
+                        await self._round(tenant_id, sweep=False)
             except DATABASE_TROUBLE as exc:
                 log.warning("assignment round failed", extra={"error": type(exc).__name__})
             except Exception:

@@ -5,6 +5,10 @@ order is total). For each conversation in that order, the eligible agents are th
 under their capacity there (the queue's override, else their own); among them, the fewest open
 conversations, then the longest since their last assignment (never assigned first). Whoever is not
 eligible for one conversation may still be for the next: a full queue does not block the others.
+
+Two per-conversation twists: the agent of the customer's last conversation goes first when eligible (the
+tenant's "same agent as last time"), and an agent it was re-routed away from for leaving it unanswered is
+not eligible for it at all.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ class Waiting:
     queue_priority: int
     priority: int
     enqueued_at: datetime
+    preferred_agent_id: UUID | None = None
+    passed_over_agent_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +65,14 @@ def plan(waiting: Sequence[Waiting], candidates: Sequence[Candidate]) -> list[tu
         eligible = [
             c
             for c in candidates
-            if conversation.queue_id in c.capacity and load[c.agent_id] < c.capacity[conversation.queue_id]
+            if conversation.queue_id in c.capacity
+            and load[c.agent_id] < c.capacity[conversation.queue_id]
+            and c.agent_id != conversation.passed_over_agent_id
         ]
         if not eligible:
             continue
-        chosen = min(eligible, key=lambda c: (load[c.agent_id], recency[c.agent_id], c.agent_id))
+        preferred = [c for c in eligible if c.agent_id == conversation.preferred_agent_id]
+        chosen = min(preferred or eligible, key=lambda c: (load[c.agent_id], recency[c.agent_id], c.agent_id))
         pairs.append((conversation.conversation_id, chosen.agent_id))
         load[chosen.agent_id] += 1
         recency[chosen.agent_id] = next_rank

@@ -14,16 +14,17 @@ conversation (`TypingThrottle`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
 from fiv_console import events, outbound, read_marks
 from fiv_console.conversations import Viewer
-from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
 from fiv_console.events import Announcer
 from fiv_console.messages import Message
 from fiv_console.outbound import Outgoing, Reply, TemplateReply, TextReply
@@ -44,7 +45,7 @@ async def send(
     """Stores the reply as `queued`, sends it, and answers the message as it then stands."""
     async with events.changing(db, announcer, viewer.tenant_id) as (conn, batch):
         outgoing = await outbound.prepare(conn, batch, viewer=viewer, conversation_id=conversation_id, content=content)
-    return await _deliver(db, client, announcer, viewer.tenant_id, outgoing)
+    return await deliver(db, client, announcer, viewer.tenant_id, outgoing)
 
 
 async def send_again(
@@ -53,7 +54,7 @@ async def send_again(
     """A failed message sent once more, under its first id (the idempotency key)."""
     async with events.changing(db, announcer, viewer.tenant_id) as (conn, batch):
         outgoing = await outbound.prepare_retry(conn, batch, viewer=viewer, message_id=message_id)
-    return await _deliver(db, client, announcer, viewer.tenant_id, outgoing)
+    return await deliver(db, client, announcer, viewer.tenant_id, outgoing)
 
 
 def payload_of(outgoing: Outgoing) -> dict[str, Any]:
@@ -72,9 +73,10 @@ def payload_of(outgoing: Outgoing) -> dict[str, Any]:
     return payload
 
 
-async def _deliver(
+async def deliver(
     db: Database, client: GraphClient, announcer: Announcer, tenant_id: UUID, outgoing: Outgoing
 ) -> Message:
+    """Sends a stored `queued` message and records what came of it."""
     target, message_id = outgoing.target, outgoing.message.id
     try:
         sent = await client.send_message(
@@ -95,6 +97,43 @@ async def _deliver(
     async with events.changing(db, announcer, tenant_id) as (conn, batch):
         stored = await outbound.record_sent(conn, batch, outgoing=outgoing, wamid=sent.wamid)
     return stored
+
+
+class Dispatcher:
+    """Sends the messages the console writes by itself (automatic replies) in the background, at most
+    `limit` at once, so a slow WhatsApp never holds up the work that wrote them (the assignment loop).
+
+    Each message is stored before it is handed here: one that a stop interrupts stays `queued`, and can be
+    sent again like any other. `close` cancels what is still on its way and waits for it.
+    """
+
+    def __init__(self, db: Database, client: GraphClient, announcer: Announcer, *, limit: int = 16) -> None:
+        self._db, self._client, self._announcer = db, client, announcer
+        self._slots = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def send(self, tenant_id: UUID, outgoing: Sequence[Outgoing]) -> None:
+        for one in outgoing:
+            task = asyncio.create_task(self._send(tenant_id, one), name="automatic-reply")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, tenant_id: UUID, outgoing: Outgoing) -> None:
+        async with self._slots:
+            try:
+                await deliver(self._db, self._client, self._announcer, tenant_id, outgoing)
+            except DATABASE_TROUBLE as exc:
+                log.warning("an automatic reply's outcome was not recorded", extra={"error": type(exc).__name__})
+
+    async def drain(self) -> None:
+        """Waits until everything handed over so far is sent (tests)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class TypingThrottle:

@@ -1,0 +1,192 @@
+"""What the console tells a waiting customer by itself, and the conversations it closes for inactivity.
+
+- **Out of hours**: a customer who writes while their conversation's queue is closed (its business hours,
+  in the tenant's time zone) gets the queue's out-of-hours message, once per closed period.
+- **Queue position**: where the tenant sets `queue_position_reply`, a customer left waiting (the claims
+  that came first found nobody for them) gets it once, with `{position}` (their place in the queue's line)
+  and `{wait}` (an estimate from the queue's assignments in the last half hour) filled in; not while the
+  queue is closed, where the out-of-hours message says more.
+- **Inactivity**: where the tenant sets `inactivity_close_seconds`, an open conversation whose last message
+  was a person's answer and has had no message since for that long is closed (reason `inactivity`), with
+  the tenant's closing message first if it has one. A customer still waiting for an answer is never closed.
+
+Every reply is stored here, in the tenant's transaction, and sent after commit by the caller; each goes
+only inside WhatsApp's 24-hour window (`outbound.prepare_automatic`). Conversations someone is moving are
+skipped (the next round sees them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from fiv_console import conversations, outbound
+from fiv_console.business_hours import BusinessHours, closed_since
+from fiv_console.conversations import Viewer
+from fiv_console.db.pool import Connection
+from fiv_console.events import EventBatch
+from fiv_console.outbound import Outgoing
+from fiv_console.tenants import Tenant
+
+_CLOSED_QUEUES_SQL = """
+select id, business_hours, out_of_hours_message from queues where active and business_hours is not null
+"""
+# Wrote during this closed period ($2: when it closed), and not told since it closed.
+_WROTE_WHILE_CLOSED_SQL = """
+select c.id from conversations c
+where c.queue_id = $1 and c.status <> 'closed' and c.last_inbound_at >= $2
+  and (c.out_of_hours_replied_at is null or c.out_of_hours_replied_at < $2)
+order by c.last_inbound_at, c.id
+limit $3
+for no key update of c skip locked
+"""
+_TOLD_OUT_OF_HOURS_SQL = "update conversations set out_of_hours_replied_at = now() where id = any($1::uuid[])"
+_LEFT_WAITING_SQL = """
+select c.id, c.queue_id, c.priority, c.enqueued_at from conversations c
+where c.status = 'waiting' and c.position_replied_at is null and not (c.queue_id = any($1::uuid[]))
+order by c.enqueued_at, c.id
+limit $2
+for no key update of c skip locked
+"""
+_AHEAD_SQL = """
+select count(*) from conversations w
+where w.queue_id = $1 and w.status = 'waiting'
+  and (w.priority > $2 or (w.priority = $2 and (w.enqueued_at, w.id) < ($3, $4)))
+"""
+RATE_WINDOW = timedelta(minutes=30)
+_RECENT_ASSIGNMENTS_SQL = (
+    "select count(*) from conversations where queue_id = $1 and assigned_at > now() - $2::interval"
+)
+_TOLD_POSITION_SQL = "update conversations set position_replied_at = now() where id = any($1::uuid[])"
+# The last message was a person's (or an integration's) answer, not the customer's nor an automatic one.
+_INACTIVE_SQL = """
+select c.id from conversations c
+cross join lateral (
+    select m.direction, m.details from messages m
+    where m.tenant_id = c.tenant_id and m.conversation_id = c.id
+    order by m.created_at desc, m.id desc
+    limit 1
+) last
+where c.status <> 'closed' and c.last_message_at <= now() - $1::interval
+  and last.direction = 'outbound' and (last.details is null or not last.details ? 'automatic')
+order by c.last_message_at, c.id
+limit $2
+for no key update of c skip locked
+"""
+INACTIVITY_REASON = "inactivity"
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """Replies stored in this transaction, to send after it commits; how many were closed."""
+
+    replies: list[Outgoing]
+    closed: int = 0
+
+
+def wait_in_words(position: int, assignments_in_window: int) -> str:
+    """The estimated wait for the `position`-th in line, at the pace of the last half hour."""
+    if assignments_in_window == 0:
+        return "not known yet"
+    minutes = position * RATE_WINDOW.total_seconds() / 60 / assignments_in_window
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 90:
+        return f"about {round(minutes)} minute{'s' if round(minutes) != 1 else ''}"
+    return f"about {round(minutes / 60)} hours"
+
+
+def fill(template: str, *, position: int, wait: str) -> str:
+    """The tenant's text with its two placeholders filled (other braces are left as written)."""
+    return template.replace("{position}", str(position)).replace("{wait}", wait)
+
+
+async def _out_of_hours(
+    conn: Connection, batch: EventBatch, tenant: Tenant, *, limit: int
+) -> tuple[list[Outgoing], set[UUID]]:
+    """Replies to customers who wrote while their queue is closed; and which queues are closed now."""
+    now = datetime.now(UTC)
+    replies: list[Outgoing] = []
+    closed: set[UUID] = set()
+    for queue in await conn.fetch(_CLOSED_QUEUES_SQL):
+        since = closed_since(BusinessHours.model_validate(queue["business_hours"]), tenant.time_zone, now)
+        if since is None:
+            continue
+        closed.add(queue["id"])
+        if queue["out_of_hours_message"] is None:
+            continue
+        ids = [r["id"] for r in await conn.fetch(_WROTE_WHILE_CLOSED_SQL, queue["id"], since, limit)]
+        for conversation_id in ids:
+            reply = await outbound.prepare_automatic(
+                conn, batch, conversation_id=conversation_id, text=queue["out_of_hours_message"], reason="out_of_hours"
+            )
+            if reply is not None:
+                replies.append(reply)
+        if ids:
+            await conn.execute(_TOLD_OUT_OF_HOURS_SQL, ids)
+    return replies, closed
+
+
+async def _positions(
+    conn: Connection, batch: EventBatch, template: str, closed_queues: set[UUID], *, limit: int
+) -> list[Outgoing]:
+    rows = await conn.fetch(_LEFT_WAITING_SQL, list(closed_queues), limit)
+    paces: dict[UUID, int] = {}
+    replies: list[Outgoing] = []
+    for row in rows:
+        queue_id = row["queue_id"]
+        if queue_id not in paces:
+            paces[queue_id] = int(await conn.fetchval(_RECENT_ASSIGNMENTS_SQL, queue_id, RATE_WINDOW))
+        ahead = int(await conn.fetchval(_AHEAD_SQL, queue_id, row["priority"], row["enqueued_at"], row["id"]))
+        text = fill(template, position=ahead + 1, wait=wait_in_words(ahead + 1, paces[queue_id]))
+        reply = await outbound.prepare_automatic(
+            conn, batch, conversation_id=row["id"], text=text, reason="queue_position"
+        )
+        if reply is not None:
+            replies.append(reply)
+    if rows:
+        await conn.execute(_TOLD_POSITION_SQL, [r["id"] for r in rows])
+    return replies
+
+
+async def _close_inactive(
+    conn: Connection, batch: EventBatch, tenant: Tenant, *, limit: int, with_message: bool
+) -> Written:
+    settings = tenant.settings
+    if settings.inactivity_close_seconds is None:
+        return Written([])
+    after = timedelta(seconds=settings.inactivity_close_seconds)
+    ids = [r["id"] for r in await conn.fetch(_INACTIVE_SQL, after, limit)]
+    replies: list[Outgoing] = []
+    console = Viewer(tenant_id=tenant.id, role="admin", user_id=None)
+    for conversation_id in ids:
+        if with_message and settings.inactivity_close_message is not None:
+            reply = await outbound.prepare_automatic(
+                conn,
+                batch,
+                conversation_id=conversation_id,
+                text=settings.inactivity_close_message,
+                reason="inactivity_close",
+            )
+            if reply is not None:
+                replies.append(reply)
+        moved = await conversations.close(
+            conn, viewer=console, conversation_id=conversation_id, reason=INACTIVITY_REASON
+        )
+        conversations.announce_move(batch, "conversation.closed", moved, reason="inactivity")
+    return Written(replies, closed=len(ids))
+
+
+async def write(
+    conn: Connection, batch: EventBatch, tenant: Tenant, *, limit: int, replies: bool, sweep: bool
+) -> Written:
+    """In the tenant's transaction: in a `sweep`, the inactivity closes; with `replies` (this instance can
+    send) the closing, out-of-hours and queue-position replies; their events go to `batch`."""
+    closing = await _close_inactive(conn, batch, tenant, limit=limit, with_message=replies) if sweep else Written([])
+    if not replies:
+        return closing
+    told, closed_queues = await _out_of_hours(conn, batch, tenant, limit=limit)
+    template = tenant.settings.queue_position_reply
+    placed = await _positions(conn, batch, template, closed_queues, limit=limit) if template else []
+    return Written(closing.replies + told + placed, closed=closing.closed)

@@ -1,0 +1,55 @@
+"""Conversations left unanswered by the agent they were given to are taken back and given to another.
+
+Where the tenant sets `unanswered_reroute_seconds`, an assigned conversation whose agent has not written
+to the customer since it was assigned to them (notes do not count) goes back to its queue at its original
+place, marked as passed over by that agent: the next claim gives it to someone else, never back to them
+while it waits (a supervisor may still assign it to them). Peers' top complaint is chats left with agents
+who do not answer; this is the other half of `assignment.absence`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fiv_console import conversations
+from fiv_console.conversations import Moved
+from fiv_console.db.pool import Connection
+from fiv_console.events import EventBatch
+from fiv_console.tenants import TenantSettings
+
+# Locked like any move (the conversation first); one someone is moving right now is left for the next round.
+_UNANSWERED_SQL = """
+select c.id, c.queue_id, c.agent_id
+from conversations c
+where c.status = 'assigned' and c.assigned_at <= now() - $1::interval
+  and not exists (
+      select 1 from messages m
+      where m.tenant_id = c.tenant_id and m.conversation_id = c.id and m.direction = 'outbound'
+        and m.author_id = c.agent_id and m.created_at >= c.assigned_at)
+order by c.enqueued_at, c.id
+limit $2
+for no key update of c skip locked
+"""
+_HAND_BACK_SQL = """
+update conversations c
+set status = 'waiting', agent_id = null, assigned_at = null, passed_over_agent_id = p.agent_id, updated_at = now()
+from unnest($1::uuid[], $2::uuid[]) as p(conversation_id, agent_id)
+where c.id = p.conversation_id
+"""
+
+
+async def reroute_unanswered(conn: Connection, batch: EventBatch, settings: TenantSettings, *, limit: int) -> int:
+    """In the tenant's transaction: returns conversations unanswered past the tenant's limit to their
+    queues, passed over by their agent, with `conversation.unassigned` events (reason `unanswered`)."""
+    if settings.unanswered_reroute_seconds is None:
+        return 0
+    rows = await conn.fetch(_UNANSWERED_SQL, timedelta(seconds=settings.unanswered_reroute_seconds), limit)
+    if not rows:
+        return 0
+    await conn.execute(_HAND_BACK_SQL, [r["id"] for r in rows], [r["agent_id"] for r in rows])
+    before = {r["id"]: r for r in rows}
+    for conversation in await conversations.read_many(conn, list(before)):
+        row = before[conversation.id]
+        moved = Moved(conversation, row["agent_id"], row["queue_id"], "assigned")
+        conversations.announce_move(batch, "conversation.unassigned", moved, reason="unanswered")
+    return len(rows)
