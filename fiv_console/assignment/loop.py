@@ -5,8 +5,9 @@ or returned conversation, freed capacity, an agent online, connected or gone), a
 every tenant (the safety net: another instance's commits, a lost wake-up, and whatever depends on time).
 
 A round in a tenant, each step its own short transaction:
-1. what absent agents hold goes back to the queues (`assignment.absence`); in a sweep, so does what was
-   left unanswered too long (`assignment.unanswered`);
+1. the wallboard's counters take in their latest changes (`assignment.counters`); what absent agents hold
+   goes back to the queues (`assignment.absence`), and in a sweep so does what was left unanswered too long
+   (`assignment.unanswered`);
 2. claims until nothing more can be assigned (`assignment.claim`);
 3. in a sweep, waiting conversations past their target are marked (`assignment.sla`) and inactive ones
    closed; then what to tell customers left waiting (`assignment.customer_replies`) is stored, and sent
@@ -24,7 +25,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from fiv_console import events, tenants
-from fiv_console.assignment import customer_replies
+from fiv_console.assignment import counters, customer_replies
 from fiv_console.assignment.absence import requeue_from_absent
 from fiv_console.assignment.claim import claim
 from fiv_console.assignment.sla import mark_breaches
@@ -85,6 +86,7 @@ class AssignmentLoop:
             tenant = await tenants.get_tenant(conn, tenant_id=tenant_id)
             if tenant is None:
                 return 0
+            await counters.fold(conn, tenant_id)
             await requeue_from_absent(conn, batch, tenant.settings, limit=self._batch)
             if sweep:
                 await reroute_unanswered(conn, batch, tenant.settings, limit=self._batch)
