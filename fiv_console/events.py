@@ -40,6 +40,8 @@ EventType = Literal[
     "note.created",
     "agent.presence",
     "queue.stats",
+    "queue.updated",
+    "queue.members_changed",
 ]
 
 

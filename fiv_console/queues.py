@@ -18,6 +18,7 @@ from fiv_console.business_hours import BusinessHours
 from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import Conflict, NotFound
+from fiv_console.events import Audience, EventBatch
 from fiv_console.text import NO_NUL
 from fiv_console.users import Role
 
@@ -334,3 +335,29 @@ async def member_queue_ids_of(conn: Connection, *, user_ids: list[UUID]) -> dict
     for row in await conn.fetch(_MEMBERSHIPS_SQL, user_ids):
         found.setdefault(row["user_id"], set()).add(row["queue_id"])
     return {user_id: frozenset(queue_ids) for user_id, queue_ids in found.items()}
+
+
+def announce_changed(batch: EventBatch, queue: Queue) -> None:
+    """`queue.updated` to the queue's members and the supervisors: its hours, priority or state changed
+    (and the assignment loop looks again at once)."""
+    batch.add(
+        "queue.updated",
+        Audience.queue(queue.id),
+        conversation_id=None,
+        payload={"queue": queue.model_dump(mode="json")},
+    )
+
+
+def announce_membership(batch: EventBatch, *, queue_id: UUID, user_id: UUID, member: QueueMember | None) -> None:
+    """`queue.members_changed`: someone joined or left the queue, or their capacity in it changed (None:
+    they left); to its members, the person concerned and the supervisors."""
+    batch.add(
+        "queue.members_changed",
+        Audience.members(queue_ids=[queue_id], user_ids=[user_id]),
+        conversation_id=None,
+        payload={
+            "queue_id": str(queue_id),
+            "user_id": str(user_id),
+            "member": member.model_dump(mode="json") if member is not None else None,
+        },
+    )

@@ -8,19 +8,21 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiohttp.test_utils import TestServer
 
 from fiv_console import conversations
+from fiv_console.assignment import loop as assignment_loop
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.assignment.policy import Candidate, Waiting, plan
 from fiv_console.conversations import Viewer
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, NotFound
 from fiv_console.events import Unannounced
-from tests.api import Browsers, TenantPeople
+from tests.api import Browsers, Person, TenantPeople
 from tests.assigning import assigned_to, available, channel, conversations_waiting, enqueued, owners_of
 from tests.conftest import TestDatabase
-from tests.sockets import open_console
+from tests.sockets import Console, open_console
 from tests.webhooks import customer_writes, number_of
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -130,16 +132,41 @@ async def test_three_claimers_and_manual_assigns_at_once_never_share_or_overfill
     assert all(count == 3 for count in load.values())
 
 
+@pytest.fixture
+def no_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the server starts: its loop sweeps only every ten minutes, so whatever it does in a test it
+    does because something woke it."""
+    monkeypatch.setattr(assignment_loop, "SWEEP_INTERVAL", 600.0)
+
+
+async def _online(live_people: Browsers, person: Person) -> Console:
+    console = await open_console(await live_people.signed_in(person))
+    await console.send({"type": "presence", "status": "online"})
+    await console.presence_of(person.id)
+    await console.presence_of(person.id)  # connected, then online
+    return console
+
+
 async def test_a_running_server_assigns_a_new_conversation_to_the_online_agent_at_once(
-    live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
+    no_sweep: None, live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
 ) -> None:
-    agent = await open_console(await live_people.signed_in(tenant.agent))
-    await agent.send({"type": "presence", "status": "online"})
-    await agent.presence_of(tenant.agent.id)
-    await agent.presence_of(tenant.agent.id)  # connected, then online
+    agent = await _online(live_people, tenant.agent)
     await customer_writes(live_server, await number_of(db, tenant), "assign me")
     assigned = await agent.event("conversation.assigned", within=3)
     assert assigned["data"]["conversation"]["agent_id"] == str(tenant.agent.id)
+
+
+async def test_a_new_member_of_a_queue_gets_its_waiting_conversation_at_once(
+    no_sweep: None, live_server: TestServer, live_people: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    newcomer = await _online(live_people, tenant.other_agent)  # online, but in no queue yet
+    await customer_writes(live_server, await number_of(db, tenant), "anyone?")
+    await newcomer.quiet(0.5)
+    supervisor = await live_people.signed_in(tenant.supervisor)
+    member = await supervisor.put(f"/api/queues/{tenant.queue_id}/members/{tenant.other_agent.id}", {})
+    assert member.status == 200, member.body
+    assigned = await newcomer.event("conversation.assigned", within=3)
+    assert assigned["data"]["conversation"]["agent_id"] == str(tenant.other_agent.id)
 
 
 async def test_a_queue_nobody_can_serve_does_not_hold_up_another(db: Database, tenant: TenantPeople) -> None:

@@ -45,6 +45,8 @@ WAKING_EVENTS = frozenset(
         "conversation.closed",
         "conversation.reopened",
         "agent.presence",
+        "queue.updated",
+        "queue.members_changed",
     }
 )
 SWEEP_INTERVAL = 5.0

@@ -78,6 +78,7 @@ async def get_queue(call: ApiCall[NoInput, NoInput]) -> Queue:
 async def update_queue(call: ApiCall[QueueUpdate, NoInput]) -> Queue:
     queue = await queues.update_queue(call.conn, queue_id=call.ids["queue_id"], data=call.body)
     await call.audit("queue.changed", "queue", queue.id, {"fields": sorted(call.body.model_fields_set)})
+    queues.announce_changed(call.events, queue)
     return queue
 
 
@@ -107,6 +108,7 @@ async def set_queue_member(call: ApiCall[MembershipChange, NoInput]) -> QueueMem
     )
     details = {"user_id": str(member.user_id), "max_concurrent_override": member.max_concurrent_override}
     await call.audit("queue.member_set", "queue", member.queue_id, details)
+    queues.announce_membership(call.events, queue_id=member.queue_id, user_id=member.user_id, member=member)
     call.notify(wire.AccessChanged(member.user_id))
     return member
 
@@ -118,5 +120,6 @@ async def set_queue_member(call: ApiCall[MembershipChange, NoInput]) -> QueueMem
 async def remove_queue_member(call: ApiCall[NoInput, NoInput]) -> QueueMember:
     member = await queues.remove_member(call.conn, queue_id=call.ids["queue_id"], user_id=call.ids["user_id"])
     await call.audit("queue.member_removed", "queue", member.queue_id, {"user_id": str(member.user_id)})
+    queues.announce_membership(call.events, queue_id=member.queue_id, user_id=member.user_id, member=None)
     call.notify(wire.AccessChanged(member.user_id))
     return member
