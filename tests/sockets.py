@@ -71,8 +71,13 @@ class Console:
         pytest.fail(f"no presence of {user_id} within {within} s")
 
     async def quiet_about_conversations(self, seconds: float = 0.5) -> list[dict[str, Any]]:
-        """The events within `seconds` other than presence (people connect and leave during a test)."""
-        return [f for f in await self.quiet(seconds) if f["type"] == "event" and f["event"] != "agent.presence"]
+        """The events within `seconds` about conversations and their messages (not presence, as people connect
+        and leave during a test, nor changes of queues)."""
+        return [
+            f
+            for f in await self.quiet(seconds)
+            if f["type"] == "event" and f["event"] != "agent.presence" and not f["event"].startswith("queue.")
+        ]
 
     async def quiet(self, seconds: float = 0.5) -> list[dict[str, Any]]:
         """Every frame that arrives within `seconds` (often: to show there is none)."""
