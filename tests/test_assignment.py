@@ -11,14 +11,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp.test_utils import TestServer
 
-from fiv_console import conversations
+from fiv_console import conversations, events
 from fiv_console.assignment import loop as assignment_loop
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.assignment.policy import Candidate, Waiting, plan
+from fiv_console.assignment.sla import mark_breaches
 from fiv_console.conversations import Viewer
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, NotFound
-from fiv_console.events import Unannounced
+from fiv_console.events import Audience, Event, Unannounced
 from tests.api import Browsers, Person, TenantPeople
 from tests.assigning import assigned_to, available, channel, conversations_waiting, enqueued, owners_of
 from tests.conftest import TestDatabase
@@ -266,3 +267,43 @@ async def test_a_conversation_assigned_after_the_agent_left_stays_with_them(db: 
     [made] = await assigned_to(db, tenant, tenant.agent.id, 1)  # ten minutes ago: after they left
     await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id)
     assert (await enqueued(db, tenant))[made][0] == "assigned"
+
+
+async def test_steady_wake_ups_do_not_put_off_the_sweep(
+    monkeypatch: pytest.MonkeyPatch, db: Database, tenant: TenantPeople, other_tenant: TenantPeople
+) -> None:
+    """Time-driven work (here an SLA mark) happens only in sweeps; another tenant's wake-ups every 50 ms
+    must not keep postponing them."""
+    monkeypatch.setattr(assignment_loop, "SWEEP_INTERVAL", 0.3)
+    [late] = await conversations_waiting(db, tenant, await channel(db, tenant), 1)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update queues set sla_seconds = 1 where id = $1", tenant.queue_id)
+    loop = AssignmentLoop(db, Unannounced(), grace=30)
+    wake = Event(other_tenant.id, 1, "conversation.created", Audience.everyone(), None, {}, datetime.now(UTC))
+    running = asyncio.create_task(loop.run())
+    try:
+        for _ in range(30):
+            loop.heard(other_tenant.id, [wake])
+            await asyncio.sleep(0.05)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    async with tenant_tx(db, tenant.id) as conn:
+        assert await conn.fetchval("select sla_breached_at from conversations where id = $1", late) is not None
+
+
+async def test_a_claim_waits_for_the_loops_own_work_on_the_line_instead_of_skipping_the_oldest(
+    db: Database, tenant: TenantPeople
+) -> None:
+    await available(db, tenant, tenant.agent.id)
+    made = await conversations_waiting(db, tenant, await channel(db, tenant), 10)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update queues set sla_seconds = 1 where id = $1", tenant.queue_id)
+    async with events.changing(db, Unannounced(), tenant.id) as (conn, batch):
+        assert await mark_breaches(conn, batch, limit=5) == 5  # the five oldest, locked until commit
+        claiming = asyncio.create_task(AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id))
+        await asyncio.sleep(0.3)
+        assert not claiming.done()
+    assert await claiming == 3
+    owners = await owners_of(db, tenant)
+    assert [c for c in made if owners[c] is not None] == made[:3]

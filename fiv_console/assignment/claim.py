@@ -99,6 +99,12 @@ def _capacity(candidate: asyncpg.Record) -> int:
     return int(candidate["max_concurrent_override"] or candidate["max_concurrent"])
 
 
+async def take_turn(conn: Connection, tenant_id: UUID) -> None:
+    """Waits for the tenant's claim turn, held until the transaction ends. Other work of the loop that locks
+    waiting conversations takes it too, so a claim never skips the oldest because the loop itself holds them."""
+    await conn.execute(_TAKE_TURN_SQL, tenant_id)
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     assigned: int
@@ -116,7 +122,7 @@ async def claim(
     """In the tenant's transaction (`events.changing`): assigns what it can of the `limit` first waiting
     conversations of the queues where an available agent has room; their events go to `batch`. The
     tenant's `settings` say whether priorities rise with waiting and returning customers prefer their agent."""
-    await conn.execute(_TAKE_TURN_SQL, batch.tenant_id)
+    await take_turn(conn, batch.tenant_id)
     found = await conn.fetch(_CANDIDATES_SQL, grace)
     if not found:
         return Claimed(0, 0)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from fiv_console import conversations, outbound
+from fiv_console.assignment.claim import take_turn
 from fiv_console.business_hours import BusinessHours, closed_since
 from fiv_console.conversations import Viewer
 from fiv_console.db.pool import Connection
@@ -183,6 +184,7 @@ async def write(
 ) -> Written:
     """In the tenant's transaction: in a `sweep`, the inactivity closes; with `replies` (this instance can
     send) the closing, out-of-hours and queue-position replies; their events go to `batch`."""
+    await take_turn(conn, tenant.id)  # it locks waiting conversations: a claim must not skip them
     closing = await _close_inactive(conn, batch, tenant, limit=limit, with_message=replies) if sweep else Written([])
     if not replies:
         return closing

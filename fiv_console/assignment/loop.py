@@ -113,14 +113,18 @@ class AssignmentLoop:
         return assigned
 
     async def run(self) -> None:
+        clock = asyncio.get_running_loop().time
+        # A deadline, not a timeout per wait: wake-ups every few seconds must not put the sweep off forever.
+        next_sweep = clock() + SWEEP_INTERVAL
         while True:
             try:
-                async with asyncio.timeout(SWEEP_INTERVAL):
+                async with asyncio.timeout(max(0.0, next_sweep - clock())):
                     await self._wake.wait()
             except TimeoutError:
-                sweep = True
-            else:
-                sweep = False
+                pass
+            sweep = clock() >= next_sweep
+            if sweep:
+                next_sweep = clock() + SWEEP_INTERVAL
             self._wake.clear()
             woken, self._woken = self._woken, set()
             try:

@@ -8,6 +8,7 @@ the queue, so moving a conversation does not reset its clock). The mark and its
 from __future__ import annotations
 
 from fiv_console import conversations
+from fiv_console.assignment.claim import take_turn
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
 
@@ -27,6 +28,7 @@ _MARK_SQL = "update conversations set sla_breached_at = now(), updated_at = now(
 async def mark_breaches(conn: Connection, batch: EventBatch, *, limit: int) -> int:
     """In the tenant's transaction: marks waiting conversations past their queue's target, with an event to
     whoever follows each (its queue's agents, supervisors); how many."""
+    await take_turn(conn, batch.tenant_id)  # it locks waiting conversations: a claim must not skip them
     ids = [r["id"] for r in await conn.fetch(_BREACHED_SQL, limit)]
     if not ids:
         return 0
