@@ -42,6 +42,13 @@ DEMO_QUEUES = (
 )
 
 
+# What a customer of the demo hears while waiting, and what happens to a conversation an agent sits on.
+DEMO_SETTINGS = tenants.TenantSettings(
+    queue_position_reply="Thanks for writing! You are number {position} in line; estimated wait: {wait}.",
+    unanswered_reroute_seconds=300,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class DemoTenant:
     tenant_id: UUID
@@ -55,7 +62,7 @@ async def seed_demo(db: Database) -> DemoTenant:
         return DemoTenant(tenant_id=existing[0], created=False)
 
     hashes = {login.password: await hash_password_async(login.password) for login in DEMO_LOGINS}
-    tenant = await tenants.create_tenant(db, tenants.TenantCreate(name=DEMO_TENANT_NAME))
+    tenant = await tenants.create_tenant(db, tenants.TenantCreate(name=DEMO_TENANT_NAME, settings=DEMO_SETTINGS))
     async with tenant_tx(db, tenant.id) as conn:
         queue_ids = {}
         for queue in DEMO_QUEUES:
