@@ -13,7 +13,7 @@ from itertools import pairwise
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, ConfigDict, RootModel, model_validator
+from pydantic import AfterValidator, ConfigDict, RootModel, WithJsonSchema, model_validator
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -29,7 +29,8 @@ def _clock(value: str) -> str:
     return value
 
 
-Clock = Annotated[str, AfterValidator(_clock)]
+# The pattern documents the format in the OpenAPI schema; the validator gives the reason a person reads.
+Clock = Annotated[str, WithJsonSchema({"type": "string", "pattern": _CLOCK.pattern}), AfterValidator(_clock)]
 
 
 def _minutes(clock: str) -> int:
@@ -37,9 +38,9 @@ def _minutes(clock: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-class _Day(RootModel[list[tuple[Clock, Clock]]]):
+class DayHours(RootModel[list[tuple[Clock, Clock]]]):
     @model_validator(mode="after")
-    def _ordered(self) -> _Day:
+    def _ordered(self) -> DayHours:
         spans = sorted((_minutes(a), _minutes(b)) for a, b in self.root)
         for start, end in spans:
             if start >= end:
@@ -52,7 +53,7 @@ class _Day(RootModel[list[tuple[Clock, Clock]]]):
         return self
 
 
-class BusinessHours(RootModel[dict[Weekday, _Day]]):
+class BusinessHours(RootModel[dict[Weekday, DayHours]]):
     """Opening intervals per weekday; a day left out is closed all day."""
 
     model_config = ConfigDict(frozen=True)

@@ -515,7 +515,8 @@ _QUEUE_ACTIVE_SQL = "select active from queues where id = $1"
 # Back in a waiting line, keeping enqueued_at: a transfer or unassign keeps the conversation's place.
 _REQUEUE_SQL = """
 update conversations
-set status = 'waiting', queue_id = $2, agent_id = null, assigned_at = null, updated_at = now()
+set status = 'waiting', queue_id = $2, agent_id = null, assigned_at = null, updated_at = now(),
+    position_replied_at = case when queue_id = $2 then position_replied_at end
 where id = $1
 """
 

@@ -70,10 +70,23 @@ create trigger conversations_counted_moves after update of status, queue_id, age
           or old.agent_id is distinct from new.agent_id)
     execute function conversation_count_change();
 
--- What is there already.
-insert into assignment_counters (tenant_id, kind, subject_id, value)
-select tenant_id, 'queue_waiting', queue_id, count(*) from conversations where status = 'waiting'
-group by tenant_id, queue_id
-union all
-select tenant_id, 'agent_open', agent_id, count(*) from conversations where status = 'assigned'
-group by tenant_id, agent_id;
+-- What is there already, tenant by tenant: the schema owner is held to row-level security too (it is forced),
+-- and sees a tenant's conversations only as that tenant. It may list the tenants (owner_lookup, 0005).
+do $$
+declare
+    t record;
+begin
+    for t in select id from tenants loop
+        perform set_config('app.current_tenant', t.id::text, true);
+        insert into assignment_counters (tenant_id, kind, subject_id, value)
+        select tenant_id, 'queue_waiting', queue_id, count(*) from conversations
+        where tenant_id = t.id and status = 'waiting'
+        group by tenant_id, queue_id
+        union all
+        select tenant_id, 'agent_open', agent_id, count(*) from conversations
+        where tenant_id = t.id and status = 'assigned'
+        group by tenant_id, agent_id;
+    end loop;
+    perform set_config('app.current_tenant', '', true);
+end
+$$;

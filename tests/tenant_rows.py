@@ -118,6 +118,16 @@ INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
         "insert into audit_log (tenant_id, actor_kind, action) values ($1, 'system', 'test') returning id",
         lambda t, ids: [t],
     ),
+    "assignment_counters": (
+        "insert into assignment_counters (tenant_id, kind, subject_id, value) values ($1, 'agent_open', $2, 1) "
+        "returning subject_id as id",
+        lambda t, ids: [t, ids["users"]],
+    ),
+    "assignment_counter_deltas": (
+        "insert into assignment_counter_deltas (tenant_id, kind, subject_id, delta) "
+        "values ($1, 'agent_open', $2, 1) returning subject_id as id",
+        lambda t, ids: [t, ids["users"]],
+    ),
 }
 
 

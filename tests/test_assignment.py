@@ -307,3 +307,20 @@ async def test_a_claim_waits_for_the_loops_own_work_on_the_line_instead_of_skipp
     assert await claiming == 3
     owners = await owners_of(db, tenant)
     assert [c for c in made if owners[c] is not None] == made[:3]
+
+
+async def test_a_tenant_whose_round_fails_does_not_stop_the_sweep_of_the_others(
+    db: Database, tenant: TenantPeople, other_tenant: TenantPeople
+) -> None:
+    # The sweep goes in id order: the broken tenant comes first.
+    broken, healthy = sorted([tenant, other_tenant], key=lambda t: t.id)
+    # Settings the model now refuses (written past it): every round of that tenant fails when it reads them.
+    async with tenant_tx(db, broken.id) as conn:
+        await conn.execute(
+            "update tenants set settings = settings || '{\"priority_rise_seconds\": 1}' where id = $1", broken.id
+        )
+    await available(db, healthy, healthy.agent.id)
+    [waiting] = await conversations_waiting(db, healthy, await channel(db, healthy), 1)
+    loop = AssignmentLoop(db, Unannounced(), grace=30)
+    await loop.run_once()
+    assert (await owners_of(db, healthy))[waiting] == healthy.agent.id

@@ -44,12 +44,32 @@ async def _agent_writes(db: Database, tenant: TenantPeople, conversation_id: uui
         )
 
 
-async def test_a_conversation_left_unanswered_goes_to_another_agent_and_never_back(
-    db: Database, tenant: TenantPeople
-) -> None:
+async def _customer_wrote(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID, minutes_ago: int) -> None:
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, status, created_at) "
+            "select tenant_id, id, channel_id, 'inbound', 'text', 'Hello?', 'received', "
+            "now() - make_interval(mins => $2) from conversations where id = $1",
+            conversation_id,
+            minutes_ago,
+        )
+
+
+async def _assigned_minutes_ago(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID, minutes: int) -> None:
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "update conversations set assigned_at = now() - make_interval(mins => $2) where id = $1",
+            conversation_id,
+            minutes,
+        )
+
+
+async def test_a_customer_left_unanswered_goes_to_another_agent(db: Database, tenant: TenantPeople) -> None:
     await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
-    # Both assigned to the agent ten minutes ago; they answered one of them.
+    # Both assigned to the agent ten minutes ago, both customers wrote eight minutes ago; one was answered.
     unanswered, answered = await assigned_to(db, tenant, tenant.agent.id, 2)
+    for conversation_id in (unanswered, answered):
+        await _customer_wrote(db, tenant, conversation_id, 8)
     await _agent_writes(db, tenant, answered, tenant.agent.id)
     loop = _loop(db)
     await loop.run_once(tenant.id)
@@ -62,25 +82,43 @@ async def test_a_conversation_left_unanswered_goes_to_another_agent_and_never_ba
     moves = [(kind, payload.get("reason")) for kind, payload in await _events(db, tenant, unanswered)]
     assert moves == [("conversation.unassigned", "unanswered"), ("conversation.assigned", None)]
 
-    # Unanswered by the other agent too, and now nobody else can take it: it waits rather than go back to
-    # the agent who let it be.
+    # The customer wrote a minute ago: the other agent has four minutes more before it moves again.
+    await _assigned_minutes_ago(db, tenant, unanswered, 10)
+    await _customer_wrote(db, tenant, unanswered, 1)
+    await loop.run_once(tenant.id)
+    assert (await owners_of(db, tenant))[unanswered] == tenant.other_agent.id
+
+
+async def test_a_passed_over_agent_gets_it_back_only_when_no_other_agent_of_the_queue_is_there(
+    db: Database, tenant: TenantPeople
+) -> None:
+    await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    await _settings(db, tenant, unanswered_reroute_seconds=300)
+    busy, waiting = await assigned_to(db, tenant, tenant.agent.id, 2)
+    await _customer_wrote(db, tenant, waiting, 8)
     async with tenant_tx(db, tenant.id) as conn:
-        await conn.execute(
-            "update conversations set assigned_at = now() - interval '10 minutes' where id = $1", unanswered
-        )
+        # The other agent is full; the agent, who let `waiting` be, has room.
+        await conn.execute("update conversations set agent_id = $2 where id = $1", busy, tenant.other_agent.id)
+        await conn.execute("update users set max_concurrent = 1 where id = $1", tenant.other_agent.id)
+    loop = _loop(db)
+    await loop.run_once(tenant.id)
+    assert (await owners_of(db, tenant))[waiting] is None  # it waits for the other agent
+    admin = Viewer(tenant_id=tenant.id, role="admin", user_id=tenant.admin.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conversations.close(conn, viewer=admin, conversation_id=busy, reason="done")
+    await loop.run_once(tenant.id)
+    assert (await owners_of(db, tenant))[waiting] == tenant.other_agent.id
+
+    # Unanswered again, and now the other agent is away: rather than wait for nobody, it goes back.
+    await _assigned_minutes_ago(db, tenant, waiting, 10)
+    async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update users set status = 'away' where id = $1", tenant.agent.id)
     await loop.run_once(tenant.id)
-    assert (await owners_of(db, tenant))[unanswered] is None
-    await loop.run_once(tenant.id)
-    assert (await owners_of(db, tenant))[unanswered] is None
-
-    # A supervisor may still give it to them; once assigned, it is nobody's passed-over any more.
-    supervisor = Viewer(tenant_id=tenant.id, role="supervisor", user_id=tenant.supervisor.id)
+    assert (await owners_of(db, tenant))[waiting] == tenant.other_agent.id
     async with tenant_tx(db, tenant.id) as conn:
-        await conversations.assign(
-            conn, viewer=supervisor, conversation_id=unanswered, agent_id=tenant.other_agent.id, force=False
-        )
-        assert await conn.fetchval("select passed_over_agent_id from conversations where id = $1", unanswered) is None
+        assert await conn.fetchval("select passed_over_agent_id from conversations where id = $1", waiting) is None
+    kinds = [kind for kind, _ in await _events(db, tenant, waiting)]
+    assert kinds[-2:] == ["conversation.unassigned", "conversation.assigned"]
 
 
 async def test_a_returning_customer_goes_to_the_agent_of_their_last_conversation_when_the_tenant_says_so(
@@ -167,8 +205,14 @@ async def test_inactive_conversations_close_but_never_one_whose_customer_awaits_
     db: Database, tenant: TenantPeople
 ) -> None:
     await available(db, tenant, tenant.agent.id)
-    answered, unanswered = await assigned_to(db, tenant, tenant.agent.id, 2)
+    answered, unanswered, passed_on = await assigned_to(db, tenant, tenant.agent.id, 3)
     await _agent_writes(db, tenant, answered, tenant.agent.id)
+    # "Passing you on to billing": the agent had the last word, and the customer waits in the queue again.
+    await _agent_writes(db, tenant, passed_on, tenant.agent.id)
+    admin = Viewer(tenant_id=tenant.id, role="admin", user_id=tenant.admin.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conversations.unassign(conn, viewer=admin, conversation_id=passed_on)
+        await conn.execute("update users set status = 'away' where id = $1", tenant.agent.id)
     async with tenant_tx(db, tenant.id) as conn:
         # The customer of the second wrote last; an hour of silence in both.
         await conn.execute(
@@ -184,6 +228,10 @@ async def test_inactive_conversations_close_but_never_one_whose_customer_awaits_
     async with tenant_tx(db, tenant.id) as conn:
         rows = await conn.fetch("select id, status, close_reason from conversations")
     states = {r["id"]: (r["status"], r["close_reason"]) for r in rows}
-    assert states == {answered: ("closed", "inactivity"), unanswered: ("assigned", None)}
+    assert states == {
+        answered: ("closed", "inactivity"),
+        unanswered: ("assigned", None),
+        passed_on: ("waiting", None),
+    }
     [(kind, payload)] = await _events(db, tenant, answered)
     assert (kind, payload["reason"]) == ("conversation.closed", "inactivity")

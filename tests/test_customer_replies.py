@@ -17,6 +17,7 @@ from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.keys import assignment_key
 from fiv_console.whatsapp.simulator import SentMessage
 from tests.api import TenantPeople
+from tests.assigning import available
 from tests.conftest import TestDatabase
 from tests.webhooks import World, envelope, post_webhook, simulated_world, text_message
 
@@ -84,6 +85,18 @@ async def test_a_customer_writing_out_of_hours_is_told_once_through_whatsapp(
         {"automatic": "out_of_hours"},
         "waiting",
     )
+
+    # An agent present out of hours answers: a customer given to them is not told the queue is closed.
+    await available(db, tenant, tenant.agent.id)
+    await _writes(world, "5511911110003", "Are you open?")
+    for _ in range(250):
+        async with tenant_tx(db, tenant.id) as conn:
+            if await conn.fetchval("select count(*) from conversations where status = 'assigned'"):
+                break
+        await asyncio.sleep(0.02)
+    assert await _texts_to(world, "5511911110003", 1, within=1.0) == []
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update users set status = 'away' where id = $1", tenant.agent.id)
 
     # Open hours all week: nobody else is told.
     every_day = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}

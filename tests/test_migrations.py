@@ -7,13 +7,14 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from fiv_console.db.migrations import MigrationError, load_migrations, migrate
-from fiv_console.db.urls import APP_ROLE, derived_app_password
+from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
 from fiv_console.resources import SQL_DIR
 from tests.conftest import TestDatabase, project_root
 
@@ -142,3 +143,68 @@ def test_two_concurrent_migrate_commands(fresh_database: TestDatabase) -> None:
     assert [run.returncode for run in runs] == [0, 0], outcomes
     ledger = asyncio.run(_ledger(fresh_database))
     assert [v for v, _ in ledger] == [m.version for m in load_migrations(SQL_DIR)]
+
+
+async def test_the_counters_start_from_what_exists_also_for_an_owner_held_to_row_level_security(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Managed PostgreSQL has no superuser: the schema owner is an ordinary role, and forced row-level
+    security hides every tenant's rows from it. Migration 0007 must still count the conversations there."""
+    suffix = uuid.uuid4().hex[:10]
+    owner_role, login_role, name = f"fiv_owner_{suffix}", f"fiv_login_{suffix}", f"fiv_rls_owner_{suffix}"
+    server = await asyncpg.connect(postgres_url)
+    try:
+        await server.execute(f"create role {owner_role} login nosuperuser nobypassrls password 'owner'")
+        await server.execute(f"create role {login_role} login nosuperuser nobypassrls password 'login'")
+        if not await server.fetchval("select 1 from pg_roles where rolname = $1", APP_ROLE):
+            await server.execute(f"create role {APP_ROLE} nologin")
+        await server.execute(f"grant {APP_ROLE} to {login_role}")
+        await server.execute(f'create database "{name}" owner {owner_role}')
+    finally:
+        await server.close()
+    owner_url = with_role(with_database(postgres_url, name), owner_role, "owner")
+    as_superuser = with_database(postgres_url, name)
+    try:
+        for migration in SQL_DIR.glob("*.sql"):
+            if int(migration.name[:4]) < 7:
+                _write(tmp_path, migration.name, migration.read_text())
+        await migrate(owner_url, app_role=login_role, app_password=None, directory=tmp_path)
+        data = await asyncpg.connect(as_superuser)
+        try:
+            tenant = await data.fetchval("insert into tenants (name) values ('Old data') returning id")
+            queue = await data.fetchval("insert into queues (tenant_id, name) values ($1, 'Q') returning id", tenant)
+            channel = await data.fetchval(
+                "insert into channels (tenant_id, phone_number_id, display_number, default_queue_id) "
+                "values ($1, '1234567', '+1 555', $2) returning id",
+                tenant,
+                queue,
+            )
+            for n in range(2):
+                contact = await data.fetchval(
+                    "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id", tenant, f"5511{n:09d}"
+                )
+                await data.execute(
+                    "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4)",
+                    tenant,
+                    channel,
+                    contact,
+                    queue,
+                )
+        finally:
+            await data.close()
+        applied = await migrate(owner_url, app_role=login_role, app_password=None)
+        assert [m.version for m in applied] == [7]
+        data = await asyncpg.connect(as_superuser)
+        try:
+            counted = await data.fetch("select kind, subject_id, value from assignment_counters")
+        finally:
+            await data.close()
+        assert [(r["kind"], r["subject_id"], r["value"]) for r in counted] == [("queue_waiting", queue, 2)]
+    finally:
+        server = await asyncpg.connect(postgres_url)
+        try:
+            await server.execute(f'drop database if exists "{name}" with (force)')
+            await server.execute(f"drop role if exists {login_role}")
+            await server.execute(f"drop role if exists {owner_role}")
+        finally:
+            await server.close()

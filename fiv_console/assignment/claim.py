@@ -167,7 +167,9 @@ async def claim(
     await conn.execute(_ASSIGN_SQL, [c for c, _ in pairs], [a for _, a in pairs])
     await conn.execute(_TOUCH_AGENTS_SQL, list({a for _, a in pairs}))
     by_id = {w.conversation_id: w for w in waiting}
-    for conversation in await conversations.read_many(conn, [c for c, _ in pairs]):
-        moved = Moved(conversation, None, by_id[conversation.id].queue_id, "waiting")
+    after = {c.id: c for c in await conversations.read_many(conn, [c for c, _ in pairs])}
+    # In the policy's order, so the log reads as the line was served.
+    for conversation_id, _ in pairs:
+        moved = Moved(after[conversation_id], None, by_id[conversation_id].queue_id, "waiting")
         conversations.announce_move(batch, "conversation.assigned", moved)
     return Claimed(len(pairs), len(waiting))

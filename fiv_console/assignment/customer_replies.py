@@ -1,14 +1,17 @@
 """What the console tells a waiting customer by itself, and the conversations it closes for inactivity.
 
-- **Out of hours**: a customer who writes while their conversation's queue is closed (its business hours,
-  in the tenant's time zone) gets the queue's out-of-hours message, once per closed period.
+- **Out of hours**: a waiting customer who writes while their queue is closed (its business hours, in the
+  tenant's time zone) gets the queue's out-of-hours message, once per closed period; not one an agent has
+  (the claims come first in a round, so an agent present out of hours answers instead).
 - **Queue position**: where the tenant sets `queue_position_reply`, a customer left waiting (the claims
   that came first found nobody for them) gets it once, with `{position}` (their place in the queue's line)
-  and `{wait}` (an estimate from the queue's assignments in the last half hour) filled in; not while the
-  queue is closed, where the out-of-hours message says more.
-- **Inactivity**: where the tenant sets `inactivity_close_seconds`, an open conversation whose last message
-  was a person's answer and has had no message since for that long is closed (reason `inactivity`), with
-  the tenant's closing message first if it has one. A customer still waiting for an answer is never closed.
+  and `{wait}` (an estimate from the queue's assignments in the last half hour, in English) filled in; not
+  while the queue is closed, where the out-of-hours message says more. The place is by the queue's order
+  without `priority_rise_seconds`, an estimate like the wait. Moved to another queue, it is told again.
+- **Inactivity**: where the tenant sets `inactivity_close_seconds`, an assigned conversation whose last
+  message was a person's answer and has had no message since for that long is closed (reason `inactivity`),
+  with the tenant's closing message first if it has one (only inside the 24-hour window: a longer setting
+  closes without it). A customer still waiting for an answer, or waiting in a queue, is never closed.
 
 Every reply is stored here, in the tenant's transaction, and sent after commit by the caller; each goes
 only inside WhatsApp's 24-hour window (`outbound.prepare_automatic`). Conversations someone is moving are
@@ -36,7 +39,7 @@ select id, business_hours, out_of_hours_message from queues where active and bus
 # Wrote during this closed period ($2: when it closed), and not told since it closed.
 _WROTE_WHILE_CLOSED_SQL = """
 select c.id from conversations c
-where c.queue_id = $1 and c.status <> 'closed' and c.last_inbound_at >= $2
+where c.queue_id = $1 and c.status = 'waiting' and c.last_inbound_at >= $2
   and (c.out_of_hours_replied_at is null or c.out_of_hours_replied_at < $2)
 order by c.last_inbound_at, c.id
 limit $3
@@ -44,16 +47,20 @@ for no key update of c skip locked
 """
 _TOLD_OUT_OF_HOURS_SQL = "update conversations set out_of_hours_replied_at = now() where id = any($1::uuid[])"
 _LEFT_WAITING_SQL = """
-select c.id, c.queue_id, c.priority, c.enqueued_at from conversations c
+select c.id, c.queue_id from conversations c
 where c.status = 'waiting' and c.position_replied_at is null and not (c.queue_id = any($1::uuid[]))
 order by c.enqueued_at, c.id
 limit $2
 for no key update of c skip locked
 """
-_AHEAD_SQL = """
-select count(*) from conversations w
-where w.queue_id = $1 and w.status = 'waiting'
-  and (w.priority > $2 or (w.priority = $2 and (w.enqueued_at, w.id) < ($3, $4)))
+# Places in the line of each queue, in one pass over its waiting conversations (the index's order).
+_PLACES_SQL = """
+select id, place from (
+    select c.id, row_number() over (partition by c.queue_id order by c.priority desc, c.enqueued_at, c.id) as place
+    from conversations c
+    where c.status = 'waiting' and c.queue_id = any($1::uuid[])
+) line
+where id = any($2::uuid[])
 """
 RATE_WINDOW = timedelta(minutes=30)
 _RECENT_ASSIGNMENTS_SQL = (
@@ -69,13 +76,25 @@ cross join lateral (
     order by m.created_at desc, m.id desc
     limit 1
 ) last
-where c.status <> 'closed' and c.last_message_at <= now() - $1::interval
+where c.status = 'assigned' and c.last_message_at <= now() - $1::interval
   and last.direction = 'outbound' and (last.details is null or not last.details ? 'automatic')
 order by c.last_message_at, c.id
 limit $2
 for no key update of c skip locked
 """
 INACTIVITY_REASON = "inactivity"
+
+
+_HOURS_WITH_MESSAGE_SQL = """
+select exists (
+    select 1 from queues where active and business_hours is not null and out_of_hours_message is not null
+)
+"""
+
+
+async def configured(conn: Connection, tenant: Tenant) -> bool:
+    """Whether the tenant has customers told anything while they wait (else a round need not look)."""
+    return tenant.settings.queue_position_reply is not None or bool(await conn.fetchval(_HOURS_WITH_MESSAGE_SQL))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,21 +152,21 @@ async def _positions(
     conn: Connection, batch: EventBatch, template: str, closed_queues: set[UUID], *, limit: int
 ) -> list[Outgoing]:
     rows = await conn.fetch(_LEFT_WAITING_SQL, list(closed_queues), limit)
-    paces: dict[UUID, int] = {}
+    if not rows:
+        return []
+    queue_ids = list({r["queue_id"] for r in rows})
+    places = {r["id"]: int(r["place"]) for r in await conn.fetch(_PLACES_SQL, queue_ids, [r["id"] for r in rows])}
+    paces = {q: int(await conn.fetchval(_RECENT_ASSIGNMENTS_SQL, q, RATE_WINDOW)) for q in queue_ids}
     replies: list[Outgoing] = []
     for row in rows:
-        queue_id = row["queue_id"]
-        if queue_id not in paces:
-            paces[queue_id] = int(await conn.fetchval(_RECENT_ASSIGNMENTS_SQL, queue_id, RATE_WINDOW))
-        ahead = int(await conn.fetchval(_AHEAD_SQL, queue_id, row["priority"], row["enqueued_at"], row["id"]))
-        text = fill(template, position=ahead + 1, wait=wait_in_words(ahead + 1, paces[queue_id]))
+        place = places[row["id"]]
+        text = fill(template, position=place, wait=wait_in_words(place, paces[row["queue_id"]]))
         reply = await outbound.prepare_automatic(
             conn, batch, conversation_id=row["id"], text=text, reason="queue_position"
         )
         if reply is not None:
             replies.append(reply)
-    if rows:
-        await conn.execute(_TOLD_POSITION_SQL, [r["id"] for r in rows])
+    await conn.execute(_TOLD_POSITION_SQL, [r["id"] for r in rows])
     return replies
 
 
@@ -180,13 +199,14 @@ async def _close_inactive(
 
 
 async def write(
-    conn: Connection, batch: EventBatch, tenant: Tenant, *, limit: int, replies: bool, sweep: bool
+    conn: Connection, batch: EventBatch, tenant: Tenant, *, limit: int, sweep: bool, can_send: bool, tell_waiting: bool
 ) -> Written:
-    """In the tenant's transaction: in a `sweep`, the inactivity closes; with `replies` (this instance can
-    send) the closing, out-of-hours and queue-position replies; their events go to `batch`."""
+    """In the tenant's transaction: in a `sweep`, the inactivity closes (with their closing message if this
+    instance `can_send`); with `tell_waiting`, the out-of-hours and queue-position replies; their events go
+    to `batch`."""
     await take_turn(conn, tenant.id)  # it locks waiting conversations: a claim must not skip them
-    closing = await _close_inactive(conn, batch, tenant, limit=limit, with_message=replies) if sweep else Written([])
-    if not replies:
+    closing = await _close_inactive(conn, batch, tenant, limit=limit, with_message=can_send) if sweep else Written([])
+    if not tell_waiting:
         return closing
     told, closed_queues = await _out_of_hours(conn, batch, tenant, limit=limit)
     template = tenant.settings.queue_position_reply

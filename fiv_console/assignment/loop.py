@@ -32,6 +32,7 @@ from fiv_console.assignment.sla import mark_breaches
 from fiv_console.assignment.unanswered import reroute_unanswered
 from fiv_console.db.pool import DATABASE_TROUBLE, Database
 from fiv_console.events import Announcer, Event
+from fiv_console.observability.context import tenant_id_var
 from fiv_console.whatsapp.sending import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -77,17 +78,42 @@ class AssignmentLoop:
             self._wake.set()
 
     async def run_once(self, tenant_id: UUID | None = None) -> int:
-        """A sweep round in the tenant (or every tenant); how many conversations were assigned."""
+        """A sweep round in the tenant (or every tenant); how many conversations were assigned.
+
+        Sweeping every tenant, it serves the tenants woken meanwhile between two of them (a long sweep must
+        not hold up an agent freed elsewhere), and a tenant whose round fails does not stop the others."""
         if tenant_id is not None:
             return await self._round(tenant_id, sweep=True)
-        tenant_ids = await tenants.all_tenant_ids(self._db)
-        return sum([await self._round(t, sweep=True) for t in tenant_ids])
+        assigned = 0
+        for each in await tenants.all_tenant_ids(self._db):
+            assigned += await self._guarded_round(each, sweep=True)
+            await self._woken_rounds()
+        return assigned
+
+    async def _woken_rounds(self) -> None:
+        woken, self._woken = self._woken, set()
+        for tenant_id in woken:
+            await self._guarded_round(tenant_id, sweep=False)
+
+    async def _guarded_round(self, tenant_id: UUID, *, sweep: bool) -> int:
+        tenant_id_var.set(str(tenant_id))
+        try:
+            return await self._round(tenant_id, sweep=sweep)
+        except DATABASE_TROUBLE as exc:
+            log.warning("assignment round failed", extra={"error": type(exc).__name__})
+        except Exception:
+            log.exception("assignment round failed")
+        finally:
+            tenant_id_var.set(None)
+        return 0
 
     async def _round(self, tenant_id: UUID, *, sweep: bool) -> int:
         async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
             tenant = await tenants.get_tenant(conn, tenant_id=tenant_id)
             if tenant is None:
                 return 0
+            can_send = self._dispatcher is not None
+            tell_waiting = can_send and await customer_replies.configured(conn, tenant)
             await counters.fold(conn, tenant_id)
             await requeue_from_absent(conn, batch, tenant.settings, limit=self._batch)
             if sweep:
@@ -100,13 +126,12 @@ class AssignmentLoop:
             # A full batch with assignments may leave more behind it; anything less is all there was for now.
             if claimed.assigned == 0 or claimed.waiting_seen < self._batch:
                 break
-        replies = self._dispatcher is not None
-        if sweep or replies:
+        if sweep or tell_waiting:
             async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
                 if sweep:
                     await mark_breaches(conn, batch, limit=self._batch)
                 written = await customer_replies.write(
-                    conn, batch, tenant, limit=self._batch, replies=replies, sweep=sweep
+                    conn, batch, tenant, limit=self._batch, sweep=sweep, can_send=can_send, tell_waiting=tell_waiting
                 )
             if self._dispatcher is not None:
                 self._dispatcher.send(tenant_id, written.replies)
@@ -126,14 +151,9 @@ class AssignmentLoop:
             if sweep:
                 next_sweep = clock() + SWEEP_INTERVAL
             self._wake.clear()
-            woken, self._woken = self._woken, set()
-            try:
-                if sweep:
-                    await self.run_once()  # every tenant, the woken ones among them
-                else:
-                    for tenant_id in woken:
-                        await self._round(tenant_id, sweep=False)
-            except DATABASE_TROUBLE as exc:
-                log.warning("assignment round failed", extra={"error": type(exc).__name__})
-            except Exception:
-                log.exception("assignment round failed")
+            await self._woken_rounds()
+            if sweep:
+                try:
+                    await self.run_once()  # every tenant
+                except DATABASE_TROUBLE as exc:  # listing the tenants failed: the next sweep tries again
+                    log.warning("assignment sweep failed", extra={"error": type(exc).__name__})

@@ -7,8 +7,9 @@ conversations, then the longest since their last assignment (never assigned firs
 eligible for one conversation may still be for the next: a full queue does not block the others.
 
 Two per-conversation twists: the agent of the customer's last conversation goes first when eligible (the
-tenant's "same agent as last time"), and an agent it was re-routed away from for leaving it unanswered is
-not eligible for it at all.
+tenant's "same agent as last time"), and the agent it was re-routed away from for leaving it unanswered is
+not eligible for it while another agent of its queue is available (even one without room now: it waits for
+them); if nobody else is, it may go back to them rather than wait for nobody.
 """
 
 from __future__ import annotations
@@ -62,13 +63,9 @@ def plan(waiting: Sequence[Waiting], candidates: Sequence[Candidate]) -> list[tu
     next_rank = len(recency)
     pairs: list[tuple[UUID, UUID]] = []
     for conversation in sorted(waiting, key=waiting_order):
-        eligible = [
-            c
-            for c in candidates
-            if conversation.queue_id in c.capacity
-            and load[c.agent_id] < c.capacity[conversation.queue_id]
-            and c.agent_id != conversation.passed_over_agent_id
-        ]
+        serving = [c for c in candidates if conversation.queue_id in c.capacity]
+        others = [c for c in serving if c.agent_id != conversation.passed_over_agent_id]
+        eligible = [c for c in (others or serving) if load[c.agent_id] < c.capacity[conversation.queue_id]]
         if not eligible:
             continue
         preferred = [c for c in eligible if c.agent_id == conversation.preferred_agent_id]

@@ -1,10 +1,12 @@
 """Conversations left unanswered by the agent they were given to are taken back and given to another.
 
-Where the tenant sets `unanswered_reroute_seconds`, an assigned conversation whose agent has not written
-to the customer since it was assigned to them (notes do not count) goes back to its queue at its original
-place, marked as passed over by that agent: the next claim gives it to someone else, never back to them
-while it waits (a supervisor may still assign it to them). Peers' top complaint is chats left with agents
-who do not answer; this is the other half of `assignment.absence`.
+Where the tenant sets `unanswered_reroute_seconds`, an assigned conversation whose customer awaits an answer
+(their message is the last one, automatic replies aside) and has waited that long since it was assigned or
+since they wrote, whichever is later, without the agent writing (notes do not count), goes back to its
+queue at its original place, passed over by that agent: the next claim gives it to another agent of the
+queue, and back to them only if no other is available (`assignment.policy`; a supervisor may assign it to
+anyone). A conversation whose agent has had the last word stays: nobody is waiting. Peers' top complaint
+is chats left with agents who do not answer; this is the other half of `assignment.absence`.
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from fiv_console.tenants import TenantSettings
 _UNANSWERED_SQL = """
 select c.id, c.queue_id, c.agent_id
 from conversations c
+cross join lateral (
+    select m.direction, m.created_at from messages m
+    where m.tenant_id = c.tenant_id and m.conversation_id = c.id
+      and (m.details is null or not m.details ? 'automatic')
+    order by m.created_at desc, m.id desc
+    limit 1
+) last
 where c.status = 'assigned' and c.assigned_at <= now() - $1::interval
-  and not exists (
-      select 1 from messages m
-      where m.tenant_id = c.tenant_id and m.conversation_id = c.id and m.direction = 'outbound'
-        and m.author_id = c.agent_id and m.created_at >= c.assigned_at)
+  and last.direction = 'inbound' and last.created_at <= now() - $1::interval
 order by c.enqueued_at, c.id
 limit $2
 for no key update of c skip locked
