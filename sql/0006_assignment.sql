@@ -20,6 +20,8 @@ alter table conversations
 -- The oldest waiting of a queue, whatever the priority, is one index probe (the wallboard, the SLA sweep).
 create index conversations_oldest_waiting_idx
     on conversations (tenant_id, queue_id, enqueued_at) where status = 'waiting';
+-- Messages still on their way out: automatic replies a stopped instance left behind are sent again.
+create index messages_queued_idx on messages (tenant_id, updated_at) where status = 'queued';
 -- Recent assignments of a queue (the estimated wait).
 create index conversations_assigned_at_idx
     on conversations (tenant_id, queue_id, assigned_at) where assigned_at is not null;

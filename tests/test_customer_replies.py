@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
+from fiv_console import events, outbound
 from fiv_console.assignment.customer_replies import fill, wait_in_words
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.events import Unannounced
 from fiv_console.keys import assignment_key
 from fiv_console.whatsapp.simulator import SentMessage
 from tests.api import TenantPeople
@@ -157,3 +159,27 @@ async def test_an_inactive_conversation_is_closed_with_the_tenants_closing_messa
         row = await conn.fetchrow("select status, close_reason from conversations where id = $1", conversation_id)
     assert row is not None
     assert (row["status"], row["close_reason"]) == ("closed", "inactivity")
+
+
+async def test_an_automatic_reply_a_stopped_instance_left_unsent_goes_out_with_a_later_sweep(
+    world: World, db: Database, tenant: TenantPeople
+) -> None:
+    customer = "5511944440001"
+    await _writes(world, customer, "Hi")
+    async with events.changing(db, Unannounced(), tenant.id) as (conn, batch):
+        conversation_id = await conn.fetchval("select id from conversations")
+        stored = await outbound.prepare_automatic(
+            conn, batch, conversation_id=conversation_id, text="You are number 1 in line.", reason="queue_position"
+        )
+        assert stored is not None
+        # Stored, and then the instance stopped before sending it.
+        await conn.execute(
+            "update messages set updated_at = now() - interval '5 minutes' where id = $1", stored.message.id
+        )
+    await world.console.app[assignment_key].run_once(tenant.id)
+    assert await _texts_to(world, customer, 1) == ["You are number 1 in line."]
+    [sent] = [s for s in world.simulator.sent if s.wa_id == customer]
+    assert sent.idempotency_key == str(stored.message.id)
+    # A second sweep finds nothing more to send.
+    await world.console.app[assignment_key].run_once(tenant.id)
+    assert len(await _texts_to(world, customer, 2, within=0.5)) == 1

@@ -15,7 +15,8 @@
 
 Every reply is stored here, in the tenant's transaction, and sent after commit by the caller; each goes
 only inside WhatsApp's 24-hour window (`outbound.prepare_automatic`). Conversations someone is moving are
-skipped (the next round sees them).
+skipped (the next round sees them). A reply still `queued` long after it was stored (its instance stopped
+before sending it) is queued again for sending by a later sweep (`resend_stranded`), while it may still go.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from uuid import UUID
 from fiv_console import conversations, outbound
 from fiv_console.assignment.claim import take_turn
 from fiv_console.business_hours import BusinessHours, closed_since
-from fiv_console.conversations import Viewer
+from fiv_console.conversations import CUSTOMER_SERVICE_WINDOW, Viewer
 from fiv_console.db.pool import Connection
+from fiv_console.errors import DomainError
 from fiv_console.events import EventBatch
 from fiv_console.outbound import Outgoing
 from fiv_console.tenants import Tenant
@@ -95,6 +97,30 @@ select exists (
 async def configured(conn: Connection, tenant: Tenant) -> bool:
     """Whether the tenant has customers told anything while they wait (else a round need not look)."""
     return tenant.settings.queue_position_reply is not None or bool(await conn.fetchval(_HOURS_WITH_MESSAGE_SQL))
+
+
+# Still queued well after it was stored, where it may still go: its instance stopped before sending it.
+_STRANDED_SQL = """
+select m.id from messages m
+join conversations c on c.tenant_id = m.tenant_id and c.id = m.conversation_id
+where m.status = 'queued' and m.updated_at < now() - make_interval(secs => $1) and m.details ? 'automatic'
+  and c.status <> 'closed' and c.last_inbound_at > now() - $2::interval
+order by m.updated_at
+limit $3
+"""
+
+
+async def resend_stranded(conn: Connection, batch: EventBatch, tenant_id: UUID, *, limit: int) -> list[Outgoing]:
+    """In a tenant transaction that holds no other lock: automatic replies left `queued` by a stopped
+    instance, queued again to send (each under its first id, WhatsApp's idempotency key)."""
+    console = Viewer(tenant_id=tenant_id, role="admin", user_id=None)
+    again: list[Outgoing] = []
+    for row in await conn.fetch(_STRANDED_SQL, outbound.STALE_QUEUED_SECONDS, CUSTOMER_SERVICE_WINDOW, limit):
+        try:
+            again.append(await outbound.prepare_retry(conn, batch, viewer=console, message_id=row["id"]))
+        except DomainError:  # closed or sent meanwhile, or the window shut: it no longer goes
+            continue
+    return again
 
 
 @dataclass(frozen=True, slots=True)

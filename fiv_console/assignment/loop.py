@@ -11,7 +11,8 @@ A round in a tenant, each step its own short transaction:
 2. claims until nothing more can be assigned (`assignment.claim`);
 3. in a sweep, waiting conversations past their target are marked (`assignment.sla`) and inactive ones
    closed; then what to tell customers left waiting (`assignment.customer_replies`) is stored, and sent
-   after commit by the dispatcher (an instance without one stores no replies).
+   after commit by the dispatcher (an instance without one stores no replies); in a sweep, replies a
+   stopped instance left unsent are sent again.
 Every instance runs one; every step is safe to run concurrently. `run_once` is what tests call directly:
 a sweep round.
 """
@@ -135,6 +136,10 @@ class AssignmentLoop:
                 )
             if self._dispatcher is not None:
                 self._dispatcher.send(tenant_id, written.replies)
+        if sweep and self._dispatcher is not None:
+            async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
+                stranded = await customer_replies.resend_stranded(conn, batch, tenant_id, limit=self._batch)
+            self._dispatcher.send(tenant_id, stranded)
         return assigned
 
     async def run(self) -> None:
