@@ -250,19 +250,36 @@ async def prepare(
                 details=[{"field": "body.reply_to", "message": "no such message in this conversation"}],
             )
     kind, text, media, details = _stored_form(content)
+    return await _store(
+        conn, events, row, content, form=(kind, text, media, details), reply_to_wamid=reply_to_wamid, author=viewer
+    )
+
+
+async def _store(
+    conn: Connection,
+    events: EventBatch,
+    row: Any,
+    content: Reply,
+    *,
+    form: tuple[str, str | None, dict[str, Any] | None, dict[str, Any] | None],
+    reply_to_wamid: str | None,
+    author: Viewer | None,
+) -> Outgoing:
+    """Under the conversation's lock (`row` is its target): the message stored as `queued`, announced."""
+    kind, text, media, details = form
     stored = await conn.fetchrow(
         _INSERT_SQL,
-        viewer.tenant_id,
-        conversation_id,
+        events.tenant_id,
+        row["id"],
         row["channel_id"],
         kind,
         text,
         media,
         details,
         reply_to_wamid,
-        viewer.user_id,
+        author.user_id if author is not None else None,
     )
-    await conn.execute(_TOUCH_SQL, conversation_id)
+    await conn.execute(_TOUCH_SQL, row["id"])
     message = _message(stored)
     messages.announce_created(
         events, message, queue_id=row["queue_id"], agent_id=row["agent_id"], conversation_status=row["status"]
@@ -289,26 +306,8 @@ async def prepare_automatic(
     if inbound is None or datetime.now(UTC) >= inbound + CUSTOMER_SERVICE_WINDOW:
         return None
     content = TextReply(text=text)
-    stored = await conn.fetchrow(
-        _INSERT_SQL,
-        events.tenant_id,
-        conversation_id,
-        row["channel_id"],
-        "text",
-        content.text,
-        None,
-        {"automatic": reason},
-        None,
-        None,
-    )
-    await conn.execute(_TOUCH_SQL, conversation_id)
-    message = _message(stored)
-    messages.announce_created(
-        events, message, queue_id=row["queue_id"], agent_id=row["agent_id"], conversation_status=row["status"]
-    )
-    target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
-    assert stored is not None, "an insert returns its row"
-    return Outgoing(message, target, content, None, attempt=int(stored["send_attempts"]))
+    form = ("text", content.text, None, {"automatic": reason})
+    return await _store(conn, events, row, content, form=form, reply_to_wamid=None, author=None)
 
 
 _OUTBOUND_SQL = f"select {MESSAGE_COLUMNS} from messages where id = $1 and direction = 'outbound'"
