@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fiv_console.db.pool import Database, tenant_tx
-from tests.api import TenantPeople
+from pydantic import SecretStr
+
+from fiv_console import users
+from fiv_console.db.pool import Connection, Database, tenant_tx
+from tests.api import PASSWORD, TenantPeople, password_hash
 from tests.webhooks import number_of
 
 
@@ -84,3 +87,22 @@ async def enqueued(db: Database, tenant: TenantPeople) -> dict[uuid.UUID, tuple[
     async with tenant_tx(db, tenant.id) as conn:
         rows = await conn.fetch("select id, status, enqueued_at from conversations")
     return {r["id"]: (r["status"], r["enqueued_at"]) for r in rows}
+
+
+async def new_agents(conn: Connection, tenant_id: uuid.UUID, count: int) -> list[uuid.UUID]:
+    """In the tenant's transaction: `count` more agents (in no queue), named Agent 1, Agent 2, ..."""
+    made = []
+    for n in range(1, count + 1):
+        user = await users.create_user(
+            conn,
+            tenant_id=tenant_id,
+            data=users.UserCreate(
+                email=f"agent-{n}-{uuid.uuid4().hex[:10]}@assigning.example",
+                name=f"Agent {n}",
+                role="agent",
+                password=SecretStr(PASSWORD),
+            ),
+            password_hash=password_hash(),
+        )
+        made.append(user.id)
+    return made

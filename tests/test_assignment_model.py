@@ -37,15 +37,15 @@ from typing import Any, Literal
 
 from hypothesis import Phase, event, given, note, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
-from fiv_console import conversations, events, presence, queues, users
+from fiv_console import conversations, events, presence, queues
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.conversations import Moved, MoveEvent, Viewer
 from fiv_console.db.pool import Connection, Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, DomainError, Forbidden, NotFound
 from fiv_console.events import Unannounced
-from tests.api import PASSWORD, make_tenant, password_hash
+from tests.api import make_tenant
+from tests.assigning import new_agents
 from tests.conftest import TestDatabase
 from tests.webhooks import connect_number, new_phone_number_id
 
@@ -430,19 +430,7 @@ class Day:
             for queue_id, priority in zip(queue_ids, world.queue_priorities, strict=True):
                 await conn.execute("update queues set priority = $2 where id = $1", queue_id, priority)
             agent_ids = [people.agent.id, people.other_agent.id]
-            for n in range(len(agent_ids), len(world.agents)):
-                user = await users.create_user(
-                    conn,
-                    tenant_id=people.id,
-                    data=users.UserCreate(
-                        email=f"agent-{uuid.uuid4().hex[:10]}@day.example",
-                        name=f"Agent {n}",
-                        role="agent",
-                        password=SecretStr(PASSWORD),
-                    ),
-                    password_hash=password_hash(),
-                )
-                agent_ids.append(user.id)
+            agent_ids += await new_agents(conn, people.id, len(world.agents) - len(agent_ids))
             # make_tenant's one membership makes way for the world's.
             await conn.execute("delete from queue_members where tenant_id = $1", people.id)
             overrides: dict[tuple[uuid.UUID, uuid.UUID], int | None] = {}

@@ -12,21 +12,20 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import asyncpg
 import pytest
-from pydantic import SecretStr
 
-from fiv_console import conversations, events, presence, users
+from fiv_console import conversations, events, presence
 from fiv_console.assignment import loop as assignment_loop
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.conversations import Viewer
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, NotFound
 from fiv_console.events import Event
-from tests.api import PASSWORD, Person, TenantPeople, password_hash
-from tests.assigning import available, channel, conversations_waiting
+from tests.api import Person, TenantPeople
+from tests.assigning import available, channel, conversations_waiting, new_agents
 from tests.conftest import TestDatabase
 
 CONVERSATIONS = 500
@@ -187,19 +186,7 @@ async def _agents(db: Database, tenant: TenantPeople) -> list[UUID]:
     """The tenant's two agents and 18 more, all members of the queue and connected, not yet online."""
     made = [tenant.agent.id, tenant.other_agent.id]
     async with tenant_tx(db, tenant.id) as conn:
-        for n in range(AGENTS - len(made)):
-            user = await users.create_user(
-                conn,
-                tenant_id=tenant.id,
-                data=users.UserCreate(
-                    email=f"agent-{n}-{uuid4().hex[:8]}@a.example",
-                    name=f"Agent {n}",
-                    role="agent",
-                    password=SecretStr(PASSWORD),
-                ),
-                password_hash=password_hash(),
-            )
-            made.append(user.id)
+        made += await new_agents(conn, tenant.id, AGENTS - len(made))
     await available(db, tenant, *made)
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update users set status = 'offline' where id = any($1::uuid[])", made)
