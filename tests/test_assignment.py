@@ -324,3 +324,48 @@ async def test_a_tenant_whose_round_fails_does_not_stop_the_sweep_of_the_others(
     loop = AssignmentLoop(db, Unannounced(), grace=30)
     await loop.run_once()
     assert (await owners_of(db, healthy))[waiting] == healthy.agent.id
+
+
+async def _holding(
+    db: Database, tenant: TenantPeople, conversation_id: uuid.UUID, seconds: float
+) -> asyncio.Task[None]:
+    """What intake does while it stores a follow-up message: the conversation's row locked for a moment;
+    returns once it is locked."""
+    locked = asyncio.Event()
+
+    async def hold() -> None:
+        async with tenant_tx(db, tenant.id) as conn:
+            await conn.execute("select id from conversations where id = $1 for no key update", conversation_id)
+            locked.set()
+            await asyncio.sleep(seconds)
+
+    holding = asyncio.create_task(hold())
+    await locked.wait()
+    return holding
+
+
+async def test_a_claim_waits_a_moment_for_the_oldest_conversation_rather_than_pass_it_over(
+    db: Database, tenant: TenantPeople
+) -> None:
+    await available(db, tenant, tenant.agent.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update users set max_concurrent = 1 where id = $1", tenant.agent.id)
+    oldest, _ = await conversations_waiting(db, tenant, await channel(db, tenant), 2)
+    holding = await _holding(db, tenant, oldest, 0.05)
+    assert await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id) == 1
+    await holding
+    assert (await owners_of(db, tenant))[oldest] == tenant.agent.id
+
+
+async def test_a_claim_does_not_wait_long_for_a_conversation_held_longer(db: Database, tenant: TenantPeople) -> None:
+    await available(db, tenant, tenant.agent.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update users set max_concurrent = 1 where id = $1", tenant.agent.id)
+    oldest, younger = await conversations_waiting(db, tenant, await channel(db, tenant), 2)
+    holding = await _holding(db, tenant, oldest, 3.0)
+    started = asyncio.get_running_loop().time()
+    assert await AssignmentLoop(db, Unannounced(), grace=30).run_once(tenant.id) == 1
+    assert asyncio.get_running_loop().time() - started < 1.5
+    assert (await owners_of(db, tenant))[younger] == tenant.agent.id
+    holding.cancel()
+    await asyncio.gather(holding, return_exceptions=True)

@@ -2,8 +2,10 @@
 
 0. claims in one tenant take turns (a transaction-level advisory lock on the tenant), so each sees the
    assignments of the one before and the oldest waiting conversation goes first whichever instance claims;
-1. the oldest waiting conversations of the highest priority are locked `FOR NO KEY UPDATE SKIP LOCKED`
-   (conversations a person is moving right now are left to them);
+1. the oldest waiting conversations of the highest priority are locked `FOR NO KEY UPDATE SKIP LOCKED`;
+   one at the head of the line that another transaction holds for a moment (a follow-up message being
+   stored, a receipt, a note) is waited for, briefly, rather than passed over; one a person is moving is
+   theirs;
 2. the agents who may take them (members of those queues, `online`, connected within the grace period,
    enabled, role agent) are locked in id order, waiting for any a manual move holds;
 3. under those locks their open conversations are counted, so capacity is checked against every
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 from uuid import UUID
 
 import asyncpg
@@ -60,17 +63,31 @@ left join lateral (
     order by p.created_at desc
     limit 1
 ) last on true
-where c.status = 'waiting' and q.active and c.queue_id = any($1::uuid[])
+where c.status = 'waiting' and q.active and c.queue_id = any($1::uuid[]) {only}
 order by q.priority desc, {priority} desc, c.enqueued_at, c.id
 limit $2
-for no key update of c skip locked
+{lock}
 """
 _RISEN_PRIORITY = "(c.priority + floor(extract(epoch from now() - c.enqueued_at) / $4::integer)::integer)"
-# Without a rise, the order is the waiting index's own (conversations_waiting_idx), read no further than needed.
-_WAITING_BY_PRIORITY_SQL = {
-    False: _WAITING_SQL.format(priority="c.priority"),
-    True: _WAITING_SQL.format(priority=_RISEN_PRIORITY),
+# The line as it stands, locking nothing; the rows of the line it may lock at once; and some rows of it waited
+# for (their ids the last parameter). Without a rise, the order is the waiting index's own
+# (conversations_waiting_idx), read no further than needed.
+_Shape = Literal["head", "line", "held"]
+_WAITING_BY_SHAPE_SQL: dict[tuple[bool, _Shape], str] = {
+    (risen, shape): _WAITING_SQL.format(
+        priority=_RISEN_PRIORITY if risen else "c.priority",
+        only=f"and c.id = any(${5 if risen else 4}::uuid[])" if shape == "held" else "",
+        lock={"head": "", "line": "for no key update of c skip locked", "held": "for no key update of c"}[shape],
+    )
+    for risen in (False, True)
+    for shape in ("head", "line", "held")
 }
+# How long a claim waits for a conversation at the head of the line that another transaction holds: those
+# transactions take milliseconds; past this, the claim goes on without it (and breaks any wait cycle with a
+# transaction that wants a conversation this claim holds, long before deadlock detection would).
+HEAD_WAIT = "100ms"
+# At most so many passed-over conversations are waited for in one claim.
+HEAD_WAIT_ROWS = 10
 # Waited for, not skipped: a claim that skipped the agents another holds could assign nothing and stop while
 # its own conversations still wait. In id order, so claims never wait on each other in a cycle.
 # The conditions again: a row waited for is checked as it is once the lock is granted (gone away, disabled).
@@ -105,6 +122,34 @@ async def take_turn(conn: Connection, tenant_id: UUID) -> None:
     await conn.execute(_TAKE_TURN_SQL, tenant_id)
 
 
+async def _lock_the_line(
+    conn: Connection, queue_ids: list[UUID], limit: int, settings: TenantSettings
+) -> list[asyncpg.Record]:
+    """The first `limit` waiting conversations of the queues, locked: those free at once, and those ahead of
+    the last of them that another transaction held, once it lets go (within HEAD_WAIT)."""
+    risen = settings.priority_rise_seconds is not None
+    parameters = [queue_ids, limit, settings.prefer_last_agent]
+    if risen:
+        parameters.append(settings.priority_rise_seconds)
+    rows = await conn.fetch(_WAITING_BY_SHAPE_SQL[risen, "line"], *parameters)
+    taken = {r["id"] for r in rows}
+    head = [r["id"] for r in await conn.fetch(_WAITING_BY_SHAPE_SQL[risen, "head"], *parameters)]
+    # Passed over: in the line ahead of the last one locked (or anywhere, if none could be).
+    last = max((head.index(i) for i in taken if i in head), default=len(head) - 1)
+    passed = [i for i in head[: last + 1] if i not in taken][:HEAD_WAIT_ROWS]
+    if not passed:
+        return rows
+    previous = await conn.fetchval("select current_setting('lock_timeout')")
+    try:
+        async with conn.transaction():  # a savepoint: a wait that times out takes only itself back
+            await conn.execute("select set_config('lock_timeout', $1, true)", HEAD_WAIT)
+            rows += await conn.fetch(_WAITING_BY_SHAPE_SQL[risen, "held"], *parameters, passed)
+    except asyncpg.LockNotAvailableError:
+        pass  # still held: a person moving it, most likely; the claim goes on without them
+    await conn.execute("select set_config('lock_timeout', $1, true)", previous)
+    return rows
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     assigned: int
@@ -129,10 +174,7 @@ async def claim(
     # A first look without locks, to pick the queues worth locking conversations in.
     seen_load = {r["agent_id"]: int(r["open"]) for r in await conn.fetch(_LOAD_SQL, list({r["id"] for r in found}))}
     with_room = list({r["queue_id"] for r in found if seen_load.get(r["id"], 0) < _capacity(r)})
-    rise = settings.priority_rise_seconds
-    waiting_sql = _WAITING_BY_PRIORITY_SQL[rise is not None]
-    rising = [rise] if rise is not None else []
-    rows = await conn.fetch(waiting_sql, with_room, limit, settings.prefer_last_agent, *rising) if with_room else []
+    rows = await _lock_the_line(conn, with_room, limit, settings) if with_room else []
     if not rows:
         return Claimed(0, 0)
     waiting = [
