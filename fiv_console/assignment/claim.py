@@ -9,7 +9,8 @@
 2. the agents who may take them (members of those queues, `online`, connected within the grace period,
    enabled, role agent) are locked in id order, waiting for any a manual move holds;
 3. under those locks their open conversations are counted, so capacity is checked against every
-   assignment committed before; the pure policy (`assignment.policy`) chooses;
+   assignment committed before; the pure policy (`assignment.policy`) chooses. Only the agents the
+   wallboard's counters show with room are locked: the others are full;
 4. the assignments are written, and their `conversation.assigned` events appended last (`events.changing`).
 
 Past the turn, lock order is the manual moves' (conversation, then user, then the event counter), and moves
@@ -41,11 +42,22 @@ DEFAULT_SETTINGS = TenantSettings()
 # slice. Claims of one tenant contend for its agents' rows anyway, so taking turns costs them little. A
 # transaction lock: a claim that dies releases it with its connection, no lease or epoch to manage.
 _TAKE_TURN_SQL = "select pg_advisory_xact_lock(hashtextextended('assignment-claim:' || $1::uuid::text, 0))"
-# $1: the presence grace period.
+# $1: the presence grace period. Their open conversations as the wallboard's counters have them
+# (`assignment.counters`: no conversation counted): enough to choose whom to lock, as the count is taken
+# again under the locks.
 _CANDIDATES_SQL = f"""
-select u.id, u.max_concurrent, u.last_assigned_at, m.queue_id, m.max_concurrent_override
+select u.id, u.max_concurrent, u.last_assigned_at, m.queue_id, m.max_concurrent_override,
+       coalesce(o.open, 0) as open
 from users u
 join queue_members m on m.tenant_id = u.tenant_id and m.user_id = u.id
+left join (
+    select subject_id, sum(value) as open from (
+        select subject_id, value from assignment_counters where kind = 'agent_open'
+        union all
+        select subject_id, delta from assignment_counter_deltas where kind = 'agent_open'
+    ) counted
+    group by subject_id
+) o on o.subject_id = u.id
 where u.role = 'agent' and not u.disabled and u.status = 'online' and {connected_condition("$1")}
 """
 # Only in queues where someone has room: a queue nobody can serve must not hold the others' turn.
@@ -171,9 +183,8 @@ async def claim(
     found = await conn.fetch(_CANDIDATES_SQL, grace)
     if not found:
         return Claimed(0, 0)
-    # A first look without locks, to pick the queues worth locking conversations in.
-    seen_load = {r["agent_id"]: int(r["open"]) for r in await conn.fetch(_LOAD_SQL, list({r["id"] for r in found}))}
-    with_room = list({r["queue_id"] for r in found if seen_load.get(r["id"], 0) < _capacity(r)})
+    # A first look without locks: the queues worth locking conversations in, and the agents worth locking.
+    with_room = list({r["queue_id"] for r in found if r["open"] < _capacity(r)})
     rows = await _lock_the_line(conn, with_room, limit, settings) if with_room else []
     if not rows:
         return Claimed(0, 0)
@@ -191,16 +202,24 @@ async def claim(
     ]
     queue_ids = {w.queue_id for w in waiting}
     found = [r for r in found if r["queue_id"] in queue_ids]
-    locked = {r["id"] for r in await conn.fetch(_LOCK_AGENTS_SQL, list({r["id"] for r in found}))}
+    # Only agents with room are locked and counted: with hundreds of agents, most are full most of the time.
+    # One who freed a place since the first look is served by the round its close wakes.
+    roomy = list({r["id"] for r in found if r["open"] < _capacity(r)})
+    locked = {r["id"] for r in await conn.fetch(_LOCK_AGENTS_SQL, roomy)}
     load = {r["agent_id"]: int(r["open"]) for r in await conn.fetch(_LOAD_SQL, list(locked))}
     capacities: dict[UUID, dict[UUID, int]] = {}
     last_assigned = {}
     for r in found:
-        if r["id"] in locked:
-            capacities.setdefault(r["id"], {})[r["queue_id"]] = _capacity(r)
-            last_assigned[r["id"]] = r["last_assigned_at"]
+        capacities.setdefault(r["id"], {})[r["queue_id"]] = _capacity(r)
+        last_assigned[r["id"]] = r["last_assigned_at"]
+    # The others stay in the plan as present but full: the policy may wait for them (a passed-over rule).
     candidates = [
-        Candidate(agent_id, load.get(agent_id, 0), capacity, last_assigned[agent_id])
+        Candidate(
+            agent_id,
+            load.get(agent_id, 0) if agent_id in locked else max(capacity.values()),
+            capacity,
+            last_assigned[agent_id],
+        )
         for agent_id, capacity in capacities.items()
     ]
     pairs = plan(waiting, candidates)
