@@ -20,6 +20,7 @@ instances may claim at once: two can never own one conversation, nor push an age
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -63,22 +64,27 @@ where u.role = 'agent' and not u.disabled and u.status = 'online' and {connected
 # Only in queues where someone has room: a queue nobody can serve must not hold the others' turn.
 # $3: look up the agent of the customer's last conversation; $4 (risen variant only): every how many seconds
 # of waiting the priority rises by one. The priority, risen or not, orders the line and goes to the policy.
+# The last agent is looked up for the rows of the line only, after the limit.
 _WAITING_SQL = """
-select c.id, c.queue_id, {priority} as priority, c.enqueued_at, q.priority as queue_priority,
-       c.passed_over_agent_id, last.agent_id as preferred_agent_id
-from conversations c
-join queues q on q.tenant_id = c.tenant_id and q.id = c.queue_id
+select w.id, w.queue_id, w.priority, w.enqueued_at, w.queue_priority, w.passed_over_agent_id,
+       last.agent_id as preferred_agent_id
+from (
+    select c.id, c.tenant_id, c.contact_id, c.queue_id, {priority} as priority, c.enqueued_at,
+           q.priority as queue_priority, c.passed_over_agent_id
+    from conversations c
+    join queues q on q.tenant_id = c.tenant_id and q.id = c.queue_id
+    where c.status = 'waiting' and q.active and c.queue_id = any($1::uuid[]) {only}
+    order by q.priority desc, {priority} desc, c.enqueued_at, c.id
+    limit $2
+    {lock}
+) w
 left join lateral (
     select p.agent_id from conversations p
-    where $3::boolean and p.tenant_id = c.tenant_id and p.contact_id = c.contact_id and p.id <> c.id
+    where $3::boolean and p.tenant_id = w.tenant_id and p.contact_id = w.contact_id and p.id <> w.id
       and p.agent_id is not null
     order by p.created_at desc
     limit 1
 ) last on true
-where c.status = 'waiting' and q.active and c.queue_id = any($1::uuid[]) {only}
-order by q.priority desc, {priority} desc, c.enqueued_at, c.id
-limit $2
-{lock}
 """
 _RISEN_PRIORITY = "(c.priority + floor(extract(epoch from now() - c.enqueued_at) / $4::integer)::integer)"
 # The line as it stands, locking nothing; the rows of the line it may lock at once; and some rows of it waited
@@ -166,6 +172,8 @@ async def _lock_the_line(
 class Claimed:
     assigned: int
     waiting_seen: int
+    # Whether some agent it locked still has room after it: if none, another claim now would find nobody.
+    room_left: bool = True
 
 
 async def claim(
@@ -233,4 +241,10 @@ async def claim(
     for conversation_id, _ in pairs:
         moved = Moved(after[conversation_id], None, by_id[conversation_id].queue_id, "waiting")
         conversations.announce_move(batch, "conversation.assigned", moved)
-    return Claimed(len(pairs), len(waiting))
+    given = Counter(agent_id for _, agent_id in pairs)
+    room_left = any(
+        load.get(c.agent_id, 0) + given[c.agent_id] < max(c.capacity.values())
+        for c in candidates
+        if c.agent_id in locked
+    )
+    return Claimed(len(pairs), len(waiting), room_left)

@@ -124,8 +124,9 @@ class AssignmentLoop:
             async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
                 claimed = await claim(conn, batch, grace=self._grace, limit=self._batch, settings=tenant.settings)
             assigned += claimed.assigned
-            # A full batch with assignments may leave more behind it; anything less is all there was for now.
-            if claimed.assigned == 0 or claimed.waiting_seen < self._batch:
+            # A full batch with assignments may leave more behind it, if anyone still has room; anything less
+            # is all there was for now.
+            if claimed.assigned == 0 or claimed.waiting_seen < self._batch or not claimed.room_left:
                 break
         if sweep or tell_waiting:
             async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
