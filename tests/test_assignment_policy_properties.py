@@ -66,3 +66,64 @@ def test_no_overfill_no_repeat_no_idle_agent_and_first_come_first_served(
             other = by_conversation[other_id]
             if other.queue_id == left.queue_id:
                 assert waiting_order(other) < waiting_order(left), "served out of order"
+
+
+def _plan_by_scanning(waiting: list[Waiting], agents: list[Candidate]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The rules written the plain way, scanning every agent for every conversation: what `plan` must do."""
+    load = {a.agent_id: a.open_count for a in agents}
+    never_first = sorted(
+        agents, key=lambda a: (a.last_assigned_at is not None, a.last_assigned_at or datetime.min, a.agent_id)
+    )
+    recency = {a.agent_id: rank for rank, a in enumerate(never_first)}
+    pairs = []
+    for conversation in sorted(waiting, key=waiting_order):
+        serving = [a for a in agents if conversation.queue_id in a.capacity]
+        others = [a for a in serving if a.agent_id != conversation.passed_over_agent_id]
+        eligible = [a for a in (others or serving) if load[a.agent_id] < a.capacity[conversation.queue_id]]
+        if not eligible:
+            continue
+        preferred = [a for a in eligible if a.agent_id == conversation.preferred_agent_id]
+        chosen = min(preferred or eligible, key=lambda a: (load[a.agent_id], recency[a.agent_id]))
+        pairs.append((conversation.conversation_id, chosen.agent_id))
+        load[chosen.agent_id] += 1
+        recency[chosen.agent_id] = len(recency) + len(pairs)
+    return pairs
+
+
+AGENT_IDS = [uuid.UUID(int=100 + n) for n in range(6)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data())
+def test_the_plan_is_what_scanning_every_agent_would_choose(data: st.DataObject) -> None:
+    agents = data.draw(
+        st.lists(
+            st.builds(
+                Candidate,
+                agent_id=st.sampled_from(AGENT_IDS),
+                open_count=st.integers(0, 4),
+                capacity=st.dictionaries(st.sampled_from(QUEUES), st.integers(1, 4), max_size=3),
+                last_assigned_at=st.none() | st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
+            ),
+            max_size=6,
+            unique_by=lambda c: c.agent_id,
+        )
+    )
+    someone = st.none() | st.sampled_from(AGENT_IDS)
+    waiting = data.draw(
+        st.lists(
+            st.builds(
+                Waiting,
+                conversation_id=st.uuids(),
+                queue_id=st.sampled_from(QUEUES),
+                queue_priority=st.integers(-2, 2),
+                priority=st.integers(-2, 2),
+                enqueued_at=st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
+                preferred_agent_id=someone,
+                passed_over_agent_id=someone,
+            ),
+            max_size=30,
+            unique_by=lambda w: w.conversation_id,
+        )
+    )
+    assert plan(waiting, agents) == _plan_by_scanning(waiting, agents)

@@ -14,6 +14,7 @@ them); if nobody else is, it may go back to them rather than wait for nobody.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,22 +57,65 @@ def _assigned_longest_ago(candidate: Candidate) -> tuple[bool, datetime, UUID]:
 
 
 def plan(waiting: Sequence[Waiting], candidates: Sequence[Candidate]) -> list[tuple[UUID, UUID]]:
-    """(conversation, agent) pairs to assign, in waiting order."""
+    """(conversation, agent) pairs to assign, in waiting order.
+
+    Each queue keeps a heap of its agents with room, by (open conversations, recency): choosing is a pop, not
+    a scan of every agent (a claim may weigh 100 conversations against hundreds of agents). An agent given a
+    conversation is pushed again with their new standing; entries that no longer match it are dropped as
+    they surface.
+    """
+    by_id = {c.agent_id: c for c in candidates}
     load = {c.agent_id: c.open_count for c in candidates}
     # Order of last assignment: never assigned first, then the longest ago; each new assignment goes last.
     recency = {c.agent_id: rank for rank, c in enumerate(sorted(candidates, key=_assigned_longest_ago))}
     next_rank = len(recency)
+    serving: dict[UUID, set[UUID]] = {}
+    with_room: dict[UUID, list[tuple[int, int, UUID]]] = {}
+
+    def has_room(agent_id: UUID, queue_id: UUID) -> bool:
+        return load[agent_id] < by_id[agent_id].capacity[queue_id]
+
+    def push(agent_id: UUID) -> None:
+        for queue_id in by_id[agent_id].capacity:
+            if has_room(agent_id, queue_id):
+                heapq.heappush(with_room.setdefault(queue_id, []), (load[agent_id], recency[agent_id], agent_id))
+
+    for c in candidates:
+        for queue_id in c.capacity:
+            serving.setdefault(queue_id, set()).add(c.agent_id)
+        push(c.agent_id)
+
+    def first_with_room(queue_id: UUID, avoid: UUID | None) -> UUID | None:
+        heap, set_aside, found = with_room.get(queue_id, []), [], None
+        while heap:
+            standing, rank, agent_id = heap[0]
+            if (standing, rank) != (load[agent_id], recency[agent_id]) or not has_room(agent_id, queue_id):
+                heapq.heappop(heap)  # stale: the agent was pushed again with their new standing, or is full
+            elif agent_id == avoid:
+                set_aside.append(heapq.heappop(heap))
+            else:
+                found = agent_id
+                break
+        for entry in set_aside:
+            heapq.heappush(heap, entry)
+        return found
+
     pairs: list[tuple[UUID, UUID]] = []
     for conversation in sorted(waiting, key=waiting_order):
-        serving = [c for c in candidates if conversation.queue_id in c.capacity]
-        others = [c for c in serving if c.agent_id != conversation.passed_over_agent_id]
-        eligible = [c for c in (others or serving) if load[c.agent_id] < c.capacity[conversation.queue_id]]
-        if not eligible:
+        queue_id, passed_over = conversation.queue_id, conversation.passed_over_agent_id
+        members = serving.get(queue_id, set())
+        others = len(members) - (passed_over in members)
+        avoid = passed_over if others > 0 else None
+        preferred = conversation.preferred_agent_id
+        if preferred in members and preferred != avoid and has_room(preferred, queue_id):
+            chosen: UUID | None = preferred
+        else:
+            chosen = first_with_room(queue_id, avoid)
+        if chosen is None:
             continue
-        preferred = [c for c in eligible if c.agent_id == conversation.preferred_agent_id]
-        chosen = min(preferred or eligible, key=lambda c: (load[c.agent_id], recency[c.agent_id], c.agent_id))
-        pairs.append((conversation.conversation_id, chosen.agent_id))
-        load[chosen.agent_id] += 1
-        recency[chosen.agent_id] = next_rank
+        pairs.append((conversation.conversation_id, chosen))
+        load[chosen] += 1
+        recency[chosen] = next_rank
         next_rank += 1
+        push(chosen)
     return pairs
