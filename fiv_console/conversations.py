@@ -19,6 +19,7 @@ takes on its conversation and author, so intake never waits on a manual assignme
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -200,6 +201,18 @@ def announce_move(batch: EventBatch, event: MoveEvent, moved: Moved, *, reason: 
             **({"reason": reason} if reason is not None else {}),
         },
     )
+
+
+async def announce_returned(
+    conn: Connection, batch: EventBatch, rows: Sequence[asyncpg.Record], *, reason: MoveReason
+) -> None:
+    """`conversation.unassigned` for assigned conversations the console itself put back in their queues;
+    `rows` say where each was before (`id`, `queue_id`, `agent_id`)."""
+    before = {r["id"]: r for r in rows}
+    for conversation in await read_many(conn, list(before)):
+        row = before[conversation.id]
+        moved = Moved(conversation, row["agent_id"], row["queue_id"], "assigned")
+        announce_move(batch, "conversation.unassigned", moved, reason=reason)
 
 
 # $1: the viewer sees the whole tenant (staff); $2: the viewer's user id (null for an API token). Every

@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fiv_console import conversations
-from fiv_console.conversations import Moved
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
 from fiv_console.tenants import TenantSettings
@@ -49,9 +48,5 @@ async def requeue_from_absent(conn: Connection, batch: EventBatch, settings: Ten
     if not rows:
         return 0
     await conn.execute(_BACK_TO_QUEUE_SQL, [r["id"] for r in rows])
-    before = {r["id"]: r for r in rows}
-    for conversation in await conversations.read_many(conn, list(before)):
-        row = before[conversation.id]
-        moved = Moved(conversation, row["agent_id"], row["queue_id"], "assigned")
-        conversations.announce_move(batch, "conversation.unassigned", moved, reason="agent_absent")
+    await conversations.announce_returned(conn, batch, rows, reason="agent_absent")
     return len(rows)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fiv_console import conversations
-from fiv_console.conversations import Moved
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
 from fiv_console.tenants import TenantSettings
@@ -53,9 +52,5 @@ async def reroute_unanswered(conn: Connection, batch: EventBatch, settings: Tena
     if not rows:
         return 0
     await conn.execute(_HAND_BACK_SQL, [r["id"] for r in rows], [r["agent_id"] for r in rows])
-    before = {r["id"]: r for r in rows}
-    for conversation in await conversations.read_many(conn, list(before)):
-        row = before[conversation.id]
-        moved = Moved(conversation, row["agent_id"], row["queue_id"], "assigned")
-        conversations.announce_move(batch, "conversation.unassigned", moved, reason="unanswered")
+    await conversations.announce_returned(conn, batch, rows, reason="unanswered")
     return len(rows)
