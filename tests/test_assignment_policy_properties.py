@@ -14,33 +14,43 @@ from fiv_console.assignment.policy import Candidate, Waiting, plan, waiting_orde
 QUEUES = [uuid.UUID(int=n + 1) for n in range(3)]
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 
-waitings = st.lists(
-    st.builds(
-        Waiting,
-        conversation_id=st.uuids(),
-        queue_id=st.sampled_from(QUEUES),
-        queue_priority=st.integers(-2, 2),
-        priority=st.integers(-2, 2),
-        enqueued_at=st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
-    ),
-    max_size=30,
-    unique_by=lambda w: w.conversation_id,
-)
-candidates = st.lists(
-    st.builds(
-        Candidate,
-        agent_id=st.uuids(),
-        open_count=st.integers(0, 4),
-        capacity=st.dictionaries(st.sampled_from(QUEUES), st.integers(1, 4), max_size=3),
-        last_assigned_at=st.none() | st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
-    ),
-    max_size=8,
-    unique_by=lambda c: c.agent_id,
-)
+NOBODY: st.SearchStrategy[uuid.UUID | None] = st.none()
+
+
+def waiting_lines(someone: st.SearchStrategy[uuid.UUID | None] = NOBODY) -> st.SearchStrategy[list[Waiting]]:
+    """Up to 30 waiting conversations; `someone` draws their preferred and passed-over agents."""
+    return st.lists(
+        st.builds(
+            Waiting,
+            conversation_id=st.uuids(),
+            queue_id=st.sampled_from(QUEUES),
+            queue_priority=st.integers(-2, 2),
+            priority=st.integers(-2, 2),
+            enqueued_at=st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
+            preferred_agent_id=someone,
+            passed_over_agent_id=someone,
+        ),
+        max_size=30,
+        unique_by=lambda w: w.conversation_id,
+    )
+
+
+def agent_lists(agent_ids: st.SearchStrategy[uuid.UUID], max_size: int) -> st.SearchStrategy[list[Candidate]]:
+    return st.lists(
+        st.builds(
+            Candidate,
+            agent_id=agent_ids,
+            open_count=st.integers(0, 4),
+            capacity=st.dictionaries(st.sampled_from(QUEUES), st.integers(1, 4), max_size=3),
+            last_assigned_at=st.none() | st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
+        ),
+        max_size=max_size,
+        unique_by=lambda c: c.agent_id,
+    )
 
 
 @settings(max_examples=300, deadline=None)
-@given(waiting=waitings, agents=candidates)
+@given(waiting=waiting_lines(), agents=agent_lists(st.uuids(), max_size=8))
 def test_no_overfill_no_repeat_no_idle_agent_and_first_come_first_served(
     waiting: list[Waiting], agents: list[Candidate]
 ) -> None:
@@ -96,34 +106,6 @@ AGENT_IDS = [uuid.UUID(int=100 + n) for n in range(6)]
 @settings(max_examples=500, deadline=None)
 @given(data=st.data())
 def test_the_plan_is_what_scanning_every_agent_would_choose(data: st.DataObject) -> None:
-    agents = data.draw(
-        st.lists(
-            st.builds(
-                Candidate,
-                agent_id=st.sampled_from(AGENT_IDS),
-                open_count=st.integers(0, 4),
-                capacity=st.dictionaries(st.sampled_from(QUEUES), st.integers(1, 4), max_size=3),
-                last_assigned_at=st.none() | st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
-            ),
-            max_size=6,
-            unique_by=lambda c: c.agent_id,
-        )
-    )
-    someone = st.none() | st.sampled_from(AGENT_IDS)
-    waiting = data.draw(
-        st.lists(
-            st.builds(
-                Waiting,
-                conversation_id=st.uuids(),
-                queue_id=st.sampled_from(QUEUES),
-                queue_priority=st.integers(-2, 2),
-                priority=st.integers(-2, 2),
-                enqueued_at=st.integers(0, 1000).map(lambda s: T0 + timedelta(seconds=s)),
-                preferred_agent_id=someone,
-                passed_over_agent_id=someone,
-            ),
-            max_size=30,
-            unique_by=lambda w: w.conversation_id,
-        )
-    )
+    agents = data.draw(agent_lists(st.sampled_from(AGENT_IDS), max_size=6))
+    waiting = data.draw(waiting_lines(someone=st.none() | st.sampled_from(AGENT_IDS)))
     assert plan(waiting, agents) == _plan_by_scanning(waiting, agents)
