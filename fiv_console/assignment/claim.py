@@ -192,7 +192,8 @@ async def claim(
     if not found:
         return Claimed(0, 0)
     # A first look without locks: the queues worth locking conversations in, and the agents worth locking.
-    with_room = list({r["queue_id"] for r in found if r["open"] < _capacity(r)})
+    roomy = [r for r in found if r["open"] < _capacity(r)]
+    with_room = list({r["queue_id"] for r in roomy})
     rows = await _lock_the_line(conn, with_room, limit, settings) if with_room else []
     if not rows:
         return Claimed(0, 0)
@@ -212,8 +213,8 @@ async def claim(
     found = [r for r in found if r["queue_id"] in queue_ids]
     # Only agents with room are locked and counted: with hundreds of agents, most are full most of the time.
     # One who freed a place since the first look is served by the round its close wakes.
-    roomy = list({r["id"] for r in found if r["open"] < _capacity(r)})
-    locked = {r["id"] for r in await conn.fetch(_LOCK_AGENTS_SQL, roomy)}
+    wanted = list({r["id"] for r in roomy if r["queue_id"] in queue_ids})
+    locked = {r["id"] for r in await conn.fetch(_LOCK_AGENTS_SQL, wanted)}
     load = {r["agent_id"]: int(r["open"]) for r in await conn.fetch(_LOAD_SQL, list(locked))}
     capacities: dict[UUID, dict[UUID, int]] = {}
     last_assigned = {}
