@@ -19,8 +19,8 @@ import signal
 import sys
 import time
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -176,3 +176,34 @@ def report_header(bench: str, server: Server, postgres: str, load_before: float)
         "load_1min_before": load_before,
         "load_1min_after": os.getloadavg()[0],
     }
+
+
+async def start_worker(script: str, config: dict[str, Any], stderr: Any) -> Process:
+    """`script` again as a worker process (`--worker`), given `config` as the first line on its stdin."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        script,
+        "--worker",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        limit=2**27,
+    )
+    assert process.stdin is not None
+    process.stdin.write(orjson.dumps(config) + b"\n")
+    await process.stdin.drain()
+    return process
+
+
+async def stop_workers(processes: Sequence[Process], seconds: float) -> None:
+    """Closes every worker's stdin (its signal to finish), waits `seconds` for each, kills the stragglers."""
+    for process in processes:
+        if process.returncode is None and process.stdin is not None:
+            with suppress(OSError):
+                process.stdin.close()
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.wait(), seconds)
+        except TimeoutError:
+            process.kill()
+            await process.wait()

@@ -72,7 +72,17 @@ from uuid import UUID
 import asyncpg
 import orjson
 import psutil
-from _scratch import BenchError, Scratch, Server, fail, measure_and_report, report_header, scratch_database
+from _scratch import (
+    BenchError,
+    Scratch,
+    Server,
+    fail,
+    measure_and_report,
+    report_header,
+    scratch_database,
+    start_worker,
+    stop_workers,
+)
 from intake import _busy_seconds, _percentile_ms, _run_queue_wait, sampling_waits
 
 from fiv_console import channels, conversations, events, queues, tenants
@@ -420,33 +430,12 @@ async def instances(count: int, scratch: Scratch, args: argparse.Namespace) -> A
         errors = [files.enter_context(tempfile.TemporaryFile()) for _ in range(count)]
         try:
             for index in range(count):
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    WORKER_SCRIPT,
-                    "--worker",
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=errors[index],
-                    limit=2**27,
-                )
-                processes.append(process)
-                assert process.stdin is not None
-                process.stdin.write(orjson.dumps(config) + b"\n")
-                await process.stdin.drain()
+                processes.append(await start_worker(WORKER_SCRIPT, config, errors[index]))
             fleet = Instances(processes, errors)
             await fleet.ask([None] * count, READY_TIMEOUT_SECONDS)
             yield fleet
         finally:
-            for process in processes:
-                if process.returncode is None and process.stdin is not None:
-                    with suppress(OSError):
-                        process.stdin.close()
-            for process in processes:
-                try:
-                    await asyncio.wait_for(process.wait(), 30)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+            await stop_workers(processes, 30)
 
 
 # --- CPU ---------------------------------------------------------------------------------------------------

@@ -72,7 +72,17 @@ import aiohttp
 import asyncpg
 import orjson
 import psutil
-from _scratch import BenchError, Scratch, Server, fail, measure_and_report, report_header, scratch_database
+from _scratch import (
+    BenchError,
+    Scratch,
+    Server,
+    fail,
+    measure_and_report,
+    report_header,
+    scratch_database,
+    start_worker,
+    stop_workers,
+)
 from argon2 import PasswordHasher
 from intake import (
     WEBHOOK_PATH,
@@ -329,16 +339,7 @@ async def socket_fleet(
             await fleet.wait_ready()
             yield fleet
         finally:
-            for process in processes:
-                if process.returncode is None and process.stdin is not None:
-                    with suppress(OSError):
-                        process.stdin.close()
-            for process in processes:
-                try:
-                    await asyncio.wait_for(process.wait(), 40)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+            await stop_workers(processes, 40)
 
 
 async def _start_workers(
@@ -350,20 +351,8 @@ async def _start_workers(
     """One worker per error file, each given every len(errors)-th spec; appended to `processes` as started."""
     count = len(errors)
     for index in range(count):
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            WORKER_SCRIPT,
-            "--worker",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=errors[index],
-            limit=2**27,
-        )
-        processes.append(process)
-        assert process.stdin is not None
         config = {"sockets": list(specs[index::count]), **options}
-        process.stdin.write(orjson.dumps(config) + b"\n")
-        await process.stdin.drain()
+        processes.append(await start_worker(WORKER_SCRIPT, config, errors[index]))
 
 
 # --- the processes under measurement ------------------------------------------------------------------------
