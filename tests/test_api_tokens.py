@@ -1,4 +1,5 @@
-"""API tokens over their life: an optional expiry, and the record of their last use."""
+"""API tokens over their life: expiry, the record of their last use, who made them and whether that person is
+still an enabled admin, and the audit log naming the token for what it did."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.api import Api, Browsers, TenantPeople
+from tests.api import PASSWORD, Api, Browsers, Person, TenantPeople
 
 
 def _in(delta: timedelta) -> str:
@@ -127,3 +128,70 @@ async def test_recording_a_use_never_fails_or_holds_up_the_call(
         assert answer.status == 200
     assert (await integration.get("/api/users")).status == 200
     assert (await _listed(admin, token_id))["last_used_at"] is not None
+
+
+async def test_a_departed_admins_token_shows_it_and_its_writes_are_audited_with_its_id(
+    browsers: Browsers, tenant: TenantPeople
+) -> None:
+    """The finding: an admin made a token, was demoted, then disabled; the token still created an admin user,
+    and nothing showed it."""
+    admin = await browsers.signed_in(tenant.admin)
+    email = f"departing-{uuid.uuid4().hex[:8]}@a.example"
+    departing = {"email": email, "name": "Departing", "role": "admin", "password": PASSWORD}
+    departing_id = (await admin.post("/api/users", departing)).data["id"]
+    token_id, secret = await _token(await browsers.signed_in(Person(uuid.UUID(departing_id), email, "admin")), "crm")
+
+    listed = await _listed(admin, token_id)
+    assert listed["creator"] == {
+        "id": departing_id,
+        "name": "Departing",
+        "email": email,
+        "role": "admin",
+        "disabled": False,
+    }
+    assert listed["creator_active_admin"] is True
+    assert listed["created_by_token"] is None
+
+    assert (await admin.patch(f"/api/users/{departing_id}", {"role": "supervisor"})).status == 200
+    demoted = await _listed(admin, token_id)
+    assert demoted["creator_active_admin"] is False
+    assert demoted["creator"]["role"] == "supervisor"
+    assert (await admin.patch(f"/api/users/{departing_id}", {"disabled": True})).status == 200
+    disabled = await _listed(admin, token_id)
+    assert disabled["creator_active_admin"] is False
+    assert disabled["creator"]["disabled"] is True
+
+    # Tokens belong to the tenant on purpose: it still works, and what it does names it.
+    integration = await browsers.new(bearer=secret)
+    made = await integration.post(
+        "/api/users",
+        {
+            "email": f"made-{uuid.uuid4().hex[:8]}@a.example",
+            "name": "Made",
+            "role": "admin",
+            "password": "long enough!",
+        },
+    )
+    assert made.status == 201
+    child = await integration.post("/api/tokens", {"name": "crm child", "role": "agent"})
+    assert child.status == 201
+    assert child.data["creator"] is None
+    assert child.data["created_by_token"] == {"id": token_id, "name": "crm"}
+    assert child.data["creator_active_admin"] is False
+    assert (await _listed(admin, child.data["id"]))["created_by_token"] == {"id": token_id, "name": "crm"}
+
+    audit = await admin.get(f"/api/audit-log?actor_id={token_id}")
+    by_action = {entry["action"]: entry for entry in audit.data}
+    assert set(by_action) == {"user.created", "token.created"}
+    user_created, token_created = by_action["user.created"], by_action["token.created"]
+    assert user_created["target_id"] == made.data["id"]
+    assert user_created["details"] == {"role": "admin"}
+    assert token_created["target_id"] == child.data["id"]
+    for entry in (user_created, token_created):
+        assert (entry["actor_kind"], entry["actor_id"], entry["actor_name"]) == ("token", token_id, "crm")
+    by_tokens = await admin.get("/api/audit-log?actor_kind=token&limit=100")
+    assert {e["id"] for e in by_tokens.data} == {user_created["id"], token_created["id"]}
+    people = await admin.get("/api/audit-log?action=user.disabled")
+    assert [(e["actor_kind"], e["actor_id"], e["actor_name"]) for e in people.data] == [
+        ("user", str(tenant.admin.id), "Admin")
+    ]
