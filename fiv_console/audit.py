@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiv_console.db.pool import Connection
 
@@ -25,7 +25,8 @@ class Actor:
 class AuditEntry(BaseModel):
     id: int
     actor_kind: ActorKind
-    actor_id: UUID | None
+    actor_id: UUID | None = Field(description="The user's id, or the API token's id when a token made the call.")
+    actor_name: str | None = Field(description="The user's or the API token's name, as it is now.")
     action: str
     target_type: str | None
     target_id: str | None
@@ -67,21 +68,35 @@ async def record(
     )
 
 
+# The actor's name is looked up when read: the id is what the entry records, and a token's name is what
+# tells an admin which integration acted.
 _LIST_SQL = """
-select id, actor_kind, actor_id, action, target_type, target_id, details, client_address, request_id, created_at
-from audit_log
-where ($1::text is null or action = $1) and ($2::uuid is null or actor_id = $2)
-order by created_at desc, id desc
-limit $3 offset $4
+select a.id, a.actor_kind, a.actor_id, coalesce(u.name, t.name) as actor_name, a.action, a.target_type,
+       a.target_id, a.details, a.client_address, a.request_id, a.created_at
+from audit_log a
+left join users u on a.actor_kind = 'user' and u.id = a.actor_id
+left join api_tokens t on a.actor_kind = 'token' and t.id = a.actor_id
+where ($1::text is null or a.action = $1) and ($2::uuid is null or a.actor_id = $2)
+  and ($3::text is null or a.actor_kind = $3)
+order by a.created_at desc, a.id desc
+limit $4 offset $5
 """
 _COUNT_SQL = """
-select count(*) from audit_log where ($1::text is null or action = $1) and ($2::uuid is null or actor_id = $2)
+select count(*) from audit_log
+where ($1::text is null or action = $1) and ($2::uuid is null or actor_id = $2)
+  and ($3::text is null or actor_kind = $3)
 """
 
 
 async def list_entries(
-    conn: Connection, *, action: str | None, actor_id: UUID | None, limit: int, offset: int
+    conn: Connection,
+    *,
+    action: str | None,
+    actor_id: UUID | None,
+    actor_kind: ActorKind | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[AuditEntry], int]:
-    rows = await conn.fetch(_LIST_SQL, action, actor_id, limit, offset)
-    total = await conn.fetchval(_COUNT_SQL, action, actor_id)
+    rows = await conn.fetch(_LIST_SQL, action, actor_id, actor_kind, limit, offset)
+    total = await conn.fetchval(_COUNT_SQL, action, actor_id, actor_kind)
     return [AuditEntry.model_validate(dict(r)) for r in rows], int(total)

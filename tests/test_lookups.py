@@ -43,6 +43,12 @@ async def test_lookups_find_the_tenant_before_it_is_known(db: Database) -> None:
             tenant,
             hashlib.sha256(b"revoked").digest(),
         )
+        await conn.execute(
+            "insert into api_tokens (tenant_id, name, role, token_hash, created_at, expires_at) "
+            "values ($1, 'expired', 'admin', $2, now() - interval '2 days', now() - interval '1 second')",
+            tenant,
+            hashlib.sha256(b"expired").digest(),
+        )
 
     async with db.connection() as conn:
         assert await find_login(conn, email=email.upper()) == (tenant, ids["users"])
@@ -55,6 +61,7 @@ async def test_lookups_find_the_tenant_before_it_is_known(db: Database) -> None:
         token = await conn.fetch("select * from api_token_for_hash($1)", hashlib.sha256(secret).digest())
         assert [dict(r) for r in token] == [{"tenant_id": tenant, "token_id": live}]
         assert await conn.fetch("select * from api_token_for_hash($1)", hashlib.sha256(b"revoked").digest()) == []
+        assert await conn.fetch("select * from api_token_for_hash($1)", hashlib.sha256(b"expired").digest()) == []
 
         assert tenant in {r[0] for r in await conn.fetch("select tenant_ids()")}
 

@@ -193,7 +193,7 @@ async def test_the_counters_start_from_what_exists_also_for_an_owner_held_to_row
         finally:
             await data.close()
         applied = await migrate(owner_url, app_role=login_role, app_password=None)
-        assert [m.version for m in applied] == [7]
+        assert applied[0].version == 7  # then whatever came after it
         data = await asyncpg.connect(as_superuser)
         try:
             counted = await data.fetch("select kind, subject_id, value from assignment_counters")

@@ -159,8 +159,7 @@ def bearer_token(request: web.Request) -> str | None:
 async def _token_claim(db: Database, secret: str) -> Claim:
     if not secret:
         raise Unauthenticated("the Authorization header must be `Bearer <api token>`")
-    async with db.connection() as conn:
-        found = await tokens.find_token(conn, secret=secret)
+    found = await tokens.authenticate(db, secret=secret)
     if found is None:
         raise Unauthenticated("the API token is not valid")
     return Claim(tenant_id=found[0], via="token", subject_id=found[1])

@@ -1,4 +1,4 @@
-"""The audit log (admins): newest first, filtered by action or actor."""
+"""The audit log (admins): newest first, filtered by action, actor or kind of actor (people, tokens)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import Field
 
 from fiv_console import audit
-from fiv_console.audit import AuditEntry
+from fiv_console.audit import ActorKind, AuditEntry
 from fiv_console.text import NO_NUL
 from fiv_console.web.api.routing import ADMIN, ApiCall, NoInput, Page, PageQuery, RouteTable
 
@@ -17,6 +17,7 @@ routes = RouteTable()
 class AuditQuery(PageQuery):
     action: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
     actor_id: UUID | None = None
+    actor_kind: ActorKind | None = Field(default=None, description="`token`: what integrations did.")
 
 
 @routes.route(
@@ -26,6 +27,11 @@ class AuditQuery(PageQuery):
 async def list_audit_log(call: ApiCall[NoInput, AuditQuery]) -> Page[AuditEntry]:
     query = call.query
     items, total = await audit.list_entries(
-        call.conn, action=query.action, actor_id=query.actor_id, limit=query.limit, offset=query.offset
+        call.conn,
+        action=query.action,
+        actor_id=query.actor_id,
+        actor_kind=query.actor_kind,
+        limit=query.limit,
+        offset=query.offset,
     )
     return Page(items, total, query)

@@ -1,4 +1,4 @@
-"""API tokens (admins): create (the secret is shown once), list, revoke."""
+"""API tokens (admins): create (the secret is shown once), list with their creators, revoke."""
 
 from __future__ import annotations
 
@@ -23,10 +23,16 @@ async def list_tokens(call: ApiCall[NoInput, PageQuery]) -> Page[Token]:
     body=TokenCreate, response=CreatedToken, status=201,
 )  # fmt: skip
 async def create_token(call: ApiCall[TokenCreate, NoInput]) -> Created[CreatedToken]:
+    caller = call.caller
     token = await tokens.create_token(
-        call.conn, tenant_id=call.caller.tenant_id, data=call.body, created_by=call.caller.user_id
+        call.conn,
+        tenant_id=caller.tenant_id,
+        data=call.body,
+        created_by=caller.user_id,
+        created_by_token=caller.token_id,
     )
-    await call.audit("token.created", "token", token.id, {"name": token.name, "role": token.role})
+    details = {"name": token.name, "role": token.role, "expires_at": token.expires_at}
+    await call.audit("token.created", "token", token.id, details)
     return Created(token)
 
 
