@@ -108,7 +108,7 @@ from fiv_console.serving import free_port, run_async
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign
 from fiv_console.whatsapp.traffic import text_message_envelope
 
-TARGET_P50_ONE_MS = 10.0  # ../shared/design/performance.md: p50 <= 10 ms, p99 <= 50 ms on one instance
+TARGET_P50_ONE_MS = 10.0  # the targets: p50 <= 10 ms, p99 <= 50 ms on one instance
 TARGET_P99_ONE_MS = 50.0
 TARGET_P99_TWO_MS = 75.0
 TARGET_SOCKET_KB = 30.0

@@ -255,7 +255,7 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 
 class _OneLineParser(argparse.ArgumentParser):
-    """argparse prints the whole usage before an error; the contract wants one clear line."""
+    """argparse prints the whole usage before an error; one clear line, with where to look, serves better."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{PROGRAM}: error: {message} (see {self.prog} --help)\n")

@@ -1,12 +1,21 @@
 """Where the project's non-Python files live: migrations, templates and static assets.
 
-They sit at the top of the checkout (beside the package), as the design fixes the layout; the package is
-installed editable (`pip install -e .`) so these paths hold for an installed console script too.
+In the checkout they sit at its top, beside the package, as the design fixes the layout; a built wheel
+carries them inside the package (`fiv_console/sql`, ...: the mapping is in pyproject.toml). The folder inside
+the package wins when it is there, so an installed wheel serves its own copies, while a checkout (an
+editable install, or the tests run from it) serves the files being edited.
 """
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SQL_DIR = PROJECT_ROOT / "sql"
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
-STATIC_DIR = PROJECT_ROOT / "static"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _folder(name: str) -> Path:
+    installed = PACKAGE_DIR / name
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / name
+
+
+SQL_DIR = _folder("sql")
+TEMPLATES_DIR = _folder("templates")
+STATIC_DIR = _folder("static")

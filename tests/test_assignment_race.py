@@ -1,4 +1,4 @@
-"""The assignment race (issue #6; reliability cases 25 and 26): three instances, each with its own pool and
+"""The assignment race (issue #6): three instances, each with its own pool and
 assignment loop, drain a burst of 500 conversations over 20 agents of capacity 3, while agents close what
 they are given and staff assign waiting conversations by hand. The tenant's event log is then replayed to
 show exactly one owner each, no agent ever over capacity, the oldest waiting taken first, and nothing stuck."""

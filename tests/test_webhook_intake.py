@@ -33,7 +33,8 @@ from tests.webhooks import (
     text_message,
 )
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "whatsapp" / "pywa"
+# Real envelopes from pywa's test suite (tests/data/README.md says where from, beside their licence).
+CONFORMANCE = Path(__file__).resolve().parent / "data" / "whatsapp" / "pywa"
 CUSTOMER = "5511999990000"
 
 

@@ -20,7 +20,8 @@ from fiv_console.whatsapp.payloads import (
     parse_webhook,
 )
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "whatsapp"
+# Real envelopes from pywa's test suite (tests/data/README.md says where from, beside their licence).
+CONFORMANCE = Path(__file__).resolve().parent / "data" / "whatsapp" / "pywa"
 
 PNID = "106540352242922"
 WA_ID = "5511999990000"
@@ -229,10 +230,8 @@ def _at(value: Any, path: str) -> Any:
 
 
 def _conformance_file(name: str) -> dict[str, Any]:
-    path = CONFORMANCE / "pywa" / name
-    assert path.is_file(), (
-        f"the WhatsApp conformance envelopes are missing: expected {path} (../shared next to the repo)"
-    )
+    path = CONFORMANCE / name
+    assert path.is_file(), f"the WhatsApp conformance envelopes are missing: expected {path}"
     cases = json.loads(path.read_text(encoding="utf-8"))
     assert isinstance(cases, dict)
     return cases
@@ -246,9 +245,7 @@ def _one_record(batch: WebhookBatch) -> InboundMessage | StatusUpdate:
 
 def test_every_conformance_envelope_has_its_expectations() -> None:
     assert CONFORMANCE.is_dir(), f"the WhatsApp conformance envelopes are missing: expected {CONFORMANCE}"
-    found = {
-        (path.name, case) for path in (CONFORMANCE / "pywa").glob("*.json") for case in _conformance_file(path.name)
-    }
+    found = {(path.name, case) for path in CONFORMANCE.glob("*.json") for case in _conformance_file(path.name)}
     assert found == set(TEXTS)
 
 

@@ -61,7 +61,7 @@ def load_migrations(directory: Path = SQL_DIR) -> list[Migration]:
             checksum=hashlib.sha256(raw).hexdigest(),
         )
     if not found:
-        raise MigrationError(f"no migrations in {directory}: run from a checkout installed with `pip install -e .`")
+        raise MigrationError(f"no migrations in {directory}: the installation is incomplete: reinstall fiv-console")
     return [found[version] for version in sorted(found)]
 
 

@@ -1,7 +1,7 @@
 """The `/ws` protocol: the frames a client may send (validated here) and the frames the server sends.
 
 Client frames are small JSON objects with a `type`: `resume`, `presence`, `typing`, `ping`. Server frames
-are `hello`, `event`, `resync`, `pong`, `typing`, `error` (contract.md). An event's frame is encoded once
+are `hello`, `event`, `resync`, `pong`, `typing`, `error` (docs/websocket.md). An event's frame is encoded once
 and the same text goes to every socket that receives it.
 """
 

@@ -40,7 +40,7 @@ class Pagination(BaseModel):
     page: int = Field(ge=1)
     limit: int = Field(ge=1, le=MAX_LIMIT)
     total: int = Field(ge=0)
-    hasNext: bool  # camelCase: the contract's spelling
+    hasNext: bool  # camelCase: the envelope's published spelling (README)
 
 
 class Problem(BaseModel):
