@@ -465,6 +465,39 @@ async def test_nul_in_text_is_stored_without_it(
     assert rows[0]["raw"]["text"]["body"] == "ab"
 
 
+async def test_a_lone_surrogate_is_replaced_in_its_message_and_the_rest_of_the_batch_is_stored(
+    db: Database,
+    owner: asyncpg.Connection,
+    tenant: TenantPeople,
+    number: tuple[str, uuid.UUID],
+    http: ClientSession,
+    webhook_url: str,
+) -> None:
+    broken = text_message(CUSTOMER, "half an emoji: BROKEN!", name="Ana BROKEN")
+    valid = text_message("5511999990001", "all fine \U0001f44d", name="Bia")
+    failed = status("wamid.out", "failed", errors=[{"code": 131026, "title": "Undeliverable BROKEN"}])
+    # Half of "\ud83d\ude00", as JSON escapes it: orjson, and PostgreSQL, refuse it.
+    body = envelope(number[0], messages=[broken, valid], statuses=[failed]).replace(b"BROKEN", b"\\ud83d")
+    before = len(await _dead_letters(owner))
+    assert (await post_webhook(http, webhook_url, body)).status == 200
+
+    rows = await _rows(
+        db,
+        tenant.id,
+        "select m.wa_message_id, m.text, m.raw, k.profile_name from messages m "
+        "join conversations c on c.id = m.conversation_id join contacts k on k.id = c.contact_id "
+        "order by k.wa_id",
+    )
+    assert [(r["wa_message_id"], r["text"], r["profile_name"]) for r in rows] == [
+        (broken["id"], "half an emoji: \ufffd!", "Ana \ufffd"),
+        (valid["id"], "all fine \U0001f44d", "Bia"),
+    ]
+    assert rows[0]["raw"]["text"]["body"] == "half an emoji: \ufffd!"
+    receipts = await _rows(db, tenant.id, "select status, errors from message_statuses")
+    assert [(r["status"], r["errors"][0]["title"]) for r in receipts] == [("failed", "Undeliverable \ufffd")]
+    assert len(await _dead_letters(owner)) == before
+
+
 async def test_wrong_types_and_unknown_kinds_spoil_nothing_else(
     db: Database,
     owner: asyncpg.Connection,
