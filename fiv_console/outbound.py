@@ -9,7 +9,8 @@ Rules: the conversation must be open and in the sender's sight; an agent replies
 assigned to them, supervisors and admins to any open one. Free text and media may go only inside
 WhatsApp's 24-hour customer-service window, which each customer message opens; outside it the answer is
 `WindowClosed` (naming when it closed) and only a template may go. A person's first reply sets the
-conversation's first-response time (replies by an integration's token do not).
+conversation's first-response time (replies by an integration's token do not). Any reply but the
+console's automatic ones answers the customer: it stops the wait `assignment.unanswered` measures.
 """
 
 from __future__ import annotations
@@ -179,7 +180,14 @@ insert into messages (tenant_id, conversation_id, channel_id, direction, kind, t
 values ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, 'queued', $9, 1, clock_timestamp(), clock_timestamp())
 returning {MESSAGE_COLUMNS}, send_attempts
 """
-_TOUCH_SQL = "update conversations set last_message_at = now(), updated_at = now() where id = $1"
+# A reply a person or an integration wrote answers whatever the customer wrote before it; one the console
+# sends by itself ($2 false) does not: the customer still awaits a person (`assignment.unanswered`).
+_TOUCH_SQL = """
+update conversations
+set last_message_at = now(), awaiting_reply_since = case when $2 then null else awaiting_reply_since end,
+    updated_at = now()
+where id = $1
+"""
 # A person's first reply that WhatsApp took is the conversation's first response (an integration's is not).
 _FIRST_RESPONSE_SQL = """
 update conversations set first_response_at = now(), updated_at = now()
@@ -279,7 +287,7 @@ async def _store(
         reply_to_wamid,
         author.user_id if author is not None else None,
     )
-    await conn.execute(_TOUCH_SQL, row["id"])
+    await conn.execute(_TOUCH_SQL, row["id"], details is None or "automatic" not in details)
     message = _message(stored)
     messages.announce_created(
         events, message, queue_id=row["queue_id"], agent_id=row["agent_id"], conversation_status=row["status"]

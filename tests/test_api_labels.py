@@ -74,6 +74,13 @@ async def test_bad_label_input_is_a_400_and_writes_nothing(
         assert (await admin.patch(f"/api/labels/{label['id']}", change)).status == 400, change
     for query in ("q=%00", "limit=abc", "sort=name_key"):
         assert (await admin.get(f"/api/labels?{query}")).code == "VALIDATION_ERROR", query
+    # Half an emoji (JSON escapes a lone surrogate so; no database could store it) and bytes that are not UTF-8.
+    for raw in (b'{"name": "VIP \\ud83d"}', b'{"\\udc00": 1}', b'{"name": "caf\xe9"}'):
+        answer = await admin.post("/api/labels", data=raw, headers={"Content-Type": "application/json"})
+        assert (answer.status, answer.code) == (400, "VALIDATION_ERROR"), raw
+        assert answer.body["error"]["message"] == "the body is not valid JSON"
+    # A query string is read as UTF-8 with what is not replaced.
+    assert (await admin.get("/api/labels?q=%ED%A0%80%FF")).data == []
     async with tenant_tx(db, tenant.id) as conn:
         assert await conn.fetchval("select count(*) from labels") == 1
     assert (await admin.get(f"/api/labels/{label['id']}")).data == label

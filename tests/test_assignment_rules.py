@@ -7,13 +7,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fiv_console import conversations
+from fiv_console import conversations, events, outbound
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.conversations import Viewer
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import Unannounced
+from fiv_console.whatsapp.intake import Intake
+from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople
 from tests.assigning import assigned_to, available, channel, conversations_waiting, owners_of
+from tests.webhooks import envelope, number_of, text_message
 
 
 def _loop(db: Database) -> AssignmentLoop:
@@ -34,24 +37,48 @@ async def _events(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID
 
 
 async def _agent_writes(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
-    async with tenant_tx(db, tenant.id) as conn:
-        await conn.execute(
-            "insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, status, author_id) "
-            "select tenant_id, id, channel_id, 'outbound', 'text', 'On it', 'sent', $2 from conversations "
-            "where id = $1",
-            conversation_id,
-            agent_id,
+    """A reply of the agent's, stored as the API stores it (a template: it may go whenever they last wrote)."""
+    agent = Viewer(tenant_id=tenant.id, role="agent", user_id=agent_id)
+    template = outbound.TemplateReply(template=outbound.TemplateRequest(name="on_it", language="en"))
+    async with events.changing(db, Unannounced(), tenant.id) as (conn, batch):
+        await outbound.prepare(conn, batch, viewer=agent, conversation_id=conversation_id, content=template)
+
+
+async def _console_replies(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID) -> None:
+    """An automatic reply (out of hours), as the assignment loop stores it."""
+    async with events.changing(db, Unannounced(), tenant.id) as (conn, batch):
+        reply = await outbound.prepare_automatic(
+            conn, batch, conversation_id=conversation_id, text="We are closed", reason="out_of_hours"
         )
+    assert reply is not None
 
 
-async def _customer_wrote(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID, minutes_ago: int) -> None:
+async def _arrives(db: Database, phone_number_id: str, wa_id: str) -> None:
+    body = envelope(phone_number_id, messages=[text_message(wa_id, "Hello?")])
+    assert (await Intake(db, Unannounced()).ingest(parse_webhook(body), body=body)).messages_stored == 1
+
+
+async def _customer_writes(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID) -> None:
+    """A message from the conversation's customer, now, through the webhook intake."""
     async with tenant_tx(db, tenant.id) as conn:
-        await conn.execute(
-            "insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, status, created_at) "
-            "select tenant_id, id, channel_id, 'inbound', 'text', 'Hello?', 'received', "
-            "now() - make_interval(mins => $2) from conversations where id = $1",
+        row = await conn.fetchrow(
+            "select k.wa_id, ch.phone_number_id from conversations c join contacts k on k.id = c.contact_id "
+            "join channels ch on ch.id = c.channel_id where c.id = $1",
             conversation_id,
-            minutes_ago,
+        )
+    await _arrives(db, row["phone_number_id"], row["wa_id"])
+
+
+async def _minutes_pass(db: Database, tenant: TenantPeople, minutes: int) -> None:
+    """Everything the tenant's conversations and messages remember happened `minutes` earlier."""
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update messages set created_at = created_at - make_interval(mins => $1)", minutes)
+        await conn.execute(
+            "update conversations set assigned_at = assigned_at - make_interval(mins => $1), "
+            "awaiting_reply_since = awaiting_reply_since - make_interval(mins => $1), "
+            "last_inbound_at = last_inbound_at - make_interval(mins => $1), "
+            "last_message_at = last_message_at - make_interval(mins => $1)",
+            minutes,
         )
 
 
@@ -66,11 +93,12 @@ async def _assigned_minutes_ago(db: Database, tenant: TenantPeople, conversation
 
 async def test_a_customer_left_unanswered_goes_to_another_agent(db: Database, tenant: TenantPeople) -> None:
     await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
-    # Both assigned to the agent ten minutes ago, both customers wrote eight minutes ago; one was answered.
+    # Both assigned to the agent, both customers wrote eight minutes ago; one was answered.
     unanswered, answered = await assigned_to(db, tenant, tenant.agent.id, 2)
     for conversation_id in (unanswered, answered):
-        await _customer_wrote(db, tenant, conversation_id, 8)
+        await _customer_writes(db, tenant, conversation_id)
     await _agent_writes(db, tenant, answered, tenant.agent.id)
+    await _minutes_pass(db, tenant, 8)
     loop = _loop(db)
     await loop.run_once(tenant.id)
     assert (await owners_of(db, tenant))[unanswered] == tenant.agent.id  # the tenant has no limit set
@@ -80,13 +108,82 @@ async def test_a_customer_left_unanswered_goes_to_another_agent(db: Database, te
     owners = await owners_of(db, tenant)
     assert (owners[unanswered], owners[answered]) == (tenant.other_agent.id, tenant.agent.id)
     moves = [(kind, payload.get("reason")) for kind, payload in await _events(db, tenant, unanswered)]
-    assert moves == [("conversation.unassigned", "unanswered"), ("conversation.assigned", None)]
+    assert [move for move in moves if move[0] != "message.created"] == [
+        ("conversation.unassigned", "unanswered"),
+        ("conversation.assigned", None),
+    ]
 
-    # The customer wrote a minute ago: the other agent has four minutes more before it moves again.
-    await _assigned_minutes_ago(db, tenant, unanswered, 10)
-    await _customer_wrote(db, tenant, unanswered, 1)
+    # Given to the other agent a minute ago: they have four minutes more, however long the customer waited.
+    await _assigned_minutes_ago(db, tenant, unanswered, 1)
+    await _customer_writes(db, tenant, unanswered)
     await loop.run_once(tenant.id)
     assert (await owners_of(db, tenant))[unanswered] == tenant.other_agent.id
+
+
+async def test_a_customer_who_keeps_writing_to_a_silent_agent_is_re_routed_from_their_first_message(
+    db: Database, tenant: TenantPeople
+) -> None:
+    await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    await _settings(db, tenant, unanswered_reroute_seconds=300)
+    [conversation] = await assigned_to(db, tenant, tenant.agent.id, 1)  # ten minutes ago
+    loop = _loop(db)
+    # A message every minute: the latest is always new, the first gets older.
+    for minute in range(5):
+        await _customer_writes(db, tenant, conversation)
+        await loop.run_once(tenant.id)
+        assert (await owners_of(db, tenant))[conversation] == tenant.agent.id, minute
+        await _minutes_pass(db, tenant, 1)
+    await _customer_writes(db, tenant, conversation)
+    await loop.run_once(tenant.id)
+    assert (await owners_of(db, tenant))[conversation] == tenant.other_agent.id
+    moves = [(kind, payload.get("reason")) for kind, payload in await _events(db, tenant, conversation)]
+    assert moves[-2:] == [("conversation.unassigned", "unanswered"), ("conversation.assigned", None)]
+
+
+async def test_an_answer_restarts_the_wait_from_the_next_message_and_an_automatic_reply_does_not(
+    db: Database, tenant: TenantPeople
+) -> None:
+    await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    await _settings(db, tenant, unanswered_reroute_seconds=300)
+    [conversation] = await assigned_to(db, tenant, tenant.agent.id, 1)
+    await _customer_writes(db, tenant, conversation)
+    await _minutes_pass(db, tenant, 4)
+    await _agent_writes(db, tenant, conversation, tenant.agent.id)
+    await _customer_writes(db, tenant, conversation)  # the wait starts again here
+    await _minutes_pass(db, tenant, 2)
+    # Six minutes since the first message, two since the one nobody answered; the console's reply is no answer.
+    await _console_replies(db, tenant, conversation)
+    await _customer_writes(db, tenant, conversation)
+    loop = _loop(db)
+    for minutes in (2, 1):
+        await loop.run_once(tenant.id)
+        assert (await owners_of(db, tenant))[conversation] == tenant.agent.id
+        await _minutes_pass(db, tenant, minutes)
+    await loop.run_once(tenant.id)
+    assert (await owners_of(db, tenant))[conversation] == tenant.other_agent.id
+
+
+async def test_a_customer_who_waited_in_the_queue_gives_the_agent_the_whole_limit_from_the_assignment(
+    db: Database, tenant: TenantPeople
+) -> None:
+    await _settings(db, tenant, unanswered_reroute_seconds=300)
+    phone_number_id = await number_of(db, tenant)
+    await _arrives(db, phone_number_id, "5511987650000")
+    loop = _loop(db)
+    await loop.run_once(tenant.id)  # nobody there
+    await _minutes_pass(db, tenant, 10)
+    await available(db, tenant, tenant.agent.id)
+    await loop.run_once(tenant.id)
+    [conversation] = await owners_of(db, tenant)
+    assert (await owners_of(db, tenant))[conversation] == tenant.agent.id
+    await available(db, tenant, tenant.other_agent.id)
+    for minutes in (4, 1):
+        await _customer_writes(db, tenant, conversation)
+        await loop.run_once(tenant.id)
+        assert (await owners_of(db, tenant))[conversation] == tenant.agent.id
+        await _minutes_pass(db, tenant, minutes)
+    await loop.run_once(tenant.id)
+    assert (await owners_of(db, tenant))[conversation] == tenant.other_agent.id
 
 
 async def test_a_passed_over_agent_gets_it_back_only_when_no_other_agent_of_the_queue_is_there(
@@ -95,7 +192,8 @@ async def test_a_passed_over_agent_gets_it_back_only_when_no_other_agent_of_the_
     await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
     await _settings(db, tenant, unanswered_reroute_seconds=300)
     busy, waiting = await assigned_to(db, tenant, tenant.agent.id, 2)
-    await _customer_wrote(db, tenant, waiting, 8)
+    await _customer_writes(db, tenant, waiting)
+    await _minutes_pass(db, tenant, 8)
     async with tenant_tx(db, tenant.id) as conn:
         # The other agent is full; the agent, who let `waiting` be, has room.
         await conn.execute("update conversations set agent_id = $2 where id = $1", busy, tenant.other_agent.id)
@@ -233,5 +331,5 @@ async def test_inactive_conversations_close_but_never_one_whose_customer_awaits_
         unanswered: ("assigned", None),
         passed_on: ("waiting", None),
     }
-    [(kind, payload)] = await _events(db, tenant, answered)
+    [(kind, payload)] = [event for event in await _events(db, tenant, answered) if event[0] != "message.created"]
     assert (kind, payload["reason"]) == ("conversation.closed", "inactivity")

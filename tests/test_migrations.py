@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -145,11 +148,11 @@ def test_two_concurrent_migrate_commands(fresh_database: TestDatabase) -> None:
     assert [v for v, _ in ledger] == [m.version for m in load_migrations(SQL_DIR)]
 
 
-async def test_the_counters_start_from_what_exists_also_for_an_owner_held_to_row_level_security(
-    postgres_url: str, tmp_path: Path
-) -> None:
-    """Managed PostgreSQL has no superuser: the schema owner is an ordinary role, and forced row-level
-    security hides every tenant's rows from it. Migration 0007 must still count the conversations there."""
+@asynccontextmanager
+async def _database_of_an_ordinary_owner(postgres_url: str) -> AsyncIterator[tuple[str, str, str]]:
+    """Managed PostgreSQL has no superuser: a database owned by an ordinary role, whom forced row-level
+    security hides every tenant's rows from. Yields the owner's URL, the server's login role, and a
+    superuser's URL (to put data in as it was before a migration)."""
     suffix = uuid.uuid4().hex[:10]
     owner_role, login_role, name = f"fiv_owner_{suffix}", f"fiv_login_{suffix}", f"fiv_rls_owner_{suffix}"
     server = await asyncpg.connect(postgres_url)
@@ -162,13 +165,35 @@ async def test_the_counters_start_from_what_exists_also_for_an_owner_held_to_row
         await server.execute(f'create database "{name}" owner {owner_role}')
     finally:
         await server.close()
-    owner_url = with_role(with_database(postgres_url, name), owner_role, "owner")
-    as_superuser = with_database(postgres_url, name)
     try:
-        for migration in SQL_DIR.glob("*.sql"):
-            if int(migration.name[:4]) < 7:
-                _write(tmp_path, migration.name, migration.read_text())
-        await migrate(owner_url, app_role=login_role, app_password=None, directory=tmp_path)
+        yield (
+            with_role(with_database(postgres_url, name), owner_role, "owner"),
+            login_role,
+            with_database(postgres_url, name),
+        )
+    finally:
+        server = await asyncpg.connect(postgres_url)
+        try:
+            await server.execute(f'drop database if exists "{name}" with (force)')
+            await server.execute(f"drop role if exists {login_role}")
+            await server.execute(f"drop role if exists {owner_role}")
+        finally:
+            await server.close()
+
+
+async def _migrate_before(owner_url: str, login_role: str, directory: Path, version: int) -> None:
+    for migration in SQL_DIR.glob("*.sql"):
+        if int(migration.name[:4]) < version:
+            _write(directory, migration.name, migration.read_text())
+    await migrate(owner_url, app_role=login_role, app_password=None, directory=directory)
+
+
+async def test_the_counters_start_from_what_exists_also_for_an_owner_held_to_row_level_security(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Migration 0007 must count the conversations there are even for an owner held to row-level security."""
+    async with _database_of_an_ordinary_owner(postgres_url) as (owner_url, login_role, as_superuser):
+        await _migrate_before(owner_url, login_role, tmp_path, 7)
         data = await asyncpg.connect(as_superuser)
         try:
             tenant = await data.fetchval("insert into tenants (name) values ('Old data') returning id")
@@ -200,11 +225,87 @@ async def test_the_counters_start_from_what_exists_also_for_an_owner_held_to_row
         finally:
             await data.close()
         assert [(r["kind"], r["subject_id"], r["value"]) for r in counted] == [("queue_waiting", queue, 2)]
-    finally:
-        server = await asyncpg.connect(postgres_url)
+
+
+async def test_open_conversations_await_a_reply_from_their_first_unanswered_message_after_0010(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Migration 0010 reads, for an owner held to row-level security too, since when each open conversation's
+    customer has awaited an answer: replies answer, automatic ones and WhatsApp's notices do not count."""
+    async with _database_of_an_ordinary_owner(postgres_url) as (owner_url, login_role, as_superuser):
+        await _migrate_before(owner_url, login_role, tmp_path, 10)
+        data = await asyncpg.connect(as_superuser)
         try:
-            await server.execute(f'drop database if exists "{name}" with (force)')
-            await server.execute(f"drop role if exists {login_role}")
-            await server.execute(f"drop role if exists {owner_role}")
+            tenant = await data.fetchval("insert into tenants (name) values ('Old data') returning id")
+            queue = await data.fetchval("insert into queues (tenant_id, name) values ($1, 'Q') returning id", tenant)
+            channel = await data.fetchval(
+                "insert into channels (tenant_id, phone_number_id, display_number, default_queue_id) "
+                "values ($1, '1234567', '+1 555', $2) returning id",
+                tenant,
+                queue,
+            )
+            # (status, [(minutes ago, direction, kind, details)]) -> awaiting since, minutes ago
+            histories = {
+                "answered, then written twice": (
+                    "waiting",
+                    [
+                        (10, "inbound", "text", None),
+                        (8, "outbound", "text", None),
+                        (6, "inbound", "text", None),
+                        (4, "inbound", "text", None),
+                    ],
+                    6,
+                ),
+                "told only automatically": (
+                    "waiting",
+                    [(5, "inbound", "text", None), (3, "outbound", "text", {"automatic": "queue_position"})],
+                    5,
+                ),
+                "answered": ("waiting", [(5, "inbound", "image", None), (2, "outbound", "template", None)], None),
+                "a notice": ("waiting", [(5, "inbound", "system", None)], None),
+                "closed": ("closed", [(5, "inbound", "text", None)], None),
+            }
+            made = {}
+            for n, (label, (status, messages, _)) in enumerate(histories.items()):
+                contact = await data.fetchval(
+                    "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id", tenant, f"5511{n:09d}"
+                )
+                made[label] = conversation = await data.fetchval(
+                    "insert into conversations (tenant_id, channel_id, contact_id, queue_id, status, closed_at) "
+                    "values ($1, $2, $3, $4, $5, case when $5 = 'closed' then now() end) returning id",
+                    tenant,
+                    channel,
+                    contact,
+                    queue,
+                    status,
+                )
+                for minutes, direction, kind, details in messages:
+                    await data.execute(
+                        "insert into messages (tenant_id, conversation_id, channel_id, direction, kind, details, "
+                        "status, created_at) values ($1, $2, $3, $4, $5, $6::jsonb, $7, "
+                        "date_trunc('minute', now()) - make_interval(mins => $8))",
+                        tenant,
+                        conversation,
+                        channel,
+                        direction,
+                        kind,
+                        None if details is None else json.dumps(details),
+                        "received" if direction == "inbound" else "sent",
+                        minutes,
+                    )
         finally:
-            await server.close()
+            await data.close()
+        applied = await migrate(owner_url, app_role=login_role, app_password=None)
+        assert applied[0].version == 10
+        data = await asyncpg.connect(as_superuser)
+        try:
+            rows = await data.fetch(
+                "select id, (extract(epoch from date_trunc('minute', now()) - awaiting_reply_since) / 60)::int "
+                "as minutes from conversations"
+            )
+        finally:
+            await data.close()
+        awaiting = {r["id"]: r["minutes"] for r in rows}
+        assert {label: awaiting[made[label]] for label in histories} == {
+            label: since for label, (_, _, since) in histories.items()
+        }

@@ -14,10 +14,12 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
+from fiv_console import events
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Unavailable
 from fiv_console.events import Unannounced
+from fiv_console.whatsapp.inbound import IntakeResult, Route, store_message, store_messages_together
 from fiv_console.whatsapp.intake import Intake
 from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople, make_tenant
@@ -466,6 +468,39 @@ async def test_nul_in_text_is_stored_without_it(
     assert rows[0]["raw"]["text"]["body"] == "ab"
 
 
+async def test_a_lone_surrogate_is_replaced_in_its_message_and_the_rest_of_the_batch_is_stored(
+    db: Database,
+    owner: asyncpg.Connection,
+    tenant: TenantPeople,
+    number: tuple[str, uuid.UUID],
+    http: ClientSession,
+    webhook_url: str,
+) -> None:
+    broken = text_message(CUSTOMER, "half an emoji: BROKEN!", name="Ana BROKEN")
+    valid = text_message("5511999990001", "all fine \U0001f44d", name="Bia")
+    failed = status("wamid.out", "failed", errors=[{"code": 131026, "title": "Undeliverable BROKEN"}])
+    # Half of "\ud83d\ude00", as JSON escapes it: orjson, and PostgreSQL, refuse it.
+    body = envelope(number[0], messages=[broken, valid], statuses=[failed]).replace(b"BROKEN", b"\\ud83d")
+    before = len(await _dead_letters(owner))
+    assert (await post_webhook(http, webhook_url, body)).status == 200
+
+    rows = await _rows(
+        db,
+        tenant.id,
+        "select m.wa_message_id, m.text, m.raw, k.profile_name from messages m "
+        "join conversations c on c.id = m.conversation_id join contacts k on k.id = c.contact_id "
+        "order by k.wa_id",
+    )
+    assert [(r["wa_message_id"], r["text"], r["profile_name"]) for r in rows] == [
+        (broken["id"], "half an emoji: \ufffd!", "Ana \ufffd"),
+        (valid["id"], "all fine \U0001f44d", "Bia"),
+    ]
+    assert rows[0]["raw"]["text"]["body"] == "half an emoji: \ufffd!"
+    receipts = await _rows(db, tenant.id, "select status, errors from message_statuses")
+    assert [(r["status"], r["errors"][0]["title"]) for r in receipts] == [("failed", "Undeliverable \ufffd")]
+    assert len(await _dead_letters(owner)) == before
+
+
 async def test_wrong_types_and_unknown_kinds_spoil_nothing_else(
     db: Database,
     owner: asyncpg.Connection,
@@ -655,6 +690,43 @@ async def test_a_whatsapp_notice_does_not_open_the_window(
     rows = await _rows(db, tenant.id, "select last_inbound_at, last_message_at from conversations")
     assert rows[0]["last_inbound_at"] is None
     assert rows[0]["last_message_at"] is not None
+
+
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["together", "one by one"])
+async def test_the_customers_first_message_starts_the_wait_for_an_answer_and_a_notice_does_not(
+    db: Database, tenant: TenantPeople, number: tuple[str, uuid.UUID], one_by_one: bool
+) -> None:
+    notice = {
+        "from": CUSTOMER,
+        "id": "wamid.notice",
+        "timestamp": "1700000000",
+        "type": "system",
+        "system": {"body": "User changed number", "wa_id": "5511911112222", "type": "user_changed_number"},
+    }
+    route = Route(tenant.id, number[1])
+
+    async def arrive(*messages: dict[str, Any]) -> None:
+        body = envelope(number[0], messages=messages)
+        batch = parse_webhook(body)
+        async with events.changing(db, Unannounced(), tenant.id) as (conn, changes):
+            if one_by_one:
+                for message in batch.messages:
+                    await store_message(conn, changes, IntakeResult(), route, message, body)
+            else:
+                items = [(0, route, message) for message in batch.messages]
+                await store_messages_together(conn, changes, [IntakeResult()], items, [body], lambda _: None)
+
+    async def awaiting() -> Any:
+        [row] = await _rows(db, tenant.id, "select awaiting_reply_since from conversations")
+        return row["awaiting_reply_since"]
+
+    await arrive(notice)
+    assert await awaiting() is None
+    first, second = text_message(CUSTOMER, "Hello?"), text_message(CUSTOMER, "Anyone?")
+    await arrive(first, second)
+    await arrive(text_message(CUSTOMER, "Hello??"))
+    [stored] = await _rows(db, tenant.id, "select created_at from messages where wa_message_id = $1", first["id"])
+    assert await awaiting() == stored["created_at"]
 
 
 async def test_one_tenants_concurrent_posts_share_transactions_and_each_hears_its_own_outcome(

@@ -629,16 +629,84 @@ def test_emoji_and_unicode_escapes_round_trip() -> None:
     assert json.loads(message.model_dump_json())["text"] == message.text
 
 
+def test_characters_that_are_not_unicode_are_replaced_in_their_item_alone() -> None:
+    lone_high, lone_low = "\ud800", "\udc00"
+    text = _message("text", 1, text={"body": "half an emoji " + lone_high + "!"})
+    image = _message("image", 2, image={**MEDIA, "caption": "look" + lone_low})
+    answer = _message(
+        "interactive", 3, interactive={"type": "button_reply", "button_reply": {"id": "b1", "title": lone_high}}
+    )
+    # A pair is one emoji; the high half after it is alone.
+    pair = _message("text", 4, text={"body": "\U0001f600" + lone_high}, referral={"k" + lone_low: "v"})
+    valid = _message("text", 5, text={"body": "all fine \U0001f44d"})
+    failed = _status("failed", errors=[{"code": 1, "title": "t" + lone_low, "error_data": {"details": lone_high}}])
+    contacts = [{"profile": {"name": "Ana " + lone_high}, "wa_id": WA_ID}]
+    body = _body(text, image, answer, pair, valid, statuses=(failed,), contacts=contacts)
+    assert b"\\ud800" in body
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(body)
+
+    batch = parse_webhook(body)
+    assert batch.repaired
+    assert [m.text for m in batch.messages] == [
+        "half an emoji \ufffd!",
+        "look\ufffd",
+        "\ufffd",
+        "\U0001f600\ufffd",
+        "all fine \U0001f44d",
+    ]
+    assert all(m.problem is None and m.profile_name == "Ana \ufffd" for m in batch.messages)
+    assert batch.messages[0].raw["text"]["body"] == "half an emoji \ufffd!"
+    assert batch.messages[3].referral == {"k\ufffd": "v"}
+    assert batch.messages[4].raw == valid
+    (error,) = batch.statuses[0].errors
+    assert (error.title, error.details) == ("t\ufffd", "\ufffd")
+    for record in (*batch.messages, *batch.statuses):
+        orjson.dumps(record.raw)  # storable as jsonb
+        record.model_dump_json()
+
+
+def test_bytes_that_are_not_utf8_are_replaced_in_their_item_alone() -> None:
+    body = _body(_message("text", 1, text={"body": "PLACE"}), _message("text", 2, text={"body": "ok"}))
+    first, second = parse_webhook(body.replace(b"PLACE", b"caf\xe9 \xed\xa0\x80")).messages
+    assert first.text is not None
+    assert first.text.startswith("caf\ufffd ")
+    assert set(first.text[5:]) == {"\ufffd"}
+    assert second.text == "ok"
+
+
+def test_a_body_orjson_reads_is_not_marked_repaired() -> None:
+    assert not parse_webhook(_body(_message("text", text={"body": "a\u0000b \U0001f600"}))).repaired
+
+
 def test_the_signature_test_vector_body_is_an_empty_batch() -> None:
     assert parse_webhook(b'{"object":"whatsapp_business_account","entry":[]}') == WebhookBatch()
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"{", b'{"object":"whatsapp_business_account","entry":[]} trailing', b'"\xff"', b'"\\ud800"'],
+    [
+        b"",
+        b"not json",
+        b"{",
+        b'{"object":"whatsapp_business_account","entry":[]} trailing',
+        # Read again for their bad characters, and refused as orjson refuses them.
+        b'"\\ud800',
+        b'["\\ud800", NaN]',
+        b'["\\ud800", 1e400]',
+        b'["\\ud800"] trailing',
+        # Deeper than the second reading goes: see the module's docstring.
+        b"[" * 1020 + b'"\\ud800"' + b"]" * 1020,
+    ],
 )
 def test_a_body_that_is_not_json(body: bytes) -> None:
     with pytest.raises(WebhookPayloadError, match="not JSON"):
+        parse_webhook(body)
+
+
+@pytest.mark.parametrize("body", [b'"\xff"', b'"\\ud800"', b'{"object": "\\udc00"}'])
+def test_json_with_characters_that_are_not_unicode_is_read_and_judged_as_any_other(body: bytes) -> None:
+    with pytest.raises(WebhookPayloadError, match="not a WhatsApp webhook"):
         parse_webhook(body)
 
 

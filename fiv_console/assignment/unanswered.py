@@ -1,12 +1,17 @@
 """Conversations left unanswered by the agent they were given to are taken back and given to another.
 
-Where the tenant sets `unanswered_reroute_seconds`, an assigned conversation whose customer awaits an answer
-(their message is the last one, automatic replies aside) and has waited that long since it was assigned or
-since they wrote, whichever is later, without the agent writing (notes do not count), goes back to its
-queue at its original place, passed over by that agent: the next claim gives it to another agent of the
-queue, and back to them only if no other is available (`assignment.policy`; a supervisor may assign it to
-anyone). A conversation whose agent has had the last word stays: nobody is waiting. Peers' top complaint
-is chats left with agents who do not answer; this is the other half of `assignment.absence`.
+Where the tenant sets `unanswered_reroute_seconds`, an assigned conversation whose customer has awaited an
+answer that long goes back to its queue at its original place, passed over by that agent: the next claim
+gives it to another agent of the queue, and back to them only if no other is available
+(`assignment.policy`; a supervisor may assign it to anyone). The wait runs from the customer's first
+message that no reply has answered yet (`conversations.awaiting_reply_since`, set by the intake, cleared by
+any reply but the console's automatic ones: out of hours, queue position, closing; notes do not count
+either), or from the assignment if that is later. A customer who keeps writing does not put it off: their
+later messages answer nothing. A conversation whose agent has answered stays: nobody is waiting. Peers'
+top complaint is chats left with agents who do not answer; this is the other half of `assignment.absence`.
+
+The sweep reads only overdue conversations, from a partial index of the assigned ones awaiting an answer,
+the longest waiting first; it never reads messages.
 """
 
 from __future__ import annotations
@@ -22,16 +27,9 @@ from fiv_console.tenants import TenantSettings
 _UNANSWERED_SQL = """
 select c.id, c.queue_id, c.agent_id
 from conversations c
-cross join lateral (
-    select m.direction, m.created_at from messages m
-    where m.tenant_id = c.tenant_id and m.conversation_id = c.id
-      and (m.details is null or not m.details ? 'automatic')
-    order by m.created_at desc, m.id desc
-    limit 1
-) last
-where c.status = 'assigned' and c.assigned_at <= now() - $1::interval
-  and last.direction = 'inbound' and last.created_at <= now() - $1::interval
-order by c.enqueued_at, c.id
+where c.status = 'assigned' and c.awaiting_reply_since <= now() - $1::interval
+  and c.assigned_at <= now() - $1::interval
+order by c.awaiting_reply_since, c.id
 limit $2
 for no key update of c skip locked
 """

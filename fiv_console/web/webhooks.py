@@ -3,7 +3,8 @@
 The POST answers 200 only once what it carried is committed (`fiv_console.whatsapp.intake`): anything
 else makes Meta deliver it again, which is what a database outage needs (503) and what a wrong signature
 gets (401, nothing written). A signed body that cannot be stored as messages is kept as a dead letter and
-answered 200, since Meta would only send the same bytes again for 7 days.
+answered 200, since Meta would only send the same bytes again for 7 days; a character in it that is not
+Unicode is replaced where it is (`whatsapp.payloads`), and only logged here.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ async def receive(request: web.Request) -> web.Response:
                 await dead_letters.keep(conn, reason="unparseable", body=body, phone_number_id=None, detail=str(exc))
             log.warning("signed webhook that is not a webhook kept as a dead letter", extra={"problem": str(exc)})
             return web.Response(text="kept")
+        if batch.repaired:
+            log.warning("webhook with characters that are not Unicode: each replaced with U+FFFD where it was")
         result = await request.app[intake_key].ingest(batch, body=body)
     except Unavailable:
         log.warning("webhook not stored: the database is unavailable; Meta will retry")

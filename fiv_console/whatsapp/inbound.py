@@ -116,14 +116,17 @@ values ($1, $2, $3, 'inbound', $4, $5, $6, $7, $8, $9, $10, 'received', $11, clo
 on conflict (channel_id, wa_message_id) do nothing
 returning {MESSAGE_COLUMNS}
 """
-# WhatsApp's notices (a customer changed number) are not the customer writing: they open no window.
+# WhatsApp's notices (a customer changed number) are not the customer writing: they open no window, and
+# await no answer.
 _NOT_FROM_CUSTOMER = frozenset({"system"})
-# Meta's time, but never later than now: a customer's clock must not stretch the 24-hour window.
+# Meta's time, but never later than now: a customer's clock must not stretch the 24-hour window. A customer
+# awaits an answer from the first message no reply has answered ($4: when it was stored), not the last.
 _TOUCH_CONVERSATION_SQL = """
 update conversations
 set last_inbound_at = case when $3 then greatest(last_inbound_at, least($2::timestamptz, now()))
                            else last_inbound_at end,
     last_message_at = greatest(last_message_at, least($2::timestamptz, now())),
+    awaiting_reply_since = coalesce(awaiting_reply_since, $4),
     updated_at = now()
 where id = $1
 """
@@ -183,20 +186,32 @@ order by m.ord
 on conflict (channel_id, wa_message_id) do nothing
 returning {MESSAGE_COLUMNS}, channel_id
 """
-# Meta's times, but never later than now; only a customer's own message moves the 24-hour window. The
-# `= any` finds the rows by their key; joined to the list alone, the planner would scan the tenant's.
+# Meta's times, but never later than now; only a customer's own message moves the 24-hour window, and
+# starts the wait for an answer if none was running. The `= any` finds the rows by their key; joined to the
+# list alone, the planner would scan the tenant's.
 _TOUCH_CONVERSATIONS_SQL = """
 update conversations c
 set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
                            else greatest(c.last_inbound_at, least(t.inbound_at, now())) end,
     last_message_at = greatest(c.last_message_at, least(t.message_at, now())),
+    awaiting_reply_since = coalesce(c.awaiting_reply_since, t.awaiting_from),
     updated_at = now()
 from (
-    select ($2::timestamptz[])[i] as inbound_at, ($3::timestamptz[])[i] as message_at, ($1::uuid[])[i] as id
+    select ($2::timestamptz[])[i] as inbound_at, ($3::timestamptz[])[i] as message_at,
+           ($4::timestamptz[])[i] as awaiting_from, ($1::uuid[])[i] as id
     from generate_subscripts($1::uuid[], 1) as i
 ) t
 where c.id = any($1::uuid[]) and c.id = t.id
 """
+
+
+@dataclass(slots=True)
+class _Touch:
+    """What a batch's messages change in one conversation."""
+
+    message_at: datetime
+    inbound_at: datetime | None = None  # the customer's latest message, by Meta's time
+    awaiting_from: datetime | None = None  # the customer's first message, by when it was stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,23 +322,31 @@ async def store_messages_together(
     )
     inserted = {(row["channel_id"], row["wa_message_id"]): row for row in rows}
 
-    touched: dict[UUID, tuple[datetime | None, datetime]] = {}
+    touched: dict[UUID, _Touch] = {}
     for item, conversation in zip(fresh, conversation_of, strict=True):
         stored_row = inserted.get((item.route.channel_id, item.message.wa_message_id))
         if stored_row is None:  # the same wamid from another sender, committed meanwhile: the first one stays
             outcomes[item.owner].duplicates += 1
             continue
         when = item.message.timestamp or datetime.now(UTC)
-        inbound_at, message_at = touched.get(conversation["id"], (None, when))
+        touch = touched.setdefault(conversation["id"], _Touch(message_at=when))
+        touch.message_at = max(touch.message_at, when)
         if item.message.kind not in _NOT_FROM_CUSTOMER:
-            inbound_at = max(inbound_at, when) if inbound_at else when
-        touched[conversation["id"]] = (inbound_at, max(message_at, when))
+            touch.inbound_at = max(touch.inbound_at, when) if touch.inbound_at else when
+            stored_at = stored_row["created_at"]
+            touch.awaiting_from = min(touch.awaiting_from, stored_at) if touch.awaiting_from else stored_at
         _announce(batch, conversation, stored_row)
         claim(item.owner)
         outcomes[item.owner].messages_stored += 1
     if touched:
         ids = list(touched)
-        await conn.execute(_TOUCH_CONVERSATIONS_SQL, ids, [touched[i][0] for i in ids], [touched[i][1] for i in ids])
+        await conn.execute(
+            _TOUCH_CONVERSATIONS_SQL,
+            ids,
+            [touched[i].inbound_at for i in ids],
+            [touched[i].message_at for i in ids],
+            [touched[i].awaiting_from for i in ids],
+        )
 
 
 def _announce(batch: EventBatch, conversation: asyncpg.Record, row: asyncpg.Record) -> None:
@@ -406,7 +429,10 @@ async def store_message(
     if row is None:  # the same wamid from another sender: the first one stays
         outcome.duplicates += 1
         return
-    await conn.execute(_TOUCH_CONVERSATION_SQL, conversation["id"], when, message.kind not in _NOT_FROM_CUSTOMER)
+    from_customer = message.kind not in _NOT_FROM_CUSTOMER
+    await conn.execute(
+        _TOUCH_CONVERSATION_SQL, conversation["id"], when, from_customer, row["created_at"] if from_customer else None
+    )
     _announce(batch, conversation, row)
     outcome.messages_stored += 1
 

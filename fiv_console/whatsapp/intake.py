@@ -16,10 +16,12 @@ deliveries of one message, or two messages of one customer, are handled one afte
 finding what the first did, and two batches never wait on each other's contacts in a cycle. A deadlock
 with other work, or a serialization failure, is retried a few times.
 
-Poison: an item without the ids needed to store it goes to the dead-letter box; if the database refuses
-a batch for its data (a value a check rejects), the batch is done again item by item, each in a savepoint
-(`inbound.store_message`), and only the refused items go to the dead-letter box. A number no tenant has is a dead
-letter too. None of these is an error for Meta: the POST is answered 200 once everything else is committed.
+Poison: a character no database could store was replaced where it is (`payloads`), so the item holding
+it is stored like any other; an item without the ids needed to store it goes to the dead-letter box; if the
+database refuses a batch for its data (a value a check rejects), the batch is done again item by item, each
+in a savepoint (`inbound.store_message`), and only the refused items go to the dead-letter box. A number no
+tenant has is a dead letter too. None of these is an error for Meta: the POST is answered 200 once
+everything else is committed.
 """
 
 from __future__ import annotations

@@ -24,13 +24,23 @@ comes as a string is read. Lengths that the `messages` table checks (kind 1 to 6
 up to 256) are checked here, so an item that could not be stored is an invalid record instead of a failed
 transaction that Meta would retry forever.
 
-NUL (U+0000) is removed from every string, keys included, before anything else: PostgreSQL's text and
-jsonb cannot hold it, and removing it from the decoded tree keeps the records and the raw JSON stored with
-them in agreement. Nothing else is changed.
+Before anything else, every string of the decoded tree, keys included, is made storable, so that the
+records and the raw JSON stored with them agree: NUL (U+0000) is removed, and what is not a Unicode
+character is replaced with U+FFFD: a lone surrogate (`"\\ud800"`, half an emoji) or bytes that are not
+UTF-8. PostgreSQL's text and jsonb can hold neither NUL nor those, and orjson refuses the latter when it
+reads or writes JSON: kept, one bad character in one message would lose the whole body. orjson reads
+every body first; only a body it refuses is read again by the standard library's parser, which takes
+lone surrogates (and reads the bytes as UTF-8, replacing what is not), while refusing what orjson refuses
+besides (NaN, infinite numbers) so both readings accept the same documents. That second reading nests
+at most as deep as Python's recursion limit (about 1000 levels, orjson's is 1024): a body deeper than that
+with a bad character in it is not JSON. `WebhookBatch.repaired` says characters were replaced. Nothing
+else is changed.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -399,17 +409,22 @@ class WebhookBatch(_Record):
     statuses: tuple[StatusUpdate, ...] = ()
     errors: tuple[WebhookError, ...] = ()
     other_changes: tuple[OtherChange, ...] = ()
+    # Characters that are not Unicode (lone surrogates, bytes that are not UTF-8) were replaced with U+FFFD.
+    repaired: bool = False
 
 
 def parse_webhook(raw: bytes) -> WebhookBatch:
     """Every message, status and error of a webhook body; `WebhookPayloadError` if it is not a webhook."""
+    repaired = False
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise WebhookPayloadError(f"the body is not JSON: {exc}") from None
-    # JSON can carry a NUL only as the escape `\u0000`, so without it in the bytes there is none to remove.
-    if b"\\u0000" in raw:
-        document = _without_nul(document)
+        document = _read_leniently(raw, exc)
+        repaired = True
+    # JSON can carry a NUL only as the escape `\u0000`, so without it in the bytes there is none to remove;
+    # and orjson reads neither lone surrogates nor bytes that are not UTF-8.
+    if repaired or b"\\u0000" in raw:
+        document = _cleaned(document)
     if not isinstance(document, dict) or document.get("object") != BUSINESS_ACCOUNT:
         raise WebhookPayloadError(f'not a WhatsApp webhook: "object" is not "{BUSINESS_ACCOUNT}"')
     try:
@@ -448,23 +463,66 @@ def parse_webhook(raw: bytes) -> WebhookBatch:
         statuses=tuple(statuses),
         errors=tuple(errors),
         other_changes=tuple(other_changes),
+        repaired=repaired,
     )
 
 
-def _without_nul(document: Any) -> Any:
-    """The decoded document with NUL removed from every string and key, in place, keys kept in order.
+# What orjson reads as an integer; beyond it, a float (as orjson does).
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _int(text: str) -> int | float:
+    value = int(text)
+    return value if _INT_MIN <= value <= _INT_MAX else float(text)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("number is infinite")
+    return value
+
+
+def _refused_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _read_leniently(raw: bytes, refusal: orjson.JSONDecodeError) -> Any:
+    """A body orjson refused, read again taking lone surrogates and bytes that are not UTF-8 (left for
+    `_cleaned` to replace); `WebhookPayloadError`, with orjson's reason, if it is not JSON even so."""
+    try:
+        return json.loads(
+            raw.decode("utf-8", errors="replace"),
+            parse_int=_int,
+            parse_float=_finite,
+            parse_constant=_refused_constant,
+        )
+    except (ValueError, RecursionError):
+        raise WebhookPayloadError(f"the body is not JSON: {refusal}") from None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable_text(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
+def _cleaned(document: Any) -> Any:
+    """The decoded document with every string and key made storable (`_storable_text`), in place, keys kept
+    in order.
 
     A loop rather than recursion: orjson accepts 1024 levels of nesting, more than Python's recursion limit.
     """
     if isinstance(document, str):
-        return document.replace("\x00", "")
+        return _storable_text(document)
     pending: list[Any] = [document]
     while pending:
         container = pending.pop()
         if isinstance(container, list):
             for index, item in enumerate(container):
                 if isinstance(item, str):
-                    container[index] = item.replace("\x00", "")
+                    container[index] = _storable_text(item)
                 elif isinstance(item, list | dict):
                     pending.append(item)
         elif isinstance(container, dict):
@@ -473,7 +531,7 @@ def _without_nul(document: Any) -> Any:
             for key, item in items:
                 if isinstance(item, list | dict):
                     pending.append(item)
-                container[key.replace("\x00", "")] = item.replace("\x00", "") if isinstance(item, str) else item
+                container[_storable_text(key)] = _storable_text(item) if isinstance(item, str) else item
     return document
 
 
