@@ -25,6 +25,7 @@ from fiv_console.keys import (
     database_key,
     graph_client_key,
     hub_key,
+    in_flight_key,
     instance_id_key,
     intake_key,
     rate_limiter_key,
@@ -41,6 +42,7 @@ from fiv_console.settings import Settings
 from fiv_console.web import openapi, pages, webhooks, ws
 from fiv_console.web.api import registry as api_registry
 from fiv_console.web.health import get_health
+from fiv_console.web.in_flight import InFlight
 from fiv_console.web.middleware import add_security_headers, api_error_middleware, request_context_middleware
 from fiv_console.web.sessions import setup_sessions
 from fiv_console.whatsapp.client import GraphClient, RetryPolicy, TokenBuckets
@@ -129,14 +131,26 @@ async def close_sockets(app: web.Application) -> None:
         app[hub_key].close_sockets()
 
 
+async def drain(app: web.Application) -> None:
+    """The server is stopping (it no longer listens): console sockets close with 1012, responses close their
+    connections, and this returns once every request in flight has finished. The loops and pools still run
+    meanwhile, so a webhook still arriving is stored and answered."""
+    in_flight = app[in_flight_key]
+    in_flight.stopping = True
+    await close_sockets(app)
+    await in_flight.finished()
+
+
 def create_app(settings: Settings) -> web.Application:
     if settings.secret_key is None:
         raise StartupError("SECRET_KEY is not set: sessions cannot be signed")
+    in_flight = InFlight()
     app = web.Application(
-        middlewares=[request_context_middleware, api_error_middleware],
+        middlewares=[in_flight.middleware(), request_context_middleware, api_error_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[settings_key] = settings
+    app[in_flight_key] = in_flight
     app[instance_id_key] = uuid.uuid4()
     app[rate_limiter_key] = LocalRateLimiter()
     app[typing_throttle_key] = TypingThrottle()

@@ -14,6 +14,7 @@ from fiv_console.rate_limit import RateLimiter
 from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep
 from fiv_console.settings import Settings
+from fiv_console.web.in_flight import InFlight
 from fiv_console.whatsapp.client import GraphClient
 from fiv_console.whatsapp.intake import Intake
 from fiv_console.whatsapp.sending import TypingThrottle
@@ -32,3 +33,4 @@ bus_key = web.AppKey("bus", Bus)
 hub_key = web.AppKey("hub", Hub)
 upkeep_key = web.AppKey("upkeep", Upkeep)
 assignment_key = web.AppKey("assignment", AssignmentLoop)
+in_flight_key = web.AppKey("in_flight", InFlight)

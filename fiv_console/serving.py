@@ -12,25 +12,25 @@ import secrets
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
 from aiohttp import web
-from aiohttp.web_runner import GracefulExit
 from pydantic import SecretStr
 
+from fiv_console.app import drain
 from fiv_console.db import migrations
 from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.startup import StartupError
 from fiv_console.db.urls import app_role, derived_app_password, owner_url
+from fiv_console.keys import in_flight_key, settings_key
 from fiv_console.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SHUTDOWN_TIMEOUT_SECONDS = 30.0
 
 
 class Terminated(SystemExit):
@@ -128,26 +128,95 @@ async def apply_migrations(settings: Settings) -> list[migrations.Migration]:
     return applied
 
 
+class StoppedAtOnce(SystemExit):
+    """A second SIGTERM or Ctrl-C, or SHUTDOWN_TIMEOUT spent: every task is cancelled where it stands."""
+
+
+# Of SHUTDOWN_TIMEOUT, requests in flight may take all but the last fifth; what is still running then is
+# cancelled (with a twentieth to let go first and another to unwind), then the loops and pools close.
+_DRAIN_SHARE = 0.8
+_LAST_GRACE_SHARE = 0.05
+
+
+class _StopSignals:
+    """Ctrl-C and SIGTERM while serving: the first asks for an orderly stop, which the deadline bounds; a second
+    one, or the deadline, stops at once (`StoppedAtOnce`, raised out of the event loop)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.requested = asyncio.Event()
+        self.deadline = 0.0
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._at_deadline: asyncio.TimerHandle | None = None
+        self._installed: list[signal.Signals] = []
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._loop.add_signal_handler(signum, self._received, signum)
+            except NotImplementedError:  # Windows: Ctrl-C interrupts as KeyboardInterrupt instead
+                continue
+            self._installed.append(signum)
+
+    def remove(self) -> None:
+        if self._at_deadline is not None:
+            self._at_deadline.cancel()
+        for signum in self._installed:
+            self._loop.remove_signal_handler(signum)
+        # Until the process ends (the embedded database may still stop), SIGTERM stays orderly.
+        install_sigterm_handler()
+
+    def _received(self, signum: signal.Signals) -> None:
+        if self.requested.is_set():
+            self._stop_at_once(f"a second {signum.name}")
+        log.info("stopping", extra={"signal": signum.name, "within_seconds": self._timeout})
+        self.requested.set()
+        self.deadline = self._loop.time() + self._timeout
+        self._at_deadline = self._loop.call_at(self.deadline, self._stop_at_once, "SHUTDOWN_TIMEOUT spent")
+
+    def _stop_at_once(self, reason: str) -> None:
+        log.warning("stopping at once: requests still in flight are cut short", extra={"reason": reason})
+        raise StoppedAtOnce(1)
+
+
 def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str], None]) -> None:
-    """Serve until Ctrl-C or SIGTERM, then stop accepting, finish in-flight requests and clean up."""
+    """Serve until Ctrl-C or SIGTERM, then stop within SHUTDOWN_TIMEOUT: stop listening, close the console
+    sockets (1012), let requests in flight finish, and close the loops and pools.
+
+    A second Ctrl-C or SIGTERM, or the timeout spent, stops at once (`StoppedAtOnce`, exit code 1): every task
+    is cancelled; transactions not committed roll back, and webhooks not answered are sent again by Meta.
+    """
+    timeout = app[settings_key].shutdown_timeout
 
     async def _serve() -> None:
-        runner = web.AppRunner(app, handle_signals=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
-        await runner.setup()
+        stop = _StopSignals(timeout)
+        stop.install()
         try:
-            site = web.TCPSite(runner, host, port)
-            await site.start()
-            bound_port = runner.addresses[0][1] if runner.addresses else port  # `--port 0` picks one
-            on_ready(f"http://{host}:{bound_port}")
-            await asyncio.Event().wait()
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=timeout * _LAST_GRACE_SHARE)
+            await runner.setup()
+            try:
+                site = web.TCPSite(runner, host, port)
+                await site.start()
+                bound_port = runner.addresses[0][1] if runner.addresses else port  # `--port 0` picks one
+                on_ready(f"http://{host}:{bound_port}")
+                await stop.requested.wait()
+                await _drain(runner, until=stop.deadline - timeout * (1 - _DRAIN_SHARE))
+            finally:
+                await runner.cleanup()
         finally:
-            await runner.cleanup()
+            stop.remove()
 
-    try:
+    # Where the loop cannot take signals (Windows), Ctrl-C cancels `_serve`, whose cleanup runs, and ends here.
+    with suppress(KeyboardInterrupt):
         run_async(_serve)
-    except (GracefulExit, KeyboardInterrupt):
-        pass
-    finally:
-        # The runner's loop-level signal handlers are gone with the loop: keep SIGTERM orderly while
-        # the embedded database (if any) stops.
-        install_sigterm_handler()
+
+
+async def _drain(runner: web.AppRunner, *, until: float) -> None:
+    """Stops listening, then waits (until the loop time `until`) for the requests in flight, whose connections
+    still read: aiohttp's shutdown (`runner.cleanup`), which follows, would stop reading them at once."""
+    for site in list(runner.sites):
+        await site.stop()
+    try:
+        await asyncio.wait_for(drain(runner.app), timeout=max(0.0, until - asyncio.get_running_loop().time()))
+    except TimeoutError:
+        log.warning("requests still in flight are cancelled", extra={"requests": runner.app[in_flight_key].count})

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     db_pool_max_size: int = Field(default=20, ge=1, le=500)
     db_acquire_timeout: float = Field(default=5.0, gt=0, le=300)
     db_command_timeout: float = Field(default=30.0, gt=0, le=3600)
+    shutdown_timeout: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="Seconds from SIGTERM or Ctrl-C to the end of the process: requests in flight finish, console "
+        "sockets close with 1012, then the loops and pools; past it the process stops at once.",
+    )
     session_idle_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60, description="Signed out after this idle.")
     session_max_hours: int = Field(default=12, ge=1, le=30 * 24, description="Signed out this long after login.")
     login_attempts_per_account: int = Field(default=10, ge=1, le=10_000, description="Per 15 minutes.")

@@ -163,3 +163,15 @@ def test_the_command_line_reports_a_bad_port_in_one_line() -> None:
     assert lines[0].startswith("fiv-console: error: configuration: PORT: "), run
     for secret in ("abc", "topsecret-0123456789", "hunter2"):
         assert secret not in run.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "-1", "abc", "3601"])
+def test_a_bad_shutdown_timeout_names_shutdown_timeout(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    message = config_error(monkeypatch, SHUTDOWN_TIMEOUT=value)
+    assert message.startswith("SHUTDOWN_TIMEOUT: "), message
+
+
+def test_the_shutdown_timeout_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().shutdown_timeout == 30
+    monkeypatch.setenv("SHUTDOWN_TIMEOUT", "7.5")
+    assert load_settings().shutdown_timeout == 7.5

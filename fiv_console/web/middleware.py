@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -37,7 +38,7 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
     tenant_id_var.set(None)
     user_id_var.set(None)
     started = time.perf_counter()
-    status = 500
+    status: int | None = 500
     try:
         response = await handler(request)
         status = response.status
@@ -47,6 +48,9 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
     except web.HTTPException as exc:
         status = exc.status
         exc.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    except asyncio.CancelledError:
+        status = None  # cut short by a stopping server: nothing was answered
         raise
     finally:
         access_log.info(
