@@ -1,0 +1,88 @@
+"""Request bodies read whole: their size limit, their deadline, and the one buffer they are read into.
+
+Every body the server reads whole (JSON calls, webhooks, sign-in) goes through `read_body`:
+- a declared `Content-Length` over the limit is refused (413) before a byte is read; a chunked body is cut off
+  (413) as soon as it passes it;
+- the whole body must arrive within `BODY_TIMEOUT_SECONDS`, or the request is answered 408 (a client that
+  trickles a body holds nothing past it);
+- a body of declared length is read into one buffer of that length, so its chunks are freed as they arrive
+  instead of piling up in the heap until the end (aiohttp's `request.read()` also raises its stream's buffer
+  to the whole limit, letting a stalled client park megabytes in it).
+
+It is read once per request: later calls give the same bytes. Streamed uploads are read by their handler
+under an idle deadline instead (`fiv_console.web.api.media`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import StreamReader, web
+
+from fiv_console.errors import DomainError, InvalidInput
+from fiv_console.keys import settings_key
+
+_BODY_KEY = web.RequestKey("body", bytes)
+
+
+class BodyTooLarge(DomainError):
+    code = "PAYLOAD_TOO_LARGE"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is larger than the {limit} bytes allowed here")
+
+
+class BodyTooSlow(DomainError):
+    code = "REQUEST_TIMEOUT"
+
+
+def over_limit(request: web.Request, limit: int) -> bool:
+    """Whether the declared length alone already passes `limit` (a chunked body declares none)."""
+    declared = request.content_length
+    return declared is not None and declared > limit
+
+
+async def read_body(request: web.Request, *, limit: int | None = None) -> bytes:
+    """The whole body, at most `limit` bytes (unset: the application's `client_max_size`), within the deadline."""
+    if _BODY_KEY in request:
+        return request[_BODY_KEY]
+    limit = request.client_max_size if limit is None else limit
+    if over_limit(request, limit):
+        raise BodyTooLarge(limit)
+    seconds = request.app[settings_key].body_timeout_seconds
+    declared = request.content_length
+    try:
+        async with asyncio.timeout(seconds):
+            if declared is None:
+                body = await _read_chunked(request.content, limit)
+            else:
+                body = await _read_declared(request.content, declared)
+    except TimeoutError:
+        raise BodyTooSlow(f"the body did not arrive within {seconds:g} seconds") from None
+    request[_BODY_KEY] = body
+    return body
+
+
+async def _read_declared(stream: StreamReader, size: int) -> bytes:
+    buffer = bytearray(size)
+    with memoryview(buffer) as view:
+        filled = 0
+        while filled < size:
+            chunk = await stream.readany()
+            if not chunk:
+                # aiohttp's parser ends a body only at its declared length or with an error; this is a guard.
+                raise InvalidInput("the body ended before its Content-Length")
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+    return bytes(buffer)
+
+
+async def _read_chunked(stream: StreamReader, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
