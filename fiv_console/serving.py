@@ -26,7 +26,7 @@ from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.startup import StartupError
 from fiv_console.db.urls import app_role, derived_app_password, owner_url
 from fiv_console.settings import Settings
-from fiv_console.web import connection_deadlines
+from fiv_console.web import connection_limits
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str
     """Serve until Ctrl-C or SIGTERM, then stop accepting, finish in-flight requests and clean up."""
 
     async def _serve() -> None:
-        runner = connection_deadlines.AppRunner(
+        runner = connection_limits.AppRunner(
             app, handle_signals=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
         )
         await runner.setup()

@@ -28,7 +28,7 @@ from fiv_console.db.pool import Database, create_database
 from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
 from fiv_console.settings import Settings
 from fiv_console.tenants import TenantCreate, create_tenant
-from fiv_console.web import connection_deadlines
+from fiv_console.web import connection_limits
 from tests.api import Browsers, TenantPeople, make_tenant
 from tests.redis_server import own_redis_server
 
@@ -159,7 +159,7 @@ class ServeLikeTestServer(TestServer):
     """aiohttp's test server running the application as `fiv-console serve` does (its header deadline)."""
 
     async def _make_runner(self, **kwargs: Any) -> BaseRunner:
-        return connection_deadlines.AppRunner(self.app, **kwargs)
+        return connection_limits.AppRunner(self.app, **kwargs)
 
 
 @asynccontextmanager

@@ -250,6 +250,11 @@ async def test_bodies_trickled_slower_than_the_deadline_are_cut_off(database: Te
             answer = await login.answer()
             assert answer.status == 408
             assert orjson.loads(answer.body)["error"]["code"] == "REQUEST_TIMEOUT"
+            # ... and their connections end there rather than after aiohttp's lingering (10 s).
+            started = time.monotonic()
+            assert await webhook.closed_in_time()
+            assert await login.closed_in_time()
+            assert time.monotonic() - started < 5
         finally:
             for trickler in tricklers:
                 trickler.cancel()

@@ -27,7 +27,7 @@ from aiohttp.typedefs import Handler, Middleware
 from fiv_console.errors import DomainError, RateLimited, Unauthenticated, Unavailable
 from fiv_console.settings import Settings
 from fiv_console.web import envelope
-from fiv_console.web.bodies import BodyTooLarge, over_limit, read_body
+from fiv_console.web.bodies import LARGE_BODY, BodyTooLarge, forget, give_back_memory_soon, over_limit, read_body
 
 RETRY_AFTER_SECONDS = 5
 
@@ -98,13 +98,28 @@ def _refusal(request: web.Request, guard: Guard, exc: DomainError) -> web.Respon
     return web.Response(status=status, text=exc.message, headers=headers)
 
 
-def _admit(request: web.Request, guard: Guard) -> int:
-    """The room the body needs, once the cheap checks pass."""
+def _admit(request: web.Request, guard: Guard) -> None:
+    """The cheap checks, before anything is read."""
     if guard.required_header is not None and guard.required_header not in request.headers:
         raise Unauthenticated(f"the {guard.required_header} header is missing")
     if over_limit(request, guard.limit):
         raise BodyTooLarge(guard.limit)
-    return request.content_length if request.content_length is not None else guard.limit
+
+
+async def _guarded(request: web.Request, handler: Handler, guard: Guard, address: str, size: int) -> web.StreamResponse:
+    try:
+        _admit(request, guard)
+        guard.budget.reserve(address, size)
+    except DomainError as exc:
+        return _refusal(request, guard, exc)
+    try:
+        try:
+            await read_body(request, limit=guard.limit)
+        except DomainError as exc:
+            return _refusal(request, guard, exc)
+        return await handler(request)
+    finally:
+        guard.budget.release(address, size)
 
 
 def middleware(guards: Mapping[tuple[str, str], Guard]) -> Middleware:
@@ -116,18 +131,13 @@ def middleware(guards: Mapping[tuple[str, str], Guard]) -> Middleware:
         if guard is None:
             return await handler(request)
         address = request.remote or "unknown"
+        size = request.content_length if request.content_length is not None else guard.limit
         try:
-            size = _admit(request, guard)
-            guard.budget.reserve(address, size)
-        except DomainError as exc:
-            return _refusal(request, guard, exc)
-        try:
-            try:
-                await read_body(request, limit=guard.limit)
-            except DomainError as exc:
-                return _refusal(request, guard, exc)
-            return await handler(request)
+            return await _guarded(request, handler, guard, address, size)
         finally:
-            guard.budget.release(address, size)
+            forget(request)
+            # Refused large bodies are still read and dropped by aiohttp (so the client can read the answer).
+            if size >= LARGE_BODY:
+                give_back_memory_soon()
 
     return guard_bodies

@@ -16,6 +16,9 @@ under an idle deadline instead (`fiv_console.web.api.media`).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import sys
+from collections.abc import Callable
 
 from aiohttp import StreamReader, web
 
@@ -23,6 +26,8 @@ from fiv_console.errors import DomainError, InvalidInput
 from fiv_console.keys import settings_key
 
 _BODY_KEY = web.RequestKey("body", bytes)
+LARGE_BODY = 1024 * 1024
+_TRIM_DELAY_SECONDS = 2.0
 
 
 class BodyTooLarge(DomainError):
@@ -63,26 +68,77 @@ async def read_body(request: web.Request, *, limit: int | None = None) -> bytes:
     return body
 
 
+# On failure (a deadline, a client gone) the part read is dropped before the exception leaves: its traceback
+# keeps the reading frame alive until the next garbage collection, which would keep megabytes with it.
+
+
 async def _read_declared(stream: StreamReader, size: int) -> bytes:
     buffer = bytearray(size)
-    with memoryview(buffer) as view:
-        filled = 0
-        while filled < size:
-            chunk = await stream.readany()
-            if not chunk:
-                # aiohttp's parser ends a body only at its declared length or with an error; this is a guard.
-                raise InvalidInput("the body ended before its Content-Length")
-            view[filled : filled + len(chunk)] = chunk
-            filled += len(chunk)
+    try:
+        with memoryview(buffer) as view:
+            filled = 0
+            while filled < size:
+                chunk = await stream.readany()
+                if not chunk:
+                    # aiohttp's parser ends a body only at its declared length or with an error; a guard.
+                    raise InvalidInput("the body ended before its Content-Length")
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+    except BaseException:
+        del buffer
+        raise
     return bytes(buffer)
 
 
 async def _read_chunked(stream: StreamReader, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    while chunk := await stream.readany():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
+    try:
+        while chunk := await stream.readany():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            chunks.append(chunk)
+    except BaseException:
+        chunks.clear()
+        raise
     return b"".join(chunks)
+
+
+def forget(request: web.Request) -> None:
+    """Drops the request's body once its handler is done, rather than with the request."""
+    request.pop(_BODY_KEY, None)
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim  # glibc only; musl has none
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+class _HeapTrimmer:
+    """After large bodies, glibc keeps the heap pages their chunks were read into; this returns the free ones
+    to the system once no large body has ended for a moment (each call to `soon` pushes that moment back)."""
+
+    def __init__(self, malloc_trim: Callable[[int], int] | None) -> None:
+        self._malloc_trim = malloc_trim
+        self._timer: asyncio.TimerHandle | None = None
+
+    def soon(self) -> None:
+        if self._malloc_trim is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(_TRIM_DELAY_SECONDS, self._trim)
+
+    def _trim(self) -> None:
+        self._timer = None
+        assert self._malloc_trim is not None
+        self._malloc_trim(0)
+
+
+give_back_memory_soon = _HeapTrimmer(_find_malloc_trim()).soon

@@ -1,5 +1,6 @@
-"""The header deadline: a connection that has not sent a request's complete headers within
-`HEADER_TIMEOUT_SECONDS` of connecting, or of its previous answer, is closed.
+"""What one connection may hold: the header deadline (a connection that has not sent a request's complete
+headers within `HEADER_TIMEOUT_SECONDS` of connecting, or of its previous answer, is closed), and how much of
+a body it buffers before anything reads it.
 
 aiohttp has no deadline of its own for receiving headers. Its keep-alive timer is meant for idle
 connections between requests (an hour by default, armed at the first answer in older releases), so a client
@@ -7,7 +8,8 @@ that trickles a header line every few seconds, or connects and sends nothing, ho
 and its buffers for as long as it likes: hundreds of them are a slowloris attack. This module's
 `RequestHandler` arms a timer when the connection is made and again once each answer is written, disarms it
 as soon as aiohttp has parsed a complete request head, and closes the connection if it fires first. Bodies
-have deadlines of their own (`fiv_console.web.bodies`, and uploads in `fiv_console.web.api.media`).
+have deadlines of their own (`fiv_console.web.bodies`, and uploads in `fiv_console.web.api.media`); once a
+body has missed its deadline (answered 408), the handler closes the connection at once instead of reading on.
 
 aiohttp builds its handlers inside its `Server`, which `AppRunner` makes; `AppRunner` here makes a `Server`
 that builds these handlers instead, reading the deadline from the application's settings. `fiv-console serve`
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -61,8 +64,12 @@ class HeaderDeadlineHandler(RequestHandler):
         self, request: BaseRequest, resp: StreamResponse, start_time: float | None
     ) -> tuple[StreamResponse, bool]:
         finished = await super().finish_response(request, resp, start_time)
-        # Requests already parsed behind this one (pipelined) need no deadline: their heads are here.
-        if not self._messages:
+        if resp.status == HTTPStatus.REQUEST_TIMEOUT:
+            # The body missed its deadline: aiohttp would go on reading it for up to `lingering_time` (10 s)
+            # so the client can read the answer, which a client this slow has not earned.
+            self.force_close()
+        elif not self._messages:
+            # Requests already parsed behind this one (pipelined) need no deadline: their heads are here.
             self._arm()
         return finished
 
@@ -92,8 +99,15 @@ class _HeaderDeadlineServer(Server):
         return HeaderDeadlineHandler(self, loop=self._loop, header_timeout=self._header_timeout, **self._kwargs)
 
 
+# What one connection may buffer of a body nobody is reading yet (aiohttp pauses reading at twice this): a
+# body refused unread is still read and dropped for a while, so the client can read the answer, and at
+# aiohttp's 256 KiB a hundred such connections held 50 MiB between them.
+READ_BUFFER_BYTES = 64 * 1024
+
+
 class AppRunner(web.AppRunner):
-    """`aiohttp.web.AppRunner` whose connections keep the header deadline of the application's settings."""
+    """`aiohttp.web.AppRunner` whose connections keep the header deadline of the application's settings, and
+    buffer at most READ_BUFFER_BYTES (twice that before reading pauses) of a body not yet read."""
 
     async def _make_server(self) -> Server:
         made = await super()._make_server()
@@ -103,5 +117,5 @@ class AppRunner(web.AppRunner):
             handler_cancellation=made.handler_cancellation,
             loop=asyncio.get_running_loop(),
             header_timeout=self.app[settings_key].header_timeout_seconds,
-            **made._kwargs,
+            **{"read_bufsize": READ_BUFFER_BYTES, **made._kwargs},
         )
