@@ -54,8 +54,9 @@ log = logging.getLogger(__name__)
 # bodies share the same limit.
 CLIENT_MAX_SIZE = 4 * 1024 * 1024
 WEBHOOK_MAX_BODY = CLIENT_MAX_SIZE
-# An email, a password of at most 1,024 characters and a workspace: a few KiB even escaped.
-SIGN_IN_MAX_BODY = 8 * 1024
+# An email, a password of at most 1,024 characters and a workspace: a few KiB, and under this even when every
+# character is \u-escaped as a surrogate pair (12 bytes each).
+SIGN_IN_MAX_BODY = 16 * 1024
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

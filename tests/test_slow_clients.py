@@ -128,7 +128,7 @@ async def test_a_sign_in_body_over_its_limit_is_refused_before_it_is_read(databa
 
         chunked = await connect(server, clients)
         await chunked.send(login_head(None))
-        for _ in range(4):  # 16 KiB in chunks of 4 KiB, past the 8 KiB limit, and no end
+        for _ in range(6):  # 24 KiB in chunks of 4 KiB, past the 16 KiB limit, and no end
             await chunked.send(b"1000\r\n" + b" " * 4096 + b"\r\n")
         answer = await chunked.answer()
         assert answer.status == 413

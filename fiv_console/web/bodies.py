@@ -7,7 +7,9 @@ Every body the server reads whole (JSON calls, webhooks, sign-in) goes through `
   trickles a body holds nothing past it);
 - a body of declared length is read into one buffer of that length, so its chunks are freed as they arrive
   instead of piling up in the heap until the end (aiohttp's `request.read()` also raises its stream's buffer
-  to the whole limit, letting a stalled client park megabytes in it).
+  to the whole limit, letting a stalled client park megabytes in it);
+- once the request of a large body is done, the caller drops it (`forget`) and asks for the heap's freed
+  pages to go back to the system (`give_back_memory_soon`; docs/benchmarks.md has what each step returned).
 
 It is read once per request: later calls give the same bytes. Streamed uploads are read by their handler
 under an idle deadline instead (`fiv_console.web.api.media`).
@@ -26,6 +28,7 @@ from fiv_console.errors import DomainError, InvalidInput
 from fiv_console.keys import settings_key
 
 _BODY_KEY = web.RequestKey("body", bytes)
+# From this size on, a body's request ends with the heap trimmed.
 LARGE_BODY = 1024 * 1024
 _TRIM_DELAY_SECONDS = 2.0
 
