@@ -39,7 +39,7 @@ from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep, run_retention
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
-from fiv_console.web import openapi, pages, webhooks, ws
+from fiv_console.web import anonymous_bodies, openapi, pages, webhooks, ws
 from fiv_console.web.api import registry as api_registry
 from fiv_console.web.health import get_health
 from fiv_console.web.in_flight import InFlight
@@ -48,11 +48,17 @@ from fiv_console.web.sessions import setup_sessions
 from fiv_console.whatsapp.client import GraphClient, RetryPolicy, TokenBuckets
 from fiv_console.whatsapp.intake import Intake
 from fiv_console.whatsapp.sending import Dispatcher, TypingThrottle
+from fiv_console.whatsapp.signature import SIGNATURE_HEADER
 
 log = logging.getLogger(__name__)
 
-# Webhook bodies may reach 3 MB (Meta's limit); the margin covers JSON escaping.
+# Webhook bodies may reach 3 MB (Meta's limit); the margin covers JSON escaping. Signed-in callers' JSON
+# bodies share the same limit.
 CLIENT_MAX_SIZE = 4 * 1024 * 1024
+WEBHOOK_MAX_BODY = CLIENT_MAX_SIZE
+# An email, a password of at most 1,024 characters and a workspace: a few KiB, and under this even when every
+# character is \u-escaped as a surrogate pair (12 bytes each).
+SIGN_IN_MAX_BODY = 16 * 1024
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -145,8 +151,20 @@ def create_app(settings: Settings) -> web.Application:
     if settings.secret_key is None:
         raise StartupError("SECRET_KEY is not set: sessions cannot be signed")
     in_flight = InFlight()
+    # Bodies read before their sender has proven anything have guards of their own (`anonymous_bodies`).
+    guards = {
+        ("POST", "/webhooks/whatsapp"): anonymous_bodies.guard(
+            settings, limit=WEBHOOK_MAX_BODY, required_header=SIGNATURE_HEADER, always_unavailable=True
+        ),
+        ("POST", "/api/auth/login"): anonymous_bodies.guard(settings, limit=SIGN_IN_MAX_BODY),
+    }
     app = web.Application(
-        middlewares=[in_flight.middleware(), request_context_middleware, api_error_middleware],
+        middlewares=[
+            in_flight.middleware(),
+            request_context_middleware,
+            api_error_middleware,
+            anonymous_bodies.middleware(guards),
+        ],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[settings_key] = settings

@@ -27,6 +27,7 @@ from fiv_console.db.startup import StartupError
 from fiv_console.db.urls import app_role, derived_app_password, owner_url
 from fiv_console.keys import in_flight_key, settings_key
 from fiv_console.settings import Settings
+from fiv_console.web import connection_limits
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str
         stop = _StopSignals(timeout)
         stop.install()
         try:
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=timeout * _LAST_GRACE_SHARE)
+            runner = connection_limits.AppRunner(app, access_log=None, shutdown_timeout=timeout * _LAST_GRACE_SHARE)
             await runner.setup()
             try:
                 site = web.TCPSite(runner, host, port)

@@ -107,6 +107,37 @@ class Settings(BaseSettings):
     session_max_hours: int = Field(default=12, ge=1, le=30 * 24, description="Signed out this long after login.")
     login_attempts_per_account: int = Field(default=10, ge=1, le=10_000, description="Per 15 minutes.")
     login_attempts_per_address: int = Field(default=50, ge=1, le=100_000, description="Per 15 minutes.")
+    header_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="A connection must send a request's complete headers this soon after connecting or after "
+        "its previous answer, or it is closed (slow or idle clients hold no connection longer).",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="A request body that is read whole must arrive within this."
+    )
+    upload_idle_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="A streamed upload that sends nothing for this long is cut off."
+    )
+    unauthenticated_bodies_at_once: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Bodies of callers that have proven nothing yet (webhooks, sign-in) read at once, per route.",
+    )
+    unauthenticated_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=4 * 1024 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Bytes of such bodies held at once, per route (declared sizes; the route's limit if chunked).",
+    )
+    unauthenticated_share_per_address: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="The part of those two budgets one client address may take (1 behind a proxy that hides them).",
+    )
 
     @field_validator("database_url", "database_app_url")
     @classmethod

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 
 from fiv_console.app import create_app
 from fiv_console.db.embedded import embedded_postgres
@@ -26,6 +28,7 @@ from fiv_console.db.pool import Database, create_database
 from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
 from fiv_console.settings import Settings
 from fiv_console.tenants import TenantCreate, create_tenant
+from fiv_console.web import connection_limits
 from tests.api import Browsers, TenantPeople, make_tenant
 from tests.redis_server import own_redis_server
 
@@ -152,10 +155,17 @@ def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+class ServeLikeTestServer(TestServer):
+    """aiohttp's test server running the application as `fiv-console serve` does (its header deadline)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return connection_limits.AppRunner(self.app, **kwargs)
+
+
 @asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[TestServer]:
     """The whole application with these settings on a real port, as browsers and integrations reach it."""
-    server = TestServer(create_app(settings))
+    server = ServeLikeTestServer(create_app(settings))
     await server.start_server()
     try:
         yield server

@@ -8,6 +8,7 @@ fetches it from the simulator's Graph API.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -398,3 +399,37 @@ async def test_a_malformed_upload_is_refused_as_invalid(
     )
     assert (answer.status, answer.code) == (400, "VALIDATION_ERROR"), answer.body
     assert world.simulator.uploads == []
+
+
+async def test_an_upload_is_cut_off_when_it_stops_sending_but_not_while_it_keeps_sending(
+    database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(
+        database, db, tenant, seed=12, token=TOKEN, access_tokens=frozenset({TOKEN}), upload_idle_timeout_seconds=1.0
+    ) as world:
+        await _customer_sends(world, text_message(CUSTOMER, "hello"))
+        agent = await world.browsers.signed_in(tenant.agent)
+        conversation_id, _ = await _latest_message(agent)
+        assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+        path = f"/api/conversations/{conversation_id}/media"
+        headers = {"Content-Type": "multipart/form-data; boundary=b0"}
+
+        async def slow_but_steady() -> AsyncIterator[bytes]:
+            # Longer in all than the idle deadline, never idle as long: a slow link, which must not be cut off.
+            yield _PART + PNG
+            for _ in range(8):
+                await asyncio.sleep(0.3)
+                yield b"x" * 1000
+            yield b"\r\n--b0--\r\n"
+
+        answer = await agent.call("POST", path, data=slow_but_steady(), headers=headers)
+        assert answer.status == 201, answer.body
+
+        async def stalls() -> AsyncIterator[bytes]:
+            yield _PART + PNG
+            await asyncio.sleep(3600)
+            yield b""
+
+        async with asyncio.timeout(15):
+            answer = await agent.call("POST", path, data=stalls(), headers=headers)
+        assert (answer.status, answer.code) == (408, "REQUEST_TIMEOUT"), answer.body

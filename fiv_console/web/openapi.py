@@ -47,8 +47,8 @@ class Problem(BaseModel):
     """What went wrong: a stable code for programs, a message for people, field-level details when known."""
 
     code: str = Field(
-        description="VALIDATION_ERROR, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED, CONFLICT, "
-        "PAYLOAD_TOO_LARGE, RATE_LIMITED, INTERNAL_ERROR or UNAVAILABLE"
+        description="VALIDATION_ERROR, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED, "
+        "REQUEST_TIMEOUT, CONFLICT, PAYLOAD_TOO_LARGE, RATE_LIMITED, INTERNAL_ERROR or UNAVAILABLE"
     )
     message: str
     details: Any = Field(
@@ -72,7 +72,8 @@ _ERROR_RESPONSES: dict[str, str] = {
     "Forbidden": f"FORBIDDEN: the caller's role may not do this, or a cookie-authenticated change lacks {CSRF_HEADER}.",
     "NotFound": "NOT_FOUND: no such id in the caller's tenant (another tenant's ids are never told apart).",
     "Error": (
-        "Any other failure, in the same envelope: CONFLICT 409, PAYLOAD_TOO_LARGE 413, RATE_LIMITED 429 and "
+        "Any other failure, in the same envelope: REQUEST_TIMEOUT 408 (the body came too slowly), CONFLICT 409, "
+        "PAYLOAD_TOO_LARGE 413, RATE_LIMITED 429 and "
         "UNAVAILABLE 503 (both with Retry-After), INTERNAL_ERROR 500 (quote the X-Request-ID)."
     ),
 }

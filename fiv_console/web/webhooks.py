@@ -18,6 +18,7 @@ from aiohttp import web
 from fiv_console import dead_letters
 from fiv_console.errors import Unavailable
 from fiv_console.keys import database_key, intake_key, settings_key
+from fiv_console.web.bodies import read_body
 from fiv_console.whatsapp.payloads import WebhookPayloadError, parse_webhook
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER, signature_matches
 
@@ -51,7 +52,7 @@ async def receive(request: web.Request) -> web.Response:
     if app_secret is None:
         log.error("webhook refused: WHATSAPP_APP_SECRET is not set, so no signature can be checked")
         raise web.HTTPServiceUnavailable(text="webhook intake is not configured")
-    body = await request.read()  # over the application's client_max_size: 413
+    body = await read_body(request)  # read and limited by its guard (`app.py`) before this runs
     if not signature_matches(app_secret.get_secret_value().encode(), body, request.headers.get(SIGNATURE_HEADER)):
         log.warning("webhook refused: signature missing or wrong")
         raise web.HTTPUnauthorized(text="invalid signature")

@@ -17,6 +17,7 @@ against its bytes before it goes to Meta. The answer (201) names the media id to
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from fiv_console.keys import graph_client_key, settings_key
 from fiv_console.media import CheckedUpload, MediaSource, UploadedMedia
 from fiv_console.web.api.conversations import viewer_of
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, Created, NoInput, RouteTable
+from fiv_console.web.bodies import BodyTooSlow
 from fiv_console.whatsapp.client import GraphError, MediaTooLarge
 
 log = logging.getLogger(__name__)
@@ -109,24 +111,33 @@ async def upload_media(call: ApiCall[NoInput, NoInput]) -> Created[UploadedMedia
 
 
 async def _read_upload(request: web.Request, max_bytes: int) -> CheckedUpload:
-    """The one `file` part of a multipart form, refused once it passes its limit."""
+    """The one `file` part of a multipart form, refused once it passes its limit.
+
+    A large file may take minutes on a slow link, so there is no deadline for the whole upload; instead each
+    read must bring something within UPLOAD_IDLE_TIMEOUT_SECONDS, or the upload is cut off (408).
+    """
     if request.content_type != "multipart/form-data":
         raise InvalidInput("the body must be multipart/form-data with one `file` field")
+    idle = request.app[settings_key].upload_idle_timeout_seconds
     try:
         reader = await request.multipart()
-        part = await reader.next()
-        if not isinstance(part, BodyPartReader) or part.name != "file":
-            raise InvalidInput("the form must have one field, `file`")
-        mime_type, rule = media.upload_rule(part.headers.get(hdrs.CONTENT_TYPE))
-        limit = rule.limit(max_bytes)
-        data = bytearray()
-        while chunk := await part.read_chunk(_READ_SIZE):
-            data += chunk
-            if len(data) > limit:
-                raise media.MediaTooBig(limit)
-        filename = part.filename
-        if await reader.next() is not None:
-            raise InvalidInput("the form must have one field, `file`")
+        async with asyncio.timeout(idle) as deadline:
+            part = await reader.next()
+            if not isinstance(part, BodyPartReader) or part.name != "file":
+                raise InvalidInput("the form must have one field, `file`")
+            mime_type, rule = media.upload_rule(part.headers.get(hdrs.CONTENT_TYPE))
+            limit = rule.limit(max_bytes)
+            data = bytearray()
+            while chunk := await part.read_chunk(_READ_SIZE):
+                deadline.reschedule(asyncio.get_running_loop().time() + idle)
+                data += chunk
+                if len(data) > limit:
+                    raise media.MediaTooBig(limit)
+            filename = part.filename
+            if await reader.next() is not None:
+                raise InvalidInput("the form must have one field, `file`")
+    except TimeoutError:
+        raise BodyTooSlow(f"the upload sent nothing for {idle:g} seconds") from None
     except (ValueError, RuntimeError, HttpProcessingError):
         # aiohttp's words for a malformed multipart body (boundaries, headers, charset).
         raise InvalidInput("the body is not a readable multipart form") from None

@@ -26,6 +26,7 @@ from fiv_console.observability.context import tenant_id_var, user_id_var
 from fiv_console.realtime import wire
 from fiv_console.users import ROLES, Role
 from fiv_console.web import envelope
+from fiv_console.web.bodies import read_body
 from fiv_console.web.sessions import Caller, claim_of, confirm
 
 ANYONE_SIGNED_IN: frozenset[Role] = frozenset(ROLES)
@@ -271,7 +272,7 @@ async def _body(request: web.Request, operation: Operation) -> BaseModel:
         return NoInput()
     if request.content_type != "application/json":
         raise InvalidInput("the body must be JSON (Content-Type: application/json)")
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         data = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
@@ -307,7 +308,7 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
         # Read the body before taking a connection: a slow client must not hold a database connection.
         # An upload is left to its handler, which reads it after the connection is given back.
         if not operation.upload:
-            await request.read()
+            await read_body(request)
         async with tenant_tx(db, claim.tenant_id) as conn:
             caller = await confirm(request, conn, claim)
             tenant_id_var.set(str(caller.tenant_id))

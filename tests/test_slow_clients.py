@@ -1,0 +1,274 @@
+"""Clients that have proven nothing cannot pin the server: small body limits before reading, a budget of bodies
+held at once, a deadline for headers and one for bodies (issue #12, point 3).
+
+Each test talks to the real server on a real port through raw sockets, so it controls exactly which bytes
+arrive and when. Deadlines are short here; every wait for the server has a wide margin over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import orjson
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import TestDatabase, serving
+from tests.webhooks import WEBHOOK_PATH, sign
+
+LOGIN_PATH = "/api/auth/login"
+MiB = 1024 * 1024
+# How long a test waits for something the server must do "at once" or "by its deadline": wide on purpose,
+# so a busy two-core machine does not fail them; the tests' deadlines are a second.
+PATIENCE = 10.0
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class RawClient:
+    """One TCP connection, written and read by hand."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, server: TestServer) -> RawClient:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def answer(self) -> Answer:
+        """The next answer, which must come within PATIENCE."""
+        async with asyncio.timeout(PATIENCE):
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            status_line, *lines = head.decode("latin-1").split("\r\n")
+            headers = {
+                name.strip().lower(): value.strip()
+                for name, _, value in (line.partition(":") for line in lines if line)
+            }
+            body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return Answer(int(status_line.split()[1]), headers, body)
+
+    async def closed_in_time(self) -> bool:
+        """Whether the server closes the connection within PATIENCE (anything it sends first is skipped)."""
+        try:
+            async with asyncio.timeout(PATIENCE):
+                while await self.reader.read(65536):
+                    pass
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            pass
+        return True
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def head(method: str, path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def webhook_head(length: int, signature: str = "sha256=" + "0" * 64) -> bytes:
+    return head(
+        "POST",
+        WEBHOOK_PATH,
+        {"Content-Type": "application/json", "Content-Length": str(length), "X-Hub-Signature-256": signature},
+    )
+
+
+def login_head(length: int | None) -> bytes:
+    framing = {"Content-Length": str(length)} if length is not None else {"Transfer-Encoding": "chunked"}
+    return head("POST", LOGIN_PATH, {"Content-Type": "application/json", **framing})
+
+
+@asynccontextmanager
+async def raw_clients() -> AsyncIterator[list[RawClient]]:
+    """The connections a test opens, closed when it ends (before its server stops, which would wait for them)."""
+    opened: list[RawClient] = []
+    try:
+        yield opened
+    finally:
+        for client in opened:
+            client.close()
+
+
+async def connect(server: TestServer, clients: list[RawClient]) -> RawClient:
+    client = await RawClient.connect(server)
+    clients.append(client)
+    return client
+
+
+async def signed_webhook(server: TestServer, clients: list[RawClient], body: bytes = b"{}") -> Answer:
+    client = await connect(server, clients)
+    await client.send(webhook_head(len(body), sign(body)) + body)
+    return await client.answer()
+
+
+async def test_a_sign_in_body_over_its_limit_is_refused_before_it_is_read(database: TestDatabase) -> None:
+    async with serving(database.settings()) as server, raw_clients() as clients:
+        declared = await connect(server, clients)
+        # Only the head: the server must answer without waiting for the megabyte it announces.
+        await declared.send(login_head(MiB))
+        answer = await declared.answer()
+        assert answer.status == 413
+        assert orjson.loads(answer.body)["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+        chunked = await connect(server, clients)
+        await chunked.send(login_head(None))
+        for _ in range(6):  # 24 KiB in chunks of 4 KiB, past the 16 KiB limit, and no end
+            await chunked.send(b"1000\r\n" + b" " * 4096 + b"\r\n")
+        answer = await chunked.answer()
+        assert answer.status == 413
+        assert orjson.loads(answer.body)["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_stalled_webhook_bodies_past_the_budget_are_refused_at_once(database: TestDatabase) -> None:
+    settings = database.settings(
+        unauthenticated_body_bytes=8 * MiB, unauthenticated_share_per_address=1.0, body_timeout_seconds=120
+    )
+    async with serving(settings) as server, raw_clients() as clients:
+        for _ in range(2):  # two bodies of 4 MiB, 10 bytes short, take the whole budget
+            stalled = await connect(server, clients)
+            await stalled.send(webhook_head(4 * MiB) + b" " * (4 * MiB - 10))
+
+        # Once they are being read, a small signed webhook is refused too; wait for that moment.
+        started = time.monotonic()
+        while (answer := await signed_webhook(server, clients)).status != 503:
+            assert time.monotonic() - started < PATIENCE, f"the budget never filled (last answer {answer.status})"
+            await asyncio.sleep(0.2)
+        assert answer.headers["retry-after"] == "5"
+
+        late = await connect(server, clients)
+        await late.send(webhook_head(4 * MiB) + b" " * 1024)
+        answer = await late.answer()
+        assert answer.status == 503
+        assert answer.headers["retry-after"] == "5"
+
+        # The stalled clients leave: their room is given back and webhooks are taken again.
+        for client in clients[:2]:
+            client.close()
+        started = time.monotonic()
+        while (answer := await signed_webhook(server, clients)).status == 503:
+            assert time.monotonic() - started < PATIENCE, "the budget was never given back"
+            await asyncio.sleep(0.2)
+        assert answer.status == 200
+
+
+async def test_one_address_gets_only_its_share_of_the_sign_in_budget(database: TestDatabase) -> None:
+    settings = database.settings(
+        unauthenticated_bodies_at_once=4, unauthenticated_share_per_address=0.25, body_timeout_seconds=120
+    )
+    body = orjson.dumps({"email": "nobody@example.com", "password": "wrong password"})
+    async with serving(settings) as server, raw_clients() as clients:
+        stalled = await connect(server, clients)
+        await stalled.send(login_head(len(body)) + body[:-5])
+
+        started = time.monotonic()
+        while True:
+            probe = await connect(server, clients)
+            await probe.send(login_head(len(body)) + body)
+            answer = await probe.answer()
+            if answer.status == 429:
+                break
+            assert answer.status == 401, answer.body
+            assert time.monotonic() - started < PATIENCE, "the stalled sign-in never took its address's share"
+            await asyncio.sleep(0.2)
+        assert orjson.loads(answer.body)["error"]["code"] == "RATE_LIMITED"
+        assert answer.headers["retry-after"] == "5"
+
+
+async def test_a_webhook_without_a_signature_is_refused_before_its_body_is_read(database: TestDatabase) -> None:
+    async with serving(database.settings()) as server, raw_clients() as clients:
+        client = await connect(server, clients)
+        await client.send(head("POST", WEBHOOK_PATH, {"Content-Type": "application/json", "Content-Length": "1000"}))
+        answer = await client.answer()
+        assert answer.status == 401
+
+
+async def test_clients_that_trickle_headers_or_send_nothing_are_disconnected_by_the_header_deadline(
+    database: TestDatabase,
+) -> None:
+    async with serving(database.settings(header_timeout_seconds=1.0)) as server, raw_clients() as clients:
+        silent = await connect(server, clients)
+        trickling = await connect(server, clients)
+        await trickling.send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+
+        async def trickle() -> None:
+            try:
+                for number in range(1000):
+                    await trickling.send(f"X-Pad-{number}: y\r\n".encode())
+                    await asyncio.sleep(0.2)
+            except ConnectionError:
+                pass
+
+        trickler = asyncio.create_task(trickle())
+        try:
+            assert await trickling.closed_in_time(), "a client trickling headers kept its connection"
+            assert await silent.closed_in_time(), "a client sending nothing kept its connection"
+        finally:
+            trickler.cancel()
+
+        # After an answer, the next request's headers are due within the deadline too.
+        kept_alive = await connect(server, clients)
+        await kept_alive.send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (await kept_alive.answer()).status == 200
+        await kept_alive.send(b"GET /health HTTP/1.1\r\n")
+        assert await kept_alive.closed_in_time(), "an unfinished second request kept its connection"
+
+
+async def test_bodies_trickled_slower_than_the_deadline_are_cut_off(database: TestDatabase) -> None:
+    async with serving(database.settings(body_timeout_seconds=1.0)) as server, raw_clients() as clients:
+        webhook = await connect(server, clients)
+        await webhook.send(webhook_head(1000))
+        login = await connect(server, clients)
+        await login.send(login_head(1000))
+
+        async def trickle(client: RawClient) -> None:
+            try:
+                for _ in range(1000):
+                    await client.send(b" ")
+                    await asyncio.sleep(0.1)
+            except ConnectionError:
+                pass
+
+        tricklers = [asyncio.create_task(trickle(client)) for client in (webhook, login)]
+        try:
+            assert (await webhook.answer()).status == 408
+            answer = await login.answer()
+            assert answer.status == 408
+            assert orjson.loads(answer.body)["error"]["code"] == "REQUEST_TIMEOUT"
+            # ... and their connections end there rather than after aiohttp's lingering (10 s).
+            started = time.monotonic()
+            assert await webhook.closed_in_time()
+            assert await login.closed_in_time()
+            assert time.monotonic() - started < 5
+        finally:
+            for trickler in tricklers:
+                trickler.cancel()
+
+
+async def test_a_sign_in_and_a_webhook_within_their_limits_are_served(database: TestDatabase) -> None:
+    async with (
+        serving(database.settings(header_timeout_seconds=1.0, body_timeout_seconds=1.0)) as server,
+        raw_clients() as clients,
+    ):
+        assert (await signed_webhook(server, clients)).status == 200
+        body = orjson.dumps({"email": "nobody@example.com", "password": "wrong password"})
+        client = await connect(server, clients)
+        await client.send(login_head(len(body)) + body)
+        answer = await client.answer()
+        assert answer.status == 401
+        assert orjson.loads(answer.body)["error"]["code"] == "UNAUTHENTICATED"
