@@ -24,6 +24,7 @@ from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.migrations import migrate
 from fiv_console.db.pool import Database, create_database
 from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
+from fiv_console.keys import database_key
 from fiv_console.settings import Settings
 from fiv_console.tenants import TenantCreate, create_tenant
 from tests.api import Browsers, TenantPeople, make_tenant
@@ -192,6 +193,14 @@ async def tenant(db: Database) -> TenantPeople:
 @pytest.fixture
 async def other_tenant(db: Database) -> TenantPeople:
     return await make_tenant(db, "B")
+
+
+@pytest.fixture
+async def single_tenant(fresh_database: TestDatabase) -> AsyncIterator[tuple[TestServer, TenantPeople]]:
+    """A deployment with one tenant (a database of its own): sign-in needs no workspace there."""
+    await migrate_database(fresh_database.owner_url)
+    async with serving(fresh_database.settings()) as server:
+        yield server, await make_tenant(server.app[database_key], "Solo")
 
 
 @pytest.fixture

@@ -1,0 +1,118 @@
+"""Sign-in throttling cannot be turned against the people it protects (issue #12, point 5).
+
+Guesses are refused per account and address, and per address across accounts; an account under attack from
+elsewhere only slows down, by a few seconds at most; successes never count. Each test runs with counters
+in the process and shared through a real Redis, and clients sign in from addresses of their own (any of
+127.0.0.0/8 reaches the test server), as people behind different connections would.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fiv_console.settings import Settings
+from tests.api import Browsers, TenantPeople
+from tests.conftest import TestDatabase, people_of, serving
+
+# Small, so the tests need few Argon2 verifications and short waits; the rules are those of the defaults.
+DELAY_CAP = 0.5
+PAIR_LIMIT = 4
+ADDRESS_LIMIT = 8
+DELAY_AFTER = 2
+
+
+def new_address() -> str:
+    """A loopback address no other test uses: counters shared through Redis outlive a test's server."""
+    return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+
+
+def throttle_settings(database: TestDatabase, redis_url: str | None) -> Settings:
+    return database.settings(
+        redis_url=redis_url,
+        login_failures_per_account_and_address=PAIR_LIMIT,
+        login_failures_per_address=ADDRESS_LIMIT,
+        login_account_delay_after=DELAY_AFTER,
+        login_account_delay_max_seconds=DELAY_CAP,
+    )
+
+
+@pytest.fixture(params=["in-process", "redis"])
+async def throttled(request: pytest.FixtureRequest, database: TestDatabase) -> AsyncIterator[Browsers]:
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    async with serving(throttle_settings(database, redis_url)) as server, people_of(server) as browsers:
+        yield browsers
+
+
+async def test_an_attacker_cannot_keep_the_owner_out(throttled: Browsers, tenant: TenantPeople) -> None:
+    attacker = await throttled.new(address=new_address())
+    statuses = [(await attacker.login(tenant.agent, f"guess {i}")).status for i in range(PAIR_LIMIT + 5)]
+    assert statuses == [401] * PAIR_LIMIT + [429] * 5
+
+    # The attacker's address is refused for this account, even with the right password...
+    refused = await attacker.login(tenant.agent)
+    assert (refused.status, refused.code) == (429, "RATE_LIMITED")
+    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
+    # ...but not for the other accounts it has not been guessing.
+    assert (await attacker.login(tenant.other_agent)).status == 200
+
+    # The owner, from their own address, gets in: slowed by a bounded delay, never refused.
+    owner = await throttled.new(address=new_address())
+    started = time.perf_counter()
+    assert (await owner.login(tenant.agent)).status == 200
+    assert 0.9 * DELAY_CAP <= time.perf_counter() - started < DELAY_CAP + 2.0
+    assert (await owner.get("/api/me")).data["user"]["id"] == str(tenant.agent.id)
+
+
+async def test_many_good_sign_ins_in_a_row_are_never_refused(throttled: Browsers, tenant: TenantPeople) -> None:
+    address = new_address()
+    for _ in range(2 * PAIR_LIMIT):
+        assert (await (await throttled.new(address=address)).login(tenant.agent)).status == 200
+    # Typos up to just under the limit, then the right password, again: the owner's own typos are forgotten
+    # once they get in.
+    for round_ in range(2):
+        person = await throttled.new(address=address)
+        for typo in range(PAIR_LIMIT - 1):
+            assert (await person.login(tenant.supervisor, f"typo {round_}.{typo}")).status == 401
+        assert (await person.login(tenant.supervisor)).status == 200
+
+
+async def test_one_address_cannot_try_a_password_on_many_accounts(
+    throttled: Browsers, tenant: TenantPeople, other_tenant: TenantPeople
+) -> None:
+    office = new_address()
+    # Colleagues behind one address sign in as often as they like: successes never count...
+    for _ in range(ADDRESS_LIMIT + 5):
+        assert (await (await throttled.new(address=office)).login(tenant.admin)).status == 200
+
+    # ...but one password tried on many accounts locks the address out, real accounts and unknown alike.
+    stuffer = await throttled.new(address=office)
+    for n in range(ADDRESS_LIMIT):
+        email = f"victim-{n}-{random.getrandbits(32):x}@b.example"
+        assert (await stuffer.sign_in(email, "Summer2024!", workspace=other_tenant.workspace)).status == 401
+    refused = await stuffer.login(other_tenant.admin)
+    assert (refused.status, refused.code) == (429, "RATE_LIMITED")
+    # Elsewhere the same account is fine.
+    assert (await (await throttled.new(address=new_address())).login(other_tenant.admin)).status == 200
+
+
+async def test_instances_share_the_counts_through_redis(
+    database: TestDatabase, redis_url: str, tenant: TenantPeople
+) -> None:
+    settings = throttle_settings(database, redis_url)
+    attacker_address = new_address()
+    async with (
+        serving(settings) as first,
+        serving(settings) as second,
+        people_of(first) as on_first,
+        people_of(second) as on_second,
+    ):
+        attacker = await on_first.new(address=attacker_address)
+        for i in range(PAIR_LIMIT):
+            assert (await attacker.login(tenant.agent, f"guess {i}")).status == 401
+        elsewhere = await on_second.new(address=attacker_address)
+        assert (await elsewhere.login(tenant.agent)).status == 429
+        assert (await (await on_second.new(address=new_address())).login(tenant.agent)).status == 200
