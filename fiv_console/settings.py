@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     )
     login_account_delay_after: int = Field(
         default=5,
-        ge=0,
+        ge=1,
         le=10_000,
         description="Failed sign-ins on one account, from anywhere, per 15 minutes before each further attempt "
         "on it waits (never refused).",

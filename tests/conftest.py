@@ -101,6 +101,22 @@ async def migrate_database(owner_url: str) -> None:
     await migrate(owner_url, app_role=APP_ROLE, app_password=derived_app_password(owner_url))
 
 
+async def _add_neighbours(owner_url: str) -> None:
+    """Two tenants no test uses: with them the session's database is a deployment of several tenants from
+    the start, as the tests assume (sign-in needs the workspace), whichever test runs first."""
+    conn = await asyncpg.connect(owner_url)
+    try:
+        for _ in range(2):
+            neighbour = uuid.uuid4()
+            async with conn.transaction():
+                await conn.execute("select set_config('app.current_tenant', $1, true)", str(neighbour))
+                await conn.execute(
+                    "insert into tenants (id, name, slug) values ($1, 'Neighbour', $2)", neighbour, f"n-{neighbour.hex}"
+                )
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def database(postgres_url: str) -> Iterator[TestDatabase]:
     """The session's migrated database."""
@@ -109,6 +125,7 @@ def database(postgres_url: str) -> Iterator[TestDatabase]:
     test_db = TestDatabase(name=name, owner_url=with_database(postgres_url, name))
     try:
         asyncio.run(migrate_database(test_db.owner_url))
+        asyncio.run(_add_neighbours(test_db.owner_url))
         yield test_db
     finally:
         asyncio.run(_on_server(postgres_url, f'drop database if exists "{name}" with (force)'))

@@ -47,6 +47,7 @@ async def test_the_right_password_opens_the_console_and_sign_out_ends_it(tab: Ta
     await tab.page.wait_for_url(tab.url("/"))
     await expect(tab.page.locator("#user-name")).to_have_text("Supervisor")
     await expect(tab.page.locator("#user-role")).to_have_text("supervisor")
+    await expect(tab.page.locator("#user-workspace")).to_have_text(tenant.workspace)
 
     await tab.page.get_by_role("button", name="Sign out").click()
     await tab.page.wait_for_url(tab.url("/login"))

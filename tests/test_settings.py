@@ -163,3 +163,24 @@ def test_the_command_line_reports_a_bad_port_in_one_line() -> None:
     assert lines[0].startswith("fiv-console: error: configuration: PORT: "), run
     for secret in ("abc", "topsecret-0123456789", "hunter2"):
         assert secret not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", "0"),
+        ("LOGIN_FAILURES_PER_ADDRESS", "many"),
+        ("LOGIN_ACCOUNT_DELAY_AFTER", "0"),
+        ("LOGIN_ACCOUNT_DELAY_MAX_SECONDS", "60"),
+    ],
+)
+def test_login_throttling_settings_are_bounded(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    assert config_error(monkeypatch, **{variable: value}).startswith(f"{variable}: ")
+
+
+def test_login_throttling_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", "4")
+    monkeypatch.setenv("LOGIN_ACCOUNT_DELAY_MAX_SECONDS", "0")
+    settings = load_settings()
+    assert (settings.login_failures_per_account_and_address, settings.login_account_delay_max_seconds) == (4, 0)
+    assert (settings.login_failures_per_address, settings.login_account_delay_after) == (50, 5)
