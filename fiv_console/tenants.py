@@ -36,7 +36,9 @@ def _check_slug(value: str) -> str:
 
 # Typed by people: surrounding spaces and capitals are forgiven.
 Slug = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=200), AfterValidator(_check_slug)
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, max_length=SLUG_MAX_LENGTH),
+    AfterValidator(_check_slug),
 ]
 
 

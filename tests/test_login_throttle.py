@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fiv_console.serving import free_port
 from fiv_console.settings import Settings
 from tests.api import Browsers, TenantPeople
 from tests.conftest import TestDatabase, people_of, serving
@@ -116,3 +117,15 @@ async def test_instances_share_the_counts_through_redis(
         elsewhere = await on_second.new(address=attacker_address)
         assert (await elsewhere.login(tenant.agent)).status == 429
         assert (await (await on_second.new(address=new_address())).login(tenant.agent)).status == 200
+
+
+async def test_with_redis_down_people_still_sign_in_and_guesses_are_still_counted(
+    database: TestDatabase, tenant: TenantPeople
+) -> None:
+    nothing_listens = f"redis://127.0.0.1:{free_port()}/0"
+    async with serving(throttle_settings(database, nothing_listens)) as server, people_of(server) as browsers:
+        assert (await (await browsers.new(address=new_address())).login(tenant.agent)).status == 200
+        attacker = await browsers.new(address=new_address())
+        statuses = [(await attacker.login(tenant.agent, f"guess {i}")).status for i in range(PAIR_LIMIT + 1)]
+        assert statuses == [401] * PAIR_LIMIT + [429]
+        assert (await (await browsers.new(address=new_address())).login(tenant.agent)).status == 200
