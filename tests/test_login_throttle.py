@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fiv_console.login_throttle import Limits, account_delay, address_key
 from fiv_console.serving import free_port
 from fiv_console.settings import Settings
 from tests.api import Browsers, TenantPeople
@@ -129,3 +130,18 @@ async def test_with_redis_down_people_still_sign_in_and_guesses_are_still_counte
         statuses = [(await attacker.login(tenant.agent, f"guess {i}")).status for i in range(PAIR_LIMIT + 1)]
         assert statuses == [401] * PAIR_LIMIT + [429]
         assert (await (await browsers.new(address=new_address())).login(tenant.agent)).status == 200
+
+
+def test_an_ipv6_subscriber_counts_as_one_address() -> None:
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
+    assert address_key("::ffff:192.0.2.7") == address_key("192.0.2.7") == "192.0.2.7"
+    assert address_key(None) == "unknown"
+
+
+def test_the_account_delay_doubles_up_to_its_cap() -> None:
+    limits = Limits(
+        failures_per_account_and_address=10, failures_per_address=50, account_delay_after=5, account_delay_max_seconds=3
+    )
+    assert [account_delay(failures, limits) for failures in range(4, 11)] == [0, 0.25, 0.5, 1, 2, 3, 3]
+    assert account_delay(10**9, limits) == 3
