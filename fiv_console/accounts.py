@@ -22,24 +22,33 @@ class SignedIn:
     session_version: int
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """What a sign-in found: the account the workspace and email name (if any), and whether it got in."""
+
+    account: tuple[UUID, UUID] | None
+    signed_in: SignedIn | None
+
+
 _AUTH_ROW_SQL = "select password_hash, disabled, session_version from users where id = $1"
 
 
-async def check_password(db: Database, *, email: str, password: str) -> SignedIn | None:
-    """The user, if the email exists, the password matches and the account is enabled; else None.
+async def check_password(db: Database, *, workspace: str, email: str, password: str) -> PasswordCheck:
+    """Signed in if the workspace and the email name an enabled account and the password matches.
 
     Every path verifies one Argon2 hash, so the time says nothing about which part was wrong.
     """
     async with db.connection() as conn:
-        login = await find_login(conn, email=email)
+        login = await find_login(conn, workspace=workspace, email=email)
     row = None
     if login is not None:
         async with tenant_tx(db, login[0]) as conn:
             row = await conn.fetchrow(_AUTH_ROW_SQL, login[1])
     matches = await verify_password_async(row["password_hash"] if row else None, password)
     if login is None or row is None or not matches or row["disabled"]:
-        return None
-    return SignedIn(tenant_id=login[0], user_id=login[1], session_version=row["session_version"])
+        return PasswordCheck(account=login, signed_in=None)
+    signed_in = SignedIn(tenant_id=login[0], user_id=login[1], session_version=row["session_version"])
+    return PasswordCheck(account=login, signed_in=signed_in)
 
 
 @dataclass(frozen=True, slots=True)

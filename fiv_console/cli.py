@@ -127,7 +127,10 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         seeded = run_async(lambda: _seed_demo(ready))
 
         def banner(url: str) -> None:
-            lines = [f"Fi.V Console demo is running at {url}", f"  tenant {seeded.tenant_id}"]
+            lines = [
+                f"Fi.V Console demo is running at {url}",
+                f"  workspace {seeded.workspace} (tenant {seeded.tenant_id}); sign in as:",
+            ]
             lines += [f"  {login.role:<10} {login.email:<30} {login.password}" for login in demo.DEMO_LOGINS]
             lines.append(f"Simulated customers write every few seconds (WhatsApp simulator on port {simulator_port}).")
             lines.append("Press Ctrl-C to stop.")
@@ -169,10 +172,15 @@ def _admin(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> i
 
 
 def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
-    data = tenants.TenantCreate(name=args.name, time_zone=args.time_zone)
+    data = tenants.TenantCreate(name=args.name, slug=args.slug, time_zone=args.time_zone)
 
     async def work(db: Database) -> None:
-        _print_created("tenant", await tenants.create_tenant(db, data), args.json)
+        tenant = await tenants.create_tenant(db, data)
+        if args.json:
+            _print_created("tenant", tenant, as_json=True)
+        else:
+            # The workspace is what its people type when they sign in: the operator passes it on.
+            print(f"created tenant {tenant.id} workspace {tenant.slug}")
 
     return _admin(settings, work)
 
@@ -288,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tenant = group("tenant", "manage tenants")
     tenant.add_argument("--name", required=True)
+    tenant.add_argument(
+        "--slug",
+        help="the workspace people type to sign in: lower-case letters, digits and hyphens "
+        "(default: made from the name)",
+    )
     tenant.add_argument("--time-zone", default="UTC", help="IANA time zone (default UTC)")
     tenant.set_defaults(handler=cmd_tenant_create)
 

@@ -1,6 +1,6 @@
-"""The demo tenant: an admin, a supervisor, three agents, two queues and a WhatsApp channel.
+"""The demo tenant (workspace `demo`): an admin, a supervisor, three agents, two queues and a WhatsApp channel.
 
-Seeding is idempotent: a second `demo` finds the demo admin and reuses what is there.
+Seeding is idempotent: a second `demo` finds the demo tenant by its business number and reuses what is there.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.passwords import hash_password_async
 
 DEMO_TENANT_NAME = "Demo Company"
+DEMO_WORKSPACE = "demo"
 DEMO_PHONE_NUMBER_ID = "100000000000001"
 DEMO_DISPLAY_NUMBER = "+1 555 0100"
 
@@ -52,17 +53,28 @@ DEMO_SETTINGS = tenants.TenantSettings(
 @dataclass(frozen=True, slots=True)
 class DemoTenant:
     tenant_id: UUID
+    workspace: str
     created: bool
+
+
+# The demo's business number marks the demo tenant, whatever its workspace became (a demo seeded before
+# workspaces existed got its slug from its name).
+_DEMO_TENANT_SQL = "select tenant_id from channel_for_phone_number($1)"
 
 
 async def seed_demo(db: Database) -> DemoTenant:
     async with db.connection() as conn:
-        existing = await users.find_login(conn, email=DEMO_LOGINS[0].email)
+        existing: UUID | None = await conn.fetchval(_DEMO_TENANT_SQL, DEMO_PHONE_NUMBER_ID)
     if existing is not None:
-        return DemoTenant(tenant_id=existing[0], created=False)
+        async with tenant_tx(db, existing) as conn:
+            found = await tenants.get_tenant(conn, tenant_id=existing)
+        assert found is not None, "the demo number's tenant exists"
+        return DemoTenant(tenant_id=existing, workspace=found.slug, created=False)
 
     hashes = {login.password: await hash_password_async(login.password) for login in DEMO_LOGINS}
-    tenant = await tenants.create_tenant(db, tenants.TenantCreate(name=DEMO_TENANT_NAME, settings=DEMO_SETTINGS))
+    tenant = await tenants.create_tenant(
+        db, tenants.TenantCreate(name=DEMO_TENANT_NAME, slug=DEMO_WORKSPACE, settings=DEMO_SETTINGS)
+    )
     async with tenant_tx(db, tenant.id) as conn:
         queue_ids = {}
         for queue in DEMO_QUEUES:
@@ -89,4 +101,4 @@ async def seed_demo(db: Database) -> DemoTenant:
                 access_token=SecretStr("demo-access-token"),
             ),
         )
-    return DemoTenant(tenant_id=tenant.id, created=True)
+    return DemoTenant(tenant_id=tenant.id, workspace=tenant.slug, created=True)

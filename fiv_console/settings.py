@@ -105,8 +105,30 @@ class Settings(BaseSettings):
     )
     session_idle_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60, description="Signed out after this idle.")
     session_max_hours: int = Field(default=12, ge=1, le=30 * 24, description="Signed out this long after login.")
-    login_attempts_per_account: int = Field(default=10, ge=1, le=10_000, description="Per 15 minutes.")
-    login_attempts_per_address: int = Field(default=50, ge=1, le=100_000, description="Per 15 minutes.")
+    login_failures_per_account_and_address: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="Failed sign-ins on one account from one address per 15 minutes; then that address is "
+        "refused for that account until the window ends.",
+    )
+    login_failures_per_address: int = Field(
+        default=50,
+        ge=1,
+        le=100_000,
+        description="Failed sign-ins from one address, whatever the accounts, per 15 minutes; then the address "
+        "is refused until the window ends.",
+    )
+    login_account_delay_after: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        description="Failed sign-ins on one account, from anywhere, per 15 minutes before each further attempt "
+        "on it waits (never refused).",
+    )
+    login_account_delay_max_seconds: float = Field(
+        default=3.0, ge=0, le=10, description="The longest such wait; it starts at 0.25 s and doubles per failure."
+    )
     header_timeout_seconds: float = Field(
         default=15.0,
         gt=0,

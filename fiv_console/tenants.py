@@ -1,18 +1,60 @@
-"""Tenants: the companies sharing one deployment, each with its time zone and validated settings."""
+"""Tenants: the companies sharing one deployment, each with its workspace (the slug people sign in with),
+its time zone and validated settings."""
 
 from __future__ import annotations
 
+import re
+import secrets
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+import asyncpg
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from fiv_console.db.pool import Connection, Database, tenant_tx
+from fiv_console.errors import Conflict
 from fiv_console.text import NO_NUL
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
+
+SLUG_MAX_LENGTH = 40
+# Lower-case letters, digits and hyphens, neither first nor last (sql/0008 checks the same).
+_SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+
+
+def _check_slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            f"must be 1 to {SLUG_MAX_LENGTH} lower-case letters, digits and hyphens, starting and ending with a "
+            "letter or digit"
+        )
+    return value
+
+
+# Typed by people: surrounding spaces and capitals are forgiven.
+Slug = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, max_length=SLUG_MAX_LENGTH),
+    AfterValidator(_check_slug),
+]
+
+
+_ACCENTS = re.compile("[\u0300-\u036f]")
+
+
+def slug_from_name(name: str) -> str:
+    """`Café Lisboa, Lda.` -> `cafe-lisboa-lda`: accents dropped, anything else but ASCII letters and digits
+    becoming one hyphen (the rule sql/0008 applied to existing tenants)."""
+    unaccented = _ACCENTS.sub("", unicodedata.normalize("NFKD", name))
+    base = re.sub(r"[^a-z0-9]+", "-", unaccented.lower()).strip("-")
+    return base[:SLUG_MAX_LENGTH].rstrip("-") or "workspace"
+
+
+def _numbered(base: str, suffix: str) -> str:
+    return f"{base[: SLUG_MAX_LENGTH - len(suffix) - 1].rstrip('-')}-{suffix}"
 
 
 ReplyText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096, pattern=NO_NUL)]
@@ -64,6 +106,7 @@ class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
+    slug: Slug | None = Field(default=None, description="The workspace; unset: made from the name.")
     time_zone: str = Field(default="UTC", max_length=64)
     settings: TenantSettings = TenantSettings()
 
@@ -73,6 +116,7 @@ class TenantCreate(BaseModel):
 class Tenant(BaseModel):
     id: UUID
     name: str
+    slug: str
     time_zone: str
     settings: TenantSettings
     created_at: datetime
@@ -88,21 +132,45 @@ class Tenant(BaseModel):
 
 
 _INSERT_TENANT_SQL = """
-insert into tenants (id, name, time_zone, settings)
-values ($1, $2, $3, $4)
-returning id, name, time_zone, settings, created_at
+insert into tenants (id, name, slug, time_zone, settings)
+values ($1, $2, $3, $4, $5)
+returning id, name, slug, time_zone, settings, created_at
 """
+# Slugs made from a name are tried as is, then numbered, then with a random suffix: the other tenants'
+# slugs are out of sight (row-level security), so a taken one shows only as a refused insert.
+_NUMBERED_TRIES = 8
+_RANDOM_TRIES = 4
+
+
+def _slug_candidates(data: TenantCreate) -> list[str]:
+    if data.slug is not None:
+        return [data.slug]
+    base = slug_from_name(data.name)
+    numbered = [_numbered(base, str(n)) for n in range(2, 2 + _NUMBERED_TRIES)]
+    return [base, *numbered, *(_numbered(base, secrets.token_hex(3)) for _ in range(_RANDOM_TRIES))]
 
 
 async def create_tenant(db: Database, data: TenantCreate) -> Tenant:
-    """A new tenant; its id is chosen here so the row can be written inside its own tenant context."""
+    """A new tenant; its id is chosen here so the row can be written inside its own tenant context.
+
+    A slug that was asked for and is taken is a Conflict; one made from the name is made unique.
+    """
     tenant_id = uuid4()
-    async with tenant_tx(db, tenant_id) as conn:
-        row = await conn.fetchrow(_INSERT_TENANT_SQL, tenant_id, data.name, data.time_zone, data.settings.model_dump())
-    return Tenant.model_validate(dict(row or {}))
+    for slug in _slug_candidates(data):
+        try:
+            async with tenant_tx(db, tenant_id) as conn:
+                row = await conn.fetchrow(
+                    _INSERT_TENANT_SQL, tenant_id, data.name, slug, data.time_zone, data.settings.model_dump()
+                )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "tenants_slug_key":
+                raise
+            continue
+        return Tenant.model_validate(dict(row or {}))
+    raise Conflict(f"the workspace {data.slug or slug_from_name(data.name)} is taken: choose another with --slug")
 
 
-_GET_TENANT_SQL = "select id, name, time_zone, settings, created_at from tenants where id = $1"
+_GET_TENANT_SQL = "select id, name, slug, time_zone, settings, created_at from tenants where id = $1"
 
 
 async def get_tenant(conn: Connection, *, tenant_id: UUID) -> Tenant | None:
@@ -118,3 +186,13 @@ async def all_tenant_ids(db: Database) -> list[UUID]:
     """Every tenant's id, before any tenant is set: work on each then runs in its own `tenant_tx`."""
     async with db.connection() as conn:
         return [r[0] for r in await conn.fetch(_ALL_TENANT_IDS_SQL)]
+
+
+# The reviewed lookup (0008): a deployment with exactly one tenant does not ask people for the workspace.
+_SOLE_WORKSPACE_SQL = "select sole_workspace()"
+
+
+async def sole_workspace(conn: Connection) -> str | None:
+    """The only tenant's slug, before any tenant is set; None when there are several (or none)."""
+    slug: str | None = await conn.fetchval(_SOLE_WORKSPACE_SQL)
+    return slug

@@ -96,16 +96,18 @@ async def create_user(conn: Connection, *, tenant_id: UUID, data: UserCreate, pa
             _INSERT_USER_SQL, tenant_id, data.email, data.name, data.role, password_hash, data.max_concurrent
         )
     except asyncpg.UniqueViolationError:
-        raise Conflict(f"a user with email {data.email} already exists") from None
+        # Emails are unique per tenant: this says nothing about other tenants' people.
+        raise Conflict(f"a user with email {data.email} already exists in this workspace") from None
     return User.model_validate(dict(row or {}))
 
 
-_LOGIN_LOOKUP_SQL = "select tenant_id, user_id from user_for_login($1)"
+_LOGIN_LOOKUP_SQL = "select tenant_id, user_id from user_for_login($1, $2)"
 
 
-async def find_login(conn: Connection, *, email: str) -> tuple[UUID, UUID] | None:
-    """(tenant id, user id) for an email, before any tenant is known: the reviewed SECURITY DEFINER lookup."""
-    row = await conn.fetchrow(_LOGIN_LOOKUP_SQL, email.strip().lower())
+async def find_login(conn: Connection, *, workspace: str, email: str) -> tuple[UUID, UUID] | None:
+    """(tenant id, user id) for a workspace and an email, before any tenant is known: the reviewed SECURITY
+    DEFINER lookup. None alike for an unknown workspace and an unknown email."""
+    row = await conn.fetchrow(_LOGIN_LOOKUP_SQL, workspace.strip().lower(), email.strip().lower())
     return (row["tenant_id"], row["user_id"]) if row else None
 
 

@@ -8,6 +8,7 @@ const status = document.getElementById("console-status");
 const panel = document.getElementById("console-user");
 const nameField = document.getElementById("user-name");
 const roleField = document.getElementById("user-role");
+const workspaceField = document.getElementById("user-workspace");
 const signOut = document.getElementById("sign-out");
 
 const liveCard = document.getElementById("live");
@@ -51,6 +52,7 @@ async function loadMe() {
   csrfToken = data.csrf_token;
   nameField.textContent = data.user ? data.user.name : "API token";
   roleField.textContent = data.role;
+  workspaceField.textContent = data.workspace;
   status.textContent = "";
   panel.hidden = false;
   if (data.user && !live) startLive();

@@ -1,5 +1,6 @@
 """Driving the REST API as real people: a tenant with an admin, a supervisor and two agents, each signed in
-through `POST /api/auth/login` with their own cookie jar and CSRF token, or calling with an API token."""
+through `POST /api/auth/login` (with their tenant's workspace: a test database holds many tenants) with their
+own cookie jar and CSRF token, or calling with an API token."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
@@ -31,6 +33,7 @@ class Person:
     id: uuid.UUID
     email: str
     role: users.Role
+    workspace: str
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class TenantPeople:
     """A tenant with a queue, an admin, a supervisor and two agents (the first a member of the queue)."""
 
     id: uuid.UUID
+    workspace: str
     queue_id: uuid.UUID
     admin: Person
     supervisor: Person
@@ -66,10 +70,10 @@ async def make_tenant(db: Database, label: str = "T") -> TenantPeople:
                 data=users.UserCreate(email=email, name=key.title(), role=role, password=SecretStr(PASSWORD)),  # type: ignore[arg-type]
                 password_hash=password_hash(),
             )
-            made[key] = Person(user.id, email, user.role)
+            made[key] = Person(user.id, email, user.role, tenant.slug)
         await queues.add_member(conn, tenant_id=tenant.id, queue_id=queue.id, user_id=made["agent"].id)
     return TenantPeople(
-        tenant.id, queue.id, made["admin"], made["supervisor"], made["agent"], made["other_agent"], made
+        tenant.id, tenant.slug, queue.id, made["admin"], made["supervisor"], made["agent"], made["other_agent"], made
     )
 
 
@@ -122,8 +126,16 @@ class Api:
     async def delete(self, path: str, **kwargs: Any) -> Answer:
         return await self.call("DELETE", path, **kwargs)
 
-    async def login(self, email: str, password: str = PASSWORD) -> Answer:
-        answer = await self.post("/api/auth/login", {"email": email, "password": password}, csrf=False)
+    async def login(self, person: Person, password: str = PASSWORD) -> Answer:
+        """Sign in as `person`, in their tenant's workspace."""
+        return await self.sign_in(person.email, password, workspace=person.workspace)
+
+    async def sign_in(self, email: str, password: str, *, workspace: str | None) -> Answer:
+        """Sign in with exactly these credentials (`workspace=None` leaves it out of the body)."""
+        body = {"email": email, "password": password}
+        if workspace is not None:
+            body["workspace"] = workspace
+        answer = await self.post("/api/auth/login", body, csrf=False)
         if answer.status == 200:
             self.csrf = answer.body["data"]["csrf_token"]
         return answer
@@ -136,15 +148,17 @@ class Browsers:
         self.server = server
         self._clients: list[TestClient[web.Request, web.Application]] = []
 
-    async def new(self, *, bearer: str | None = None) -> Api:
-        client: TestClient[web.Request, web.Application] = TestClient(self.server)
+    async def new(self, *, bearer: str | None = None, address: str | None = None) -> Api:
+        """A client of its own; `address` (any of 127.0.0.0/8) is the client address the server sees."""
+        connector = aiohttp.TCPConnector(local_addr=(address, 0)) if address else None
+        client: TestClient[web.Request, web.Application] = TestClient(self.server, connector=connector)
         await client.start_server()
         self._clients.append(client)
         return Api(client, bearer=bearer)
 
     async def signed_in(self, person: Person) -> Api:
         api = await self.new()
-        answer = await api.login(person.email)
+        answer = await api.login(person)
         assert answer.status == 200, answer.body
         return api
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, async_playwright
+
+from tests.api import Person
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless as root in a sandbox with no network: no GPU, no sandbox, and none of Chromium's calls home.
@@ -64,18 +67,21 @@ class Tab:
     def url(self, path: str) -> str:
         return self.base + path
 
-    async def sign_in(self, email: str, password: str) -> None:
+    async def sign_in(self, person: Person, password: str) -> None:
+        """Type `person`'s workspace, email and `password` into the sign-in page, as they would."""
         await self.page.goto(self.url("/login"))
-        await self.page.get_by_label("Email").fill(email)
+        await self.page.get_by_label("Workspace").fill(person.workspace)
+        await self.page.get_by_label("Email").fill(person.email)
         await self.page.get_by_label("Password").fill(password)
         await self.page.get_by_role("button", name="Sign in").click()
 
 
-@pytest.fixture
-async def tab(browser: Browser, api_server: TestServer) -> AsyncIterator[Tab]:
+@asynccontextmanager
+async def open_tab(browser: Browser, server: TestServer) -> AsyncIterator[Tab]:
+    """A page of a fresh browser context (its own cookies and storage) on `server`."""
     context = await browser.new_context()
     page = await context.new_page()
-    opened = Tab(page, str(api_server.make_url("")).rstrip("/"))
+    opened = Tab(page, str(server.make_url("")).rstrip("/"))
 
     def on_console(message: ConsoleMessage) -> None:
         # Chromium also logs every 4xx answer as an error; those are answers the page handles.
@@ -93,3 +99,9 @@ async def tab(browser: Browser, api_server: TestServer) -> AsyncIterator[Tab]:
         yield opened
     finally:
         await context.close()
+
+
+@pytest.fixture
+async def tab(browser: Browser, api_server: TestServer) -> AsyncIterator[Tab]:
+    async with open_tab(browser, api_server) as opened:
+        yield opened

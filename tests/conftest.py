@@ -26,6 +26,7 @@ from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.migrations import migrate
 from fiv_console.db.pool import Database, create_database
 from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
+from fiv_console.keys import database_key
 from fiv_console.settings import Settings
 from fiv_console.tenants import TenantCreate, create_tenant
 from fiv_console.web import connection_limits
@@ -103,6 +104,22 @@ async def migrate_database(owner_url: str) -> None:
     await migrate(owner_url, app_role=APP_ROLE, app_password=derived_app_password(owner_url))
 
 
+async def _add_neighbours(owner_url: str) -> None:
+    """Two tenants no test uses: with them the session's database is a deployment of several tenants from
+    the start, as the tests assume (sign-in needs the workspace), whichever test runs first."""
+    conn = await asyncpg.connect(owner_url)
+    try:
+        for _ in range(2):
+            neighbour = uuid.uuid4()
+            async with conn.transaction():
+                await conn.execute("select set_config('app.current_tenant', $1, true)", str(neighbour))
+                await conn.execute(
+                    "insert into tenants (id, name, slug) values ($1, 'Neighbour', $2)", neighbour, f"n-{neighbour.hex}"
+                )
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def database(postgres_url: str) -> Iterator[TestDatabase]:
     """The session's migrated database."""
@@ -111,6 +128,7 @@ def database(postgres_url: str) -> Iterator[TestDatabase]:
     test_db = TestDatabase(name=name, owner_url=with_database(postgres_url, name))
     try:
         asyncio.run(migrate_database(test_db.owner_url))
+        asyncio.run(_add_neighbours(test_db.owner_url))
         yield test_db
     finally:
         asyncio.run(_on_server(postgres_url, f'drop database if exists "{name}" with (force)'))
@@ -202,6 +220,14 @@ async def tenant(db: Database) -> TenantPeople:
 @pytest.fixture
 async def other_tenant(db: Database) -> TenantPeople:
     return await make_tenant(db, "B")
+
+
+@pytest.fixture
+async def single_tenant(fresh_database: TestDatabase) -> AsyncIterator[tuple[TestServer, TenantPeople]]:
+    """A deployment with one tenant (a database of its own): sign-in needs no workspace there."""
+    await migrate_database(fresh_database.owner_url)
+    async with serving(fresh_database.settings()) as server:
+        yield server, await make_tenant(server.app[database_key], "Solo")
 
 
 @pytest.fixture

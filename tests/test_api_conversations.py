@@ -140,7 +140,7 @@ class Desk:
                 await queues.add_member(
                     conn, tenant_id=self.people.id, queue_id=queue_id or self.people.queue_id, user_id=user.id
                 )
-                made.append(Person(user.id, email, "agent"))
+                made.append(Person(user.id, email, "agent", self.people.workspace))
         return made
 
     async def token(self, role: users.Role) -> str:

@@ -18,7 +18,7 @@ MARKUP = "<img src=x onerror=alert(1)> hello <b>there</b>"
 
 
 async def _agent_goes_live(tab: Tab, tenant: TenantPeople) -> None:
-    await tab.sign_in(tenant.agent.email, PASSWORD)
+    await tab.sign_in(tenant.agent, PASSWORD)
     await tab.page.wait_for_url(tab.url("/"))
     await expect(tab.page.locator("#live-state")).to_have_text("Live")
 

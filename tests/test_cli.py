@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import sys
 import uuid
@@ -143,26 +144,50 @@ async def new_queue(db: Database, tenant_id: uuid.UUID, name: str) -> uuid.UUID:
 
 
 async def test_tenant_create_prints_the_new_tenant(env: dict[str, str], db: Database) -> None:
+    chosen = f"acme-{uuid.uuid4().hex[:8]}"
     as_json, as_text = await asyncio.gather(
-        cli("tenant", "create", *opts(name="  Acme Lisbon ", time_zone="Europe/Lisbon", json=True), env=env),
+        cli(
+            "tenant",
+            "create",
+            *opts(name="  Acme Lisbon ", slug=chosen.upper(), time_zone="Europe/Lisbon", json=True),
+            env=env,
+        ),
         cli("tenant", "create", *opts(name="Plain Text"), env=env),
     )
     record = as_json.created()
-    assert (record["name"], record["time_zone"]) == ("Acme Lisbon", "Europe/Lisbon")
+    assert (record["name"], record["slug"], record["time_zone"]) == ("Acme Lisbon", chosen, "Europe/Lisbon")
     assert as_json.stderr == ""
     assert as_text.code == 0, as_text
     words = as_text.stdout.split()
     assert words[:2] == ["created", "tenant"], as_text
-    assert len(words) == 3, as_text
+    # The workspace (made from the name, numbered where taken) is printed for people to sign in with.
+    assert len(words) == 5, as_text
+    assert words[3] == "workspace", as_text
+    assert re.fullmatch(r"plain-text(-[0-9a-f]+)?", words[4]), as_text
 
-    for tenant_id, name, zone in (
-        (uuid.UUID(record["id"]), "Acme Lisbon", "Europe/Lisbon"),
-        (uuid.UUID(words[2]), "Plain Text", "UTC"),
+    for tenant_id, name, slug, zone in (
+        (uuid.UUID(record["id"]), "Acme Lisbon", chosen, "Europe/Lisbon"),
+        (uuid.UUID(words[2]), "Plain Text", words[4], "UTC"),
     ):
         async with tenant_tx(db, tenant_id) as conn:
             tenant = await get_tenant(conn, tenant_id=tenant_id)
         assert tenant is not None
-        assert (tenant.name, tenant.time_zone) == (name, zone)
+        assert (tenant.name, tenant.slug, tenant.time_zone) == (name, slug, zone)
+
+
+async def test_a_workspace_is_made_unique_or_refused_when_chosen(env: dict[str, str]) -> None:
+    name = f"Same Name {uuid.uuid4().hex[:6]}"
+    first = (await cli("tenant", "create", *opts(name=name, json=True), env=env)).created()
+    second = (await cli("tenant", "create", *opts(name=name, json=True), env=env)).created()
+    base = name.lower().replace(" ", "-")
+    assert (first["slug"], second["slug"]) == (base, f"{base}-2")
+
+    taken, malformed = await asyncio.gather(
+        cli("tenant", "create", *opts(name="Other", slug=base), env=env),
+        cli("tenant", "create", *opts(name="Other", slug="no spaces"), env=env),
+    )
+    assert taken.error(1) == f"the workspace {base} is taken: choose another with --slug"
+    assert malformed.error(2).startswith("--slug: must be 1 to 40 lower-case letters, digits and hyphens")
 
 
 async def test_queue_user_and_channel_create_print_ids_of_rows_that_exist(env: dict[str, str], db: Database) -> None:
@@ -231,7 +256,7 @@ async def test_password_dash_reads_standard_input(env: dict[str, str], db: Datab
 # --- refused creates ---------------------------------------------------------------------------------
 
 
-async def test_a_duplicate_email_is_refused_in_one_line(
+async def test_a_duplicate_email_is_refused_in_one_line_within_its_tenant_only(
     env: dict[str, str], db: Database, owner: asyncpg.Connection
 ) -> None:
     tenant, other_tenant = await new_tenant(db), await new_tenant(db)
@@ -241,17 +266,22 @@ async def test_a_duplicate_email_is_refused_in_one_line(
         first = await create_user(conn, tenant_id=tenant, data=data, password_hash=hash_password("long enough"))
 
     user: dict[str, Option] = {"name": "Dup", "role": "agent", "password": "long enough", "json": True}
-    # Emails are unique across tenants (login asks for an email only), whatever their case.
-    same, other_case = await asyncio.gather(
+    # Emails are unique per tenant, whatever their case; another tenant may have the same address.
+    same, same_other_case, other_tenants = await asyncio.gather(
         cli("user", "create", *opts(tenant=str(tenant), email=email, **user), env=env),
+        cli("user", "create", *opts(tenant=str(tenant), email=email.upper(), **user), env=env),
         cli("user", "create", *opts(tenant=str(other_tenant), email=email.upper(), **user), env=env),
     )
-    for run in (same, other_case):
+    for run in (same, same_other_case):
         line = run.error(1)
         assert email in line, run
-        assert "already exists" in line, run
-    rows = await owner.fetch("select id, name from users where lower(email) = $1", email)
-    assert [(r["id"], r["name"]) for r in rows] == [(first.id, "First")]
+        assert "already exists in this workspace" in line, run
+    theirs = other_tenants.created()
+    rows = await owner.fetch("select id, tenant_id, name from users where email = $1 order by created_at", email)
+    assert [(r["id"], r["tenant_id"], r["name"]) for r in rows] == [
+        (first.id, tenant, "First"),
+        (uuid.UUID(theirs["id"]), other_tenant, "Dup"),
+    ]
 
 
 async def test_usage_errors_exit_2_in_one_line(env: dict[str, str], db: Database) -> None:

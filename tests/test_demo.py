@@ -18,7 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from fiv_console.demo import DEMO_LOGINS
+from fiv_console.demo import DEMO_LOGINS, DEMO_WORKSPACE
 from fiv_console.serving import free_port
 from tests.conftest import TestDatabase, migrate_database, project_root
 
@@ -66,7 +66,8 @@ async def test_the_demo_has_customers_writing_and_an_agent_can_answer(
         # The session cookie comes from an IP address, which aiohttp's default jar refuses to keep.
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             async with http.post(
-                f"{base}/api/auth/login", json={"email": agent.email, "password": agent.password}
+                f"{base}/api/auth/login",
+                json={"workspace": DEMO_WORKSPACE, "email": agent.email, "password": agent.password},
             ) as r:
                 assert r.status == 200, await r.text()
                 csrf = (await r.json())["data"]["csrf_token"]
@@ -84,3 +85,4 @@ async def test_the_demo_has_customers_writing_and_an_agent_can_answer(
             out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert b"Simulated customers write" in out
+    assert f"workspace {DEMO_WORKSPACE} (tenant ".encode() in out

@@ -87,7 +87,8 @@ async def serve_process(database: TestDatabase, log: Path, **env: str) -> AsyncI
 
 
 async def console_of(http: aiohttp.ClientSession, served: Served, person: Person) -> Console:
-    async with http.post(f"{served.url}/api/auth/login", json={"email": person.email, "password": PASSWORD}) as answer:
+    login = {"workspace": person.workspace, "email": person.email, "password": PASSWORD}
+    async with http.post(f"{served.url}/api/auth/login", json=login) as answer:
         assert answer.status == 200, await answer.text()
     ws = await http.ws_connect(f"{served.url}/ws", origin=served.url)
     message = await ws.receive(timeout=10)

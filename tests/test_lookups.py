@@ -20,6 +20,7 @@ from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.db.startup import open_server_database
 from fiv_console.db.urls import APP_ROLE, role_of, with_database, with_role
 from fiv_console.settings import Settings
+from fiv_console.tenants import sole_workspace
 from fiv_console.users import find_login
 from tests.conftest import new_tenant
 from tests.tenant_rows import seed_every_table
@@ -31,6 +32,7 @@ async def test_lookups_find_the_tenant_before_it_is_known(db: Database) -> None:
     async with tenant_tx(db, tenant) as conn:
         ids = await seed_every_table(conn, tenant)
         email = await conn.fetchval("select email from users where id = $1", ids["users"])
+        workspace = await conn.fetchval("select slug from tenants where id = $1", tenant)
         phone = await conn.fetchval("select phone_number_id from channels where id = $1", ids["channels"])
         live = await conn.fetchval(
             "insert into api_tokens (tenant_id, name, role, token_hash) values ($1, 'live', 'admin', $2) returning id",
@@ -51,8 +53,11 @@ async def test_lookups_find_the_tenant_before_it_is_known(db: Database) -> None:
         )
 
     async with db.connection() as conn:
-        assert await find_login(conn, email=email.upper()) == (tenant, ids["users"])
-        assert await find_login(conn, email="nobody@example.test") is None
+        assert await find_login(conn, workspace=workspace.upper(), email=email.upper()) == (tenant, ids["users"])
+        assert await find_login(conn, workspace=workspace, email="nobody@example.test") is None
+        assert await find_login(conn, workspace="no-such-workspace", email=email) is None
+        # The test database holds many tenants: none is the deployment's only one.
+        assert await sole_workspace(conn) is None
 
         channel = await conn.fetch("select * from channel_for_phone_number($1)", phone)
         assert [dict(r) for r in channel] == [{"tenant_id": tenant, "channel_id": ids["channels"], "active": True}]
@@ -118,10 +123,12 @@ async def test_lookups_work_when_the_owner_is_not_a_superuser(unprivileged_owner
         async with tenant_tx(db, tenant) as conn:
             ids = await seed_every_table(conn, tenant)
             email = await conn.fetchval("select email from users where id = $1", ids["users"])
+            workspace = await conn.fetchval("select slug from tenants where id = $1", tenant)
             phone = await conn.fetchval("select phone_number_id from channels where id = $1", ids["channels"])
         async with db.connection() as conn:
             assert await conn.fetchval("select current_user") == role_of(app_url)
-            assert await find_login(conn, email=email) == (tenant, ids["users"])
+            assert await find_login(conn, workspace=workspace, email=email) == (tenant, ids["users"])
+            assert await sole_workspace(conn) == workspace
             channel = await conn.fetchrow("select tenant_id, channel_id from channel_for_phone_number($1)", phone)
             assert channel is not None
             assert (channel["tenant_id"], channel["channel_id"]) == (tenant, ids["channels"])

@@ -23,7 +23,13 @@ order by c.relname
 """
 
 # The reviewed SECURITY DEFINER lookups (docs/architecture.md): nothing else may bypass RLS.
-REVIEWED_DEFINER_FUNCTIONS = {"api_token_for_hash", "channel_for_phone_number", "tenant_ids", "user_for_login"}
+REVIEWED_DEFINER_FUNCTIONS = {
+    "api_token_for_hash",
+    "channel_for_phone_number",
+    "sole_workspace",
+    "tenant_ids",
+    "user_for_login",
+}
 
 
 async def test_every_tenant_table_has_rls_enabled_and_forced(owner: asyncpg.Connection) -> None:

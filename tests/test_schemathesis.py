@@ -128,10 +128,16 @@ def _is_uuid(value: object) -> bool:
 
 @pytest.fixture(scope="module")
 def live(database: TestDatabase) -> Iterator[Live]:
-    # Login throttling would turn later login cases into 429s, depending on how many came before; it has
-    # tests of its own, and here every case should reach the code behind it.
+    # Login throttling would turn later login cases into 429s (or slow them), depending on how many came
+    # before; it has tests of its own, and here every case should reach the code behind it.
     server = LiveServer(
-        create_app(database.settings(login_attempts_per_account=10_000, login_attempts_per_address=10_000))
+        create_app(
+            database.settings(
+                login_failures_per_account_and_address=10_000,
+                login_failures_per_address=10_000,
+                login_account_delay_max_seconds=0,
+            )
+        )
     )
     url = server.start()
     try:
@@ -145,7 +151,9 @@ def live(database: TestDatabase) -> Iterator[Live]:
         ids = server.run(seed)
         with requests.Session() as session:
             signed_in = session.post(
-                f"{url}/api/auth/login", json={"email": tenant.admin.email, "password": PASSWORD}, timeout=30
+                f"{url}/api/auth/login",
+                json={"workspace": tenant.workspace, "email": tenant.admin.email, "password": PASSWORD},
+                timeout=30,
             )
             assert signed_in.status_code == 200, signed_in.text
             created = session.post(

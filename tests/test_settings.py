@@ -175,3 +175,24 @@ def test_the_shutdown_timeout_is_read_in_seconds(monkeypatch: pytest.MonkeyPatch
     assert load_settings().shutdown_timeout == 30
     monkeypatch.setenv("SHUTDOWN_TIMEOUT", "7.5")
     assert load_settings().shutdown_timeout == 7.5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", "0"),
+        ("LOGIN_FAILURES_PER_ADDRESS", "many"),
+        ("LOGIN_ACCOUNT_DELAY_AFTER", "0"),
+        ("LOGIN_ACCOUNT_DELAY_MAX_SECONDS", "60"),
+    ],
+)
+def test_login_throttling_settings_are_bounded(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    assert config_error(monkeypatch, **{variable: value}).startswith(f"{variable}: ")
+
+
+def test_login_throttling_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS", "4")
+    monkeypatch.setenv("LOGIN_ACCOUNT_DELAY_MAX_SECONDS", "0")
+    settings = load_settings()
+    assert (settings.login_failures_per_account_and_address, settings.login_account_delay_max_seconds) == (4, 0)
+    assert (settings.login_failures_per_address, settings.login_account_delay_after) == (50, 5)

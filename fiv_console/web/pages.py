@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from fiv_console import tenants
 from fiv_console.db.pool import tenant_tx
 from fiv_console.errors import Unauthenticated, Unavailable
 from fiv_console.keys import database_key, settings_key
@@ -50,5 +51,14 @@ async def console(request: web.Request) -> web.StreamResponse:
 
 @aiohttp_jinja2.template("login.html")
 async def login(request: web.Request) -> dict[str, Any]:
-    """`GET /login`: the form; `static/login.js` posts it to `/api/auth/login`."""
-    return {}
+    """`GET /login`: the form; `static/login.js` posts it to `/api/auth/login`.
+
+    It asks for the workspace unless the deployment has a single tenant (and asks anyway while the database
+    cannot say: asking too much only costs a field).
+    """
+    try:
+        async with request.app[database_key].connection() as conn:
+            single_tenant = await tenants.sole_workspace(conn) is not None
+    except Unavailable:
+        single_tenant = False
+    return {"ask_workspace": not single_tenant}

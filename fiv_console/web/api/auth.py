@@ -6,15 +6,17 @@ import logging
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from fiv_console import accounts, audit, users
-from fiv_console.db.pool import tenant_tx
-from fiv_console.errors import Forbidden, RateLimited, Unauthenticated
+from fiv_console import accounts, audit, login_throttle, tenants, users
+from fiv_console.db.pool import Connection, tenant_tx
+from fiv_console.errors import Forbidden, InvalidInput, Unauthenticated
 from fiv_console.keys import database_key, rate_limiter_key, settings_key
 from fiv_console.observability.context import request_id_var, tenant_id_var, user_id_var
 from fiv_console.passwords import hash_password_async
 from fiv_console.realtime import wire
+from fiv_console.settings import Settings
+from fiv_console.tenants import Slug
 from fiv_console.text import NO_NUL
 from fiv_console.users import Password, Role, User
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, NoInput, RouteTable
@@ -23,22 +25,29 @@ from fiv_console.web.sessions import csrf_token, end_session, start_session
 log = logging.getLogger(__name__)
 routes = RouteTable()
 
-LOGIN_WINDOW_SECONDS = 15 * 60
+WRONG_CREDENTIALS = "the email or password is wrong"
+WRONG_WORKSPACE_CREDENTIALS = "the workspace, email or password is wrong"
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    workspace: Slug | None = Field(
+        default=None,
+        description="The workspace (the tenant's slug, any case); may be left out where the deployment has one tenant.",
+    )
     email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254, pattern=NO_NUL)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
 class SessionInfo(BaseModel):
-    """The caller: the user (none for an API token), its role and tenant, and the session's CSRF token."""
+    """The caller: the user (none for an API token), its role, tenant and workspace, and the session's CSRF
+    token."""
 
     user: User | None
     role: Role
     tenant_id: UUID
+    workspace: str = Field(description="The tenant's slug, which people type when they sign in.")
     csrf_token: str | None
 
 
@@ -49,35 +58,57 @@ class PasswordChange(BaseModel):
     new_password: Password
 
 
+def _limits(settings: Settings) -> login_throttle.Limits:
+    return login_throttle.Limits(
+        failures_per_account_and_address=settings.login_failures_per_account_and_address,
+        failures_per_address=settings.login_failures_per_address,
+        account_delay_after=settings.login_account_delay_after,
+        account_delay_max_seconds=settings.login_account_delay_max_seconds,
+    )
+
+
+async def _workspace_of(conn: Connection, tenant_id: UUID) -> str:
+    tenant = await tenants.get_tenant(conn, tenant_id=tenant_id)
+    assert tenant is not None, "the caller's tenant exists"
+    return tenant.slug
+
+
 @routes.route(
     "POST",
     "/api/auth/login",
     roles=None,
-    summary="Sign in with email and password; sets the session cookie",
+    summary="Sign in with workspace, email and password; sets the session cookie",
     tag="auth",
     body=LoginRequest,
     response=SessionInfo,
 )
 async def login(call: ApiCall[LoginRequest, NoInput]) -> SessionInfo:
     app = call.request.app
-    settings, db, limiter = app[settings_key], app[database_key], app[rate_limiter_key]
+    settings, db = app[settings_key], app[database_key]
     email = call.body.email.lower()
-    address = call.request.remote or "unknown"
-    # The address first: once an address is throttled its attempts stop counting against the accounts it
-    # names, so one address cannot keep every account locked.
-    for key, limit in (
-        (f"login:address:{address}", settings.login_attempts_per_address),
-        (f"login:account:{email}", settings.login_attempts_per_account),
-    ):
-        retry_after = await limiter.hit(key, limit=limit, window_seconds=LOGIN_WINDOW_SECONDS)
-        if retry_after is not None:
-            log.warning("sign-in throttled", extra={"limit": key.split(":")[1]})
-            raise RateLimited("too many sign-in attempts: wait and try again", retry_after=retry_after)
-
-    signed_in = await accounts.check_password(db, email=email, password=call.body.password)
+    workspace = call.body.workspace
+    if workspace is None:
+        async with db.connection() as conn:
+            workspace = await tenants.sole_workspace(conn)
+        if workspace is None:
+            raise InvalidInput(
+                "the workspace is required: this deployment has several",
+                details=[{"field": "body.workspace", "message": "required"}],
+            )
+    attempt = await login_throttle.begin_sign_in(
+        app[rate_limiter_key], _limits(settings), workspace=workspace, email=email, remote=call.request.remote
+    )
+    try:
+        checked = await accounts.check_password(db, workspace=workspace, email=email, password=call.body.password)
+    except BaseException:
+        await attempt.abandoned()
+        raise
+    signed_in = checked.signed_in
     if signed_in is None:
-        await _record_failure(call, email)
-        raise Unauthenticated("the email or password is wrong")
+        await _record_failure(call, checked.account)
+        # What was typed decides the message, never what exists.
+        raise Unauthenticated(WRONG_WORKSPACE_CREDENTIALS if call.body.workspace else WRONG_CREDENTIALS)
+    await attempt.succeeded()
 
     csrf = await start_session(call.request, signed_in)
     tenant_id_var.set(str(signed_in.tenant_id))
@@ -87,30 +118,28 @@ async def login(call: ApiCall[LoginRequest, NoInput]) -> SessionInfo:
         await audit.record(
             conn,
             tenant_id=signed_in.tenant_id,
-            actor=audit.Actor("user", user.id, address, request_id_var.get()),
+            actor=audit.Actor("user", user.id, call.request.remote, request_id_var.get()),
             action="login.succeeded",
             target_type="user",
             target_id=user.id,
         )
-    return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, csrf_token=csrf)
+    return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, workspace=workspace, csrf_token=csrf)
 
 
-async def _record_failure(call: ApiCall[LoginRequest, NoInput], email: str) -> None:
-    """A failure on a real account goes to its tenant's audit log; an unknown email has no tenant."""
-    db = call.request.app[database_key]
-    async with db.connection() as conn:
-        login = await users.find_login(conn, email=email)
-    if login is None:
-        log.info("sign-in failed for an unknown email")
+async def _record_failure(call: ApiCall[LoginRequest, NoInput], account: tuple[UUID, UUID] | None) -> None:
+    """A failure on a real account goes to its tenant's audit log; an unknown account has no tenant."""
+    if account is None:
+        log.info("sign-in failed for an unknown workspace or email")
         return
-    async with tenant_tx(db, login[0]) as conn:
+    tenant_id, user_id = account
+    async with tenant_tx(call.request.app[database_key], tenant_id) as conn:
         await audit.record(
             conn,
-            tenant_id=login[0],
+            tenant_id=tenant_id,
             actor=audit.Actor("anonymous", None, call.request.remote, request_id_var.get()),
             action="login.failed",
             target_type="user",
-            target_id=login[1],
+            target_id=user_id,
         )
 
 
@@ -136,7 +165,8 @@ async def me(call: ApiCall[NoInput, NoInput]) -> SessionInfo:
     caller = call.caller
     user = await users.get_user(call.conn, user_id=caller.user_id) if caller.user_id else None
     csrf = await csrf_token(call.request) if caller.via == "session" else None
-    return SessionInfo(user=user, role=caller.role, tenant_id=caller.tenant_id, csrf_token=csrf)
+    workspace = await _workspace_of(call.conn, caller.tenant_id)
+    return SessionInfo(user=user, role=caller.role, tenant_id=caller.tenant_id, workspace=workspace, csrf_token=csrf)
 
 
 @routes.route(
@@ -155,16 +185,13 @@ async def change_password(call: ApiCall[PasswordChange, NoInput]) -> SessionInfo
         raise Forbidden("an API token has no password")
     app = call.request.app
     # Guessing the current password here must cost as much as guessing it at sign-in.
-    retry_after = await app[rate_limiter_key].hit(
-        f"password:user:{caller.user_id}",
-        limit=app[settings_key].login_attempts_per_account,
-        window_seconds=LOGIN_WINDOW_SECONDS,
+    attempt = await login_throttle.begin_password_check(
+        app[rate_limiter_key], user_id=caller.user_id, limit=app[settings_key].login_failures_per_account_and_address
     )
-    if retry_after is not None:
-        raise RateLimited("too many attempts: wait and try again", retry_after=retry_after)
     async with call.transaction() as conn:
         current_hash = await accounts.password_hash(conn, user_id=caller.user_id)
     await accounts.check_current_password(current_hash, call.body.current_password)
+    await attempt.succeeded()
     new_hash = await hash_password_async(call.body.new_password.get_secret_value())
     assert current_hash is not None, "a user that just signed in has a password"
     async with call.transaction() as conn:
@@ -173,7 +200,8 @@ async def change_password(call: ApiCall[PasswordChange, NoInput]) -> SessionInfo
         )
         await call.audit("user.password_changed", "user", caller.user_id, conn=conn)
         user = await users.get_user(conn, user_id=caller.user_id)
+        workspace = await _workspace_of(conn, caller.tenant_id)
     call.notify(wire.SessionsEnded(caller.user_id))
     # The caller stays signed in here with a fresh session; every other session of theirs has ended.
     csrf = await start_session(call.request, accounts.SignedIn(caller.tenant_id, caller.user_id, version))
-    return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, csrf_token=csrf)
+    return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, workspace=workspace, csrf_token=csrf)
