@@ -139,7 +139,9 @@ async def test_a_departed_admins_token_shows_it_and_its_writes_are_audited_with_
     email = f"departing-{uuid.uuid4().hex[:8]}@a.example"
     departing = {"email": email, "name": "Departing", "role": "admin", "password": PASSWORD}
     departing_id = (await admin.post("/api/users", departing)).data["id"]
-    token_id, secret = await _token(await browsers.signed_in(Person(uuid.UUID(departing_id), email, "admin")), "crm")
+    token_id, secret = await _token(
+        await browsers.signed_in(Person(uuid.UUID(departing_id), email, "admin", tenant.admin.workspace)), "crm"
+    )
 
     listed = await _listed(admin, token_id)
     assert listed["creator"] == {

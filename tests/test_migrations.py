@@ -238,7 +238,9 @@ async def test_open_conversations_await_a_reply_from_their_first_unanswered_mess
         await _migrate_before(owner_url, login_role, tmp_path, 10)
         data = await asyncpg.connect(as_superuser)
         try:
-            tenant = await data.fetchval("insert into tenants (name) values ('Old data') returning id")
+            tenant = await data.fetchval(
+                "insert into tenants (name, slug) values ('Old data', 'old-data') returning id"
+            )
             queue = await data.fetchval("insert into queues (tenant_id, name) values ($1, 'Q') returning id", tenant)
             channel = await data.fetchval(
                 "insert into channels (tenant_id, phone_number_id, display_number, default_queue_id) "

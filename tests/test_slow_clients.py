@@ -171,7 +171,7 @@ async def test_one_address_gets_only_its_share_of_the_sign_in_budget(database: T
     settings = database.settings(
         unauthenticated_bodies_at_once=4, unauthenticated_share_per_address=0.25, body_timeout_seconds=120
     )
-    body = orjson.dumps({"email": "nobody@example.com", "password": "wrong password"})
+    body = orjson.dumps({"workspace": "nowhere", "email": "nobody@example.com", "password": "wrong password"})
     async with serving(settings) as server, raw_clients() as clients:
         stalled = await connect(server, clients)
         await stalled.send(login_head(len(body)) + body[:-5])
@@ -266,7 +266,7 @@ async def test_a_sign_in_and_a_webhook_within_their_limits_are_served(database: 
         raw_clients() as clients,
     ):
         assert (await signed_webhook(server, clients)).status == 200
-        body = orjson.dumps({"email": "nobody@example.com", "password": "wrong password"})
+        body = orjson.dumps({"workspace": "nowhere", "email": "nobody@example.com", "password": "wrong password"})
         client = await connect(server, clients)
         await client.send(login_head(len(body)) + body)
         answer = await client.answer()
