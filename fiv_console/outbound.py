@@ -161,6 +161,8 @@ class Outgoing:
     reply_to_wamid: str | None
     # Which attempt at sending it this is: only its own outcome is recorded, never a late one of an earlier.
     attempt: int
+    # When this attempt was queued: if WhatsApp takes it, it answers what the customer wrote before then.
+    queued_at: datetime
 
 
 _TARGET_SQL = """
@@ -178,15 +180,22 @@ _INSERT_SQL = f"""
 insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details,
                       reply_to_wa_message_id, status, author_id, send_attempts, created_at, updated_at)
 values ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, 'queued', $9, 1, clock_timestamp(), clock_timestamp())
-returning {MESSAGE_COLUMNS}, send_attempts
+returning {MESSAGE_COLUMNS}, send_attempts, updated_at
 """
-# A reply a person or an integration wrote answers whatever the customer wrote before it; one the console
-# sends by itself ($2 false) does not: the customer still awaits a person (`assignment.unanswered`).
-_TOUCH_SQL = """
-update conversations
-set last_message_at = now(), awaiting_reply_since = case when $2 then null else awaiting_reply_since end,
+_TOUCH_SQL = "update conversations set last_message_at = now(), updated_at = now() where id = $1"
+# A reply a person or an integration wrote, once WhatsApp took it, answers what the customer wrote before it
+# was queued ($2: a retry is queued anew); the wait then runs from the customer's first message after that. A reply that
+# failed answers nothing, and one the console sends by itself neither: the customer still awaits a person
+# (`assignment.unanswered`).
+_ANSWERED_SQL = """
+update conversations c
+set awaiting_reply_since = (
+        select min(m.created_at) from messages m
+        where m.tenant_id = c.tenant_id and m.conversation_id = c.id and m.direction = 'inbound'
+          and m.kind <> 'system' and m.created_at > $2
+    ),
     updated_at = now()
-where id = $1
+where c.id = $1 and c.awaiting_reply_since <= $2
 """
 # A person's first reply that WhatsApp took is the conversation's first response (an integration's is not).
 _FIRST_RESPONSE_SQL = """
@@ -287,14 +296,16 @@ async def _store(
         reply_to_wamid,
         author.user_id if author is not None else None,
     )
-    await conn.execute(_TOUCH_SQL, row["id"], details is None or "automatic" not in details)
+    await conn.execute(_TOUCH_SQL, row["id"])
     message = _message(stored)
     messages.announce_created(
         events, message, queue_id=row["queue_id"], agent_id=row["agent_id"], conversation_status=row["status"]
     )
     target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
     assert stored is not None, "an insert returns its row"
-    return Outgoing(message, target, content, reply_to_wamid, attempt=int(stored["send_attempts"]))
+    return Outgoing(
+        message, target, content, reply_to_wamid, attempt=int(stored["send_attempts"]), queued_at=stored["updated_at"]
+    )
 
 
 AutomaticReason = Literal["out_of_hours", "queue_position", "inactivity_close"]
@@ -328,7 +339,7 @@ _REQUEUE_SQL = f"""
 update messages
 set status = 'queued', error = null, wa_message_id = null, send_attempts = send_attempts + 1, updated_at = now()
 where id = $1
-returning {MESSAGE_COLUMNS}, send_attempts
+returning {MESSAGE_COLUMNS}, send_attempts, updated_at
 """
 
 
@@ -351,7 +362,12 @@ async def prepare_retry(conn: Connection, events: EventBatch, *, viewer: Viewer,
     _announce_status(events, row, requeued)
     target = Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
     return Outgoing(
-        requeued, target, content, requeued.reply_to_wa_message_id, attempt=int(requeued_row["send_attempts"])
+        requeued,
+        target,
+        content,
+        requeued.reply_to_wa_message_id,
+        attempt=int(requeued_row["send_attempts"]),
+        queued_at=requeued_row["updated_at"],
     )
 
 
@@ -374,7 +390,12 @@ _READ_SQL = f"select {MESSAGE_COLUMNS} from messages where id = $1"
 async def record_sent(conn: Connection, events: EventBatch, *, outgoing: Outgoing, wamid: str) -> Message:
     """WhatsApp took it: `sent` with its wamid, then any receipt that came before we knew the wamid."""
     await message_statuses.lock_wamid(conn, channel_id=outgoing.target.channel_id, wa_message_id=wamid)
-    row = await conn.fetchrow(_SENT_SQL, outgoing.message.id, wamid, outgoing.attempt)
+    reply = outgoing.message
+    # Before the message's row: conversation, then message, is the order every other path locks in. WhatsApp
+    # took this attempt, whether or not a newer one is recorded instead, so it answered the customer.
+    if reply.details is None or "automatic" not in reply.details:
+        await conn.execute(_ANSWERED_SQL, reply.conversation_id, outgoing.queued_at)
+    row = await conn.fetchrow(_SENT_SQL, reply.id, wamid, outgoing.attempt)
     if row is not None:
         message = _message(row)
         if message.author_id is not None:

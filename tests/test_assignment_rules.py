@@ -36,12 +36,29 @@ async def _events(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID
     return [(r["type"], r["payload"]) for r in rows]
 
 
-async def _agent_writes(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+async def _agent_queues(
+    db: Database, tenant: TenantPeople, conversation_id: uuid.UUID, agent_id: uuid.UUID
+) -> outbound.Outgoing:
     """A reply of the agent's, stored as the API stores it (a template: it may go whenever they last wrote)."""
     agent = Viewer(tenant_id=tenant.id, role="agent", user_id=agent_id)
     template = outbound.TemplateReply(template=outbound.TemplateRequest(name="on_it", language="en"))
     async with events.changing(db, Unannounced(), tenant.id) as (conn, batch):
-        await outbound.prepare(conn, batch, viewer=agent, conversation_id=conversation_id, content=template)
+        return await outbound.prepare(conn, batch, viewer=agent, conversation_id=conversation_id, content=template)
+
+
+async def _whatsapp_answers(db: Database, tenant: TenantPeople, outgoing: outbound.Outgoing, *, took: bool) -> None:
+    """What the sending path records of WhatsApp's answer to one attempt: taken (`sent`) or refused."""
+    async with events.changing(db, Unannounced(), tenant.id) as (conn, batch):
+        if took:
+            await outbound.record_sent(conn, batch, outgoing=outgoing, wamid=f"wamid.{uuid.uuid4().hex}")
+        else:
+            await outbound.record_failed(conn, batch, outgoing=outgoing, error={"code": 131026, "title": "refused"})
+
+
+async def _agent_writes(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> None:
+    """A reply of the agent's that WhatsApp took."""
+    outgoing = await _agent_queues(db, tenant, conversation_id, agent_id)
+    await _whatsapp_answers(db, tenant, outgoing, took=True)
 
 
 async def _console_replies(db: Database, tenant: TenantPeople, conversation_id: uuid.UUID) -> None:
@@ -161,6 +178,51 @@ async def test_an_answer_restarts_the_wait_from_the_next_message_and_an_automati
         await _minutes_pass(db, tenant, minutes)
     await loop.run_once(tenant.id)
     assert (await owners_of(db, tenant))[conversation] == tenant.other_agent.id
+
+
+async def test_only_a_reply_whatsapp_took_answers_and_a_retry_answers_what_came_before_it(
+    db: Database, tenant: TenantPeople
+) -> None:
+    await available(db, tenant, tenant.agent.id, tenant.other_agent.id)
+    await _settings(db, tenant, unanswered_reroute_seconds=300)
+    [refused, retried, overtaken] = await assigned_to(db, tenant, tenant.agent.id, 3)
+    for conversation_id in (refused, retried, overtaken):
+        await _customer_writes(db, tenant, conversation_id)
+    await _minutes_pass(db, tenant, 6)
+    # The first reply WhatsApp refuses: the customer is still unanswered.
+    await _whatsapp_answers(db, tenant, await _agent_queues(db, tenant, refused, tenant.agent.id), took=False)
+    # The second is refused, the customer writes again, and the agent sends it once more, which goes.
+    first_try = await _agent_queues(db, tenant, retried, tenant.agent.id)
+    await _whatsapp_answers(db, tenant, first_try, took=False)
+    await _customer_writes(db, tenant, retried)
+    agent = Viewer(tenant_id=tenant.id, role="agent", user_id=tenant.agent.id)
+    async with events.changing(db, Unannounced(), tenant.id) as (conn, batch):
+        second_try = await outbound.prepare_retry(conn, batch, viewer=agent, message_id=first_try.message.id)
+    await _whatsapp_answers(db, tenant, second_try, took=True)
+    # The third is queued, the customer writes before WhatsApp takes it: that message still awaits an answer.
+    queued = await _agent_queues(db, tenant, overtaken, tenant.agent.id)
+    await _customer_writes(db, tenant, overtaken)
+    await _whatsapp_answers(db, tenant, queued, took=True)
+
+    async with tenant_tx(db, tenant.id) as conn:
+        rows = await conn.fetch(
+            "select id, awaiting_reply_since from conversations where id = any($1)", [refused, retried, overtaken]
+        )
+        messages = await conn.fetch(
+            "select conversation_id, max(created_at) as latest from messages "
+            "where direction = 'inbound' and conversation_id = any($1) group by conversation_id",
+            [refused, retried, overtaken],
+        )
+    awaiting = {r["id"]: r["awaiting_reply_since"] for r in rows}
+    latest = {r["conversation_id"]: r["latest"] for r in messages}
+    assert awaiting[retried] is None
+    assert awaiting[overtaken] == latest[overtaken]
+    assert awaiting[refused] is not None
+    assert awaiting[refused] < latest[overtaken]
+    await _loop(db).run_once(tenant.id)
+    owners = await owners_of(db, tenant)
+    assert owners[retried] == owners[overtaken] == tenant.agent.id
+    assert owners[refused] == tenant.other_agent.id
 
 
 async def test_a_customer_who_waited_in_the_queue_gives_the_agent_the_whole_limit_from_the_assignment(
@@ -331,5 +393,5 @@ async def test_inactive_conversations_close_but_never_one_whose_customer_awaits_
         unanswered: ("assigned", None),
         passed_on: ("waiting", None),
     }
-    [(kind, payload)] = [event for event in await _events(db, tenant, answered) if event[0] != "message.created"]
+    [(kind, payload)] = [event for event in await _events(db, tenant, answered) if not event[0].startswith("message.")]
     assert (kind, payload["reason"]) == ("conversation.closed", "inactivity")

@@ -248,7 +248,8 @@ async def test_open_conversations_await_a_reply_from_their_first_unanswered_mess
                 tenant,
                 queue,
             )
-            # (status, [(minutes ago, direction, kind, details)]) -> awaiting since, minutes ago
+            # (status, [(minutes ago, direction, kind, details)]) -> awaiting since, minutes ago; an outbound
+            # message was sent unless its direction says "failed"
             histories = {
                 "answered, then written twice": (
                     "waiting",
@@ -266,6 +267,11 @@ async def test_open_conversations_await_a_reply_from_their_first_unanswered_mess
                     5,
                 ),
                 "answered": ("waiting", [(5, "inbound", "image", None), (2, "outbound", "template", None)], None),
+                "a reply WhatsApp refused": (
+                    "waiting",
+                    [(5, "inbound", "text", None), (3, "outbound failed", "text", None)],
+                    5,
+                ),
                 "a notice": ("waiting", [(5, "inbound", "system", None)], None),
                 "closed": ("closed", [(5, "inbound", "text", None)], None),
             }
@@ -291,10 +297,10 @@ async def test_open_conversations_await_a_reply_from_their_first_unanswered_mess
                         tenant,
                         conversation,
                         channel,
-                        direction,
+                        direction.split()[0],
                         kind,
                         None if details is None else json.dumps(details),
-                        "received" if direction == "inbound" else "sent",
+                        "received" if direction == "inbound" else "failed" if "failed" in direction else "sent",
                         minutes,
                     )
         finally:

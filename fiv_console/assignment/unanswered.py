@@ -4,11 +4,12 @@ Where the tenant sets `unanswered_reroute_seconds`, an assigned conversation who
 answer that long goes back to its queue at its original place, passed over by that agent: the next claim
 gives it to another agent of the queue, and back to them only if no other is available
 (`assignment.policy`; a supervisor may assign it to anyone). The wait runs from the customer's first
-message that no reply has answered yet (`conversations.awaiting_reply_since`, set by the intake, cleared by
-any reply but the console's automatic ones: out of hours, queue position, closing; notes do not count
-either), or from the assignment if that is later. A customer who keeps writing does not put it off: their
-later messages answer nothing. A conversation whose agent has answered stays: nobody is waiting. Peers'
-top complaint is chats left with agents who do not answer; this is the other half of `assignment.absence`.
+message that no reply has answered yet (`conversations.awaiting_reply_since`, set by the intake, answered
+when WhatsApp takes a reply that is not one of the console's automatic ones: out of hours, queue position,
+closing; a refused reply and notes do not count either), or from the assignment if that is later. A
+customer who keeps writing does not put it off: their later messages answer nothing. A conversation whose
+agent has answered stays: nobody is waiting. Peers' top complaint is chats left with agents who do not
+answer; this is the other half of `assignment.absence`.
 
 The sweep reads only overdue conversations, from a partial index of the assigned ones awaiting an answer,
 the longest waiting first; it never reads messages.
