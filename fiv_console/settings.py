@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
@@ -202,8 +203,21 @@ class ConfigError(Exception):
     """A setting has a wrong value; the message names the variable and never echoes the value."""
 
 
+# Variables an earlier release read, with what replaced them: a setting that quietly stopped applying would
+# loosen what the operator set (login throttling above all), so a start with one of them set is refused.
+RETIRED_VARIABLES = {
+    "LOGIN_ATTEMPTS_PER_ACCOUNT": "LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS and LOGIN_ACCOUNT_DELAY_AFTER",
+    "LOGIN_ATTEMPTS_PER_ADDRESS": "LOGIN_FAILURES_PER_ADDRESS",
+}
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment, turning pydantic's report into one line that names the variable."""
+    for name in sorted(os.environ):
+        if (retired := name.upper()) in RETIRED_VARIABLES:
+            raise ConfigError(
+                f"{retired}: no longer read (sign-in throttling counts failures only): use {RETIRED_VARIABLES[retired]}"
+            ) from None
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -196,3 +196,12 @@ def test_login_throttling_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> 
     settings = load_settings()
     assert (settings.login_failures_per_account_and_address, settings.login_account_delay_max_seconds) == (4, 0)
     assert (settings.login_failures_per_address, settings.login_account_delay_after) == (50, 5)
+
+
+@pytest.mark.parametrize("variable", ["LOGIN_ATTEMPTS_PER_ACCOUNT", "login_attempts_per_address"])
+def test_a_retired_login_setting_stops_the_start_naming_its_successor(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    message = config_error(monkeypatch, **{variable: "3"})
+    assert message.startswith(f"{variable.upper()}: no longer read"), message
+    assert "LOGIN_FAILURES_PER_" in message
