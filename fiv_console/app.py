@@ -39,7 +39,7 @@ from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep, run_retention
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
-from fiv_console.web import anonymous_bodies, openapi, pages, webhooks, ws
+from fiv_console.web import anonymous_bodies, forwarded, openapi, pages, webhooks, ws
 from fiv_console.web.api import registry as api_registry
 from fiv_console.web.health import get_health
 from fiv_console.web.in_flight import InFlight
@@ -161,6 +161,8 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
             in_flight.middleware(),
+            # Before everything that reads the client's address or the scheme: they see the client's own.
+            forwarded.middleware(settings.trusted_proxies),
             request_context_middleware,
             api_error_middleware,
             anonymous_bodies.middleware(guards),

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import os
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Network = IPv4Network | IPv6Network
+
+
+def _parse_networks(value: object) -> object:
+    """`127.0.0.1, 10.0.0.0/8, ::1`: IP addresses or networks separated by commas, each one checked."""
+    if not isinstance(value, str):
+        return value
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    networks: list[Network] = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            networks.append(ip_network(entry))
+        except ValueError:
+            raise ValueError(
+                f"entry {number} is not an IP address or a network (written like 10.0.0.0/8, host bits zero)"
+            ) from None
+    return tuple(networks)
 
 
 def _check_postgres_url(value: str | None) -> str | None:
@@ -90,6 +108,11 @@ class Settings(BaseSettings):
         "must come from this origin; unset, from the address the request names (behind a proxy that ends TLS, "
         "the server sees http, so set it there).",
     )
+    trusted_proxies: Annotated[tuple[Network, ...], NoDecode] = Field(
+        default=(),
+        description="Reverse proxies (IP addresses or networks, separated by commas) whose X-Forwarded-For and "
+        "X-Forwarded-Proto name the client's address and scheme; empty: no forwarded header is believed.",
+    )
     log_level: LogLevel = "INFO"
     cookie_secure: bool = False
     fiv_data_dir: Path = Path(".fiv-data")
@@ -159,7 +182,8 @@ class Settings(BaseSettings):
         default=0.25,
         gt=0,
         le=1,
-        description="The part of those two budgets one client address may take (1 behind a proxy that hides them).",
+        description="The part of those two budgets one client address may take (behind a proxy, the address is "
+        "the client's only when the proxy is in TRUSTED_PROXIES).",
     )
 
     @field_validator("database_url", "database_app_url")
@@ -185,6 +209,11 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/") or parts.query:
             raise ValueError("must be an origin like https://console.example.com (no path)")
         return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        return _parse_networks(value)
 
     @field_validator("secret_key")
     @classmethod

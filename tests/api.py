@@ -148,10 +148,13 @@ class Browsers:
         self.server = server
         self._clients: list[TestClient[web.Request, web.Application]] = []
 
-    async def new(self, *, bearer: str | None = None, address: str | None = None) -> Api:
-        """A client of its own; `address` (any of 127.0.0.0/8) is the client address the server sees."""
+    async def new(
+        self, *, bearer: str | None = None, address: str | None = None, headers: dict[str, str] | None = None
+    ) -> Api:
+        """A client of its own; `address` (any of 127.0.0.0/8) is the client address the server sees, `headers`
+        go with each of its requests (a proxy's `X-Forwarded-For`)."""
         connector = aiohttp.TCPConnector(local_addr=(address, 0)) if address else None
-        client: TestClient[web.Request, web.Application] = TestClient(self.server, connector=connector)
+        client: TestClient[web.Request, web.Application] = TestClient(self.server, connector=connector, headers=headers)
         await client.start_server()
         self._clients.append(client)
         return Api(client, bearer=bearer)

@@ -58,6 +58,7 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
             extra={
                 "method": request.method,
                 "path": request.path,
+                "client": request.remote,
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             },
