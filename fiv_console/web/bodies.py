@@ -6,9 +6,9 @@ Every body the server reads whole (JSON calls, webhooks, sign-in) goes through `
 - the whole body must arrive within `BODY_TIMEOUT_SECONDS`, or the request is answered 408 (a client that
   trickles a body holds nothing past it); a caller may also ask for a `Pace` (bodies from callers that
   have proven nothing: a first byte soon, then a least average rate);
-- a body is read into one buffer that grows as its chunks arrive (each chunk freed once copied), so what a
-  body holds is what its client really sent, whatever it declared (aiohttp's `request.read()` also raises
-  its stream's buffer to the whole limit, letting a stalled client park megabytes in it);
+- a body is kept as the chunks that arrived until it is whole, so what a body holds is what its client
+  really sent, whatever it declared (aiohttp's `request.read()` also raises its stream's buffer to the whole
+  limit, letting a stalled client park megabytes in it);
 - once the request of a large body is done, the caller drops it (`forget`) and asks for the heap's freed
   pages to go back to the system (`give_back_memory_soon`; docs/benchmarks.md has what each step returned).
 
@@ -112,27 +112,29 @@ def _too_slow(seconds: float, pace: Pace | None) -> str:
     )
 
 
-# The buffer grows with what arrives, never with what is declared: a client that declares megabytes and
+# What is kept grows with what arrives, never with what is declared: a client that declares megabytes and
 # sends nothing must not make the server allocate them. On failure (a deadline, a refusal, a client gone)
 # the part read is dropped before the exception leaves: its traceback keeps the reading frame alive until
 # the next garbage collection, which would keep megabytes with it.
 
 
 async def _read(stream: StreamReader, declared: int | None, limit: int, arrived: Callable[[int], None]) -> bytes:
-    buffer = bytearray()
+    chunks: list[bytes] = []
+    size = 0
     try:
         while chunk := await stream.readany():
-            if len(buffer) + len(chunk) > limit:
+            if size + len(chunk) > limit:
                 raise BodyTooLarge(limit)
             arrived(len(chunk))
-            buffer += chunk
-        if declared is not None and len(buffer) != declared:
+            chunks.append(chunk)
+            size += len(chunk)
+        if declared is not None and size != declared:
             # aiohttp's parser ends a body only at its declared length or with an error; a guard.
             raise InvalidInput("the body ended before its Content-Length")
     except BaseException:
-        del buffer
+        chunks.clear()
         raise
-    return bytes(buffer)
+    return b"".join(chunks)
 
 
 def forget(request: web.Request) -> None:
