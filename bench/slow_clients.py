@@ -62,6 +62,8 @@ _SETTINGS = (
     "unauthenticated_bodies_at_once",
     "unauthenticated_body_bytes",
     "unauthenticated_share_per_address",
+    "unauthenticated_body_grace_seconds",
+    "unauthenticated_body_min_bytes_per_second",
 )
 _DEFAULT_DEADLINES = {"header_timeout_seconds": 15.0, "body_timeout_seconds": 30.0}
 
@@ -402,7 +404,9 @@ def print_table(report: dict[str, Any]) -> None:
         f"slow clients against fiv-console serve on {report['server']} PostgreSQL {report['postgres']}; "
         f"header deadline {settings['header_timeout_seconds']} s, body deadline {settings['body_timeout_seconds']} s, "
         f"budget {settings['unauthenticated_bodies_at_once']} bodies / {settings['unauthenticated_body_bytes']} "
-        f"bytes per route, share per address {settings['unauthenticated_share_per_address']}"
+        f"bytes per route, share per address {settings['unauthenticated_share_per_address']}, "
+        f"grace {settings['unauthenticated_body_grace_seconds']} s, "
+        f"pace {settings['unauthenticated_body_min_bytes_per_second']} bytes/s"
     )
     print(f"idle RSS {report['idle_rss_mib']:.1f} MiB; target: 100 stalled 4 MiB bodies add < 50 MiB")
     for number, phase in enumerate(report["stalled_webhooks"], start=1):

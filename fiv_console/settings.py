@@ -167,7 +167,7 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=600, description="A streamed upload that sends nothing for this long is cut off."
     )
     unauthenticated_bodies_at_once: int = Field(
-        default=64,
+        default=256,
         ge=1,
         le=10_000,
         description="Bodies of callers that have proven nothing yet (webhooks, sign-in) read at once, per route.",
@@ -176,14 +176,27 @@ class Settings(BaseSettings):
         default=32 * 1024 * 1024,
         ge=4 * 1024 * 1024,
         le=1024 * 1024 * 1024,
-        description="Bytes of such bodies held at once, per route (declared sizes; the route's limit if chunked).",
+        description="Bytes of such bodies held at once, per route, counted as they arrive.",
     )
     unauthenticated_share_per_address: float = Field(
         default=0.25,
         gt=0,
         le=1,
-        description="The part of those two budgets one client address may take (behind a proxy, the address is "
-        "the client's only when the proxy is in TRUSTED_PROXIES).",
+        description="The part of those two budgets one client address (IPv6: one /64) may take (behind a proxy, "
+        "the address is the client's only when the proxy is in TRUSTED_PROXIES).",
+    )
+    unauthenticated_body_grace_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="Such a body must start arriving within this of its headers; each byte then buys it "
+        "1/UNAUTHENTICATED_BODY_MIN_BYTES_PER_SECOND seconds more (BODY_TIMEOUT_SECONDS still bounds the whole).",
+    )
+    unauthenticated_body_min_bytes_per_second: int = Field(
+        default=16 * 1024,
+        ge=1,
+        le=100 * 1024 * 1024,
+        description="The average rate such a body must keep up after its grace period.",
     )
 
     @field_validator("database_url", "database_app_url")

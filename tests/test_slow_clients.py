@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import aiohttp
 import orjson
 from aiohttp.test_utils import TestServer
 
+from fiv_console.db.pool import Database, tenant_tx
+from tests.api import PASSWORD, TenantPeople
 from tests.conftest import TestDatabase, serving
-from tests.webhooks import WEBHOOK_PATH, sign
+from tests.webhooks import WEBHOOK_PATH, envelope, number_of, post_webhook, sign, text_message
 
 LOGIN_PATH = "/api/auth/login"
 MiB = 1024 * 1024
@@ -40,8 +44,10 @@ class RawClient:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def connect(cls, server: TestServer) -> RawClient:
-        reader, writer = await asyncio.open_connection(server.host, server.port)
+    async def connect(cls, server: TestServer, source: str | None = None) -> RawClient:
+        """A connection from `source` (any of 127.0.0.0/8 on loopback), so tests can play several addresses."""
+        local_addr = None if source is None else (source, 0)
+        reader, writer = await asyncio.open_connection(server.host, server.port, local_addr=local_addr)
         return cls(reader, writer)
 
     async def send(self, data: bytes) -> None:
@@ -105,8 +111,8 @@ async def raw_clients() -> AsyncIterator[list[RawClient]]:
             client.close()
 
 
-async def connect(server: TestServer, clients: list[RawClient]) -> RawClient:
-    client = await RawClient.connect(server)
+async def connect(server: TestServer, clients: list[RawClient], source: str | None = None) -> RawClient:
+    client = await RawClient.connect(server, source)
     clients.append(client)
     return client
 
@@ -139,6 +145,8 @@ async def test_stalled_webhook_bodies_past_the_budget_are_refused_at_once(databa
     settings = database.settings(
         unauthenticated_body_bytes=8 * MiB, unauthenticated_share_per_address=1.0, body_timeout_seconds=120
     )
+    # Bodies are charged for what has arrived: the stalled ones leave 20 bytes of the budget, this needs more.
+    small = b"{}" + b" " * 1024
     async with serving(settings) as server, raw_clients() as clients:
         for _ in range(2):  # two bodies of 4 MiB, 10 bytes short, take the whole budget
             stalled = await connect(server, clients)
@@ -146,7 +154,7 @@ async def test_stalled_webhook_bodies_past_the_budget_are_refused_at_once(databa
 
         # Once they are being read, a small signed webhook is refused too; wait for that moment.
         started = time.monotonic()
-        while (answer := await signed_webhook(server, clients)).status != 503:
+        while (answer := await signed_webhook(server, clients, small)).status != 503:
             assert time.monotonic() - started < PATIENCE, f"the budget never filled (last answer {answer.status})"
             await asyncio.sleep(0.2)
         assert answer.headers["retry-after"] == "5"
@@ -161,7 +169,7 @@ async def test_stalled_webhook_bodies_past_the_budget_are_refused_at_once(databa
         for client in clients[:2]:
             client.close()
         started = time.monotonic()
-        while (answer := await signed_webhook(server, clients)).status == 503:
+        while (answer := await signed_webhook(server, clients, small)).status == 503:
             assert time.monotonic() - started < PATIENCE, "the budget was never given back"
             await asyncio.sleep(0.2)
         assert answer.status == 200
@@ -169,7 +177,10 @@ async def test_stalled_webhook_bodies_past_the_budget_are_refused_at_once(databa
 
 async def test_one_address_gets_only_its_share_of_the_sign_in_budget(database: TestDatabase) -> None:
     settings = database.settings(
-        unauthenticated_bodies_at_once=4, unauthenticated_share_per_address=0.25, body_timeout_seconds=120
+        unauthenticated_bodies_at_once=4,
+        unauthenticated_share_per_address=0.25,
+        body_timeout_seconds=120,
+        unauthenticated_body_grace_seconds=120,
     )
     body = orjson.dumps({"workspace": "nowhere", "email": "nobody@example.com", "password": "wrong password"})
     async with serving(settings) as server, raw_clients() as clients:
@@ -272,3 +283,89 @@ async def test_a_sign_in_and_a_webhook_within_their_limits_are_served(database: 
         answer = await client.answer()
         assert answer.status == 401
         assert orjson.loads(answer.body)["error"]["code"] == "UNAUTHENTICATED"
+
+
+# Four other addresses, as a few attackers would have (IPv6 ones count by their /64).
+ATTACKERS = [f"127.0.0.{n}" for n in range(2, 6)]
+
+
+async def test_connections_that_send_only_headers_do_not_keep_webhooks_out(database: TestDatabase) -> None:
+    async with serving(database.settings()) as server, raw_clients() as clients:
+        for source in ATTACKERS:
+            for _ in range(16):  # each declares the largest body and never sends a byte of it
+                idle = await connect(server, clients, source)
+                await idle.send(webhook_head(4 * MiB))
+        await asyncio.sleep(0.5)
+        answer = await signed_webhook(server, clients)
+        assert answer.status == 200, answer.body
+
+
+async def test_connections_that_send_only_headers_do_not_keep_sign_in_out(
+    database: TestDatabase, tenant: TenantPeople
+) -> None:
+    person = tenant.agent
+    body = orjson.dumps({"workspace": person.workspace, "email": person.email, "password": PASSWORD})
+    async with serving(database.settings()) as server, raw_clients() as clients:
+        for source in ATTACKERS:
+            for _ in range(32):
+                idle = await connect(server, clients, source)
+                await idle.send(login_head(len(body)))
+        await asyncio.sleep(0.5)
+        client = await connect(server, clients)
+        await client.send(login_head(len(body)) + body)
+        answer = await client.answer()
+        assert answer.status == 200, answer.body
+
+
+async def test_a_burst_of_signed_webhooks_from_one_address_is_all_taken(
+    database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    phone_number_id = await number_of(db, tenant)
+    bodies = [envelope(phone_number_id, messages=[text_message(f"55119{n:08d}", f"hi {n}")]) for n in range(100)]
+    async with serving(database.settings()) as server:
+        url = str(server.make_url(WEBHOOK_PATH))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=len(bodies))) as session:
+            answers = await asyncio.gather(*(post_webhook(session, url, body) for body in bodies))
+    assert Counter(answer.status for answer in answers) == {200: len(bodies)}
+    async with tenant_tx(db, tenant.id) as conn:
+        assert await conn.fetchval("select count(*) from messages where direction = 'inbound'") == len(bodies)
+
+
+async def test_anonymous_bodies_that_do_not_start_or_keep_pace_are_cut_off_early(database: TestDatabase) -> None:
+    settings = database.settings(
+        body_timeout_seconds=120, unauthenticated_body_grace_seconds=1.0, unauthenticated_body_min_bytes_per_second=100
+    )
+    async with serving(settings) as server, raw_clients() as clients:
+        silent_webhook = await connect(server, clients)
+        await silent_webhook.send(webhook_head(1000))
+        silent_login = await connect(server, clients)
+        await silent_login.send(login_head(1000))
+        trickling = await connect(server, clients)
+        await trickling.send(login_head(1000))
+
+        async def trickle() -> None:  # 10 bytes a second, a tenth of the pace asked for
+            try:
+                for _ in range(1000):
+                    await trickling.send(b" ")
+                    await asyncio.sleep(0.1)
+            except ConnectionError:
+                pass
+
+        trickler = asyncio.create_task(trickle())
+        try:
+            started = time.monotonic()
+            for client in (silent_webhook, silent_login, trickling):
+                assert (await client.answer()).status == 408
+                assert await client.closed_in_time()
+            # Well before the 120 s total deadline: the pace, not the deadline, cut them off.
+            assert time.monotonic() - started < PATIENCE
+        finally:
+            trickler.cancel()
+
+        # A body that keeps the pace is read even when it takes longer than the grace period.
+        keeping_up = await connect(server, clients)
+        body = b" " * 600 + orjson.dumps({"workspace": "nowhere", "email": "nobody@example.com", "password": "x"})
+        await keeping_up.send(login_head(len(body)) + body[:500])
+        await asyncio.sleep(2)  # past the grace period, but the 500 bytes bought 5 s more
+        await keeping_up.send(body[500:])
+        assert (await keeping_up.answer()).status == 401

@@ -5,14 +5,18 @@ Such a body is read whole before anything can tell a real caller from an attacke
 has a guard, applied by `middleware` before its handler runs:
 - cheap refusals first, before a byte of the body is read: a missing header the route cannot do without
   (401), a declared length over the route's own limit (413);
-- a budget per route of how many such bodies are held at once and of their bytes (a body counts at its
-  declared length, or at the route's limit when chunked), of which one client address may take only a
-  share. Past it the request is refused at once (503 with Retry-After; 429 when it is the address's share
+- a budget per route of how many such bodies are being received at once and of their bytes, of which one
+  client address (`login_throttle.address_key`: IPv4 as is, IPv6 by its /64) may take only a share. A body
+  takes one of the count when its headers arrive, and is charged for its bytes as they arrive, never for
+  what it declares: a connection that sends headers and then nothing costs one of the count and no bytes.
+  Without room, the request is refused at once (503 with Retry-After; 429 when it is the address's share
   that is spent, except for webhooks, which always get 503 so that Meta delivers them again later) rather
-  than queued. A body holds its part until its handler has finished with it.
-
-So a flood of stalled bodies holds at most the budget, and the body deadline (`fiv_console.web.bodies`)
-frees each part within `BODY_TIMEOUT_SECONDS`.
+  than queued, whether that is before its first byte or part way through;
+- a pace (`bodies.Pace`): the body must start within UNAUTHENTICATED_BODY_GRACE_SECONDS and keep up
+  UNAUTHENTICATED_BODY_MIN_BYTES_PER_SECOND on average, so a connection that trickles holds its place for
+  seconds rather than for the whole BODY_TIMEOUT_SECONDS (408).
+A body holds its part until its sender has proven itself (`proven`: a webhook whose signature verifies)
+or its handler has finished with it, whichever comes first.
 """
 
 from __future__ import annotations
@@ -25,9 +29,18 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from fiv_console.errors import DomainError, RateLimited, Unauthenticated, Unavailable
+from fiv_console.login_throttle import address_key
 from fiv_console.settings import Settings
 from fiv_console.web import envelope
-from fiv_console.web.bodies import LARGE_BODY, BodyTooLarge, forget, give_back_memory_soon, over_limit, read_body
+from fiv_console.web.bodies import (
+    LARGE_BODY,
+    BodyTooLarge,
+    Pace,
+    forget,
+    give_back_memory_soon,
+    over_limit,
+    read_body,
+)
 
 RETRY_AFTER_SECONDS = 5
 
@@ -44,29 +57,77 @@ class Budget:
     held_bytes: int = 0
     by_address: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def reserve(self, address: str, size: int) -> None:
-        """Room for one body of `size` bytes; Unavailable or RateLimited if there is none. `release` gives it back."""
+    def admit(self, address: str) -> None:
+        """One more body from `address`, with no bytes yet; Unavailable or RateLimited if there is no room."""
         count, held_bytes = self.by_address.get(address, (0, 0))
-        if self.held >= self.at_once or self.held_bytes + size > self.total_bytes:
+        if self.held >= self.at_once:
             raise Unavailable("too many requests are being received: try again shortly")
-        if count >= self.per_address or held_bytes + size > self.bytes_per_address:
+        if count >= self.per_address:
             raise RateLimited("too many requests from this address at once", retry_after=RETRY_AFTER_SECONDS)
-        self.held, self.held_bytes = self.held + 1, self.held_bytes + size
-        self.by_address[address] = (count + 1, held_bytes + size)
+        self.held += 1
+        self.by_address[address] = (count + 1, held_bytes)
+
+    def grow(self, address: str, size: int) -> None:
+        """`size` more bytes for a body `address` was admitted for; Unavailable or RateLimited if they do not fit."""
+        count, held_bytes = self.by_address[address]
+        if self.held_bytes + size > self.total_bytes:
+            raise Unavailable("too many requests are being received: try again shortly")
+        if held_bytes + size > self.bytes_per_address:
+            raise RateLimited("too many requests from this address at once", retry_after=RETRY_AFTER_SECONDS)
+        self.held_bytes += size
+        self.by_address[address] = (count, held_bytes + size)
 
     def release(self, address: str, size: int) -> None:
+        """Gives back one body of `address` and the `size` bytes it was charged."""
         self.held, self.held_bytes = self.held - 1, self.held_bytes - size
         count, held_bytes = self.by_address.pop(address)
         if count > 1:
             self.by_address[address] = (count - 1, held_bytes - size)
 
 
+@dataclass
+class Reservation:
+    """One body's part of its route's budget: one of the count, and the bytes received so far."""
+
+    budget: Budget
+    address: str
+    size: int = 0
+    released: bool = False
+
+    @classmethod
+    def take(cls, budget: Budget, address: str) -> Reservation:
+        budget.admit(address)
+        return cls(budget, address)
+
+    def grow(self, size: int) -> None:
+        self.budget.grow(self.address, size)
+        self.size += size
+
+    def release(self) -> None:
+        """Gives the part back; only the first call does anything."""
+        if not self.released:
+            self.released = True
+            self.budget.release(self.address, self.size)
+
+
+_RESERVATION_KEY = web.RequestKey("anonymous_body_reservation", Reservation)
+
+
+def proven(request: web.Request) -> None:
+    """The sender of this request's body has proven itself (a webhook's signature verifies): its body no longer
+    counts against the budget for callers that have proven nothing, even while its handler goes on."""
+    reservation = request.get(_RESERVATION_KEY)
+    if reservation is not None:
+        reservation.release()
+
+
 @dataclass(frozen=True)
 class Guard:
-    """One route's rules: its body limit, a header it cannot do without, its budget, and how it answers."""
+    """One route's rules: its body limit, a header it cannot do without, its budget and pace, and how it answers."""
 
     limit: int
     budget: Budget
+    pace: Pace
     required_header: str | None = None
     # Webhooks answer 503 for any refusal of room, so that Meta delivers them again later.
     always_unavailable: bool = False
@@ -84,7 +145,8 @@ def guard(
         # One body of the route's largest size always fits one address's share.
         bytes_per_address=max(limit, math.floor(settings.unauthenticated_body_bytes * share)),
     )
-    return Guard(limit, budget, required_header, always_unavailable)
+    pace = Pace(settings.unauthenticated_body_grace_seconds, settings.unauthenticated_body_min_bytes_per_second)
+    return Guard(limit, budget, pace, required_header, always_unavailable)
 
 
 def _refusal(request: web.Request, guard: Guard, exc: DomainError) -> web.Response:
@@ -98,28 +160,29 @@ def _refusal(request: web.Request, guard: Guard, exc: DomainError) -> web.Respon
     return web.Response(status=status, text=exc.message, headers=headers)
 
 
-def _admit(request: web.Request, guard: Guard) -> None:
-    """The cheap checks, before anything is read."""
+def _admit(request: web.Request, guard: Guard) -> Reservation:
+    """The cheap checks, before anything is read, then one place in the budget."""
     if guard.required_header is not None and guard.required_header not in request.headers:
         raise Unauthenticated(f"the {guard.required_header} header is missing")
     if over_limit(request, guard.limit):
         raise BodyTooLarge(guard.limit)
+    return Reservation.take(guard.budget, address_key(request.remote))
 
 
-async def _guarded(request: web.Request, handler: Handler, guard: Guard, address: str, size: int) -> web.StreamResponse:
+async def _guarded(request: web.Request, handler: Handler, guard: Guard) -> web.StreamResponse:
     try:
-        _admit(request, guard)
-        guard.budget.reserve(address, size)
+        reservation = _admit(request, guard)
     except DomainError as exc:
         return _refusal(request, guard, exc)
+    request[_RESERVATION_KEY] = reservation
     try:
         try:
-            await read_body(request, limit=guard.limit)
+            await read_body(request, limit=guard.limit, pace=guard.pace, on_chunk=reservation.grow)
         except DomainError as exc:
             return _refusal(request, guard, exc)
         return await handler(request)
     finally:
-        guard.budget.release(address, size)
+        reservation.release()
 
 
 def middleware(guards: Mapping[tuple[str, str], Guard]) -> Middleware:
@@ -130,14 +193,13 @@ def middleware(guards: Mapping[tuple[str, str], Guard]) -> Middleware:
         guard = guards.get((request.method, request.path))
         if guard is None:
             return await handler(request)
-        address = request.remote or "unknown"
-        size = request.content_length if request.content_length is not None else guard.limit
         try:
-            return await _guarded(request, handler, guard, address, size)
+            return await _guarded(request, handler, guard)
         finally:
             forget(request)
             # Refused large bodies are still read and dropped by aiohttp (so the client can read the answer).
-            if size >= LARGE_BODY:
+            declared = request.content_length
+            if (guard.limit if declared is None else declared) >= LARGE_BODY:
                 give_back_memory_soon()
 
     return guard_bodies
