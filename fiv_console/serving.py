@@ -25,7 +25,7 @@ from fiv_console.db import migrations
 from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.startup import StartupError
 from fiv_console.db.urls import app_role, derived_app_password, owner_url
-from fiv_console.keys import in_flight_key, settings_key
+from fiv_console.keys import database_key, in_flight_key, settings_key
 from fiv_console.settings import Settings
 from fiv_console.web import connection_limits
 
@@ -143,10 +143,11 @@ class _StopSignals:
     """Ctrl-C and SIGTERM while serving: the first asks for an orderly stop, which the deadline bounds; a second
     one, or the deadline, stops at once (`StoppedAtOnce`, raised out of the event loop)."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, on_stop_at_once: Callable[[], None]) -> None:
         self.requested = asyncio.Event()
         self.deadline = 0.0
         self._timeout = timeout
+        self._on_stop_at_once = on_stop_at_once
         self._loop = asyncio.get_running_loop()
         self._at_deadline: asyncio.TimerHandle | None = None
         self._installed: list[signal.Signals] = []
@@ -177,6 +178,7 @@ class _StopSignals:
 
     def _stop_at_once(self, reason: str) -> None:
         log.warning("stopping at once: requests still in flight are cut short", extra={"reason": reason})
+        self._on_stop_at_once()
         raise StoppedAtOnce(1)
 
 
@@ -190,7 +192,7 @@ def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str
     timeout = app[settings_key].shutdown_timeout
 
     async def _serve() -> None:
-        stop = _StopSignals(timeout)
+        stop = _StopSignals(timeout, on_stop_at_once=lambda: _drop_database_connections(app))
         stop.install()
         try:
             runner = connection_limits.AppRunner(app, access_log=None, shutdown_timeout=timeout * _LAST_GRACE_SHARE)
@@ -210,6 +212,13 @@ def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str
     # Where the loop cannot take signals (Windows), Ctrl-C cancels `_serve`, whose cleanup runs, and ends here.
     with suppress(KeyboardInterrupt):
         run_async(_serve)
+
+
+def _drop_database_connections(app: web.Application) -> None:
+    """Stopping at once: the pool's connections are cut (their transactions roll back), so that the cleanup
+    the cancelled tasks still run finds a closed pool at once instead of waiting for connections to return."""
+    if database_key in app:
+        app[database_key].pool.terminate()
 
 
 async def _drain(runner: web.AppRunner, *, until: float) -> None:
