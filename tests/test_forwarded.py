@@ -20,7 +20,7 @@ from fiv_console.web.forwarded import is_trusted as forwarded_is_trusted
 from tests.api import Browsers, TenantPeople
 from tests.conftest import TestDatabase, people_of, serving
 from tests.sockets import open_console
-from tests.test_login_throttle import ADDRESS_LIMIT, DELAY_AFTER, DELAY_CAP, PAIR_LIMIT, new_address
+from tests.test_login_throttle import ADDRESS_LIMIT, PAIR_LIMIT, new_address, throttle_settings
 
 PROXY = "127.0.0.1"
 NETWORKS = load_settings(trusted_proxies="127.0.0.1, 10.0.0.0/8, fd00::/8").trusted_proxies
@@ -36,13 +36,7 @@ def through_proxy(client: str, **more: str) -> dict[str, str]:
 
 
 def proxied_settings(database: TestDatabase, trusted: str = PROXY) -> Settings:
-    return database.settings(
-        trusted_proxies=trusted,
-        login_failures_per_account_and_address=PAIR_LIMIT,
-        login_failures_per_address=ADDRESS_LIMIT,
-        login_account_delay_after=DELAY_AFTER,
-        login_account_delay_max_seconds=DELAY_CAP,
-    )
+    return throttle_settings(database, None, trusted_proxies=trusted)
 
 
 @pytest.fixture

@@ -32,13 +32,14 @@ def new_address() -> str:
     return f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
 
 
-def throttle_settings(database: TestDatabase, redis_url: str | None) -> Settings:
+def throttle_settings(database: TestDatabase, redis_url: str | None, **overrides: object) -> Settings:
     return database.settings(
         redis_url=redis_url,
         login_failures_per_account_and_address=PAIR_LIMIT,
         login_failures_per_address=ADDRESS_LIMIT,
         login_account_delay_after=DELAY_AFTER,
         login_account_delay_max_seconds=DELAY_CAP,
+        **overrides,
     )
 
 

@@ -188,6 +188,25 @@ async def _migrate_before(owner_url: str, login_role: str, directory: Path, vers
     await migrate(owner_url, app_role=login_role, app_password=None, directory=directory)
 
 
+async def _old_tenant(data: asyncpg.Connection, *, with_slug: bool) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A tenant with a queue and a channel, written as the schema of an earlier migration has them (tenants
+    got their slug in 0008)."""
+    tenant_sql = (
+        "insert into tenants (name, slug) values ('Old data', 'old-data') returning id"
+        if with_slug
+        else "insert into tenants (name) values ('Old data') returning id"
+    )
+    tenant = await data.fetchval(tenant_sql)
+    queue = await data.fetchval("insert into queues (tenant_id, name) values ($1, 'Q') returning id", tenant)
+    channel = await data.fetchval(
+        "insert into channels (tenant_id, phone_number_id, display_number, default_queue_id) "
+        "values ($1, '1234567', '+1 555', $2) returning id",
+        tenant,
+        queue,
+    )
+    return tenant, queue, channel
+
+
 async def test_the_counters_start_from_what_exists_also_for_an_owner_held_to_row_level_security(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -196,14 +215,7 @@ async def test_the_counters_start_from_what_exists_also_for_an_owner_held_to_row
         await _migrate_before(owner_url, login_role, tmp_path, 7)
         data = await asyncpg.connect(as_superuser)
         try:
-            tenant = await data.fetchval("insert into tenants (name) values ('Old data') returning id")
-            queue = await data.fetchval("insert into queues (tenant_id, name) values ($1, 'Q') returning id", tenant)
-            channel = await data.fetchval(
-                "insert into channels (tenant_id, phone_number_id, display_number, default_queue_id) "
-                "values ($1, '1234567', '+1 555', $2) returning id",
-                tenant,
-                queue,
-            )
+            tenant, queue, channel = await _old_tenant(data, with_slug=False)
             for n in range(2):
                 contact = await data.fetchval(
                     "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id", tenant, f"5511{n:09d}"
@@ -238,16 +250,7 @@ async def test_open_conversations_await_a_reply_from_their_first_unanswered_mess
         await _migrate_before(owner_url, login_role, tmp_path, 10)
         data = await asyncpg.connect(as_superuser)
         try:
-            tenant = await data.fetchval(
-                "insert into tenants (name, slug) values ('Old data', 'old-data') returning id"
-            )
-            queue = await data.fetchval("insert into queues (tenant_id, name) values ($1, 'Q') returning id", tenant)
-            channel = await data.fetchval(
-                "insert into channels (tenant_id, phone_number_id, display_number, default_queue_id) "
-                "values ($1, '1234567', '+1 555', $2) returning id",
-                tenant,
-                queue,
-            )
+            tenant, queue, channel = await _old_tenant(data, with_slug=True)
             # (status, [(minutes ago, direction, kind, details)]) -> awaiting since, minutes ago; an outbound
             # message was sent unless its direction says "failed"
             histories = {
