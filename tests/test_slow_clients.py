@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -117,6 +117,16 @@ async def connect(server: TestServer, clients: list[RawClient], source: str | No
     return client
 
 
+async def trickle(client: RawClient, pieces: Iterable[bytes], every: float) -> None:
+    """Sends `pieces` one at a time, `every` seconds apart, until they run out or the server hangs up."""
+    try:
+        for piece in pieces:
+            await client.send(piece)
+            await asyncio.sleep(every)
+    except ConnectionError:
+        pass
+
+
 async def signed_webhook(server: TestServer, clients: list[RawClient], body: bytes = b"{}") -> Answer:
     client = await connect(server, clients)
     await client.send(webhook_head(len(body), sign(body)) + body)
@@ -216,16 +226,8 @@ async def test_clients_that_trickle_headers_or_send_nothing_are_disconnected_by_
         silent = await connect(server, clients)
         trickling = await connect(server, clients)
         await trickling.send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-
-        async def trickle() -> None:
-            try:
-                for number in range(1000):
-                    await trickling.send(f"X-Pad-{number}: y\r\n".encode())
-                    await asyncio.sleep(0.2)
-            except ConnectionError:
-                pass
-
-        trickler = asyncio.create_task(trickle())
+        header_lines = (f"X-Pad-{number}: y\r\n".encode() for number in range(1000))
+        trickler = asyncio.create_task(trickle(trickling, header_lines, 0.2))
         try:
             assert await trickling.closed_in_time(), "a client trickling headers kept its connection"
             assert await silent.closed_in_time(), "a client sending nothing kept its connection"
@@ -246,16 +248,7 @@ async def test_bodies_trickled_slower_than_the_deadline_are_cut_off(database: Te
         await webhook.send(webhook_head(1000))
         login = await connect(server, clients)
         await login.send(login_head(1000))
-
-        async def trickle(client: RawClient) -> None:
-            try:
-                for _ in range(1000):
-                    await client.send(b" ")
-                    await asyncio.sleep(0.1)
-            except ConnectionError:
-                pass
-
-        tricklers = [asyncio.create_task(trickle(client)) for client in (webhook, login)]
+        tricklers = [asyncio.create_task(trickle(client, [b" "] * 1000, 0.1)) for client in (webhook, login)]
         try:
             assert (await webhook.answer()).status == 408
             answer = await login.answer()
@@ -342,16 +335,8 @@ async def test_anonymous_bodies_that_do_not_start_or_keep_pace_are_cut_off_early
         await silent_login.send(login_head(1000))
         trickling = await connect(server, clients)
         await trickling.send(login_head(1000))
-
-        async def trickle() -> None:  # 10 bytes a second, a tenth of the pace asked for
-            try:
-                for _ in range(1000):
-                    await trickling.send(b" ")
-                    await asyncio.sleep(0.1)
-            except ConnectionError:
-                pass
-
-        trickler = asyncio.create_task(trickle())
+        # 10 bytes a second, a tenth of the pace asked for.
+        trickler = asyncio.create_task(trickle(trickling, [b" "] * 1000, 0.1))
         try:
             started = time.monotonic()
             for client in (silent_webhook, silent_login, trickling):
