@@ -85,12 +85,15 @@ from _scratch import (
 )
 from intake import _busy_seconds, _percentile_ms, _run_queue_wait, sampling_waits
 
-from fiv_console import channels, conversations, events, queues, tenants
+from fiv_console import events
+from fiv_console.access import Viewer
+from fiv_console.accounts import tenants
 from fiv_console.assignment.loop import SWEEP_INTERVAL, AssignmentLoop
-from fiv_console.conversations import Viewer
+from fiv_console.conversations import lifecycle as conversations
 from fiv_console.db.pool import DATABASE_TROUBLE, Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, Forbidden, NotFound
 from fiv_console.events import Event
+from fiv_console.routing import channels, queues
 from fiv_console.serving import run_async
 
 TARGET_ASSIGNMENTS_PER_S = 2_000.0

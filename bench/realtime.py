@@ -101,12 +101,13 @@ from intake import (
 )
 from pydantic import SecretStr
 
-from fiv_console import queues, users
+from fiv_console.accounts import users
 from fiv_console.constants import CSRF_HEADER, SESSION_COOKIE
 from fiv_console.db.pool import create_database, tenant_tx
+from fiv_console.routing import queues
 from fiv_console.serving import free_port, run_async
+from fiv_console.simulation.traffic import text_message_envelope
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign
-from fiv_console.whatsapp.traffic import text_message_envelope
 
 TARGET_P50_ONE_MS = 10.0  # the targets: p50 <= 10 ms, p99 <= 50 ms on one instance
 TARGET_P99_ONE_MS = 50.0

@@ -35,11 +35,12 @@ from uuid import UUID
 
 from _scratch import Scratch, Server, fail, measure_and_report, scratch_database
 
-from fiv_console import queues, tenants
+from fiv_console.accounts import tenants
 
 # The very statement tenant_tx runs, so the breakdown's bare variant cannot drift from it.
 from fiv_console.db.pool import _SET_TENANT_SQL as SET_TENANT_SQL
 from fiv_console.db.pool import Database, create_database, tenant_tx
+from fiv_console.routing import queues
 
 # One operation: (worker number, iteration) -> None; workers use both to spread over the tenants.
 Operation = Callable[[int, int], Awaitable[None]]

@@ -14,6 +14,7 @@ import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
+from fiv_console.accounts.rate_limit import LocalRateLimiter, RedisRateLimiter
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.bus.base import Bus
 from fiv_console.bus.local import LocalBus
@@ -34,7 +35,8 @@ from fiv_console.keys import (
     typing_throttle_key,
     upkeep_key,
 )
-from fiv_console.rate_limit import LocalRateLimiter, RedisRateLimiter
+from fiv_console.messages.intake import Intake
+from fiv_console.messages.sending import Dispatcher, TypingThrottle
 from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep, run_retention
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
@@ -46,8 +48,6 @@ from fiv_console.web.in_flight import InFlight
 from fiv_console.web.middleware import add_security_headers, api_error_middleware, request_context_middleware
 from fiv_console.web.sessions import setup_sessions
 from fiv_console.whatsapp.client import GraphClient, RetryPolicy, TokenBuckets
-from fiv_console.whatsapp.intake import Intake
-from fiv_console.whatsapp.sending import Dispatcher, TypingThrottle
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER
 
 log = logging.getLogger(__name__)

@@ -9,15 +9,17 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from uuid import UUID
 
 import asyncpg
 import orjson
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from fiv_console import channels, dead_letters, demo, queues, tenants, users
+from fiv_console.accounts import tenants, users
+from fiv_console.accounts.passwords import hash_password_async
 from fiv_console.app import create_app
+from fiv_console.constants import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID, SIMULATOR_PORT
 from fiv_console.db.embedded import EmbeddedPostgresError
 from fiv_console.db.migrations import MigrationError
 from fiv_console.db.pool import Database, tenant_tx
@@ -25,8 +27,9 @@ from fiv_console.db.roles import RoleError
 from fiv_console.db.startup import StartupError, close_server_database, open_server_database
 from fiv_console.db.urls import owner_url
 from fiv_console.errors import DomainError, NotFound
+from fiv_console.messages import dead_letters
 from fiv_console.observability.logging import configure_logging
-from fiv_console.passwords import hash_password_async
+from fiv_console.routing import channels, queues
 from fiv_console.serving import (
     database_for,
     free_port,
@@ -37,10 +40,12 @@ from fiv_console.serving import (
     with_secret_key,
 )
 from fiv_console.settings import ConfigError, Settings, load_settings
-from fiv_console.whatsapp.demo_traffic import demo_traffic
-from fiv_console.whatsapp.simulator_cli import add_simulator_arguments, run_simulator
+
+if TYPE_CHECKING:
+    from fiv_console.simulation.demo_seed import DemoTenant
 
 PROGRAM = "fiv-console"
+DEFAULT_CONSOLE_URL = "http://127.0.0.1:8080/webhooks/whatsapp"
 
 
 class UsageError(Exception):
@@ -116,6 +121,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    # The demo's pieces (seed, simulator, traffic) load only for the commands that run them.
+    from fiv_console.simulation import demo_seed
+    from fiv_console.simulation.demo_traffic import demo_traffic
+
     host, port = _address(settings, args)
     # The simulator's status webhooks and the customers need the console's address before it listens.
     port = port or free_port(host)
@@ -131,7 +140,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                 f"Fi.V Console demo is running at {url}",
                 f"  workspace {seeded.workspace} (tenant {seeded.tenant_id}); sign in as:",
             ]
-            lines += [f"  {login.role:<10} {login.email:<30} {login.password}" for login in demo.DEMO_LOGINS]
+            lines += [f"  {login.role:<10} {login.email:<30} {login.password}" for login in demo_seed.DEMO_LOGINS]
             lines.append(f"Simulated customers write every few seconds (WhatsApp simulator on port {simulator_port}).")
             lines.append("Press Ctrl-C to stop.")
             print("\n".join(lines), flush=True)
@@ -148,14 +157,22 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _seed_demo(settings: Settings) -> demo.DemoTenant:
-    result: list[demo.DemoTenant] = []
+async def _seed_demo(settings: Settings) -> DemoTenant:
+    from fiv_console.simulation.demo_seed import seed_demo
+
+    result: list[DemoTenant] = []
 
     async def work(db: Database) -> None:
-        result.append(await demo.seed_demo(db))
+        result.append(await seed_demo(db))
 
     await _with_database(settings, work)
     return result[0]
+
+
+def cmd_simulator(settings: Settings, args: argparse.Namespace) -> int:
+    from fiv_console.simulation.command import run_simulator
+
+    return run_simulator(settings, args)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -269,6 +286,50 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{PROGRAM}: error: {message} (see {self.prog} --help)\n")
 
 
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+
+    return parse
+
+
+def _not_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
+    return value
+
+
+def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `simulator` command's options."""
+    parser.add_argument(
+        "--console-url",
+        default=DEFAULT_CONSOLE_URL,
+        help=f"the console's webhook URL, for status webhooks and traffic (default {DEFAULT_CONSOLE_URL})",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=SIMULATOR_PORT, help=f"port to listen on (default {SIMULATOR_PORT})"
+    )
+    parser.add_argument("--rate", type=_positive(float), help="customer messages per second (default: no traffic)")
+    parser.add_argument("--customers", type=_positive(int), default=20, help="customers writing (default 20)")
+    parser.add_argument(
+        "--duration", type=_not_negative, default=0.0, help="seconds to run, then stop (default 0: until Ctrl-C)"
+    )
+    parser.add_argument(
+        "--phone-number-id",
+        default=DEMO_PHONE_NUMBER_ID,
+        help=f"the channel's phone number id (default the demo's, {DEMO_PHONE_NUMBER_ID})",
+    )
+    parser.add_argument(
+        "--display-number", default=DEMO_DISPLAY_NUMBER, help=f"its display number (default {DEMO_DISPLAY_NUMBER})"
+    )
+    parser.add_argument("--seed", type=int, help="seed for the traffic's customers and mix")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog=PROGRAM, description="Fi.V Console: WhatsApp customer-service console.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_OneLineParser)
@@ -337,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulator_cmd = commands.add_parser("simulator", help="the WhatsApp Cloud API simulator and traffic generator")
     add_simulator_arguments(simulator_cmd)
-    simulator_cmd.set_defaults(handler=run_simulator)
+    simulator_cmd.set_defaults(handler=cmd_simulator)
     return parser
 
 

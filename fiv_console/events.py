@@ -1,7 +1,7 @@
 """The event log: every change a person must see live, appended in the transaction that makes the change.
 
-An event names who may receive it (`Audience`): everyone in the tenant, its supervisors and admins only, or
-the agents of some queues and some people (supervisors and admins always). After commit the events are
+An event names who may receive it (`access.Audience`): everyone in the tenant, its supervisors and admins
+only, or the agents of some queues and some people (supervisors and admins always). After commit the events are
 announced (`Announcer`: the realtime hub publishes them on the bus); the log stays the truth that a
 reconnecting client replays from (`read`), for as long as retention keeps it (`prune`).
 
@@ -15,17 +15,16 @@ are serialized (docs/benchmarks.md measures what that allows).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
+from fiv_console.access import Audience
 from fiv_console.db.pool import Connection, Database, tenant_tx
 
-AudienceKind = Literal["tenant", "supervisors", "members"]
 EventType = Literal[
     "conversation.created",
     "conversation.assigned",
@@ -43,49 +42,6 @@ EventType = Literal[
     "queue.updated",
     "queue.members_changed",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Audience:
-    """Who may receive an event. Supervisors and admins receive every event of their tenant; agents receive
-    `tenant` events, and `members` events naming them or a queue they are a member of when it is sent."""
-
-    kind: AudienceKind
-    queue_ids: tuple[UUID, ...] = ()
-    user_ids: tuple[UUID, ...] = ()
-
-    @classmethod
-    def everyone(cls) -> Audience:
-        return cls("tenant")
-
-    @classmethod
-    def supervisors(cls) -> Audience:
-        return cls("supervisors")
-
-    @classmethod
-    def queue(cls, queue_id: UUID) -> Audience:
-        return cls("members", queue_ids=(queue_id,))
-
-    @classmethod
-    def agent(cls, agent_id: UUID) -> Audience:
-        return cls("members", user_ids=(agent_id,))
-
-    @classmethod
-    def members(cls, *, queue_ids: Iterable[UUID | None] = (), user_ids: Iterable[UUID | None] = ()) -> Audience:
-        """The members of these queues and these people (None and repeats left out)."""
-        return cls(
-            "members",
-            queue_ids=tuple(dict.fromkeys(q for q in queue_ids if q is not None)),
-            user_ids=tuple(dict.fromkeys(u for u in user_ids if u is not None)),
-        )
-
-    def reaches(self, *, sees_all: bool, user_id: UUID | None, queue_ids: AbstractSet[UUID]) -> bool:
-        """Whether a person with this sight is in the audience (asked when the event is sent, not before)."""
-        if sees_all or self.kind == "tenant":
-            return True
-        if self.kind == "supervisors" or user_id is None:
-            return False
-        return user_id in self.user_ids or any(q in queue_ids for q in self.queue_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,17 +113,6 @@ async def append(conn: Connection, batch: EventBatch) -> list[Event]:
         Event(batch.tenant_id, int(row["seq"]), e.type, e.audience, e.conversation_id, e.payload, row["created_at"])
         for row, e in zip(rows, batch.pending, strict=True)
     ]
-
-
-def conversation_audience(*, queue_id: UUID, agent_id: UUID | None, status: str) -> Audience:
-    """Who follows a conversation as it now is: its agent once it has one (closed ones stay theirs), the
-    agents of the queue it waits in, or, closed while it waited, nobody but supervisors and admins. The same
-    sight as `conversations.VISIBLE_CONVERSATION_SQL`."""
-    if agent_id is not None:
-        return Audience.agent(agent_id)
-    if status == "waiting":
-        return Audience.queue(queue_id)
-    return Audience.supervisors()
 
 
 class Announcer(Protocol):

@@ -7,17 +7,17 @@ from uuid import UUID
 from aiohttp import web
 from redis.asyncio import Redis
 
+from fiv_console.accounts.rate_limit import RateLimiter
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.bus.base import Bus
 from fiv_console.db.pool import Database
-from fiv_console.rate_limit import RateLimiter
+from fiv_console.messages.intake import Intake
+from fiv_console.messages.sending import TypingThrottle
 from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep
 from fiv_console.settings import Settings
 from fiv_console.web.in_flight import InFlight
 from fiv_console.whatsapp.client import GraphClient
-from fiv_console.whatsapp.intake import Intake
-from fiv_console.whatsapp.sending import TypingThrottle
 
 settings_key = web.AppKey("settings", Settings)
 database_key = web.AppKey("database", Database)

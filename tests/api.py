@@ -14,10 +14,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from fiv_console import queues, users
+from fiv_console.accounts import users
+from fiv_console.accounts.passwords import hash_password
+from fiv_console.accounts.tenants import TenantCreate, create_tenant
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.passwords import hash_password
-from fiv_console.tenants import TenantCreate, create_tenant
+from fiv_console.routing import queues
 
 PASSWORD = "correct horse battery staple"
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import SecretStr
 
-from fiv_console import users
+from fiv_console.accounts import users
 from fiv_console.db.pool import Connection, Database, tenant_tx
 from tests.api import PASSWORD, TenantPeople, password_hash
 from tests.webhooks import number_of

@@ -21,6 +21,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aiohttp.web_runner import BaseRunner
 
+from fiv_console.accounts.tenants import TenantCreate, create_tenant
 from fiv_console.app import create_app
 from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.migrations import migrate
@@ -28,7 +29,6 @@ from fiv_console.db.pool import Database, create_database
 from fiv_console.db.urls import APP_ROLE, derived_app_password, with_database, with_role
 from fiv_console.keys import database_key
 from fiv_console.settings import Settings
-from fiv_console.tenants import TenantCreate, create_tenant
 from fiv_console.web import connection_limits
 from tests.api import Browsers, TenantPeople, make_tenant
 from tests.redis_server import own_redis_server

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from fiv_console import queues, tokens, users
+from fiv_console.accounts import tokens, users
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.routing import queues
 from fiv_console.web.api.conversations import routes
 from tests.api import Answer, Api, Browsers, Person, TenantPeople, password_hash
 

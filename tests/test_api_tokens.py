@@ -113,7 +113,7 @@ async def test_recording_a_use_never_fails_or_holds_up_the_call(
             f"when (old.id = '{uuid.UUID(token_id)}') execute function refuse_token_use()"
         )
         assert (await integration.get("/api/users")).status == 200
-        (warning,) = [r for r in caplog.records if r.name == "fiv_console.tokens"]
+        (warning,) = [r for r in caplog.records if r.name == "fiv_console.accounts.tokens"]
         assert warning.levelname == "WARNING"
         assert warning.token_id == token_id  # type: ignore[attr-defined]
         assert secret not in caplog.text

@@ -11,15 +11,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp.test_utils import TestServer
 
-from fiv_console import conversations, events
+from fiv_console import events
+from fiv_console.access import Audience, Viewer
 from fiv_console.assignment import loop as assignment_loop
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.assignment.policy import Candidate, Waiting, plan
 from fiv_console.assignment.sla import mark_breaches
-from fiv_console.conversations import Viewer
+from fiv_console.conversations import lifecycle as conversations
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, NotFound
-from fiv_console.events import Audience, Event, Unannounced
+from fiv_console.events import Event, Unannounced
 from tests.api import Browsers, Person, TenantPeople
 from tests.assigning import assigned_to, available, channel, conversations_waiting, enqueued, owners_of
 from tests.conftest import TestDatabase

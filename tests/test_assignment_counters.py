@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import random
 
-from fiv_console import conversations
+from fiv_console.access import Viewer
 from fiv_console.assignment import counters
 from fiv_console.assignment.loop import AssignmentLoop
-from fiv_console.conversations import Viewer
+from fiv_console.conversations import lifecycle as conversations
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, NotFound
 from fiv_console.events import Unannounced

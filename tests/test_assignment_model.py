@@ -38,12 +38,16 @@ from typing import Any, Literal
 from hypothesis import Phase, event, given, note, settings
 from hypothesis import strategies as st
 
-from fiv_console import conversations, events, presence, queues
+from fiv_console import events
+from fiv_console.access import Viewer
+from fiv_console.assignment import presence
 from fiv_console.assignment.loop import AssignmentLoop
-from fiv_console.conversations import Moved, MoveEvent, Viewer
+from fiv_console.conversations import lifecycle as conversations
+from fiv_console.conversations.lifecycle import Moved, MoveEvent
 from fiv_console.db.pool import Connection, Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, DomainError, Forbidden, NotFound
 from fiv_console.events import Unannounced
+from fiv_console.routing import queues
 from tests.api import make_tenant
 from tests.assigning import new_agents
 from tests.conftest import TestDatabase

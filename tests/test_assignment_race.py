@@ -17,10 +17,12 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from fiv_console import conversations, events, presence
+from fiv_console import events
+from fiv_console.access import Viewer
 from fiv_console.assignment import loop as assignment_loop
+from fiv_console.assignment import presence
 from fiv_console.assignment.loop import AssignmentLoop
-from fiv_console.conversations import Viewer
+from fiv_console.conversations import lifecycle as conversations
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Conflict, NotFound
 from fiv_console.events import Event

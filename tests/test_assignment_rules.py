@@ -7,12 +7,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fiv_console import conversations, events, outbound
+from fiv_console import events
+from fiv_console.access import Viewer
 from fiv_console.assignment.loop import AssignmentLoop
-from fiv_console.conversations import Viewer
+from fiv_console.conversations import lifecycle as conversations
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import Unannounced
-from fiv_console.whatsapp.intake import Intake
+from fiv_console.messages import outbound
+from fiv_console.messages.intake import Intake
 from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople
 from tests.assigning import assigned_to, available, channel, conversations_waiting, owners_of

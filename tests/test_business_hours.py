@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from fiv_console.business_hours import NEVER_OPEN_SINCE, BusinessHours, closed_since
+from fiv_console.routing.business_hours import NEVER_OPEN_SINCE, BusinessHours, closed_since
 
 WEEKDAYS_9_TO_6 = BusinessHours.model_validate(
     {day: [["09:00", "12:30"], ["13:30", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}

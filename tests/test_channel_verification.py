@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.whatsapp.simulator import SimulatorConfig, SimulatorServer
+from fiv_console.simulation.cloud_api import SimulatorConfig, SimulatorServer
 from tests.api import Browsers, TenantPeople
 from tests.conftest import WEBHOOK_SECRET, TestDatabase
 from tests.webhooks import new_phone_number_id

@@ -24,13 +24,13 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from fiv_console.accounts.passwords import hash_password, verify_password
+from fiv_console.accounts.tenants import get_tenant
+from fiv_console.accounts.users import UserCreate, create_user
 from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.passwords import hash_password, verify_password
-from fiv_console.queues import QueueCreate, create_queue
+from fiv_console.routing.queues import QueueCreate, create_queue
 from fiv_console.serving import free_port
-from fiv_console.tenants import get_tenant
-from fiv_console.users import UserCreate, create_user
 from tests.conftest import TestDatabase, new_tenant, project_root
 
 CLI_TIMEOUT_SECONDS = 60.0
@@ -396,3 +396,37 @@ async def test_dead_letters_shows_the_newest_unroutable_webhooks(
     letter = orjson.loads(line)
     assert (letter["reason"], letter["phone_number_id"], letter["detail"]) == ("unroutable", "123", marker)
     assert letter["body"] == '{"object":"whatsapp_business_account","entry":[]}'
+
+
+async def test_the_server_loads_no_simulator_unless_it_runs_one() -> None:
+    """The simulator, its traffic and the demo are tools: `serve` and the admin commands never load them."""
+    script = (
+        "import sys\n"
+        "from fiv_console import cli\n"
+        "from fiv_console.app import create_app\n"
+        "from fiv_console.settings import load_settings\n"
+        "cli.build_parser().parse_args(['simulator', '--help'])\n"
+    )
+    check = (
+        "import sys\n"
+        "from fiv_console import cli\n"
+        "from fiv_console.app import create_app\n"
+        "from fiv_console.settings import load_settings\n"
+        "cli.build_parser().parse_args(['serve'])\n"
+        "create_app(load_settings())\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fiv_console.simulation')))\n"
+    )
+    env = cli_env("postgresql://nobody@127.0.0.1:1/none")
+    for code, expect in ((check, b"[]"), (script, b"100000000000001")):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            code,
+            env=env,
+            cwd=project_root(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_SECONDS)
+        assert process.returncode == 0, err
+        assert expect in out  # no simulator module loaded; the simulator's help names the demo's number

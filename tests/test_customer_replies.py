@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 
-from fiv_console import events, outbound
+from fiv_console import events
 from fiv_console.assignment.customer_replies import fill, wait_in_words
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import Unannounced
 from fiv_console.keys import assignment_key
-from fiv_console.whatsapp.simulator import SentMessage
+from fiv_console.messages import outbound
+from fiv_console.simulation.cloud_api import SentMessage
 from tests.api import TenantPeople
 from tests.assigning import available
 from tests.conftest import TestDatabase

@@ -18,8 +18,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from fiv_console.demo import DEMO_LOGINS, DEMO_WORKSPACE
 from fiv_console.serving import free_port
+from fiv_console.simulation.demo_seed import DEMO_LOGINS, DEMO_WORKSPACE
 from tests.conftest import TestDatabase, migrate_database, project_root
 
 START_DEADLINE_SECONDS = 60.0

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fiv_console.login_throttle import Limits, account_delay, address_key
+from fiv_console.accounts.login_throttle import Limits, account_delay, address_key
 from fiv_console.serving import free_port
 from fiv_console.settings import Settings
 from tests.api import Browsers, TenantPeople

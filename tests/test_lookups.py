@@ -15,13 +15,13 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
+from fiv_console.accounts.tenants import sole_workspace
+from fiv_console.accounts.users import find_login
 from fiv_console.db.migrations import migrate
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.db.startup import open_server_database
 from fiv_console.db.urls import APP_ROLE, role_of, with_database, with_role
 from fiv_console.settings import Settings
-from fiv_console.tenants import sole_workspace
-from fiv_console.users import find_login
 from tests.conftest import new_tenant
 from tests.tenant_rows import seed_every_table
 

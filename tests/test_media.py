@@ -23,8 +23,8 @@ import orjson
 import pytest
 from aiohttp import ClientSession
 
-from fiv_console import media
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.messages import media
 from tests.api import Answer, Api, Browsers, TenantPeople
 from tests.conftest import TestDatabase
 from tests.webhooks import (

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fiv_console import message_statuses, outbound
-from fiv_console.conversations import Viewer
+from fiv_console.access import Viewer
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.errors import Conflict
 from fiv_console.events import EventBatch
+from fiv_console.messages import outbound
+from fiv_console.messages import statuses as message_statuses
 from tests.api import TenantPeople
 from tests.webhooks import connect_number, new_phone_number_id
 

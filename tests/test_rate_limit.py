@@ -7,7 +7,7 @@ import uuid
 
 from redis.asyncio import Redis
 
-from fiv_console.rate_limit import LocalRateLimiter, RateLimiter, RedisRateLimiter
+from fiv_console.accounts.rate_limit import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from fiv_console.serving import free_port
 
 

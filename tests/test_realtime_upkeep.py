@@ -15,8 +15,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from fiv_console import events
+from fiv_console.access import Audience
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.events import Audience, Event, EventBatch
+from fiv_console.events import Event, EventBatch
 from fiv_console.keys import hub_key, upkeep_key
 from fiv_console.realtime import feed as feed_module
 from fiv_console.realtime.feed import TenantFeed

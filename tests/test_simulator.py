@@ -28,18 +28,18 @@ import orjson
 import pytest
 from aiohttp import web
 
+from fiv_console.cli import add_simulator_arguments
 from fiv_console.serving import free_port
 from fiv_console.settings import load_settings
-from fiv_console.whatsapp.payloads import StatusUpdate, parse_webhook
-from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign, signature_matches
-from fiv_console.whatsapp.simulator import SimulatorConfig, SimulatorServer
-from fiv_console.whatsapp.simulator_cli import (
+from fiv_console.simulation.cloud_api import SimulatorConfig, SimulatorServer
+from fiv_console.simulation.command import (
     SimulatorOptions,
-    add_simulator_arguments,
     run_simulator,
     serve_simulator,
 )
-from fiv_console.whatsapp.traffic import TrafficConfig, TrafficGenerator, text_message_envelope
+from fiv_console.simulation.traffic import TrafficConfig, TrafficGenerator, text_message_envelope
+from fiv_console.whatsapp.payloads import StatusUpdate, parse_webhook
+from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign, signature_matches
 
 SECRET = b"simulator-app-secret"
 TOKEN = "EAAG-test-token"
@@ -555,7 +555,8 @@ async def test_the_command_stops_in_order_on_a_signal(console: Console) -> None:
         """
         import argparse, sys
         from fiv_console.settings import load_settings
-        from fiv_console.whatsapp.simulator_cli import add_simulator_arguments, run_simulator
+        from fiv_console.cli import add_simulator_arguments
+        from fiv_console.simulation.command import run_simulator
         parser = argparse.ArgumentParser()
         add_simulator_arguments(parser)
         args = parser.parse_args(sys.argv[1:])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from fiv_console.accounts.tenants import TenantCreate, TenantSettings, create_tenant, get_tenant
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.tenants import TenantCreate, TenantSettings, create_tenant, get_tenant
 
 
 async def test_unknown_settings_are_refused_on_write_and_ignored_on_read(db: Database) -> None:

@@ -19,8 +19,8 @@ from fiv_console.app import create_app
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Unavailable
 from fiv_console.events import Unannounced
-from fiv_console.whatsapp.inbound import IntakeResult, Route, store_message, store_messages_together
-from fiv_console.whatsapp.intake import Intake
+from fiv_console.messages.inbound import IntakeResult, Route, store_message, store_messages_together
+from fiv_console.messages.intake import Intake
 from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople, make_tenant
 from tests.conftest import TestDatabase, migrate_database

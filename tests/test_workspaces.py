@@ -13,10 +13,10 @@ import uuid
 import pytest
 from aiohttp.test_utils import TestServer
 
+from fiv_console.accounts.tenants import TenantCreate, create_tenant, slug_from_name
 from fiv_console.db.pool import Database
 from fiv_console.errors import Conflict
 from fiv_console.keys import database_key
-from fiv_console.tenants import TenantCreate, create_tenant, slug_from_name
 from tests.api import PASSWORD, Browsers, TenantPeople
 from tests.conftest import people_of
 

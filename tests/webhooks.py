@@ -17,13 +17,13 @@ from aiohttp import ClientResponse, ClientSession
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
-from fiv_console import channels
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.routing import channels
 from fiv_console.serving import free_port
+from fiv_console.simulation.cloud_api import GraphSimulator, SimulatorConfig, SimulatorServer
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER
 from fiv_console.whatsapp.signature import sign as sign_with
-from fiv_console.whatsapp.simulator import GraphSimulator, SimulatorConfig, SimulatorServer
 from tests.api import Browsers, TenantPeople
 from tests.conftest import WEBHOOK_SECRET, TestDatabase
 

@@ -28,13 +28,13 @@ from uuid import UUID
 
 import asyncpg
 
-from fiv_console import conversations
+from fiv_console.accounts.tenants import TenantSettings
 from fiv_console.assignment.policy import Candidate, Waiting, plan
-from fiv_console.conversations import Moved
+from fiv_console.assignment.presence import connected_condition
+from fiv_console.conversations import lifecycle as conversations
+from fiv_console.conversations.lifecycle import Moved
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
-from fiv_console.presence import connected_condition
-from fiv_console.tenants import TenantSettings
 
 DEFAULT_SETTINGS = TenantSettings()
 

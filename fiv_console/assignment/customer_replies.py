@@ -25,15 +25,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from fiv_console import conversations, outbound
+from fiv_console.access import Viewer
+from fiv_console.accounts.tenants import Tenant
 from fiv_console.assignment.claim import take_turn
-from fiv_console.business_hours import BusinessHours, closed_since
-from fiv_console.conversations import CUSTOMER_SERVICE_WINDOW, Viewer
+from fiv_console.conversations import lifecycle as conversations
+from fiv_console.conversations.lifecycle import CUSTOMER_SERVICE_WINDOW
 from fiv_console.db.pool import Connection
 from fiv_console.errors import DomainError
 from fiv_console.events import EventBatch
-from fiv_console.outbound import Outgoing
-from fiv_console.tenants import Tenant
+from fiv_console.messages import outbound
+from fiv_console.messages.outbound import Outgoing
+from fiv_console.routing.business_hours import BusinessHours, closed_since
 
 _CLOSED_QUEUES_SQL = """
 select id, business_hours, out_of_hours_message from queues where active and business_hours is not null

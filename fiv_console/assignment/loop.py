@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
-from fiv_console import events, tenants
+from fiv_console import events
+from fiv_console.accounts import tenants
 from fiv_console.assignment import counters, customer_replies
 from fiv_console.assignment.absence import requeue_from_absent
 from fiv_console.assignment.claim import claim
@@ -33,8 +34,8 @@ from fiv_console.assignment.sla import mark_breaches
 from fiv_console.assignment.unanswered import reroute_unanswered
 from fiv_console.db.pool import DATABASE_TROUBLE, Database
 from fiv_console.events import Announcer, Event
+from fiv_console.messages.sending import Dispatcher
 from fiv_console.observability.context import tenant_id_var
-from fiv_console.whatsapp.sending import Dispatcher
 
 log = logging.getLogger(__name__)
 

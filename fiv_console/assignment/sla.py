@@ -7,8 +7,8 @@ the queue, so moving a conversation does not reset its clock). The mark and its
 
 from __future__ import annotations
 
-from fiv_console import conversations
 from fiv_console.assignment.claim import take_turn
+from fiv_console.conversations import lifecycle as conversations
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
 

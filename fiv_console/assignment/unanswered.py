@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fiv_console import conversations
+from fiv_console.accounts.tenants import TenantSettings
+from fiv_console.conversations import lifecycle as conversations
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
-from fiv_console.tenants import TenantSettings
 
 # Locked like any move (the conversation first); one someone is moving right now is left for the next round.
 _UNANSWERED_SQL = """

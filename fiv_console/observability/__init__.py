@@ -1,1 +1,1 @@
-"""Logging, health and (later) metrics: what operators see of the running server."""
+"""Operators' view of the running server: JSON logging, the per-request context, health checks."""

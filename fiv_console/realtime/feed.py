@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from uuid import UUID
 
 from fiv_console import events
+from fiv_console.access import Audience
 from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
-from fiv_console.events import Audience, Event
+from fiv_console.events import Event
 from fiv_console.realtime.protocol import event_frame
 from fiv_console.realtime.socket import AgentSocket
 

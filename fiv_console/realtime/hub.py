@@ -22,7 +22,7 @@ from uuid import UUID
 
 from aiohttp import WSCloseCode
 
-from fiv_console import events, queues
+from fiv_console import events
 from fiv_console.bus.base import Bus, Handler
 from fiv_console.bus.channels import tenant_channel
 from fiv_console.db.pool import Database, tenant_tx
@@ -32,6 +32,7 @@ from fiv_console.realtime import wire
 from fiv_console.realtime.feed import TenantFeed
 from fiv_console.realtime.protocol import event_frame, resync_frame, typing_frame
 from fiv_console.realtime.socket import AgentSocket
+from fiv_console.routing import queues
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from fiv_console.accounts.users import AgentStatus
 from fiv_console.db.pool import json_default
 from fiv_console.events import Event
-from fiv_console.users import AgentStatus
 
 # The largest frame a client needs (a resume or a typing notice is well under 200 bytes).
 MAX_CLIENT_FRAME = 4096

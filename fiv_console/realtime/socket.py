@@ -20,8 +20,9 @@ from uuid import UUID
 
 from aiohttp import WSCloseCode, web
 
-from fiv_console.events import Audience, Event
-from fiv_console.users import Role
+from fiv_console.access import Audience, sees_all
+from fiv_console.accounts.users import Role
+from fiv_console.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,10 @@ class AgentSocket:
 
     @property
     def sees_all(self) -> bool:
-        return self.role != "agent"
+        return sees_all(self.role)
 
     def sees(self, audience: Audience) -> bool:
-        return audience.reaches(sees_all=self.sees_all, user_id=self.user_id, queue_ids=self.queue_ids)
+        return audience.reaches(role=self.role, user_id=self.user_id, queue_ids=self.queue_ids)
 
     def offer(self, event: Event, frame: str) -> None:
         """A live event of the tenant's, in seq order; sent if this socket's person may see it now."""

@@ -23,9 +23,12 @@ from collections import Counter
 from datetime import timedelta
 from uuid import UUID
 
-from fiv_console import events, presence, queues, tenants
+from fiv_console import events
+from fiv_console.accounts import tenants
+from fiv_console.assignment import presence
 from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
 from fiv_console.realtime.hub import SESSION_ENDED, Hub
+from fiv_console.routing import queues
 
 log = logging.getLogger(__name__)
 

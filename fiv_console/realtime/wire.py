@@ -11,8 +11,9 @@ from uuid import UUID
 
 import orjson
 
+from fiv_console.access import Audience
 from fiv_console.db.pool import json_default
-from fiv_console.events import Audience, Event
+from fiv_console.events import Event
 
 
 @dataclass(frozen=True, slots=True)

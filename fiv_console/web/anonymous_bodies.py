@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from fiv_console.accounts.login_throttle import address_key
 from fiv_console.errors import DomainError, RateLimited, Unauthenticated, Unavailable
-from fiv_console.login_throttle import address_key
 from fiv_console.settings import Settings
 from fiv_console.web import envelope
 from fiv_console.web.bodies import (

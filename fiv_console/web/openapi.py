@@ -24,8 +24,8 @@ from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from fiv_console import __version__
+from fiv_console.accounts.users import ROLES
 from fiv_console.constants import CSRF_HEADER, SESSION_COOKIE
-from fiv_console.users import ROLES
 from fiv_console.web.api import registry
 from fiv_console.web.api.routing import MAX_LIMIT, NoInput, Operation
 

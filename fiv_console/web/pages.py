@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from fiv_console import tenants
+from fiv_console.accounts import tenants
 from fiv_console.db.pool import tenant_tx
 from fiv_console.errors import Unauthenticated, Unavailable
 from fiv_console.keys import database_key, settings_key

@@ -24,14 +24,15 @@ from aiohttp.web_exceptions import NotAppKeyWarning
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography import fernet
 
-from fiv_console import accounts, tokens
-from fiv_console.audit import Actor
+from fiv_console.accounts import sign_in as accounts
+from fiv_console.accounts import tokens
+from fiv_console.accounts.audit import Actor
+from fiv_console.accounts.users import Role
 from fiv_console.constants import CSRF_HEADER, SESSION_COOKIE
 from fiv_console.db.pool import Connection, Database
 from fiv_console.errors import Forbidden, Unauthenticated
 from fiv_console.observability.context import request_id_var
 from fiv_console.settings import Settings
-from fiv_console.users import Role
 
 # aiohttp-session keeps its state under string request keys, which aiohttp 3.14 flags; harmless.
 warnings.filterwarnings("ignore", category=NotAppKeyWarning, module="aiohttp_session")

@@ -1,6 +1,6 @@
 """`/webhooks/whatsapp`: Meta's verification handshake (GET) and the signed webhook intake (POST).
 
-The POST answers 200 only once what it carried is committed (`fiv_console.whatsapp.intake`): anything
+The POST answers 200 only once what it carried is committed (`fiv_console.messages.intake`): anything
 else makes Meta deliver it again, which is what a database outage needs (503) and what a wrong signature
 gets (401, nothing written). A signed body that cannot be stored as messages is kept as a dead letter and
 answered 200, since Meta would only send the same bytes again for 7 days; a character in it that is not
@@ -15,9 +15,9 @@ import re
 
 from aiohttp import web
 
-from fiv_console import dead_letters
 from fiv_console.errors import Unavailable
 from fiv_console.keys import database_key, intake_key, settings_key
+from fiv_console.messages import dead_letters
 from fiv_console.web import anonymous_bodies
 from fiv_console.web.bodies import read_body
 from fiv_console.whatsapp.payloads import WebhookPayloadError, parse_webhook

@@ -20,8 +20,12 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from fiv_console import conversations, events, presence, queues, users
-from fiv_console.conversations import Viewer
+from fiv_console import events
+from fiv_console.access import Viewer
+from fiv_console.accounts import users
+from fiv_console.accounts.users import AgentStatus
+from fiv_console.assignment import presence
+from fiv_console.conversations import lifecycle as conversations
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.errors import DomainError, Unavailable
 from fiv_console.keys import database_key, hub_key, instance_id_key, settings_key, upkeep_key
@@ -40,7 +44,7 @@ from fiv_console.realtime.protocol import (
     hello_frame,
 )
 from fiv_console.realtime.socket import AgentSocket
-from fiv_console.users import AgentStatus
+from fiv_console.routing import queues
 from fiv_console.web.sessions import Claim, claim_of, confirm
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""WhatsApp Cloud API: webhook payloads and signature, intake, the Graph API client, and the simulator."""
+"""WhatsApp Cloud API: what speaks Meta's protocol (webhook payloads and signature, the Graph API client)."""

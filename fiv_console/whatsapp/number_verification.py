@@ -8,8 +8,8 @@ Graph API accepts for that very number. Operators connecting numbers from the co
 
 from __future__ import annotations
 
-from fiv_console.channels import ChannelCreate
 from fiv_console.errors import InvalidInput, Unavailable
+from fiv_console.routing.channels import ChannelCreate
 from fiv_console.whatsapp.client import GraphClient, GraphError
 
 _TOKEN_FIELD = "body.access_token"  # noqa: S105 - the name of a field, not a secret

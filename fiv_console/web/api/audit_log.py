@@ -6,8 +6,8 @@ from uuid import UUID
 
 from pydantic import Field
 
-from fiv_console import audit
-from fiv_console.audit import ActorKind, AuditEntry
+from fiv_console.accounts import audit
+from fiv_console.accounts.audit import ActorKind, AuditEntry
 from fiv_console.text import NO_NUL
 from fiv_console.web.api.routing import ADMIN, ApiCall, NoInput, Page, PageQuery, RouteTable
 

@@ -8,17 +8,18 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from fiv_console import accounts, audit, login_throttle, tenants, users
+from fiv_console.accounts import audit, login_throttle, tenants, users
+from fiv_console.accounts import sign_in as accounts
+from fiv_console.accounts.passwords import hash_password_async
+from fiv_console.accounts.tenants import Slug
+from fiv_console.accounts.users import Password, Role, User
 from fiv_console.db.pool import Connection, tenant_tx
 from fiv_console.errors import Forbidden, InvalidInput, Unauthenticated
 from fiv_console.keys import database_key, rate_limiter_key, settings_key
 from fiv_console.observability.context import request_id_var, tenant_id_var, user_id_var
-from fiv_console.passwords import hash_password_async
 from fiv_console.realtime import wire
 from fiv_console.settings import Settings
-from fiv_console.tenants import Slug
 from fiv_console.text import NO_NUL
-from fiv_console.users import Password, Role, User
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, NoInput, RouteTable
 from fiv_console.web.sessions import csrf_token, end_session, start_session
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fiv_console import canned_responses
-from fiv_console.canned_responses import CannedResponse, CannedResponseCreate, CannedResponseUpdate
+from fiv_console.messages import canned_responses
+from fiv_console.messages.canned_responses import CannedResponse, CannedResponseCreate, CannedResponseUpdate
 from fiv_console.text import NO_NUL
 from fiv_console.web.api.routing import (
     ANYONE_SIGNED_IN,

@@ -8,9 +8,9 @@ number decides which tenant receives its customers' messages.
 
 from __future__ import annotations
 
-from fiv_console import channels
-from fiv_console.channels import Channel, ChannelCreate, ChannelUpdate
 from fiv_console.keys import graph_client_key, settings_key
+from fiv_console.routing import channels
+from fiv_console.routing.channels import Channel, ChannelCreate, ChannelUpdate
 from fiv_console.web.api.routing import ADMIN, ApiCall, Created, NoInput, Page, PageQuery, RouteTable
 from fiv_console.whatsapp import number_verification
 

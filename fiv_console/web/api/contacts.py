@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fiv_console import contacts, queues
-from fiv_console.contacts import Contact, ContactSort, ContactUpdate
+from fiv_console.access import sight_of
+from fiv_console.conversations import contacts
+from fiv_console.conversations.contacts import Contact, ContactSort, ContactUpdate
 from fiv_console.text import NO_NUL
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, NoInput, Page, PageQuery, RouteTable
 
@@ -32,7 +33,7 @@ async def list_contacts(call: ApiCall[NoInput, ContactQuery]) -> Page[Contact]:
     query = call.query
     items, total = await contacts.list_contacts(
         call.conn,
-        sight=queues.sight_of(call.caller.role, call.caller.user_id),
+        sight=sight_of(call.caller.role, call.caller.user_id),
         search=query.q,
         sort=query.sort,
         limit=query.limit,
@@ -47,7 +48,7 @@ async def list_contacts(call: ApiCall[NoInput, ContactQuery]) -> Page[Contact]:
 )  # fmt: skip
 async def get_contact(call: ApiCall[NoInput, NoInput]) -> Contact:
     return await contacts.get_contact(
-        call.conn, contact_id=call.ids["contact_id"], sight=queues.sight_of(call.caller.role, call.caller.user_id)
+        call.conn, contact_id=call.ids["contact_id"], sight=sight_of(call.caller.role, call.caller.user_id)
     )
 
 
@@ -59,6 +60,6 @@ async def update_contact(call: ApiCall[ContactUpdate, NoInput]) -> Contact:
     return await contacts.rename_contact(
         call.conn,
         contact_id=call.ids["contact_id"],
-        sight=queues.sight_of(call.caller.role, call.caller.user_id),
+        sight=sight_of(call.caller.role, call.caller.user_id),
         data=call.body,
     )

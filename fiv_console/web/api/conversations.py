@@ -2,7 +2,7 @@
 message history.
 
 Every signed-in role reaches these routes; what each person may see and do is decided per conversation by
-`fiv_console.conversations` (an agent's own and their queues' waiting conversations; anything else is 404).
+`fiv_console.conversations.lifecycle` (an agent's own and their queues' waiting conversations; anything else is 404).
 Only unassigning is for supervisors and admins alone. Moves by supervisors and admins are audited.
 
 The message history is paged by a keyset cursor, not by page number: a chat gains messages while someone
@@ -20,8 +20,10 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from fiv_console import conversations, messages, notes
-from fiv_console.conversations import (
+from fiv_console.access import Viewer
+from fiv_console.conversations import lifecycle as conversations
+from fiv_console.conversations import notes
+from fiv_console.conversations.lifecycle import (
     AssignRequest,
     CloseRequest,
     Conversation,
@@ -31,11 +33,11 @@ from fiv_console.conversations import (
     SortKey,
     TransferRequest,
     TransferToAgent,
-    Viewer,
 )
+from fiv_console.conversations.notes import Note, NoteCreate
 from fiv_console.errors import Forbidden
-from fiv_console.messages import Cursor, Message
-from fiv_console.notes import Note, NoteCreate
+from fiv_console.messages import history as messages
+from fiv_console.messages.history import Cursor, Message
 from fiv_console.text import NO_NUL
 from fiv_console.web import envelope
 from fiv_console.web.api.routing import (

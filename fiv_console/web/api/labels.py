@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fiv_console import labels
-from fiv_console.labels import Label, LabelCreate, LabelUpdate
+from fiv_console.conversations import labels
+from fiv_console.conversations.labels import Label, LabelCreate, LabelUpdate
 from fiv_console.text import NO_NUL
 from fiv_console.web.api.routing import (
     ANYONE_SIGNED_IN,

@@ -5,7 +5,7 @@ Neither holds a database connection across the network (`transaction=False`): th
 short transaction of their own, and only then is Meta called or the upload read.
 
 A file is relayed from the Graph API chunk by chunk, never kept whole in memory, with the headers
-`fiv_console.media` decides (type, disposition, caching). Failures before the first byte goes out are
+`fiv_console.messages.media` decides (type, disposition, caching). Failures before the first byte goes out are
 envelopes (404 gone, 413 too large, 503 WhatsApp unreachable, 409 refused); once the headers are sent only
 the connection can be cut, so the client sees a truncated file rather than a whole-looking one, and the
 failure is logged.
@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from fiv_console import media
 from fiv_console.errors import InvalidInput
 from fiv_console.keys import graph_client_key, settings_key
-from fiv_console.media import CheckedUpload, MediaSource, UploadedMedia
+from fiv_console.messages import media
+from fiv_console.messages.media import CheckedUpload, MediaSource, UploadedMedia
 from fiv_console.web.api.conversations import viewer_of
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, Created, NoInput, RouteTable
 from fiv_console.web.bodies import BodyTooSlow

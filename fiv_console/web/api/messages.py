@@ -13,11 +13,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from fiv_console.keys import database_key, graph_client_key, hub_key, typing_throttle_key
-from fiv_console.messages import Message
-from fiv_console.outbound import SendRequest
+from fiv_console.messages import sending
+from fiv_console.messages.history import Message
+from fiv_console.messages.outbound import SendRequest
 from fiv_console.web.api.conversations import viewer_of
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, Created, NoInput, RouteTable
-from fiv_console.whatsapp import sending
 
 routes = RouteTable()
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fiv_console import queues
-from fiv_console.queues import MembershipChange, Queue, QueueCreate, QueueMember, QueueSort, QueueUpdate
+from fiv_console.access import sight_of
 from fiv_console.realtime import wire
+from fiv_console.routing import queues
+from fiv_console.routing.queues import MembershipChange, Queue, QueueCreate, QueueMember, QueueSort, QueueUpdate
 from fiv_console.text import NO_NUL
 from fiv_console.web.api.routing import (
     ADMIN,
@@ -42,7 +43,7 @@ async def list_queues(call: ApiCall[NoInput, QueueQuery]) -> Page[Queue]:
     query = call.query
     items, total = await queues.list_queues(
         call.conn,
-        sight=queues.sight_of(call.caller.role, call.caller.user_id),
+        sight=sight_of(call.caller.role, call.caller.user_id),
         active=query.active,
         search=query.q,
         sort=query.sort,
@@ -67,7 +68,7 @@ async def create_queue(call: ApiCall[QueueCreate, NoInput]) -> Created[Queue]:
 )
 async def get_queue(call: ApiCall[NoInput, NoInput]) -> Queue:
     return await queues.get_queue(
-        call.conn, queue_id=call.ids["queue_id"], sight=queues.sight_of(call.caller.role, call.caller.user_id)
+        call.conn, queue_id=call.ids["queue_id"], sight=sight_of(call.caller.role, call.caller.user_id)
     )
 
 

@@ -17,20 +17,22 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fiv_console import audit, events
+from fiv_console import events
+from fiv_console.access import STAFF_ROLES
+from fiv_console.accounts import audit
+from fiv_console.accounts.users import ROLES, Role
 from fiv_console.db.pool import Connection, tenant_tx
 from fiv_console.errors import Forbidden, InvalidInput
 from fiv_console.events import EventBatch
 from fiv_console.keys import database_key, hub_key, settings_key
 from fiv_console.observability.context import tenant_id_var, user_id_var
 from fiv_console.realtime import wire
-from fiv_console.users import ROLES, Role
 from fiv_console.web import envelope
 from fiv_console.web.bodies import read_body
 from fiv_console.web.sessions import Caller, claim_of, confirm
 
 ANYONE_SIGNED_IN: frozenset[Role] = frozenset(ROLES)
-STAFF: frozenset[Role] = frozenset({"admin", "supervisor"})
+STAFF: frozenset[Role] = STAFF_ROLES
 ADMIN: frozenset[Role] = frozenset({"admin"})
 
 MAX_LIMIT = 100

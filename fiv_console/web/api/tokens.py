@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fiv_console import tokens
-from fiv_console.tokens import CreatedToken, Token, TokenCreate
+from fiv_console.accounts import tokens
+from fiv_console.accounts.tokens import CreatedToken, Token, TokenCreate
 from fiv_console.web.api.routing import ADMIN, ApiCall, Created, NoInput, Page, PageQuery, RouteTable
 
 routes = RouteTable()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fiv_console import presence, users
+from fiv_console.accounts import users
+from fiv_console.accounts.passwords import hash_password_async
+from fiv_console.accounts.users import AgentStatus, Role, User, UserCreate, UserUpdate
+from fiv_console.assignment import presence
 from fiv_console.errors import Forbidden
-from fiv_console.passwords import hash_password_async
 from fiv_console.realtime import wire
 from fiv_console.text import NO_NUL
-from fiv_console.users import AgentStatus, Role, User, UserCreate, UserUpdate
 from fiv_console.web.api.routing import (
     ADMIN,
     ANYONE_SIGNED_IN,

@@ -21,8 +21,8 @@ import logging
 from dataclasses import dataclass
 from uuid import UUID
 
+from fiv_console.accounts.rate_limit import RateLimiter
 from fiv_console.errors import RateLimited
-from fiv_console.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,11 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from fiv_console.demo import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID
+from fiv_console.constants import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID, SIMULATOR_PORT
 from fiv_console.serving import run_async
 from fiv_console.settings import Settings
-from fiv_console.whatsapp.simulator import GraphSimulator, SimulatorConfig, SimulatorServer
-from fiv_console.whatsapp.traffic import TrafficConfig, TrafficGenerator, TrafficStats
-
-DEFAULT_PORT = 8090
-DEFAULT_CONSOLE_URL = "http://127.0.0.1:8080/webhooks/whatsapp"
+from fiv_console.simulation.cloud_api import GraphSimulator, SimulatorConfig, SimulatorServer
+from fiv_console.simulation.traffic import TrafficConfig, TrafficGenerator, TrafficStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +28,7 @@ class SimulatorOptions:
     app_secret: bytes
     console_url: str
     host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
+    port: int = SIMULATOR_PORT
     phone_number_id: str = DEMO_PHONE_NUMBER_ID
     display_number: str = DEMO_DISPLAY_NUMBER
     rate: float | None = None  # customer messages per second; None: no traffic
@@ -40,50 +37,8 @@ class SimulatorOptions:
     seed: int | None = None
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-        return value
-
-    return parse
-
-
-def _not_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {text}")
-    return value
-
-
-def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `simulator` command's options."""
-    parser.add_argument(
-        "--console-url",
-        default=DEFAULT_CONSOLE_URL,
-        help=f"the console's webhook URL, for status webhooks and traffic (default {DEFAULT_CONSOLE_URL})",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
-    parser.add_argument("--rate", type=_positive(float), help="customer messages per second (default: no traffic)")
-    parser.add_argument("--customers", type=_positive(int), default=20, help="customers writing (default 20)")
-    parser.add_argument(
-        "--duration", type=_not_negative, default=0.0, help="seconds to run, then stop (default 0: until Ctrl-C)"
-    )
-    parser.add_argument(
-        "--phone-number-id",
-        default=DEMO_PHONE_NUMBER_ID,
-        help=f"the channel's phone number id (default the demo's, {DEMO_PHONE_NUMBER_ID})",
-    )
-    parser.add_argument(
-        "--display-number", default=DEMO_DISPLAY_NUMBER, help=f"its display number (default {DEMO_DISPLAY_NUMBER})"
-    )
-    parser.add_argument("--seed", type=int, help="seed for the traffic's customers and mix")
-
-
 def run_simulator(settings: Settings, args: argparse.Namespace) -> int:
-    """The `simulator` command (arguments from `add_simulator_arguments`)."""
+    """The `simulator` command (its arguments: `cli.add_simulator_arguments`)."""
     if settings.whatsapp_app_secret is None:
         print("fiv-console: error: WHATSAPP_APP_SECRET must be set: it signs the webhooks", file=sys.stderr)
         return 2

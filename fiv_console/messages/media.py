@@ -36,10 +36,10 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from fiv_console.conversations import VISIBLE_CONVERSATION_SQL, Viewer
+from fiv_console.access import VISIBLE_CONVERSATION_SQL, Viewer
 from fiv_console.db.pool import Connection
 from fiv_console.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
-from fiv_console.outbound import check_may_reply
+from fiv_console.messages.outbound import check_may_reply
 from fiv_console.whatsapp.client import GraphClient, GraphError, MediaTooLarge
 
 # How long Meta keeps an inbound media id; our own uploads live longer, and the shorter time is kept for all.
@@ -126,7 +126,7 @@ where m.id = $3 and {VISIBLE_CONVERSATION_SQL}
 
 async def media_source(conn: Connection, *, viewer: Viewer, message_id: UUID) -> MediaSource:
     """The media of a message the viewer may see; NotFound for any other message, or one without media."""
-    row = await conn.fetchrow(_SOURCE_SQL, viewer.sees_all, viewer.user_id, message_id)
+    row = await conn.fetchrow(_SOURCE_SQL, *viewer.sight.params(), message_id)
     if row is None:
         raise NotFound("no such message")
     if row["media_id"] is None:
@@ -279,7 +279,7 @@ async def upload_target(conn: Connection, *, viewer: Viewer, conversation_id: UU
 
     The 24-hour window is not checked: it is the send that must fall inside it.
     """
-    row = check_may_reply(viewer, await conn.fetchrow(_TARGET_SQL, viewer.sees_all, viewer.user_id, conversation_id))
+    row = check_may_reply(viewer, await conn.fetchrow(_TARGET_SQL, *viewer.sight.params(), conversation_id))
     return UploadTarget(row["phone_number_id"], row["access_token"])
 
 

@@ -5,7 +5,7 @@ never changes), to its channel and tenant; that tenant's transaction is the only
 In it: contacts are upserted with their profile name; each message is inserted once per (channel, wamid);
 a message from a contact without an open conversation opens one in the channel's queue, otherwise it
 joins the open one and moves its last-inbound time (the 24-hour window); receipts are recorded and
-applied forwards (`fiv_console.message_statuses`); the events of it all are appended last.
+applied forwards (`fiv_console.messages.statuses`); the events of it all are appended last.
 
 Batching (`Intake`, `_Lane`): the POSTs for one tenant that arrive while its transaction runs wait and
 are then stored together in the next one, each answered when that commits; the messages of a batch go
@@ -36,11 +36,13 @@ from uuid import UUID
 
 import asyncpg
 
-from fiv_console import dead_letters, events, message_statuses
+from fiv_console import events
 from fiv_console.db.pool import Connection, Database, tenant_tx
 from fiv_console.errors import Unavailable
 from fiv_console.events import Announcer, EventBatch
-from fiv_console.whatsapp.inbound import (
+from fiv_console.messages import dead_letters
+from fiv_console.messages import statuses as message_statuses
+from fiv_console.messages.inbound import (
     NUMBER_MAX,
     IntakeResult,
     Route,

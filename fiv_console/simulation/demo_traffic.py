@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from fiv_console.demo import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID
-from fiv_console.whatsapp.simulator import SimulatorConfig, SimulatorServer
-from fiv_console.whatsapp.traffic import TrafficConfig, TrafficGenerator
+from fiv_console.constants import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID
+from fiv_console.simulation.cloud_api import SimulatorConfig, SimulatorServer
+from fiv_console.simulation.traffic import TrafficConfig, TrafficGenerator
 
 # A new customer message every five seconds or so, from a dozen customers: lively, not overwhelming.
 DEMO_RATE = 0.2

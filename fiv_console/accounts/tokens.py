@@ -17,10 +17,10 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from fiv_console.accounts.users import Role
 from fiv_console.db.pool import DATABASE_TROUBLE, Connection, Database, tenant_tx
 from fiv_console.errors import NotFound
 from fiv_console.text import NO_NUL
-from fiv_console.users import Role
 
 log = logging.getLogger(__name__)
 

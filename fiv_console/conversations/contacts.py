@@ -13,11 +13,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from fiv_console.conversations import VISIBLE_CONVERSATION_SQL
+from fiv_console.access import VISIBLE_CONVERSATION_SQL, Sight
 from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import NotFound
-from fiv_console.queues import Sight
 from fiv_console.text import NO_NUL
 
 ContactName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)]
@@ -68,7 +67,7 @@ async def list_contacts(
     conn: Connection, *, sight: Sight, search: str | None, sort: ContactSort, limit: int, offset: int
 ) -> tuple[list[Contact], int]:
     """Contacts within `sight`; `search` matches part of the name, the profile name or the number."""
-    filters = (sight.whole_tenant, sight.agent_id, contains_pattern(search))
+    filters = (*sight.params(), contains_pattern(search))
     rows = await conn.fetch(_LIST_CONTACTS_SQL[sort], *filters, limit, offset)
     total = await conn.fetchval(_COUNT_CONTACTS_SQL, *filters)
     return [Contact.model_validate(dict(r)) for r in rows], int(total)
@@ -79,7 +78,7 @@ _GET_CONTACT_SQL = f"select {_CONTACT_COLUMNS} from contacts where id = $3 and {
 
 async def get_contact(conn: Connection, *, contact_id: UUID, sight: Sight) -> Contact:
     """A contact within `sight`; one out of sight is as unknown as one of another tenant."""
-    row = await conn.fetchrow(_GET_CONTACT_SQL, sight.whole_tenant, sight.agent_id, contact_id)
+    row = await conn.fetchrow(_GET_CONTACT_SQL, *sight.params(), contact_id)
     if row is None:
         raise NotFound("no such contact")
     return Contact.model_validate(dict(row))
@@ -93,7 +92,7 @@ returning {_CONTACT_COLUMNS}
 
 
 async def rename_contact(conn: Connection, *, contact_id: UUID, sight: Sight, data: ContactUpdate) -> Contact:
-    row = await conn.fetchrow(_RENAME_CONTACT_SQL, sight.whole_tenant, sight.agent_id, contact_id, data.name)
+    row = await conn.fetchrow(_RENAME_CONTACT_SQL, *sight.params(), contact_id, data.name)
     if row is None:
         raise NotFound("no such contact")
     return Contact.model_validate(dict(row))

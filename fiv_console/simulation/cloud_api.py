@@ -49,8 +49,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fiv_console.whatsapp.signature import SIGNATURE_HEADER
-from fiv_console.whatsapp.traffic import (
+from fiv_console.simulation.traffic import (
     DEFAULT_WABA_ID,
     ERROR_CODES_HREF,
     new_wamid,
@@ -58,6 +57,7 @@ from fiv_console.whatsapp.traffic import (
     statuses_envelope,
     webhook_headers,
 )
+from fiv_console.whatsapp.signature import SIGNATURE_HEADER
 
 log = logging.getLogger(__name__)
 

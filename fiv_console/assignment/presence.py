@@ -20,10 +20,11 @@ from uuid import UUID
 
 import asyncpg
 
+from fiv_console.access import Audience
+from fiv_console.accounts.users import _USER_COLUMNS, AgentStatus, User
 from fiv_console.db.pool import Connection
 from fiv_console.errors import NotFound
-from fiv_console.events import Audience, EventBatch
-from fiv_console.users import _USER_COLUMNS, AgentStatus, User
+from fiv_console.events import EventBatch
 
 
 def connected_condition(grace: str) -> str:

@@ -23,13 +23,15 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, StringConstraints, Tag, model_validator
 
-from fiv_console import message_statuses, messages
-from fiv_console.conversations import CUSTOMER_SERVICE_WINDOW, VISIBLE_CONVERSATION_SQL, Viewer
+from fiv_console.access import VISIBLE_CONVERSATION_SQL, Viewer
+from fiv_console.conversations.lifecycle import CUSTOMER_SERVICE_WINDOW
 from fiv_console.db.pool import Connection
 from fiv_console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fiv_console.events import EventBatch
-from fiv_console.messages import COLUMNS as MESSAGE_COLUMNS
-from fiv_console.messages import Message
+from fiv_console.messages import history as messages
+from fiv_console.messages import statuses as message_statuses
+from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
+from fiv_console.messages.history import Message
 from fiv_console.text import NO_NUL
 
 MediaKind = Literal["image", "document", "audio", "video"]
@@ -225,7 +227,7 @@ def check_may_reply(viewer: Viewer, row: asyncpg.Record | None) -> asyncpg.Recor
 
 
 async def _locked_target(conn: Connection, viewer: Viewer, conversation_id: UUID, *, template: bool) -> Any:
-    row = check_may_reply(viewer, await conn.fetchrow(_LOCK_SQL, viewer.sees_all, viewer.user_id, conversation_id))
+    row = check_may_reply(viewer, await conn.fetchrow(_LOCK_SQL, *viewer.sight.params(), conversation_id))
     if not template:
         inbound = row["last_inbound_at"]
         closes_at = inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None

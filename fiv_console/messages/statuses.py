@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from fiv_console import messages
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
+from fiv_console.messages import history as messages
 
 # A receipt's status, as the message's status; receipts of other statuses are only recorded.
 MESSAGE_STATUS_OF_RECEIPT = {

@@ -1,10 +1,8 @@
-"""Conversations: who may see them, and their lifecycle (assign, transfer, unassign, close, reopen).
+"""Conversations: reading them, and their lifecycle (assign, transfer, unassign, close, reopen).
 
-Visibility is one SQL condition, `VISIBLE_CONVERSATION_SQL`, that every query naming a conversation goes through:
-admins and supervisors see the whole tenant; an agent sees the conversations assigned to them (in any
-status, closed ones included) and the waiting conversations of the queues they are a member of. Anything
-else is "not found", exactly like another tenant's id, so an agent learns nothing about conversations out
-of their sight. An API token has no user, so a token with the agent role sees nothing.
+Every query naming a conversation goes through `access.VISIBLE_CONVERSATION_SQL` (who may see what, and
+its other forms, live in `fiv_console.access`): a conversation out of the viewer's sight is "not found",
+exactly like another tenant's id, so an agent learns nothing about it.
 
 Locking: a move locks the conversation row and then, when it gives the conversation to someone, that
 person's user row, always in this order, so moves cannot deadlock each other, never give one conversation
@@ -28,34 +26,20 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, StringConstraints, Tag
 
-from fiv_console import tenants
+from fiv_console.access import VISIBLE_CONVERSATION_SQL, Audience, Viewer, conversation_audience
+from fiv_console.accounts import tenants
+from fiv_console.conversations.notes import NoteBody
 from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import Conflict, Forbidden, InvalidInput, NotFound
-from fiv_console.events import Audience, EventBatch, conversation_audience
-from fiv_console.notes import NoteBody
-from fiv_console.queues import sight_of
+from fiv_console.events import EventBatch
 from fiv_console.text import NO_NUL
-from fiv_console.users import Role
 
 ConversationStatus = Literal["waiting", "assigned", "closed"]
 SortKey = Literal["-last_message_at", "last_message_at", "-enqueued_at", "enqueued_at", "-created_at", "created_at"]
 
 # WhatsApp's customer-service window: free text may be sent for 24 hours after the customer's last message.
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
-
-
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """Who asks: their tenant, role and user id (None for an API token, which owns no conversation)."""
-
-    tenant_id: UUID
-    role: Role
-    user_id: UUID | None
-
-    @property
-    def sees_all(self) -> bool:
-        return sight_of(self.role, self.user_id).whole_tenant
 
 
 class ContactSummary(BaseModel):
@@ -215,22 +199,6 @@ async def announce_returned(
         announce_move(batch, "conversation.unassigned", moved, reason=reason)
 
 
-# $1: the viewer sees the whole tenant (staff); $2: the viewer's user id (null for an API token). Every
-# statement below that names a conversation through this condition takes these two parameters first.
-VISIBLE_CONVERSATION_SQL = """(
-    $1::boolean
-    or c.agent_id = $2::uuid
-    or (c.status = 'waiting' and exists (
-        select 1 from queue_members m
-        where m.tenant_id = c.tenant_id and m.queue_id = c.queue_id and m.user_id = $2::uuid))
-)"""
-
-
-def _sight(viewer: Viewer) -> tuple[bool, UUID | None]:
-    """The parameters $1 and $2 of `VISIBLE_CONVERSATION_SQL` for this viewer."""
-    return viewer.sees_all, viewer.user_id
-
-
 _SELECT_SQL = """
 select c.id, c.status, c.queue_id, c.agent_id, c.priority, c.created_at, c.enqueued_at, c.assigned_at,
        c.first_response_at, c.closed_at, c.close_reason, c.sla_breached_at, c.last_inbound_at, c.last_message_at,
@@ -302,7 +270,7 @@ async def list_conversations(
     offset: int,
 ) -> tuple[list[Conversation], int]:
     """The conversations the viewer may see, filtered, in the chosen order; and how many there are."""
-    filters = (*_sight(viewer), status, queue_id, agent_id, contains_pattern(search), label_id)
+    filters = (*viewer.sight.params(), status, queue_id, agent_id, contains_pattern(search), label_id)
     rows = await conn.fetch(_LIST_SQL[sort], *filters, limit, offset)
     total = await conn.fetchval(_COUNT_SQL, *filters)
     return [_conversation(r) for r in rows], int(total)
@@ -312,7 +280,7 @@ _GET_SQL = f"{_SELECT_SQL}where c.id = $3 and {VISIBLE_CONVERSATION_SQL}"
 
 
 async def get_conversation(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Conversation:
-    row = await conn.fetchrow(_GET_SQL, *_sight(viewer), conversation_id)
+    row = await conn.fetchrow(_GET_SQL, *viewer.sight.params(), conversation_id)
     if row is None:
         raise NotFound("no such conversation")
     return _conversation(row)
@@ -323,7 +291,7 @@ _VISIBLE_ID_SQL = f"select c.id from conversations c where c.id = $3 and {VISIBL
 
 async def ensure_visible(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> None:
     """NotFound unless the viewer may see the conversation (what its notes and messages require)."""
-    if await conn.fetchval(_VISIBLE_ID_SQL, *_sight(viewer), conversation_id) is None:
+    if await conn.fetchval(_VISIBLE_ID_SQL, *viewer.sight.params(), conversation_id) is None:
         raise NotFound("no such conversation")
 
 
@@ -339,7 +307,7 @@ async def followers(conn: Connection, *, viewer: Viewer, conversation_id: UUID) 
     Share-locks the conversation until commit, so a move cannot slip between this read and the event that
     uses it (the move would take its seq first, and the event would go to the conversation's old followers).
     """
-    row = await conn.fetchrow(_FOLLOWERS_SQL, *_sight(viewer), conversation_id)
+    row = await conn.fetchrow(_FOLLOWERS_SQL, *viewer.sight.params(), conversation_id)
     if row is None:
         raise NotFound("no such conversation")
     return conversation_audience(queue_id=row["queue_id"], agent_id=row["agent_id"], status=row["status"])
@@ -407,7 +375,7 @@ async def _lock(conn: Connection, viewer: Viewer, conversation_id: UUID) -> _Loc
     the sight condition again on that row: a waiting conversation another agent has just taken is out of
     the slower agent's sight, and they hear "not found", as for any conversation out of their sight.
     """
-    row = await conn.fetchrow(_LOCK_SQL, *_sight(viewer), conversation_id)
+    row = await conn.fetchrow(_LOCK_SQL, *viewer.sight.params(), conversation_id)
     if row is None:
         raise NotFound("no such conversation")
     return _Locked(row["id"], row["status"], row["queue_id"], row["agent_id"])

@@ -17,11 +17,13 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from fiv_console import dead_letters, events, messages
+from fiv_console.access import Audience
 from fiv_console.db.pool import Connection
 from fiv_console.events import Event, EventBatch
-from fiv_console.messages import COLUMNS as MESSAGE_COLUMNS
-from fiv_console.messages import Message
+from fiv_console.messages import dead_letters
+from fiv_console.messages import history as messages
+from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
+from fiv_console.messages.history import Message
 from fiv_console.whatsapp.payloads import InboundMessage
 
 _CONTACT_KEY_MAX = 32  # contacts.wa_id
@@ -363,7 +365,7 @@ def _announce_started(batch: EventBatch, started: asyncpg.Record, *, contact_id:
     """`conversation.created` for a conversation a message opened, to the agents of its queue."""
     batch.add(
         "conversation.created",
-        events.Audience.queue(started["queue_id"]),
+        Audience.queue(started["queue_id"]),
         conversation_id=started["id"],
         payload={
             "conversation_id": started["id"],

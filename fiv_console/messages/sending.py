@@ -8,7 +8,7 @@ with Meta's error and a reason a person can read (and it can be sent again). If 
 the steps the message stays `queued`, and after a while may be sent again.
 
 Read marks are claimed in the database before WhatsApp is told and given back if it cannot be
-(`fiv_console.read_marks`), so each message is marked once; typing indicators are throttled per
+(`fiv_console.conversations.read_marks`), so each message is marked once; typing indicators are throttled per
 conversation (`TypingThrottle`).
 """
 
@@ -22,12 +22,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from fiv_console import events, outbound, read_marks
-from fiv_console.conversations import Viewer
+from fiv_console import events
+from fiv_console.access import Viewer
+from fiv_console.conversations import read_marks
 from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
 from fiv_console.events import Announcer
-from fiv_console.messages import Message
-from fiv_console.outbound import Outgoing, Reply, TemplateReply, TextReply
+from fiv_console.messages import outbound
+from fiv_console.messages.history import Message
+from fiv_console.messages.outbound import Outgoing, Reply, TemplateReply, TextReply
 from fiv_console.whatsapp.client import GraphClient, GraphError, media_payload, template_payload, text_payload
 
 log = logging.getLogger(__name__)

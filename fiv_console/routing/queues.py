@@ -1,12 +1,11 @@
 """Queues where conversations wait, and their members (the users who serve them).
 
-Reads of queues take a `Sight`: staff see the whole tenant, an agent only the queues they are a member of.
+Reads of queues take an `access.Sight`: staff see the whole tenant, an agent only the queues they are a member of.
 Row-level security already hides other tenants; the sight narrows what one tenant's agent may see.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -14,13 +13,14 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from fiv_console.business_hours import BusinessHours
+from fiv_console.access import WHOLE_TENANT, Audience, Sight
+from fiv_console.accounts.users import Role
 from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import Conflict, NotFound
-from fiv_console.events import Audience, EventBatch
+from fiv_console.events import EventBatch
+from fiv_console.routing.business_hours import BusinessHours
 from fiv_console.text import NO_NUL
-from fiv_console.users import Role
 
 QueueName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=NO_NUL)]
 Priority = Annotated[int, Field(ge=-1000, le=1000, description="Higher is served first.")]
@@ -34,25 +34,6 @@ HoursField = Annotated[
     BusinessHours | None,
     Field(description="Opening hours per weekday in the tenant's time zone; null: always open."),
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Sight:
-    """Whose view a read takes: the whole tenant (staff) or what one agent serves.
-
-    An agent API token belongs to no person (`agent_id` is None): it serves no queue, so it sees nothing,
-    never everything.
-    """
-
-    whole_tenant: bool
-    agent_id: UUID | None = None
-
-
-WHOLE_TENANT = Sight(whole_tenant=True)
-
-
-def sight_of(role: Role, user_id: UUID | None) -> Sight:
-    return Sight(whole_tenant=False, agent_id=user_id) if role == "agent" else WHOLE_TENANT
 
 
 class QueueCreate(BaseModel):
@@ -153,7 +134,7 @@ async def list_queues(
     limit: int,
     offset: int,
 ) -> tuple[list[Queue], int]:
-    filters = (sight.whole_tenant, sight.agent_id, active, contains_pattern(search))
+    filters = (*sight.params(), active, contains_pattern(search))
     rows = await conn.fetch(_LIST_QUEUES_SQL[sort], *filters, limit, offset)
     total = await conn.fetchval(_COUNT_QUEUES_SQL, *filters)
     return [Queue.model_validate(dict(r)) for r in rows], int(total)
@@ -164,7 +145,7 @@ _GET_QUEUE_SQL = f"select {_QUEUE_COLUMNS} from queues where id = $3 and {_VISIB
 
 async def get_queue(conn: Connection, *, queue_id: UUID, sight: Sight) -> Queue:
     """A queue within `sight`; one out of sight is as unknown as one of another tenant."""
-    row = await conn.fetchrow(_GET_QUEUE_SQL, sight.whole_tenant, sight.agent_id, queue_id)
+    row = await conn.fetchrow(_GET_QUEUE_SQL, *sight.params(), queue_id)
     if row is None:
         raise NotFound("no such queue")
     return Queue.model_validate(dict(row))

@@ -12,8 +12,9 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
+from fiv_console.access import Audience
 from fiv_console.db.pool import Connection
-from fiv_console.events import Audience, EventBatch
+from fiv_console.events import EventBatch
 from fiv_console.text import NO_NUL
 
 

@@ -10,14 +10,14 @@ from uuid import UUID
 
 from pydantic import SecretStr
 
-from fiv_console import channels, queues, tenants, users
+from fiv_console.accounts import tenants, users
+from fiv_console.accounts.passwords import hash_password_async
+from fiv_console.constants import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.passwords import hash_password_async
+from fiv_console.routing import channels, queues
 
 DEMO_TENANT_NAME = "Demo Company"
 DEMO_WORKSPACE = "demo"
-DEMO_PHONE_NUMBER_ID = "100000000000001"
-DEMO_DISPLAY_NUMBER = "+1 555 0100"
 
 
 @dataclass(frozen=True, slots=True)

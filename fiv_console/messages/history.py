@@ -19,8 +19,9 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from fiv_console.access import conversation_audience
 from fiv_console.db.pool import Connection
-from fiv_console.events import EventBatch, conversation_audience
+from fiv_console.events import EventBatch
 
 Direction = Literal["inbound", "outbound"]
 DeliveryStatus = Literal["received", "queued", "sent", "delivered", "read", "failed"]

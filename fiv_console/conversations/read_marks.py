@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from fiv_console.conversations import VISIBLE_CONVERSATION_SQL, Viewer
+from fiv_console.access import VISIBLE_CONVERSATION_SQL, Viewer
 from fiv_console.db.pool import Connection
 from fiv_console.errors import NotFound
 
@@ -45,7 +45,7 @@ _RELEASE_SQL = "update messages set read_at = null where id = any($1::uuid[])"
 
 
 async def _reader_target(conn: Connection, viewer: Viewer, conversation_id: UUID) -> tuple[str, str | None] | None:
-    row = await conn.fetchrow(_CONVERSATION_SQL, viewer.sees_all, viewer.user_id, conversation_id)
+    row = await conn.fetchrow(_CONVERSATION_SQL, *viewer.sight.params(), conversation_id)
     if row is None:
         raise NotFound("no such conversation")
     if row["status"] != "assigned" or row["agent_id"] != viewer.user_id:

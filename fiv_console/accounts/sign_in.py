@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from fiv_console.accounts.passwords import verify_password_async
+from fiv_console.accounts.users import Role, find_login
 from fiv_console.db.pool import Connection, Database, tenant_tx
 from fiv_console.errors import Conflict, InvalidInput
-from fiv_console.passwords import verify_password_async
-from fiv_console.users import Role, find_login
 
 
 @dataclass(frozen=True, slots=True)
