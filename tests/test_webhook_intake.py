@@ -19,7 +19,7 @@ from fiv_console.app import create_app
 from fiv_console.db.pool import Database, create_database, tenant_tx
 from fiv_console.errors import Unavailable
 from fiv_console.events import Unannounced
-from fiv_console.messages.inbound import IntakeResult, Route, store_message, store_messages_together
+from fiv_console.messages.inbound import IntakeResult, Route, store_messages
 from fiv_console.messages.intake import Intake
 from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople, make_tenant
@@ -709,12 +709,12 @@ async def test_the_customers_first_message_starts_the_wait_for_an_answer_and_a_n
         body = envelope(number[0], messages=messages)
         batch = parse_webhook(body)
         async with events.changing(db, Unannounced(), tenant.id) as (conn, changes):
-            if one_by_one:
+            if one_by_one:  # as the careful retry stores them
                 for message in batch.messages:
-                    await store_message(conn, changes, IntakeResult(), route, message, body)
+                    await store_messages(conn, changes, [IntakeResult()], [(0, route, message)], [body])
             else:
                 items = [(0, route, message) for message in batch.messages]
-                await store_messages_together(conn, changes, [IntakeResult()], items, [body], lambda _: None)
+                await store_messages(conn, changes, [IntakeResult()], items, [body])
 
     async def awaiting() -> Any:
         [row] = await _rows(db, tenant.id, "select awaiting_reply_since from conversations")
@@ -736,8 +736,13 @@ async def test_one_tenants_concurrent_posts_share_transactions_and_each_hears_it
     bodies = [envelope(number[0], messages=[text_message(f"55118{n:08d}", f"hello {n}")]) for n in range(40)]
     results = await asyncio.gather(*(intake.ingest(parse_webhook(body), body=body) for body in bodies))
     assert [r.messages_stored for r in results] == [1] * 40
-    assert all(sorted(e.type for e in r.events) == ["conversation.created", "message.created"] for r in results)
-    assert len({e.seq for r in results for e in r.events}) == 80
+    logged = await _rows(db, tenant.id, "select seq, type, conversation_id from events order by seq")
+    by_conversation: dict[uuid.UUID, list[str]] = {}
+    for event in logged:
+        by_conversation.setdefault(event["conversation_id"], []).append(event["type"])
+    assert len(by_conversation) == 40
+    assert all(sorted(types) == ["conversation.created", "message.created"] for types in by_conversation.values())
+    assert len({event["seq"] for event in logged}) == 80
     rows = await _rows(db, tenant.id, "select xmin::text as tx from messages")
     assert len(rows) == 40
     assert len({r["tx"] for r in rows}) < 40  # stored together, not one commit each
@@ -770,3 +775,59 @@ async def test_a_batch_limit_smaller_than_the_queue_still_answers_everyone_once(
     rows = await _rows(db, tenant.id, "select xmin::text as tx, count(*) as n from messages group by 1")
     assert sum(r["n"] for r in rows) == 20
     assert max(r["n"] for r in rows) <= 3
+
+
+async def _waiting_to_open_a_conversation(conn: asyncpg.Connection) -> bool:
+    # The activity view is read once per transaction unless its snapshot is cleared.
+    await conn.execute("select pg_stat_clear_snapshot()")
+    waiting: bool = await conn.fetchval(
+        "select exists (select 1 from pg_stat_activity where wait_event_type = 'Lock' "
+        "and query like '%insert into conversations%')"
+    )
+    return waiting
+
+
+@pytest.mark.parametrize("careful", [False, True], ids=["together", "careful"])
+async def test_a_message_joins_the_conversation_reopened_while_it_was_being_stored(
+    db: Database, tenant: TenantPeople, number: tuple[str, uuid.UUID], careful: bool
+) -> None:
+    """The customer's last conversation is closed when the message looks for it and reopened before the
+    message can open a new one: the message joins the reopened one, and no second one is opened."""
+    intake = Intake(db, Unannounced())
+    first = envelope(number[0], messages=[text_message(CUSTOMER, "hello")])
+    await intake.ingest(parse_webhook(first), body=first)
+    [old] = await _rows(db, tenant.id, "select id from conversations")
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update conversations set status = 'closed', closed_at = now() where id = $1", old["id"])
+
+    later = envelope(number[0], messages=[text_message(CUSTOMER, "me again")])
+    if careful:  # as the item-by-item retry stores it
+        route = Route(tenant.id, number[1])
+        [message] = parse_webhook(later).messages
+
+        async def store() -> None:
+            async with events.changing(db, Unannounced(), tenant.id) as (conn, changes):
+                await store_messages(conn, changes, [IntakeResult()], [(0, route, message)], [later])
+
+        storing = asyncio.ensure_future(store())
+    else:
+        storing = asyncio.ensure_future(intake.ingest(parse_webhook(later), body=later))
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "update conversations set status = 'waiting', closed_at = null, close_reason = null where id = $1",
+            old["id"],
+        )
+        # Held open until the message has missed the reopened row and waits on its new conversation's key.
+        for _ in range(500):
+            if await _waiting_to_open_a_conversation(conn):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the message never tried to open a conversation")
+    await storing
+    rows = await _rows(db, tenant.id, "select id, status from conversations")
+    assert [(r["id"], r["status"]) for r in rows] == [(old["id"], "waiting")]
+    joined = await _rows(db, tenant.id, "select conversation_id from messages where text = 'me again'")
+    assert [r["conversation_id"] for r in joined] == [old["id"]]
+    created = await _rows(db, tenant.id, "select 1 from events where type = 'conversation.created'")
+    assert len(created) == 1

@@ -1,15 +1,16 @@
 """Inbound messages into the database: contacts, conversations opened or joined, messages stored once.
 
-A batch's messages go through a handful of set-based statements (`store_messages_together`); one message
-alone, in a savepoint when a batch was refused, through `store_message`. Both lock contacts first, in the
-order of their keys: the locks that make two deliveries of one message, or two messages of one customer,
-run one after the other. What cannot be stored is kept as a dead letter (`keep_unstorable`).
+A batch's messages go through a handful of set-based statements (`store_messages`); when the database
+refused a batch, the intake calls it again with one message at a time, each in a savepoint. Contacts are
+locked first, in the order of their keys: the locks that make two deliveries of one message, or two
+messages of one customer, run one after the other. What cannot be stored is kept as a dead letter
+(`keep_unstorable`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -19,7 +20,7 @@ import orjson
 
 from fiv_console.access import Audience
 from fiv_console.db.pool import Connection
-from fiv_console.events import Event, EventBatch
+from fiv_console.events import EventBatch
 from fiv_console.messages import dead_letters
 from fiv_console.messages import history as messages
 from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
@@ -40,20 +41,18 @@ class Route:
 
 @dataclass(slots=True)
 class IntakeResult:
-    """What one POST did; `events` are committed, in seq order, for the bus to announce."""
+    """What one POST did."""
 
     messages_stored: int = 0
     duplicates: int = 0
     statuses_recorded: int = 0
     dead_letters: int = 0
-    events: list[Event] = field(default_factory=list)
 
     def add(self, other: IntakeResult) -> None:
         self.messages_stored += other.messages_stored
         self.duplicates += other.duplicates
         self.statuses_recorded += other.statuses_recorded
         self.dead_letters += other.dead_letters
-        self.events.extend(other.events)
 
 
 async def keep_unstorable(
@@ -91,50 +90,10 @@ def contact_key_of(message: InboundMessage) -> str | None:
     return next((key for key in (message.wa_id, message.user_id) if key and len(key) <= _CONTACT_KEY_MAX), None)
 
 
-_UPSERT_CONTACT_SQL = """
-insert into contacts as c (tenant_id, wa_id, profile_name) values ($1, $2, $3)
-on conflict (tenant_id, wa_id) do update
-set profile_name = coalesce(excluded.profile_name, c.profile_name),
-    updated_at = case when excluded.profile_name is distinct from c.profile_name and excluded.profile_name is not null
-                      then now() else c.updated_at end
-returning id
-"""
-_MESSAGE_EXISTS_SQL = "select 1 from messages where channel_id = $1 and wa_message_id = $2"
-_OPEN_CONVERSATION_SQL = """
-select id, queue_id, agent_id, status from conversations
-where channel_id = $1 and contact_id = $2 and status <> 'closed'
-for no key update
-"""
-_START_CONVERSATION_SQL = """
-insert into conversations (tenant_id, channel_id, contact_id, queue_id)
-select $1, ch.id, $3, ch.default_queue_id from channels ch where ch.id = $2
-on conflict (tenant_id, channel_id, contact_id) where status <> 'closed' do nothing
-returning id, queue_id, agent_id, status, created_at
-"""
-_INSERT_MESSAGE_SQL = f"""
-insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details, raw,
-                      wa_message_id, reply_to_wa_message_id, status, sent_at, created_at, updated_at)
-values ($1, $2, $3, 'inbound', $4, $5, $6, $7, $8, $9, $10, 'received', $11, clock_timestamp(), clock_timestamp())
-on conflict (channel_id, wa_message_id) do nothing
-returning {MESSAGE_COLUMNS}
-"""
 # WhatsApp's notices (a customer changed number) are not the customer writing: they open no window, and
 # await no answer.
 _NOT_FROM_CUSTOMER = frozenset({"system"})
-# Meta's time, but never later than now: a customer's clock must not stretch the 24-hour window. A customer
-# awaits an answer from the first message no reply has answered ($4: when it was stored), not the last.
-_TOUCH_CONVERSATION_SQL = """
-update conversations
-set last_inbound_at = case when $3 then greatest(last_inbound_at, least($2::timestamptz, now()))
-                           else last_inbound_at end,
-    last_message_at = greatest(last_message_at, least($2::timestamptz, now())),
-    awaiting_reply_since = coalesce(awaiting_reply_since, $4),
-    updated_at = now()
-where id = $1
-"""
-
-
-# The fast path: a batch's messages in a handful of set-based statements instead of five each.
+# A batch's messages in a handful of set-based statements instead of five each.
 _UPSERT_CONTACTS_SQL = """
 insert into contacts as c (tenant_id, wa_id, profile_name)
 select $1, k.wa_id, k.profile_name
@@ -224,15 +183,15 @@ class _Incoming:
     contact_key: str
 
 
-async def store_messages_together(
+async def store_messages(
     conn: Connection,
     batch: EventBatch,
     outcomes: list[IntakeResult],
     items: list[tuple[int, Route, InboundMessage]],
     bodies: list[bytes],
-    claim: Callable[[int], None],
 ) -> None:
-    """The messages of a batch, sorted by contact, in set-based statements: what `store_message` does to one."""
+    """Stores messages, sorted by contact: `items` are (the index of the POST it came in, in `outcomes` and
+    `bodies`; its route; the message)."""
     incoming: list[_Incoming] = []
     seen: set[tuple[UUID, str]] = set()
     for owner, route, message in items:
@@ -281,31 +240,7 @@ async def store_messages_together(
         return
 
     pairs = list(dict.fromkeys((item.route.channel_id, contact_of[item.contact_key]) for item in fresh))
-    conversations = {
-        (row["channel_id"], row["contact_id"]): row
-        for row in await conn.fetch(_OPEN_CONVERSATIONS_SQL, [p[0] for p in pairs], [p[1] for p in pairs])
-    }
-    missing = [pair for pair in pairs if pair not in conversations]
-    started_by: dict[tuple[UUID, UUID], int] = {}
-    if missing:
-        started = await conn.fetch(
-            _START_CONVERSATIONS_SQL, batch.tenant_id, [p[0] for p in missing], [p[1] for p in missing]
-        )
-        first_owner: dict[tuple[UUID, UUID], int] = {}
-        for item in fresh:
-            first_owner.setdefault((item.route.channel_id, contact_of[item.contact_key]), item.owner)
-        for row in started:
-            pair = (row["channel_id"], row["contact_id"])
-            conversations[pair] = row
-            started_by[pair] = first_owner[pair]
-        for pair in missing:
-            if pair not in conversations:  # opened by someone else meanwhile: take it one at a time
-                route = next(item.route for item in fresh if item.route.channel_id == pair[0])
-                conversations[pair] = await _open_conversation(conn, batch, route, pair[1])
-                claim(first_owner[pair])
-    for pair, owner in started_by.items():
-        _announce_started(batch, conversations[pair], contact_id=pair[1])
-        claim(owner)
+    conversations = await _open_conversations(conn, batch, pairs)
 
     conversation_of = [conversations[(item.route.channel_id, contact_of[item.contact_key])] for item in fresh]
     rows = await conn.fetch(
@@ -338,7 +273,6 @@ async def store_messages_together(
             stored_at = stored_row["created_at"]
             touch.awaiting_from = min(touch.awaiting_from, stored_at) if touch.awaiting_from else stored_at
         _announce(batch, conversation, stored_row)
-        claim(item.owner)
         outcomes[item.owner].messages_stored += 1
     if touched:
         ids = list(touched)
@@ -349,6 +283,32 @@ async def store_messages_together(
             [touched[i].message_at for i in ids],
             [touched[i].awaiting_from for i in ids],
         )
+
+
+async def _open_conversations(
+    conn: Connection, batch: EventBatch, pairs: list[tuple[UUID, UUID]]
+) -> dict[tuple[UUID, UUID], asyncpg.Record]:
+    """Each (channel, contact)'s open conversation, or a new one waiting in the channel's queue."""
+    conversations: dict[tuple[UUID, UUID], asyncpg.Record] = {}
+    wanted = pairs
+    for _ in range(_OPEN_ATTEMPTS):
+        found = await conn.fetch(_OPEN_CONVERSATIONS_SQL, [p[0] for p in wanted], [p[1] for p in wanted])
+        conversations.update(((row["channel_id"], row["contact_id"]), row) for row in found)
+        missing = [pair for pair in wanted if pair not in conversations]
+        if not missing:
+            return conversations
+        started = await conn.fetch(
+            _START_CONVERSATIONS_SQL, batch.tenant_id, [p[0] for p in missing], [p[1] for p in missing]
+        )
+        for row in started:
+            pair = (row["channel_id"], row["contact_id"])
+            conversations[pair] = row
+            _announce_started(batch, row, contact_id=pair[1])
+        wanted = [pair for pair in missing if pair not in conversations]
+        if not wanted:
+            return conversations
+        # Another one opened since the read above (and maybe closed again since): look once more.
+    raise asyncpg.SerializationError("a contact's conversation kept changing while a message joined it")
 
 
 def _announce(batch: EventBatch, conversation: asyncpg.Record, row: asyncpg.Record) -> None:
@@ -375,68 +335,6 @@ def _announce_started(batch: EventBatch, started: asyncpg.Record, *, contact_id:
             "created_at": started["created_at"],
         },
     )
-
-
-async def _open_conversation(conn: Connection, batch: EventBatch, route: Route, contact_id: UUID) -> asyncpg.Record:
-    """The contact's open conversation on this number, or a new one waiting in the channel's queue."""
-    for _ in range(_OPEN_ATTEMPTS):
-        conversation = await conn.fetchrow(_OPEN_CONVERSATION_SQL, route.channel_id, contact_id)
-        if conversation is not None:
-            return conversation
-        started = await conn.fetchrow(_START_CONVERSATION_SQL, batch.tenant_id, route.channel_id, contact_id)
-        if started is not None:
-            _announce_started(batch, started, contact_id=contact_id)
-            return started
-        # Another one opened since the read above (and maybe closed again since): look once more.
-    raise asyncpg.SerializationError("the contact's conversation kept changing while a message joined it")
-
-
-async def store_message(
-    conn: Connection, batch: EventBatch, outcome: IntakeResult, route: Route, message: InboundMessage, body: bytes
-) -> None:
-    contact_key = contact_key_of(message)
-    if message.wa_message_id is None or contact_key is None:
-        await keep_unstorable(
-            conn,
-            outcome,
-            message.raw,
-            body,
-            message.phone_number_id,
-            "a message without a usable id or sender",
-            message.problem,
-        )
-        return
-    profile_name = message.profile_name[:_PROFILE_NAME_MAX] if message.profile_name else None
-    contact_id = await conn.fetchval(_UPSERT_CONTACT_SQL, batch.tenant_id, contact_key, profile_name)
-    if await conn.fetchval(_MESSAGE_EXISTS_SQL, route.channel_id, message.wa_message_id):
-        outcome.duplicates += 1
-        return
-
-    conversation = await _open_conversation(conn, batch, route, contact_id)
-    when = message.timestamp or datetime.now(UTC)
-    row = await conn.fetchrow(
-        _INSERT_MESSAGE_SQL,
-        batch.tenant_id,
-        conversation["id"],
-        route.channel_id,
-        message.kind,
-        message.text,
-        message.media.model_dump(exclude_none=True) if message.media else None,
-        message_details(message),
-        message.raw,
-        message.wa_message_id,
-        message.reply_to,
-        message.timestamp,
-    )
-    if row is None:  # the same wamid from another sender: the first one stays
-        outcome.duplicates += 1
-        return
-    from_customer = message.kind not in _NOT_FROM_CUSTOMER
-    await conn.execute(
-        _TOUCH_CONVERSATION_SQL, conversation["id"], when, from_customer, row["created_at"] if from_customer else None
-    )
-    _announce(batch, conversation, row)
-    outcome.messages_stored += 1
 
 
 def message_details(message: InboundMessage) -> dict[str, Any] | None:

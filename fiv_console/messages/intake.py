@@ -9,7 +9,7 @@ applied forwards (`fiv_console.messages.statuses`); the events of it all are app
 
 Batching (`Intake`, `_Lane`): the POSTs for one tenant that arrive while its transaction runs wait and
 are then stored together in the next one, each answered when that commits; the messages of a batch go
-through a few set-based statements (`inbound.store_messages_together`) rather than five statements each.
+through a few set-based statements (`inbound.store_messages`) rather than five statements each.
 
 Concurrency: contacts' rows are locked first (the upsert takes them) in the order of their keys, so two
 deliveries of one message, or two messages of one customer, are handled one after the other, the second
@@ -19,9 +19,9 @@ with other work, or a serialization failure, is retried a few times.
 Poison: a character no database could store was replaced where it is (`payloads`), so the item holding
 it is stored like any other; an item without the ids needed to store it goes to the dead-letter box; if the
 database refuses a batch for its data (a value a check rejects), the batch is done again item by item, each
-in a savepoint (`inbound.store_message`), and only the refused items go to the dead-letter box. A number no
-tenant has is a dead letter too. None of these is an error for Meta: the POST is answered 200 once
-everything else is committed.
+in a savepoint (`inbound.store_messages` with one message), and only the refused items go to the
+dead-letter box. A number no tenant has is a dead letter too. None of these is an error for Meta: the
+POST is answered 200 once everything else is committed.
 """
 
 from __future__ import annotations
@@ -49,8 +49,7 @@ from fiv_console.messages.inbound import (
     contact_key_of,
     item_bytes,
     keep_unstorable,
-    store_message,
-    store_messages_together,
+    store_messages,
 )
 from fiv_console.whatsapp.payloads import INVALID, InboundMessage, StatusUpdate, WebhookBatch
 
@@ -237,10 +236,8 @@ async def _store_together(db: Database, announcer: Announcer, works: list[_Tenan
         try:
             async with tenant_tx(db, works[0].tenant_id) as conn:
                 batch = EventBatch(works[0].tenant_id)
-                owners = await _store(conn, works, batch, outcomes, careful=careful)
+                await _store(conn, works, batch, outcomes, careful=careful)
                 appended = await events.append(conn, batch)
-                for owner, event in zip(owners, appended, strict=True):
-                    outcomes[owner].events.append(event)
             announcer.announce(works[0].tenant_id, appended)
         except _RETRYABLE:
             if attempt == _ATTEMPTS:
@@ -259,26 +256,19 @@ async def _store_together(db: Database, announcer: Announcer, works: list[_Tenan
 
 async def _store(
     conn: Connection, works: list[_TenantWork], batch: EventBatch, outcomes: list[IntakeResult], *, careful: bool
-) -> list[int]:
-    """Every item of every work; returns, for each event added to `batch`, the index of the work it is for."""
-    owners: list[int] = []
-
-    def claim(owner: int) -> None:
-        del owners[len(batch.pending) :]  # an item refused in careful mode took its events back
-        owners.extend([owner] * (len(batch.pending) - len(owners)))
-
+) -> None:
+    """Every item of every work: all messages together, or, `careful`, each in a savepoint of its own."""
     # A stable sort: one customer's messages keep their order, and contacts are locked in one global order.
     messages = sorted(
         ((index, route, message) for index, work in enumerate(works) for route, message in work.messages),
         key=lambda item: contact_key_of(item[2]) or "",
     )
+    bodies = [work.body for work in works]
     if not careful:
-        await store_messages_together(conn, batch, outcomes, messages, [work.body for work in works], claim)
+        await store_messages(conn, batch, outcomes, messages, bodies)
     for index, route, message in messages if careful else ():
-        body, outcome = works[index].body, outcomes[index]
-        stored = store_message(conn, batch, outcome, route, message, body)
-        await _item(conn, batch, outcome, careful, message.raw, body, route, stored)
-        claim(index)
+        stored = store_messages(conn, batch, [outcomes[index]], [(0, route, message)], [bodies[index]])
+        await _item(conn, batch, outcomes[index], careful, message.raw, bodies[index], route, stored)
     # Receipts take a lock per wamid: in one global order too.
     statuses = sorted(
         ((index, route, status) for index, work in enumerate(works) for route, status in work.statuses),
@@ -288,8 +278,6 @@ async def _store(
         body, outcome = works[index].body, outcomes[index]
         recorded = _store_status(conn, batch, outcome, route, status, body)
         await _item(conn, batch, outcome, careful, status.raw, body, route, recorded)
-        claim(index)
-    return owners
 
 
 async def _item(
