@@ -37,6 +37,7 @@ from fiv_console.keys import (
 )
 from fiv_console.messages.intake import Intake
 from fiv_console.messages.sending import Dispatcher, TypingThrottle
+from fiv_console.realtime import wire
 from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep, run_retention
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
@@ -103,7 +104,9 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     the event log's retention, the webhook intake that announces through the hub, and the assignment loop
     with the dispatcher of its automatic replies."""
     settings, db = app[settings_key], app[database_key]
-    bus: Bus = RedisBus(app[redis_key], settings.redis_url) if settings.redis_url else LocalBus()
+    bus: Bus[wire.Message] = (
+        RedisBus(app[redis_key], settings.redis_url, wire.CODEC) if settings.redis_url else LocalBus()
+    )
     hub = Hub(db, bus)
     upkeep = Upkeep(db, hub, instance_id=app[instance_id_key], grace=settings.presence_grace_seconds)
     app[bus_key], app[hub_key], app[upkeep_key] = bus, hub, upkeep

@@ -13,6 +13,7 @@ from fiv_console.bus.base import Bus
 from fiv_console.db.pool import Database
 from fiv_console.messages.intake import Intake
 from fiv_console.messages.sending import TypingThrottle
+from fiv_console.realtime import wire
 from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep
 from fiv_console.settings import Settings
@@ -29,7 +30,7 @@ typing_throttle_key = web.AppKey("typing_throttle", TypingThrottle)
 intake_key = web.AppKey("intake", Intake)
 # This process's id among the instances (connection leases, the bus).
 instance_id_key = web.AppKey("instance_id", UUID)
-bus_key = web.AppKey("bus", Bus)
+bus_key = web.AppKey("bus", Bus[wire.Message])
 hub_key = web.AppKey("hub", Hub)
 upkeep_key = web.AppKey("upkeep", Upkeep)
 assignment_key = web.AppKey("assignment", AssignmentLoop)

@@ -1,30 +1,34 @@
-"""The in-process bus, for one instance (no REDIS_URL): subscribers hear each message on the next loop turn."""
+"""The in-process bus, for one instance (no REDIS_URL): subscribers hear each message on the next loop turn.
+
+Messages are handed over as they are: nothing is encoded, since nothing leaves the process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import defaultdict
+from typing import Generic
 
-from fiv_console.bus.base import GapListener, Handler
+from fiv_console.bus.base import GapListener, Handler, M
 
 log = logging.getLogger(__name__)
 
 
-class LocalBus:
+class LocalBus(Generic[M]):
     def __init__(self) -> None:
-        self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
+        self._handlers: defaultdict[str, list[Handler[M]]] = defaultdict(list)
 
-    def publish(self, channel: str, message: bytes) -> None:
+    def publish(self, channel: str, message: M) -> None:
         handlers = self._handlers.get(channel)
         if handlers:
             # Later, not now: the publisher is in the middle of its own work (a request, a commit).
             asyncio.get_running_loop().call_soon(deliver, tuple(handlers), message)
 
-    async def subscribe(self, channel: str, handler: Handler) -> None:
+    async def subscribe(self, channel: str, handler: Handler[M]) -> None:
         self._handlers[channel].append(handler)
 
-    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+    async def unsubscribe(self, channel: str, handler: Handler[M]) -> None:
         handlers = self._handlers.get(channel, [])
         if handler in handlers:
             handlers.remove(handler)
@@ -42,7 +46,7 @@ class LocalBus:
         self._handlers.clear()
 
 
-def deliver(handlers: tuple[Handler, ...], message: bytes) -> None:
+def deliver(handlers: tuple[Handler[M], ...], message: M) -> None:
     """Each handler in turn; one that fails is logged and does not keep the message from the others."""
     for handler in handlers:
         try:

@@ -1,16 +1,17 @@
 """The Redis bus: pub/sub between instances, that survives Redis going away and coming back.
 
-Publishing never waits on Redis: messages go to this instance's own subscribers at once and into a bounded
-outbox that one task sends in pipelines. While Redis is away the outbox is dropped (counted and logged
-once), so requests, intake and assignment never wait on it; what subscribers miss they read from
-PostgreSQL once told of the gap.
+Publishing never waits on Redis: messages go to this instance's own subscribers at once, as they are, and,
+encoded by the bus's `Codec`, into a bounded outbox that one task sends in pipelines. While Redis is away
+the outbox is dropped (counted and logged once), so requests, intake and assignment never wait on it; what
+subscribers miss they read from PostgreSQL once told of the gap.
 
 Subscribing uses a connection of its own, read by one task. redis-py's asyncio pub/sub does not
 re-subscribe by itself after a lost connection, so this task does: on any error it reconnects with
 backoff, subscribes to every channel again, and then tells the `on_gap` listeners. A PING after a quiet
 interval detects a connection that died without a word (a half-open TCP connection).
 
-Each message starts with the publishing instance's id: an instance ignores its own, already delivered.
+Each message starts with the publishing instance's id: an instance ignores its own, already delivered. A
+message that cannot be decoded is logged and left out.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict, deque
-from typing import Any
+from typing import Any, Generic
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
-from fiv_console.bus.base import GapListener, Handler
+from fiv_console.bus.base import Codec, GapListener, Handler, M
 from fiv_console.bus.local import deliver
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,14 @@ _SUBSCRIBE_WAIT = 2.0
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 2.0
 
 
-class RedisBus:
-    def __init__(self, client: Redis, url: str, *, ping_interval: float = 5.0) -> None:
+class RedisBus(Generic[M]):
+    def __init__(self, client: Redis, url: str, codec: Codec[M], *, ping_interval: float = 5.0) -> None:
         self._client = client
         self._url = url
+        self._codec = codec
         self._ping_interval = ping_interval
         self._origin = uuid.uuid4().bytes
-        self._handlers: defaultdict[str, list[Handler]] = defaultdict(list)
+        self._handlers: defaultdict[str, list[Handler[M]]] = defaultdict(list)
         self._gap_listeners: list[GapListener] = []
         self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_ready = asyncio.Event()
@@ -61,17 +63,17 @@ class RedisBus:
     def connected(self) -> bool:
         return self._connected
 
-    def publish(self, channel: str, message: bytes) -> None:
+    def publish(self, channel: str, message: M) -> None:
         handlers = self._handlers.get(channel)
         if handlers:
             asyncio.get_running_loop().call_soon(deliver, tuple(handlers), message)
         if len(self._outbox) >= _OUTBOX_LIMIT:
             self._outbox.popleft()
             self._dropped += 1
-        self._outbox.append((channel, self._origin + message))
+        self._outbox.append((channel, self._origin + self._codec.encode(message)))
         self._outbox_ready.set()
 
-    async def subscribe(self, channel: str, handler: Handler) -> None:
+    async def subscribe(self, channel: str, handler: Handler[M]) -> None:
         first = channel not in self._handlers
         self._handlers[channel].append(handler)
         if first and self._connection is not None:
@@ -88,7 +90,7 @@ class RedisBus:
                 with contextlib.suppress(ValueError):
                     self._confirmations[channel].remove(confirmed)
 
-    async def unsubscribe(self, channel: str, handler: Handler) -> None:
+    async def unsubscribe(self, channel: str, handler: Handler[M]) -> None:
         handlers = self._handlers.get(channel, [])
         if handler in handlers:
             handlers.remove(handler)
@@ -205,7 +207,12 @@ class RedisBus:
                 return None
             handlers = self._handlers.get(channel)
             if handlers:
-                deliver(tuple(handlers), data[_ORIGIN_BYTES:])
+                try:
+                    message = self._codec.decode(channel, data[_ORIGIN_BYTES:])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("unreadable bus message ignored", extra={"channel": channel})
+                    return None
+                deliver(tuple(handlers), message)
         elif kind == "subscribe":
             confirmed: str = reply[1].decode()
             for waiting in self._confirmations.get(confirmed, []):

@@ -46,11 +46,11 @@ SESSION_ENDED = (WSCloseCode.POLICY_VIOLATION, "session ended: sign in again")
 
 
 class Hub:
-    def __init__(self, db: Database, bus: Bus) -> None:
+    def __init__(self, db: Database, bus: Bus[wire.Message]) -> None:
         self._db = db
         self._bus = bus
         self.feeds: dict[UUID, TenantFeed] = {}
-        self._handlers: dict[UUID, Handler] = {}
+        self._handlers: dict[UUID, Handler[wire.Message]] = {}
         self._by_user: defaultdict[UUID, set[AgentSocket]] = defaultdict(set)
         self._tasks: set[asyncio.Task[None]] = set()
         # Sockets per user, counted from before the upgrade to the handler's end (the per-user limit).
@@ -66,7 +66,7 @@ class Hub:
 
     def announce(self, tenant_id: UUID, announced: Sequence[Event]) -> None:
         if announced:
-            self._bus.publish(tenant_channel(tenant_id), wire.encode_events(announced))
+            self._bus.publish(tenant_channel(tenant_id), list(announced))
             for listener in self._listeners:
                 listener(tenant_id, announced)
 
@@ -75,7 +75,7 @@ class Hub:
         self._listeners.append(listener)
 
     def notify(self, tenant_id: UUID, notice: wire.Notice) -> None:
-        self._bus.publish(tenant_channel(tenant_id), wire.encode_notice(notice))
+        self._bus.publish(tenant_channel(tenant_id), notice)
 
     # Sockets.
 
@@ -198,18 +198,13 @@ class Hub:
 
     # The bus.
 
-    def _handler_for(self, tenant_id: UUID) -> Handler:
-        def handle(message: bytes) -> None:
-            try:
-                decoded = wire.decode(tenant_id, message)
-            except (ValueError, KeyError, TypeError):
-                log.warning("unreadable bus message ignored", extra={"tenant_id": str(tenant_id)})
-                return
-            self._on_message(tenant_id, decoded)
+    def _handler_for(self, tenant_id: UUID) -> Handler[wire.Message]:
+        def handle(message: wire.Message) -> None:
+            self._on_message(tenant_id, message)
 
         return handle
 
-    def _on_message(self, tenant_id: UUID, message: list[Event] | wire.Notice) -> None:
+    def _on_message(self, tenant_id: UUID, message: wire.Message) -> None:
         feed = self.feeds.get(tenant_id)
         if feed is None:
             return

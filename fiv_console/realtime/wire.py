@@ -1,5 +1,9 @@
 """What the hub puts on a tenant's bus channel: committed events, typing notices, and two orders for the
-sockets of one user (their sessions ended; their access changed). Encoded with orjson, kept small."""
+sockets of one user (their sessions ended; their access changed).
+
+On this instance they travel as they are; `CODEC` encodes them (orjson, kept small) only for the Redis
+bus, and decodes what other instances sent.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from uuid import UUID
 import orjson
 
 from fiv_console.access import Audience
+from fiv_console.bus.channels import tenant_of
 from fiv_console.db.pool import json_default
 from fiv_console.events import Event
 
@@ -35,6 +40,7 @@ class AccessChanged:
 
 
 Notice = Typing | SessionsEnded | AccessChanged
+Message = list[Event] | Notice
 
 
 def _audience(audience: Audience) -> dict[str, Any]:
@@ -83,7 +89,7 @@ def encode_notice(notice: Notice) -> bytes:
     return _dumps({"k": kind, "user_id": notice.user_id})
 
 
-def decode(tenant_id: UUID, message: bytes) -> list[Event] | Notice:
+def decode(tenant_id: UUID, message: bytes) -> Message:
     """Events or a notice; raises ValueError (or KeyError, TypeError) on a message not of this form."""
     data = orjson.loads(message)
     kind = data["k"]
@@ -109,3 +115,16 @@ def decode(tenant_id: UUID, message: bytes) -> list[Event] | Notice:
     if kind == "access_changed":
         return AccessChanged(UUID(data["user_id"]))
     raise ValueError(f"unknown bus message kind {kind!r}")
+
+
+class WireCodec:
+    """The bus's `Codec` for a tenant channel's messages."""
+
+    def encode(self, message: Message) -> bytes:
+        return encode_events(message) if isinstance(message, list) else encode_notice(message)
+
+    def decode(self, channel: str, data: bytes) -> Message:
+        return decode(tenant_of(channel), data)
+
+
+CODEC = WireCodec()
