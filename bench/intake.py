@@ -80,7 +80,7 @@ from fiv_console.accounts import tenants
 from fiv_console.db.pool import create_database, tenant_tx
 from fiv_console.routing import channels, queues
 from fiv_console.serving import free_port
-from fiv_console.simulation.traffic import text_message_envelope, webhook_headers
+from fiv_console.simulation.envelopes import text_message_envelope, webhook_headers
 
 TARGET_MESSAGES_PER_S = 5_000.0
 TARGET_P99_MS = 50.0

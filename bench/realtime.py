@@ -106,7 +106,7 @@ from fiv_console.constants import CSRF_HEADER, SESSION_COOKIE
 from fiv_console.db.pool import create_database, tenant_tx
 from fiv_console.routing import queues
 from fiv_console.serving import free_port, run_async
-from fiv_console.simulation.traffic import text_message_envelope
+from fiv_console.simulation.envelopes import text_message_envelope
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign
 
 TARGET_P50_ONE_MS = 10.0  # the targets: p50 <= 10 ms, p99 <= 50 ms on one instance

@@ -37,7 +37,8 @@ from fiv_console.simulation.command import (
     run_simulator,
     serve_simulator,
 )
-from fiv_console.simulation.traffic import TrafficConfig, TrafficGenerator, text_message_envelope
+from fiv_console.simulation.envelopes import text_message_envelope
+from fiv_console.simulation.traffic import TrafficConfig, TrafficGenerator
 from fiv_console.whatsapp.payloads import StatusUpdate, parse_webhook
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign, signature_matches
 

@@ -32,6 +32,7 @@ from fiv_console.accounts.tenants import TenantSettings
 from fiv_console.assignment.policy import Candidate, Waiting, plan
 from fiv_console.assignment.presence import connected_condition
 from fiv_console.conversations import lifecycle as conversations
+from fiv_console.conversations import reading
 from fiv_console.conversations.lifecycle import Moved
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
@@ -237,7 +238,7 @@ async def claim(
     await conn.execute(_ASSIGN_SQL, [c for c, _ in pairs], [a for _, a in pairs])
     await conn.execute(_TOUCH_AGENTS_SQL, list({a for _, a in pairs}))
     by_id = {w.conversation_id: w for w in waiting}
-    after = {c.id: c for c in await conversations.read_many(conn, [c for c, _ in pairs])}
+    after = {c.id: c for c in await reading.read_many(conn, [c for c, _ in pairs])}
     # In the policy's order, so the log reads as the line was served.
     for conversation_id, _ in pairs:
         moved = Moved(after[conversation_id], None, by_id[conversation_id].queue_id, "waiting")

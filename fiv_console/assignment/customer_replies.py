@@ -29,7 +29,7 @@ from fiv_console.access import Viewer
 from fiv_console.accounts.tenants import Tenant
 from fiv_console.assignment.claim import take_turn
 from fiv_console.conversations import lifecycle as conversations
-from fiv_console.conversations.lifecycle import CUSTOMER_SERVICE_WINDOW
+from fiv_console.conversations.reading import CUSTOMER_SERVICE_WINDOW
 from fiv_console.db.pool import Connection
 from fiv_console.errors import DomainError
 from fiv_console.events import EventBatch

@@ -8,7 +8,7 @@ the queue, so moving a conversation does not reset its clock). The mark and its
 from __future__ import annotations
 
 from fiv_console.assignment.claim import take_turn
-from fiv_console.conversations import lifecycle as conversations
+from fiv_console.conversations import reading
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
 
@@ -33,10 +33,10 @@ async def mark_breaches(conn: Connection, batch: EventBatch, *, limit: int) -> i
     if not ids:
         return 0
     await conn.execute(_MARK_SQL, ids)
-    for conversation in await conversations.read_many(conn, ids):
+    for conversation in await reading.read_many(conn, ids):
         batch.add(
             "conversation.sla_breached",
-            conversations.followers_now(conversation),
+            reading.followers_now(conversation),
             conversation_id=conversation.id,
             payload={"conversation": conversation.model_dump(mode="json")},
         )

@@ -1,7 +1,7 @@
 """Labels: a tenant's tags for conversations (a name, unique ignoring case, and a colour).
 
-Only the labels themselves live here; which conversations carry them belongs to the conversations module.
-Deleting a label takes it off every conversation (the foreign key cascades).
+The labels themselves, and putting them on conversations and taking them off (whoever may see a
+conversation may label it). Deleting a label takes it off every conversation (the foreign key cascades).
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from fiv_console.access import Viewer
+from fiv_console.conversations.reading import Conversation, ensure_visible, followers_now, get_conversation
 from fiv_console.db.pool import Connection
 from fiv_console.db.search import contains_pattern
 from fiv_console.errors import Conflict, NotFound
+from fiv_console.events import EventBatch
 from fiv_console.text import NO_NUL
 
 LabelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=NO_NUL)]
@@ -112,3 +115,46 @@ async def delete_label(conn: Connection, *, label_id: UUID) -> Label:
     if row is None:
         raise NotFound("no such label")
     return Label.model_validate(dict(row))
+
+
+def announce_updated(batch: EventBatch, conversation: Conversation) -> None:
+    """`conversation.updated` (its labels changed), to whoever follows it."""
+    batch.add(
+        "conversation.updated",
+        followers_now(conversation),
+        conversation_id=conversation.id,
+        payload={"conversation": conversation.model_dump(mode="json")},
+    )
+
+
+_LABEL_EXISTS_SQL = "select id from labels where id = $1"
+_ADD_LABEL_SQL = """
+insert into conversation_labels (tenant_id, conversation_id, label_id) values ($1, $2, $3)
+on conflict do nothing
+"""
+_REMOVE_LABEL_SQL = "delete from conversation_labels where conversation_id = $1 and label_id = $2"
+
+
+async def _check_label(conn: Connection, label_id: UUID) -> None:
+    if await conn.fetchval(_LABEL_EXISTS_SQL, label_id) is None:
+        raise NotFound("no such label in this tenant")
+
+
+async def add_label(conn: Connection, *, viewer: Viewer, conversation_id: UUID, label_id: UUID) -> Conversation:
+    """Put a label on a conversation the viewer sees; putting it twice is the same as once."""
+    await ensure_visible(conn, viewer=viewer, conversation_id=conversation_id)
+    await _check_label(conn, label_id)
+    try:
+        await conn.execute(_ADD_LABEL_SQL, viewer.tenant_id, conversation_id, label_id)
+    except asyncpg.ForeignKeyViolationError:
+        # Deleted (or the conversation removed) between the check and the insert.
+        raise NotFound("no such label") from None
+    return await get_conversation(conn, viewer=viewer, conversation_id=conversation_id)
+
+
+async def remove_label(conn: Connection, *, viewer: Viewer, conversation_id: UUID, label_id: UUID) -> Conversation:
+    """Take a label off; taking off one that is not there changes nothing."""
+    await ensure_visible(conn, viewer=viewer, conversation_id=conversation_id)
+    await _check_label(conn, label_id)
+    await conn.execute(_REMOVE_LABEL_SQL, conversation_id, label_id)
+    return await get_conversation(conn, viewer=viewer, conversation_id=conversation_id)

@@ -1,7 +1,7 @@
 """Private notes on a conversation: written by the people of the tenant, never sent to the customer.
 
 Whoever may see a conversation may read and add its notes; callers check that sight first
-(`conversations.ensure_visible`), so these functions take a conversation already known to be visible.
+(`conversations.reading.ensure_visible`), so these functions take a conversation already known to be visible.
 """
 
 from __future__ import annotations

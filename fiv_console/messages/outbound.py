@@ -24,7 +24,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, StringConstraints, Tag, model_validator
 
 from fiv_console.access import VISIBLE_CONVERSATION_SQL, Viewer
-from fiv_console.conversations.lifecycle import CUSTOMER_SERVICE_WINDOW
+from fiv_console.conversations.reading import CUSTOMER_SERVICE_WINDOW
 from fiv_console.db.pool import Connection
 from fiv_console.errors import Conflict, Forbidden, InvalidInput, NotFound
 from fiv_console.events import EventBatch

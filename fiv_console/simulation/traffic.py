@@ -1,16 +1,10 @@
-"""What Meta posts to a console's webhook: the exact bodies, their signature, and customer traffic made of them.
+"""Customer traffic: simulated customers writing to one business number, as Meta would post it.
 
-- The envelope builders (`messages_envelope`, `text_message_envelope`, `statuses_envelope` and the
-  `message_object` / `status_object` they wrap) give the bytes Meta sends: compact JSON with non-ASCII
-  escaped as `\\u00e9` and "/" as `\\/`, as Meta's encoder writes them, so a console that re-serializes a
-  body before checking its signature fails against these as it would against Meta.
-- `webhook_headers` gives the headers Meta sends with a body (signed by `signature.sign`); `new_wamid` a
-  message id shaped like Meta's.
-- `TrafficGenerator` plays customers writing to one business number: R messages a second for S seconds
-  (or until cancelled), one signed POST per message, mostly text with some media, voice notes, locations,
-  replies, reactions and button replies. Sends follow a fixed schedule (message i is due at start + i/R,
-  so pacing never drifts) with a bound on POSTs in flight; `TrafficStats` counts the answers and keeps each
-  POST's latency for percentiles.
+`TrafficGenerator` plays customers writing to one business number: R messages a second for S seconds
+(or until cancelled), one signed POST per message (bodies from `simulation.envelopes`), mostly text with
+some media, voice notes, locations, replies, reactions and button replies. Sends follow a fixed schedule
+(message i is due at start + i/R, so pacing never drifts) with a bound on POSTs in flight; `TrafficStats`
+counts the answers and keeps each POST's latency for percentiles.
 """
 
 from __future__ import annotations
@@ -18,180 +12,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import itertools
-import json
 import math
 import random
-import secrets
 import struct
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
 
-from fiv_console.whatsapp.payloads import BUSINESS_ACCOUNT, MESSAGES_FIELD
-from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign
-
-DEFAULT_WABA_ID = "102290129340398"
-# Meta still sends the SHA-1 signature beside the SHA-256 one, and names itself so.
-LEGACY_SIGNATURE_HEADER = "X-Hub-Signature"
-META_USER_AGENT = "facebookexternalua"
-ERROR_CODES_HREF = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
-
-
-# --- bodies ---------------------------------------------------------------------------------------------
-
-
-def encode_webhook(document: Mapping[str, Any]) -> bytes:
-    """The bytes Meta would send for `document`."""
-    # The standard library rather than orjson: only it escapes non-ASCII, as Meta does.
-    text = json.dumps(document, ensure_ascii=True, separators=(",", ":"))
-    # "/" occurs in JSON only inside strings, so this escapes exactly what Meta's encoder escapes.
-    return text.replace("/", "\\/").encode("ascii")
-
-
-def webhook_headers(app_secret: bytes, body: bytes) -> dict[str, str]:
-    """The headers of Meta's webhook POST of `body`."""
-    return {
-        "Content-Type": "application/json",
-        SIGNATURE_HEADER: sign(app_secret, body),
-        LEGACY_SIGNATURE_HEADER: "sha1=" + hmac.new(app_secret, body, hashlib.sha1).hexdigest(),
-        "User-Agent": META_USER_AGENT,
-    }
-
-
-def new_wamid(wa_id: str) -> str:
-    """A fresh message id shaped like Meta's: "wamid." and base64 of the customer's number and a random part.
-
-    The random part comes from `secrets`, never from a seeded generator: two runs with one seed must not
-    repeat ids, or a console that deduplicates on them would drop the second run's traffic.
-    """
-    number = wa_id.encode()[:64]
-    raw = b"\x1c\x18" + bytes([len(number)]) + number + b"\x15\x02\x00\x12\x18\x14"
-    return "wamid." + base64.b64encode(raw + secrets.token_hex(10).upper().encode() + b"\x00").decode()
-
-
-def _epoch(timestamp: int | None) -> str:
-    return str(int(time.time()) if timestamp is None else timestamp)
-
-
-def message_object(
-    wa_id: str,
-    kind: str,
-    content: Any,
-    *,
-    wamid: str | None = None,
-    timestamp: int | None = None,
-    context: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One item of `messages[]`: `kind` is Meta's `type`, `content` the object Meta keys with it."""
-    message: dict[str, Any] = {} if context is None else {"context": dict(context)}
-    message.update(
-        {
-            "from": wa_id,
-            "id": wamid if wamid is not None else new_wamid(wa_id),
-            "timestamp": _epoch(timestamp),
-            "type": kind,
-            kind: content,
-        }
-    )
-    return message
-
-
-def status_object(
-    wamid: str,
-    status: str,
-    recipient_id: str,
-    *,
-    timestamp: int | None = None,
-    conversation_id: str | None = None,
-    expiration_timestamp: int | None = None,
-    category: str = "service",
-    errors: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, Any]:
-    """One item of `statuses[]`; a `failed` one carries `errors` and, like Meta's, no conversation or pricing."""
-    item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": _epoch(timestamp), "recipient_id": recipient_id}
-    if status == "failed":
-        item["errors"] = [dict(error) for error in errors]
-        return item
-    conversation: dict[str, Any] = {"id": conversation_id or secrets.token_hex(15)}
-    if expiration_timestamp is not None:
-        conversation["expiration_timestamp"] = str(expiration_timestamp)
-    conversation["origin"] = {"type": category}
-    item["conversation"] = conversation
-    item["pricing"] = {"billable": True, "pricing_model": "CBP", "category": category}
-    return item
-
-
-def _envelope(waba_id: str, value: Mapping[str, Any]) -> bytes:
-    return encode_webhook(
-        {"object": BUSINESS_ACCOUNT, "entry": [{"id": waba_id, "changes": [{"value": value, "field": MESSAGES_FIELD}]}]}
-    )
-
-
-def _metadata(phone_number_id: str, display_number: str) -> dict[str, str]:
-    return {"display_phone_number": display_number, "phone_number_id": phone_number_id}
-
-
-def messages_envelope(
-    phone_number_id: str,
-    display_number: str,
-    wa_id: str,
-    name: str,
-    message: Mapping[str, Any],
-    *,
-    waba_id: str = DEFAULT_WABA_ID,
-) -> bytes:
-    """Meta's webhook body for one customer message (`display_number` as Meta writes it: digits only)."""
-    return _envelope(
-        waba_id,
-        {
-            "messaging_product": "whatsapp",
-            "metadata": _metadata(phone_number_id, display_number),
-            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-            "messages": [dict(message)],
-        },
-    )
-
-
-def text_message_envelope(
-    phone_number_id: str,
-    display_number: str,
-    wa_id: str,
-    name: str,
-    body: str,
-    wamid: str | None = None,
-    timestamp: int | None = None,
-    *,
-    waba_id: str = DEFAULT_WABA_ID,
-) -> bytes:
-    """Meta's webhook body for one text message from `wa_id`."""
-    message = message_object(wa_id, "text", {"body": body}, wamid=wamid, timestamp=timestamp)
-    return messages_envelope(phone_number_id, display_number, wa_id, name, message, waba_id=waba_id)
-
-
-def statuses_envelope(
-    phone_number_id: str,
-    display_number: str,
-    statuses: Iterable[Mapping[str, Any]],
-    *,
-    waba_id: str = DEFAULT_WABA_ID,
-) -> bytes:
-    """Meta's webhook body for status updates of messages the business sent."""
-    return _envelope(
-        waba_id,
-        {
-            "messaging_product": "whatsapp",
-            "metadata": _metadata(phone_number_id, display_number),
-            "statuses": [dict(status) for status in statuses],
-        },
-    )
-
+from fiv_console.simulation.envelopes import (
+    DEFAULT_WABA_ID,
+    message_object,
+    messages_envelope,
+    new_wamid,
+    webhook_headers,
+)
 
 # --- customers ------------------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from fiv_console.access import Viewer
 from fiv_console.accounts import users
 from fiv_console.accounts.users import AgentStatus
 from fiv_console.assignment import presence
-from fiv_console.conversations import lifecycle as conversations
+from fiv_console.conversations import reading
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.errors import DomainError, Unavailable
 from fiv_console.keys import database_key, hub_key, instance_id_key, settings_key, upkeep_key
@@ -285,5 +285,5 @@ async def _relay_typing(
         typed.clear()
     viewer = Viewer(tenant_id=socket.tenant_id, role=socket.role, user_id=socket.user_id)
     async with tenant_tx(db, socket.tenant_id) as conn:
-        audience = await conversations.followers(conn, viewer=viewer, conversation_id=conversation_id)
+        audience = await reading.followers(conn, viewer=viewer, conversation_id=conversation_id)
     hub.notify(socket.tenant_id, wire.Typing(conversation_id, socket.user_id, socket.name, audience))

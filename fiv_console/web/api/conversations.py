@@ -21,20 +21,19 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from fiv_console.access import Viewer
+from fiv_console.conversations import labels as conversation_labels
 from fiv_console.conversations import lifecycle as conversations
-from fiv_console.conversations import notes
+from fiv_console.conversations import notes, reading
 from fiv_console.conversations.lifecycle import (
     AssignRequest,
     CloseRequest,
-    Conversation,
-    ConversationStatus,
     Moved,
     MoveEvent,
-    SortKey,
     TransferRequest,
     TransferToAgent,
 )
 from fiv_console.conversations.notes import Note, NoteCreate
+from fiv_console.conversations.reading import Conversation, ConversationStatus, SortKey
 from fiv_console.errors import Forbidden
 from fiv_console.messages import history as messages
 from fiv_console.messages.history import Cursor, Message
@@ -126,7 +125,7 @@ async def _record_move(call: ApiCall[Any, Any], action: MoveEvent, moved: Moved,
 )  # fmt: skip
 async def list_conversations(call: ApiCall[NoInput, ConversationQuery]) -> Page[Conversation]:
     query = call.query
-    items, total = await conversations.list_conversations(
+    items, total = await reading.list_conversations(
         call.conn,
         viewer=viewer_of(call),
         status=query.status,
@@ -146,7 +145,7 @@ async def list_conversations(call: ApiCall[NoInput, ConversationQuery]) -> Page[
     response=Conversation,
 )  # fmt: skip
 async def get_conversation(call: ApiCall[NoInput, NoInput]) -> Conversation:
-    return await conversations.get_conversation(
+    return await reading.get_conversation(
         call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"]
     )
 
@@ -198,7 +197,7 @@ async def transfer_conversation(call: ApiCall[TransferRequest, NoInput]) -> Conv
             conversation_id=conversation_id,
             author_id=_author(call),
             body=request.note,
-            followers=conversations.followers_now(moved.conversation),
+            followers=reading.followers_now(moved.conversation),
         )
     return moved.conversation
 
@@ -246,7 +245,7 @@ async def reopen_conversation(call: ApiCall[NoInput, NoInput]) -> Conversation:
 )  # fmt: skip
 async def list_conversation_notes(call: ApiCall[NoInput, PageQuery]) -> Page[Note]:
     conversation_id = call.ids["conversation_id"]
-    await conversations.ensure_visible(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
+    await reading.ensure_visible(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
     items, total = await notes.list_notes(
         call.conn, conversation_id=conversation_id, limit=call.query.limit, offset=call.query.offset
     )
@@ -259,7 +258,7 @@ async def list_conversation_notes(call: ApiCall[NoInput, PageQuery]) -> Page[Not
 )  # fmt: skip
 async def add_conversation_note(call: ApiCall[NoteCreate, NoInput]) -> Created[Note]:
     conversation_id = call.ids["conversation_id"]
-    followers = await conversations.followers(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
+    followers = await reading.followers(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
     note = await notes.add_note(
         call.conn,
         call.events,
@@ -276,10 +275,10 @@ async def add_conversation_note(call: ApiCall[NoteCreate, NoInput]) -> Created[N
     summary="Put a label on the conversation", tag=_TAG, response=Conversation,
 )  # fmt: skip
 async def add_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversation:
-    conversation = await conversations.add_label(
+    conversation = await conversation_labels.add_label(
         call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"], label_id=call.ids["label_id"]
     )
-    conversations.announce_updated(call.events, conversation)
+    conversation_labels.announce_updated(call.events, conversation)
     return conversation
 
 
@@ -288,10 +287,10 @@ async def add_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversatio
     summary="Take a label off the conversation", tag=_TAG, response=Conversation,
 )  # fmt: skip
 async def remove_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversation:
-    conversation = await conversations.remove_label(
+    conversation = await conversation_labels.remove_label(
         call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"], label_id=call.ids["label_id"]
     )
-    conversations.announce_updated(call.events, conversation)
+    conversation_labels.announce_updated(call.events, conversation)
     return conversation
 
 
@@ -302,7 +301,7 @@ async def remove_conversation_label(call: ApiCall[NoInput, NoInput]) -> Conversa
 )  # fmt: skip
 async def list_conversation_messages(call: ApiCall[NoInput, MessageQuery]) -> web.Response:
     query, conversation_id = call.query, call.ids["conversation_id"]
-    await conversations.ensure_visible(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
+    await reading.ensure_visible(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
     page = await messages.history(
         call.conn,
         conversation_id=conversation_id,

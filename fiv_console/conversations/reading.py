@@ -1,0 +1,199 @@
+"""Reading conversations: the list with its filters and orders, one conversation, and who follows it.
+
+Every query naming a conversation goes through `access.VISIBLE_CONVERSATION_SQL` (who may see what, and
+its other forms, live in `fiv_console.access`): a conversation out of the viewer's sight is "not found",
+exactly like another tenant's id, so an agent learns nothing about it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+from pydantic import BaseModel
+
+from fiv_console.access import VISIBLE_CONVERSATION_SQL, Audience, Viewer, conversation_audience
+from fiv_console.db.pool import Connection
+from fiv_console.db.search import contains_pattern
+from fiv_console.errors import NotFound
+
+ConversationStatus = Literal["waiting", "assigned", "closed"]
+SortKey = Literal["-last_message_at", "last_message_at", "-enqueued_at", "enqueued_at", "-created_at", "created_at"]
+
+# WhatsApp's customer-service window: free text may be sent for 24 hours after the customer's last message.
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+
+
+class ContactSummary(BaseModel):
+    id: UUID
+    wa_id: str
+    name: str | None
+    profile_name: str | None
+
+
+class LabelSummary(BaseModel):
+    id: UUID
+    name: str
+    color: str
+
+
+class Conversation(BaseModel):
+    id: UUID
+    status: ConversationStatus
+    queue_id: UUID
+    agent_id: UUID | None
+    priority: int
+    contact: ContactSummary
+    created_at: datetime
+    enqueued_at: datetime
+    assigned_at: datetime | None
+    first_response_at: datetime | None
+    closed_at: datetime | None
+    close_reason: str | None
+    sla_breached_at: datetime | None
+    last_inbound_at: datetime | None
+    last_message_at: datetime | None
+    window_closes_at: datetime | None
+    labels: list[LabelSummary]
+
+
+_SELECT_SQL = """
+select c.id, c.status, c.queue_id, c.agent_id, c.priority, c.created_at, c.enqueued_at, c.assigned_at,
+       c.first_response_at, c.closed_at, c.close_reason, c.sla_breached_at, c.last_inbound_at, c.last_message_at,
+       k.id as contact_id, k.wa_id as contact_wa_id, k.name as contact_name, k.profile_name as contact_profile_name,
+       coalesce((
+           select jsonb_agg(jsonb_build_object('id', l.id, 'name', l.name, 'color', l.color) order by l.name_key, l.id)
+           from conversation_labels cl join labels l on l.tenant_id = cl.tenant_id and l.id = cl.label_id
+           where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id
+       ), '[]'::jsonb) as labels
+from conversations c
+join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id
+"""
+
+
+def _conversation(row: asyncpg.Record) -> Conversation:
+    values: dict[str, Any] = dict(row)
+    values["contact"] = ContactSummary(
+        id=values.pop("contact_id"),
+        wa_id=values.pop("contact_wa_id"),
+        name=values.pop("contact_name"),
+        profile_name=values.pop("contact_profile_name"),
+    )
+    inbound = values["last_inbound_at"]
+    values["window_closes_at"] = inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None
+    return Conversation.model_validate(values)
+
+
+_LIST_FILTER_SQL = f"""
+where {VISIBLE_CONVERSATION_SQL}
+  and ($3::text is null or c.status = $3)
+  and ($4::uuid is null or c.queue_id = $4)
+  and ($5::uuid is null or c.agent_id = $5)
+  and ($6::text is null or k.name ilike $6 or k.profile_name ilike $6 or k.wa_id ilike $6)
+  and ($7::uuid is null or exists (
+      select 1 from conversation_labels cl
+      where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id and cl.label_id = $7))
+"""
+# Each sort key is one fixed statement; the id breaks ties so pages never overlap. The activity order
+# matches conversations_tenant_activity_idx (descending, nulls first) and its exact reverse.
+_ORDER_BY: dict[SortKey, str] = {
+    "-last_message_at": "c.last_message_at desc, c.id desc",
+    "last_message_at": "c.last_message_at asc, c.id asc",
+    "-enqueued_at": "c.enqueued_at desc, c.id desc",
+    "enqueued_at": "c.enqueued_at asc, c.id asc",
+    "-created_at": "c.created_at desc, c.id desc",
+    "created_at": "c.created_at asc, c.id asc",
+}
+_LIST_SQL: dict[SortKey, str] = {
+    key: f"{_SELECT_SQL}{_LIST_FILTER_SQL}order by {order}\nlimit $8 offset $9" for key, order in _ORDER_BY.items()
+}
+_COUNT_SQL = f"""
+select count(*) from conversations c
+join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id
+{_LIST_FILTER_SQL}
+"""
+
+
+async def list_conversations(
+    conn: Connection,
+    *,
+    viewer: Viewer,
+    status: ConversationStatus | None,
+    queue_id: UUID | None,
+    agent_id: UUID | None,
+    label_id: UUID | None,
+    search: str | None,
+    sort: SortKey,
+    limit: int,
+    offset: int,
+) -> tuple[list[Conversation], int]:
+    """The conversations the viewer may see, filtered, in the chosen order; and how many there are."""
+    filters = (*viewer.sight.params(), status, queue_id, agent_id, contains_pattern(search), label_id)
+    rows = await conn.fetch(_LIST_SQL[sort], *filters, limit, offset)
+    total = await conn.fetchval(_COUNT_SQL, *filters)
+    return [_conversation(r) for r in rows], int(total)
+
+
+_GET_SQL = f"{_SELECT_SQL}where c.id = $3 and {VISIBLE_CONVERSATION_SQL}"
+
+
+async def get_conversation(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Conversation:
+    row = await conn.fetchrow(_GET_SQL, *viewer.sight.params(), conversation_id)
+    if row is None:
+        raise NotFound("no such conversation")
+    return _conversation(row)
+
+
+_VISIBLE_ID_SQL = f"select c.id from conversations c where c.id = $3 and {VISIBLE_CONVERSATION_SQL}"
+
+
+async def ensure_visible(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> None:
+    """NotFound unless the viewer may see the conversation (what its notes and messages require)."""
+    if await conn.fetchval(_VISIBLE_ID_SQL, *viewer.sight.params(), conversation_id) is None:
+        raise NotFound("no such conversation")
+
+
+_FOLLOWERS_SQL = f"""
+select c.queue_id, c.agent_id, c.status from conversations c where c.id = $3 and {VISIBLE_CONVERSATION_SQL}
+for share of c
+"""
+
+
+async def followers(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Audience:
+    """Who follows a conversation the viewer sees (see `events.conversation_audience`); NotFound otherwise.
+
+    Share-locks the conversation until commit, so a move cannot slip between this read and the event that
+    uses it (the move would take its seq first, and the event would go to the conversation's old followers).
+    """
+    row = await conn.fetchrow(_FOLLOWERS_SQL, *viewer.sight.params(), conversation_id)
+    if row is None:
+        raise NotFound("no such conversation")
+    return conversation_audience(queue_id=row["queue_id"], agent_id=row["agent_id"], status=row["status"])
+
+
+def followers_now(conversation: Conversation) -> Audience:
+    """Who follows the conversation as it is (after a move: its new followers only)."""
+    return conversation_audience(
+        queue_id=conversation.queue_id, agent_id=conversation.agent_id, status=conversation.status
+    )
+
+
+_READ_MANY_SQL = f"{_SELECT_SQL}where c.id = any($1::uuid[]) order by c.id"
+
+
+async def read_many(conn: Connection, ids: list[UUID]) -> list[Conversation]:
+    """These conversations as they now are, whoever asks (the assignment loop has them locked)."""
+    return [_conversation(r) for r in await conn.fetch(_READ_MANY_SQL, ids)]
+
+
+# After a move, the conversation as it now is. Not filtered by sight: the caller locked it within their sight
+# and acted on it, and the move itself may take it out of their sight (an agent transferring it away).
+_READ_AFTER_MOVE_SQL = f"{_SELECT_SQL}where c.id = $1"
+
+
+async def read_after_move(conn: Connection, conversation_id: UUID) -> Conversation:
+    row = await conn.fetchrow(_READ_AFTER_MOVE_SQL, conversation_id)
+    assert row is not None, "the conversation is locked by this transaction"
+    return _conversation(row)
