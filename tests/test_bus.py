@@ -58,9 +58,10 @@ async def redis_bus(redis_url: str) -> AsyncIterator[RedisBus[wire.Message]]:
     client = Redis.from_url(redis_url)
     bus = RedisBus(client, redis_url, wire.CODEC)
     try:
-        async with asyncio.timeout(5):
-            while not bus.connected:
-                await asyncio.sleep(0.01)
+        for _ in range(500):
+            if bus.connected:
+                break
+            await asyncio.sleep(0.01)
         yield bus
     finally:
         await bus.close()
