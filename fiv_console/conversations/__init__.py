@@ -1,1 +1,1 @@
-"""Conversations and what hangs on them: who may see them, their lifecycle, contacts, notes, labels, read marks."""
+"""Conversations and what hangs on them: reading them, their moves, contacts, notes, labels and read marks."""

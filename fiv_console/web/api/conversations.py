@@ -2,7 +2,7 @@
 message history.
 
 Every signed-in role reaches these routes; what each person may see and do is decided per conversation by
-`fiv_console.conversations.lifecycle` (an agent's own and their queues' waiting conversations; anything else is 404).
+`fiv_console.access` (an agent's own and their queues' waiting conversations; anything else is 404).
 Only unassigning is for supervisors and admins alone. Moves by supervisors and admins are audited.
 
 The message history is paged by a keyset cursor, not by page number: a chat gains messages while someone
