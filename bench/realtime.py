@@ -451,8 +451,8 @@ class Setting:
             "LOG_LEVEL": "WARNING",
             "DB_POOL_MIN_SIZE": str(self.pool),
             "DB_POOL_MAX_SIZE": str(self.pool),
-            # Every sign-in of the run comes from 127.0.0.1.
-            "LOGIN_ATTEMPTS_PER_ADDRESS": "100000",
+            # Every sign-in of the run comes from 127.0.0.1 (only failures count; none is expected).
+            "LOGIN_FAILURES_PER_ADDRESS": "100000",
             "WS_MAX_SOCKETS_PER_USER": str(max_sockets),
         }
         if redis_url:
