@@ -162,7 +162,7 @@ for share of c
 
 
 async def followers(conn: Connection, *, viewer: Viewer, conversation_id: UUID) -> Audience:
-    """Who follows a conversation the viewer sees (see `events.conversation_audience`); NotFound otherwise.
+    """Who follows a conversation the viewer sees (see `access.conversation_audience`); NotFound otherwise.
 
     Share-locks the conversation until commit, so a move cannot slip between this read and the event that
     uses it (the move would take its seq first, and the event would go to the conversation's old followers).
