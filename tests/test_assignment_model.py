@@ -309,7 +309,7 @@ class Team:
         return max([self.own_capacity[agent_id], *(o or 0 for (a, _), o in self.overrides.items() if a == agent_id)])
 
 
-# The rules of the manual moves (fiv_console/conversations.py), as the error each case must give.
+# The rules of the manual moves (fiv_console/conversations/lifecycle.py), as the error each case must give.
 Refusal = type[DomainError] | None
 
 

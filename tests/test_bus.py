@@ -110,6 +110,8 @@ async def test_an_unreadable_message_from_another_instance_is_left_out(redis_url
         client = Redis.from_url(redis_url)
         try:
             await client.publish(channel, b"\0" * 16 + b"not json")
+            # Well-formed JSON with a value of the wrong type fails differently (an int is no UUID).
+            await client.publish(channel, b"\0" * 16 + b'{"k": "sessions_ended", "user_id": 5}')
             await client.publish(channel, b"\0" * 16 + wire.encode_notice(wire.AccessChanged(tenant_id)))
         finally:
             await client.aclose()

@@ -22,7 +22,7 @@ class Codec(Protocol[M]):
     def encode(self, message: M) -> bytes: ...
 
     def decode(self, channel: str, data: bytes) -> M:
-        """The message; raises ValueError (or KeyError, TypeError) on bytes not of this form."""
+        """The message; raises (ValueError, KeyError, AttributeError...) on bytes not of this form."""
         ...
 
 

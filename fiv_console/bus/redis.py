@@ -209,7 +209,9 @@ class RedisBus(Generic[M]):
             if handlers:
                 try:
                     message = self._codec.decode(channel, data[_ORIGIN_BYTES:])
-                except (ValueError, KeyError, TypeError):
+                except Exception:
+                    # Whatever is wrong with one message (a value of the wrong type fails in its own way) must
+                    # not cost the connection and what is buffered on it.
                     log.warning("unreadable bus message ignored", extra={"channel": channel})
                     return None
                 deliver(tuple(handlers), message)

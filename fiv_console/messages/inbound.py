@@ -30,7 +30,9 @@ from fiv_console.whatsapp.payloads import InboundMessage
 _CONTACT_KEY_MAX = 32  # contacts.wa_id
 NUMBER_MAX = 32  # a phone_number_id is digits; longer is not Meta's
 _PROFILE_NAME_MAX = 500  # contacts.profile_name
-_OPEN_ATTEMPTS = 3  # looks for the open conversation that keeps changing under a message
+# Looks for the open conversation that keeps changing under a message: the first, then three more (as many
+# as the batch path gave it before it was set-based throughout).
+_OPEN_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)

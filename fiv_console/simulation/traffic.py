@@ -236,7 +236,7 @@ class TrafficGenerator:
             digits = [str(self._random.randrange(10)) for _ in range(length)]
             digits[0] = str(self._random.randrange(1, 10))
             # The simulator's error conventions are numbers ending in 0 and a six-digit code (see
-            # simulator.py): no customer of ours has a 0 seven digits from the end.
+            # graph_rules.py): no customer of ours has a 0 seven digits from the end.
             digits[-7] = str(self._random.randrange(1, 10))
             wa_id = country + "".join(digits)
             last = self._random.choice(_LAST_NAMES)
