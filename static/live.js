@@ -3,10 +3,21 @@
 // Every event carries its tenant-wide `seq`; the last one handled is kept for this tab (sessionStorage), so
 // a reconnect, or a reload, asks the server for exactly what was missed (`resume`). Events at or below it
 // are dropped, so nothing is handled twice. The socket reconnects by itself with a growing, jittered delay;
-// when the session has ended it stops and says so.
+// when the session has ended it stops and says so: the server closes a live socket with 4401 then, and
+// refuses a new one with HTTP 401 before the upgrade, which a browser only reports as a failed connection,
+// so a socket that fails before its `hello` asks `/api/me` whether the session still stands.
 
 const SEQ_KEY = "fiv.lastSeq";
-const SESSION_ENDED = 1008;
+const SESSION_ENDED = 4401;
+
+async function sessionStands() {
+  try {
+    const answer = await fetch("/api/me", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    return answer.status !== 401;
+  } catch {
+    return true; // the server is unreachable: keep trying, the session may well stand
+  }
+}
 
 export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFrame }) {
   let socket = null;
@@ -32,8 +43,15 @@ export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFram
     return false;
   }
 
+  function end() {
+    stopped = true;
+    onState("ended");
+    onSessionEnded();
+  }
+
   function open() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    let greeted = false;
     socket = new WebSocket(`${scheme}//${window.location.host}/ws`);
     onState("connecting");
     socket.addEventListener("open", () => {
@@ -48,6 +66,7 @@ export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFram
         return;
       }
       if (frame.type === "hello") {
+        greeted = true;
         attempt = 0;
         if (lastSeq === null) {
           remember(frame.data.last_seq);
@@ -65,13 +84,17 @@ export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFram
         onFrame(frame);
       }
     });
-    socket.addEventListener("close", (closed) => {
+    socket.addEventListener("close", async (closed) => {
       socket = null;
       if (stopped) return;
       if (closed.code === SESSION_ENDED) {
-        stopped = true;
-        onState("ended");
-        onSessionEnded();
+        end();
+        return;
+      }
+      const ended = !greeted && !(await sessionStands());
+      if (stopped) return; // stopped while asking
+      if (ended) {
+        end();
         return;
       }
       attempt += 1;

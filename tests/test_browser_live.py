@@ -1,5 +1,7 @@
 """The live console in a real browser (`tests/browser.py`): it connects, shows what happens as it happens
-(as text, whatever the customer wrote), sets the agent's status, and picks up after a lost connection."""
+(as text, whatever the customer wrote), sets the agent's status, picks up after a lost connection, and
+goes to sign-in when the session ended (closed with 4401, or refused on reconnecting) but not when the
+socket was closed for anything else."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from playwright.async_api import expect
 
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.keys import hub_key
-from tests.api import PASSWORD, TenantPeople
+from tests.api import PASSWORD, Browsers, TenantPeople
 from tests.browser import Tab, browser, chromium, tab
 from tests.webhooks import customer_writes, number_of
 
@@ -56,3 +58,40 @@ async def test_choosing_away_sets_the_status_and_a_lost_connection_comes_back_wi
     await expect(tab.page.locator("#activity li").first).to_have_text("Customer: sent while you were away")
     assert await tab.page.locator("#activity li", has_text="sent while you were away").count() == 1
     assert tab.errors == []
+
+
+async def test_a_session_ended_elsewhere_sends_the_tab_to_sign_in(
+    tab: Tab, browsers: Browsers, tenant: TenantPeople
+) -> None:
+    await _agent_goes_live(tab, tenant)
+    elsewhere = await browsers.signed_in(tenant.agent)
+    changed = await elsewhere.post(
+        "/api/me/password", {"current_password": PASSWORD, "new_password": "a brand new long passphrase"}
+    )
+    assert changed.status == 200, changed.body
+    await tab.page.wait_for_url(tab.url("/login"), timeout=10_000)
+    assert tab.errors == []
+
+
+async def test_a_session_that_ended_while_disconnected_sends_the_tab_to_sign_in(
+    tab: Tab, api_server: TestServer, db: Database, tenant: TenantPeople
+) -> None:
+    await _agent_goes_live(tab, tenant)
+    # The session ends while the socket is down (no 4401 reaches the tab): the reconnection is refused
+    # with 401 before the upgrade, which the browser reports only as a failed connection.
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute("update users set session_version = session_version + 1 where id = $1", tenant.agent.id)
+    for socket in list(api_server.app[hub_key].sockets_of(tenant.agent.id)):
+        socket.close(1012, "restarting")
+    await tab.page.wait_for_url(tab.url("/login"), timeout=10_000)
+
+
+async def test_a_socket_closed_for_breaking_the_protocol_reconnects_without_signing_out(
+    tab: Tab, api_server: TestServer, tenant: TenantPeople
+) -> None:
+    await _agent_goes_live(tab, tenant)
+    for socket in list(api_server.app[hub_key].sockets_of(tenant.agent.id)):
+        socket.close(1008, "unknown message type")
+    await expect(tab.page.locator("#live-state")).to_have_text("Reconnecting…")
+    await expect(tab.page.locator("#live-state")).to_have_text("Live", timeout=10_000)
+    assert tab.page.url == tab.url("/")

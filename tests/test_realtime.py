@@ -23,6 +23,7 @@ from fiv_console import events
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.keys import hub_key
+from fiv_console.realtime.protocol import SESSION_ENDED_CODE
 from fiv_console.web import ws as ws_module
 from tests.api import PASSWORD, Api, Browsers, Person, TenantPeople
 from tests.conftest import TestDatabase
@@ -272,8 +273,8 @@ async def test_a_password_change_closes_the_users_open_sockets(
         "/api/me/password", {"current_password": PASSWORD, "new_password": "a brand new long passphrase"}
     )
     assert changed.status == 200, changed.body
-    assert await other_device.closed(within=3) == aiohttp.WSCloseCode.POLICY_VIOLATION
-    assert await this_tab.closed(within=3) == aiohttp.WSCloseCode.POLICY_VIOLATION
+    assert await other_device.closed(within=3) == SESSION_ENDED_CODE
+    assert await this_tab.closed(within=3) == SESSION_ENDED_CODE
     await colleague.send({"type": "ping"})
     assert await colleague.reply() == {"type": "pong"}
     # The other device's cookie opens nothing any more; the tab that changed it has a new session that does.

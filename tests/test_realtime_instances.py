@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database
 from fiv_console.keys import bus_key
+from fiv_console.realtime.protocol import SESSION_ENDED_CODE
 from tests.api import Browsers, TenantPeople
 from tests.conftest import TestDatabase
 from tests.redis_server import RedisProcess
@@ -74,7 +75,7 @@ async def test_a_session_ended_on_one_instance_closes_sockets_on_the_other(
         on_b = await open_console(await b.signed_in(tenant.agent))
         logout = await (await a.signed_in(tenant.agent)).post("/api/auth/logout")
         assert logout.status == 200, logout.body
-        assert await on_b.closed(within=3) == 1008
+        assert await on_b.closed(within=3) == SESSION_ENDED_CODE
 
 
 async def test_redis_restart_pauses_cross_instance_pushes_then_both_live_delivery_and_the_gap_come_back(

@@ -21,6 +21,7 @@ from fiv_console.events import Event, EventBatch
 from fiv_console.keys import hub_key, upkeep_key
 from fiv_console.realtime import feed as feed_module
 from fiv_console.realtime.feed import TenantFeed
+from fiv_console.realtime.protocol import SESSION_ENDED_CODE
 from fiv_console.realtime.upkeep import prune_events
 from tests.api import Browsers, TenantPeople
 from tests.conftest import new_tenant
@@ -143,7 +144,7 @@ async def test_a_session_ended_without_a_word_on_the_bus_still_closes_its_socket
     # As if the notice were lost (Redis down): only the database knows.
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update users set session_version = session_version + 1 where id = $1", tenant.agent.id)
-    assert await console.closed(within=5) == 1008
+    assert await console.closed(within=5) == SESSION_ENDED_CODE
 
 
 async def _event_count(conn: Any) -> int:
@@ -230,7 +231,7 @@ async def test_a_socket_ends_with_its_session_however_active(
     console = await open_console(await live_people.signed_in(tenant.agent))
     [socket] = live_server.app[hub_key].sockets_of(tenant.agent.id)
     socket.expires_at = time.time()  # as if SESSION_MAX_HOURS had passed since sign-in
-    assert await console.closed(within=3) == 1008
+    assert await console.closed(within=3) == SESSION_ENDED_CODE
 
 
 async def test_a_tenant_nobody_serves_still_has_its_lapsed_agents_reported_and_dated_when_they_lapsed(

@@ -30,7 +30,7 @@ from fiv_console.errors import Unavailable
 from fiv_console.events import Event
 from fiv_console.realtime import wire
 from fiv_console.realtime.feed import TenantFeed
-from fiv_console.realtime.protocol import event_frame, resync_frame, typing_frame
+from fiv_console.realtime.protocol import SESSION_ENDED_CODE, event_frame, resync_frame, typing_frame
 from fiv_console.realtime.socket import AgentSocket
 from fiv_console.routing import queues
 
@@ -42,7 +42,7 @@ _REPLAY_PAGE = 500
 # A replay waits this long for a page to be written before it gives up on the client (1013: resume).
 DRAIN_WAIT = 15.0
 # Session ends and access changes reach sockets through the bus; the upkeep tick checks them too.
-SESSION_ENDED = (WSCloseCode.POLICY_VIOLATION, "session ended: sign in again")
+SESSION_ENDED = (SESSION_ENDED_CODE, "session ended: sign in again")
 
 
 class Hub:

@@ -19,6 +19,10 @@ from fiv_console.events import Event
 
 # The largest frame a client needs (a resume or a typing notice is well under 200 bytes).
 MAX_CLIENT_FRAME = 4096
+# The close code of a socket whose session ended (signed out, password changed, disabled, role changed,
+# SESSION_MAX_HOURS reached): in the 4000-4999 range applications own, apart from 1008 (the client broke
+# the protocol), so that a client signs in again for this one alone instead of reconnecting.
+SESSION_ENDED_CODE = 4401
 CLIENT_FRAME_TYPES = frozenset({"resume", "presence", "typing", "ping"})
 
 
