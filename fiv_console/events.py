@@ -38,7 +38,6 @@ EventType = Literal[
     "message.status",
     "note.created",
     "agent.presence",
-    "queue.stats",
     "queue.updated",
     "queue.members_changed",
 ]

@@ -46,7 +46,7 @@ async def _append(db: Database, tenant_id: uuid.UUID, count: int) -> list[Event]
     for _ in range(count):
         async with tenant_tx(db, tenant_id) as conn:
             batch = EventBatch(tenant_id)
-            batch.add("queue.stats", Audience.supervisors(), conversation_id=None, payload={})
+            batch.add("queue.updated", Audience.supervisors(), conversation_id=None, payload={})
             appended += await events.append(conn, batch)
     return appended
 
@@ -182,7 +182,7 @@ async def test_an_event_whose_doorbell_was_lost_still_arrives_with_the_next_tick
     supervisor = await open_console(await live_people.signed_in(tenant.supervisor))
     await supervisor.presence_of(tenant.supervisor.id)
     [silent] = await _append(db, tenant.id, 1)  # committed, never announced
-    arrived = await supervisor.event("queue.stats", within=3)
+    arrived = await supervisor.event("queue.updated", within=3)
     assert arrived["seq"] == silent.seq
 
 

@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from fiv_console.access import Audience
+from fiv_console.conversations import reading
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
 from fiv_console.messages import dead_letters
@@ -242,7 +242,7 @@ async def store_messages(
         return
 
     pairs = list(dict.fromkeys((item.route.channel_id, contact_of[item.contact_key]) for item in fresh))
-    conversations = await _open_conversations(conn, batch, pairs)
+    conversations, started = await _open_conversations(conn, batch, pairs)
 
     conversation_of = [conversations[(item.route.channel_id, contact_of[item.contact_key])] for item in fresh]
     rows = await conn.fetch(
@@ -262,6 +262,7 @@ async def store_messages(
     inserted = {(row["channel_id"], row["wa_message_id"]): row for row in rows}
 
     touched: dict[UUID, _Touch] = {}
+    stored: list[tuple[asyncpg.Record, asyncpg.Record]] = []
     for item, conversation in zip(fresh, conversation_of, strict=True):
         stored_row = inserted.get((item.route.channel_id, item.message.wa_message_id))
         if stored_row is None:  # the same wamid from another sender, committed meanwhile: the first one stays
@@ -274,7 +275,7 @@ async def store_messages(
             touch.inbound_at = max(touch.inbound_at, when) if touch.inbound_at else when
             stored_at = stored_row["created_at"]
             touch.awaiting_from = min(touch.awaiting_from, stored_at) if touch.awaiting_from else stored_at
-        _announce(batch, conversation, stored_row)
+        stored.append((conversation, stored_row))
         outcomes[item.owner].messages_stored += 1
     if touched:
         ids = list(touched)
@@ -285,30 +286,37 @@ async def store_messages(
             [touched[i].message_at for i in ids],
             [touched[i].awaiting_from for i in ids],
         )
+    # Announced once touched, so that each new conversation's event shows it as the REST API now does (its
+    # last message, its window), and before the messages a view puts in it.
+    await _announce_started(conn, batch, started)
+    for conversation, row in stored:
+        _announce(batch, conversation, row)
 
 
 async def _open_conversations(
     conn: Connection, batch: EventBatch, pairs: list[tuple[UUID, UUID]]
-) -> dict[tuple[UUID, UUID], asyncpg.Record]:
-    """Each (channel, contact)'s open conversation, or a new one waiting in the channel's queue."""
+) -> tuple[dict[tuple[UUID, UUID], asyncpg.Record], list[UUID]]:
+    """Each (channel, contact)'s open conversation, or a new one waiting in the channel's queue; and the ids
+    of the new ones, in the order they were opened."""
     conversations: dict[tuple[UUID, UUID], asyncpg.Record] = {}
+    opened: list[UUID] = []
     wanted = pairs
     for _ in range(_OPEN_ATTEMPTS):
         found = await conn.fetch(_OPEN_CONVERSATIONS_SQL, [p[0] for p in wanted], [p[1] for p in wanted])
         conversations.update(((row["channel_id"], row["contact_id"]), row) for row in found)
         missing = [pair for pair in wanted if pair not in conversations]
         if not missing:
-            return conversations
+            return conversations, opened
         started = await conn.fetch(
             _START_CONVERSATIONS_SQL, batch.tenant_id, [p[0] for p in missing], [p[1] for p in missing]
         )
         for row in started:
             pair = (row["channel_id"], row["contact_id"])
             conversations[pair] = row
-            _announce_started(batch, row, contact_id=pair[1])
+            opened.append(row["id"])
         wanted = [pair for pair in missing if pair not in conversations]
         if not wanted:
-            return conversations
+            return conversations, opened
         # Another one opened since the read above (and maybe closed again since): look once more.
     raise asyncpg.SerializationError("a contact's conversation kept changing while a message joined it")
 
@@ -323,20 +331,20 @@ def _announce(batch: EventBatch, conversation: asyncpg.Record, row: asyncpg.Reco
     )
 
 
-def _announce_started(batch: EventBatch, started: asyncpg.Record, *, contact_id: UUID) -> None:
-    """`conversation.created` for a conversation a message opened, to the agents of its queue."""
-    batch.add(
-        "conversation.created",
-        Audience.queue(started["queue_id"]),
-        conversation_id=started["id"],
-        payload={
-            "conversation_id": started["id"],
-            "queue_id": started["queue_id"],
-            "contact_id": contact_id,
-            "status": started["status"],
-            "created_at": started["created_at"],
-        },
-    )
+async def _announce_started(conn: Connection, batch: EventBatch, opened: list[UUID]) -> None:
+    """`conversation.created` for each conversation a message opened, with the conversation as the REST API
+    shows it, to the agents of its queue."""
+    if not opened:
+        return
+    read = {conversation.id: conversation for conversation in await reading.read_many(conn, opened)}
+    for conversation_id in opened:
+        conversation = read[conversation_id]
+        batch.add(
+            "conversation.created",
+            reading.followers_now(conversation),
+            conversation_id=conversation.id,
+            payload={"conversation": conversation.model_dump(mode="json")},
+        )
 
 
 def message_details(message: InboundMessage) -> dict[str, Any] | None:
