@@ -508,9 +508,16 @@ async def test_ten_agents_taking_one_conversation_at_once_leave_one_owner(
     people = await desk.agents(10)
     agents = await _sign_in(browsers, *people)
     answers = await asyncio.gather(*(agent.post(_url(conversation, "assign"), {}) for agent in agents))
-    # The others hear what they hear of any conversation out of their sight (it now is).
-    assert Counter(a.status for a in answers) == {200: 1, 404: 9}
+    # The others hear that it was taken: a clear answer, not the "not found" of a conversation out of sight.
+    assert Counter(a.status for a in answers) == {200: 1, 409: 9}
+    lost = [answer for answer in answers if answer.status == 409]
+    assert all(a.code == "CONFLICT" and a.body["error"]["details"] == {"reason": "taken"} for a in lost)
+    assert "another agent has taken" in lost[0].body["error"]["message"]
     winner = next(person for person, answer in zip(people, answers, strict=True) if answer.status == 200)
+    # An agent of another queue still hears "not found": taken or not, it was never in their sight.
+    stranger = (await _sign_in(browsers, *(await desk.agents(1, queue_id=await desk.queue()))))[0]
+    refused = await stranger.post(_url(conversation, "assign"), {})
+    assert (refused.status, refused.code) == (404, "NOT_FOUND")
     row = await desk.row(conversation)
     assert (row["status"], row["agent_id"]) == ("assigned", winner.id)
 

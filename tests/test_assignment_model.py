@@ -330,6 +330,16 @@ def _sees(viewer: Viewer, c: Conv, team: Team) -> bool:
     return c.agent_id == viewer.user_id or (c.status == "waiting" and team.member(viewer.user_id, c.queue_id))
 
 
+def _out_of_sight(viewer: Viewer, c: Conv, team: Team) -> Refusal:
+    """None when the viewer sees it; else taken by another agent of the viewer's queue (409), or not found."""
+    if _sees(viewer, c, team):
+        return None
+    assert viewer.user_id is not None
+    if c.status == "assigned" and c.agent_id != viewer.user_id and team.member(viewer.user_id, c.queue_id):
+        return Conflict
+    return NotFound
+
+
 def _owner_or_staff(viewer: Viewer, c: Conv) -> Refusal:
     if c.status == "closed":
         return Conflict
@@ -347,8 +357,8 @@ def _give(c: Conv, agent_id: uuid.UUID, *, force: bool, colleagues_only: bool, n
 
 
 def _assign_refusal(viewer: Viewer, c: Conv, agent_id: uuid.UUID, *, force: bool, now: Snapshot, team: Team) -> Refusal:
-    if not _sees(viewer, c, team):
-        return NotFound
+    if (unseen := _out_of_sight(viewer, c, team)) is not None:
+        return unseen
     if c.status == "closed":
         return Conflict
     if c.state == ("assigned", agent_id, c.queue_id):
@@ -361,8 +371,8 @@ def _transfer_refusal(
 ) -> Refusal:
     if force and viewer.role == "agent":
         return Forbidden
-    if not _sees(viewer, c, team):
-        return NotFound
+    if (unseen := _out_of_sight(viewer, c, team)) is not None:
+        return unseen
     refusal = _owner_or_staff(viewer, c)
     if refusal is not None:
         return refusal
@@ -372,8 +382,8 @@ def _transfer_refusal(
 
 
 def _requeue_refusal(viewer: Viewer, c: Conv, queue_id: uuid.UUID, team: Team) -> Refusal:
-    if not _sees(viewer, c, team):
-        return NotFound
+    if (unseen := _out_of_sight(viewer, c, team)) is not None:
+        return unseen
     refusal = _owner_or_staff(viewer, c)
     if refusal is None and c.state == ("waiting", None, queue_id):
         return Conflict
@@ -662,14 +672,14 @@ class Day:
                 f"{self.name(viewer.user_id)} closes {was}",
                 "conversation.closed",
                 partial(conversations.close, viewer=viewer, conversation_id=c.id, reason="done"),
-                _owner_or_staff(viewer, c) if _sees(viewer, c, team) else NotFound,
+                _owner_or_staff(viewer, c) if _sees(viewer, c, team) else _out_of_sight(viewer, c, team),
                 ("closed", c.agent_id, c.queue_id),
             )
         return Move(
             f"{self.name(viewer.user_id)} reopens {was}",
             "conversation.reopened",
             partial(conversations.reopen, viewer=viewer, conversation_id=c.id),
-            None if _sees(viewer, c, team) else NotFound,
+            _out_of_sight(viewer, c, team),
             ("waiting", None, c.queue_id),
         )
 

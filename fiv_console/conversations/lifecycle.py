@@ -174,15 +174,28 @@ for no key update of c
 """
 
 
+# A conversation of one of the agent's queues that another agent now holds: what the agent saw waiting a
+# moment ago, so saying it was taken tells them nothing they could not see.
+_TAKEN_SQL = """
+select 1 from conversations c
+where c.id = $2 and c.status = 'assigned' and c.agent_id <> $1
+  and exists (select 1 from queue_members m
+              where m.tenant_id = c.tenant_id and m.queue_id = c.queue_id and m.user_id = $1)
+"""
+
+
 async def _lock(conn: Connection, viewer: Viewer, conversation_id: UUID) -> _Locked:
     """Lock the conversation's row, if the viewer may see it, and read its state under the lock.
 
     A lock that had to wait is granted on the row as the other transaction left it, and PostgreSQL checks
     the sight condition again on that row: a waiting conversation another agent has just taken is out of
-    the slower agent's sight, and they hear "not found", as for any conversation out of their sight.
+    the slower agent's sight. They hear that it was taken (409), not "not found", when it is in one of their
+    queues; any other conversation out of their sight is "not found", exactly like another tenant's id.
     """
     row = await conn.fetchrow(_LOCK_SQL, *viewer.sight.params(), conversation_id)
     if row is None:
+        if viewer.user_id is not None and await conn.fetchval(_TAKEN_SQL, viewer.user_id, conversation_id):
+            raise Conflict("another agent has taken this conversation", details={"reason": "taken"})
         raise NotFound("no such conversation")
     return _Locked(row["id"], row["status"], row["queue_id"], row["agent_id"])
 
