@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession
 
 from fiv_console import events
 from fiv_console.assignment.customer_replies import fill, wait_in_words
@@ -22,7 +21,7 @@ from fiv_console.simulation.cloud_api import SentMessage
 from tests.api import TenantPeople
 from tests.assigning import available
 from tests.conftest import TestDatabase
-from tests.webhooks import World, envelope, post_webhook, simulated_world, text_message
+from tests.webhooks import World, simulated_world
 
 ALWAYS_CLOSED: dict[str, Any] = {}
 CLOSED_TEXT = "We are closed now; we answer from 9:00 on weekdays."
@@ -35,11 +34,7 @@ async def world(database: TestDatabase, db: Database, tenant: TenantPeople) -> A
 
 
 async def _writes(world: World, customer: str, text: str) -> None:
-    async with ClientSession() as http:
-        response = await post_webhook(
-            http, world.webhook_url, envelope(world.phone_number_id, messages=[text_message(customer, text)])
-        )
-    assert response.status == 200
+    await world.customer_writes(customer, text)
 
 
 async def _texts_to(world: World, customer: str, count: int, within: float = 5.0) -> list[str]:

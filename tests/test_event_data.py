@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession
 
 from fiv_console import events
 from fiv_console.assignment.sla import mark_breaches
@@ -25,21 +24,13 @@ from fiv_console.realtime.event_data import EVENT_DATA, validate
 from tests.api import Api, TenantPeople
 from tests.conftest import TestDatabase, project_root
 from tests.sockets import open_console
-from tests.webhooks import World, envelope, post_webhook, simulated_world, text_message
+from tests.webhooks import World, simulated_world
 
 
 @pytest.fixture
 async def world(database: TestDatabase, db: Database, tenant: TenantPeople) -> AsyncIterator[World]:
     async with simulated_world(database, db, tenant, seed=13) as world:
         yield world
-
-
-async def _customer_writes(world: World, wa_id: str, text: str) -> None:
-    async with ClientSession() as http:
-        answer = await post_webhook(
-            http, world.webhook_url, envelope(world.phone_number_id, messages=[text_message(wa_id, text)])
-        )
-    assert answer.status == 200
 
 
 async def _ok(answer: Any) -> Any:
@@ -67,8 +58,8 @@ async def test_every_event_of_a_run_of_traffic_keeps_its_contract(
     console = await open_console(agent)
     await console.send({"type": "presence", "status": "away"})  # away: the loop gives the agent nothing
 
-    await _customer_writes(world, "5511911110001", "my order is late")
-    await _customer_writes(world, "5511911110002", "and mine never came")
+    await world.customer_writes("5511911110001", "my order is late")
+    await world.customer_writes("5511911110002", "and mine never came")
     first = await _conversation_of(supervisor, "5511911110001")
     second = await _conversation_of(supervisor, "5511911110002")
 

@@ -12,17 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
-from aiohttp import ClientSession
 
 from fiv_console.db.pool import Database, tenant_tx
 from tests.api import Api, TenantPeople
 from tests.conftest import TestDatabase
 from tests.webhooks import (
     World,
-    envelope,
-    post_webhook,
     simulated_world,
-    text_message,
 )
 
 CUSTOMER = "5511988887777"
@@ -44,11 +40,7 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str, seconds: 
 
 
 async def _customer_writes(world: World, text: str) -> None:
-    async with ClientSession() as http:
-        response = await post_webhook(
-            http, world.webhook_url, envelope(world.phone_number_id, messages=[text_message(CUSTOMER, text)])
-        )
-    assert response.status == 200
+    await world.customer_writes(CUSTOMER, text)
 
 
 async def _waiting_conversation(agent: Api) -> str:

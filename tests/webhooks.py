@@ -148,6 +148,14 @@ class World:
     phone_number_id: str
     channel_id: uuid.UUID
 
+    async def customer_writes(self, wa_id: str, text: str) -> None:
+        """A signed text message from the customer `wa_id` to the world's number, as Meta posts it."""
+        async with ClientSession() as http:
+            answer = await post_webhook(
+                http, self.webhook_url, envelope(self.phone_number_id, messages=[text_message(wa_id, text)])
+            )
+        assert answer.status == 200
+
 
 @asynccontextmanager
 async def simulated_world(
