@@ -274,7 +274,9 @@ async def test_steady_wake_ups_do_not_put_off_the_sweep(
     monkeypatch: pytest.MonkeyPatch, db: Database, tenant: TenantPeople, other_tenant: TenantPeople
 ) -> None:
     """Time-driven work (here an SLA mark) happens only in sweeps; another tenant's wake-ups every 50 ms
-    must not keep postponing them."""
+    must not keep postponing them. A sweep visits every tenant of the test database, which holds many by
+    now, so how soon it reaches this one depends on the machine: the wake-ups go on until the mark is
+    there, and only a sweep put off for good fails."""
     monkeypatch.setattr(assignment_loop, "SWEEP_INTERVAL", 0.3)
     [late] = await conversations_waiting(db, tenant, await channel(db, tenant), 1)
     async with tenant_tx(db, tenant.id) as conn:
@@ -282,15 +284,20 @@ async def test_steady_wake_ups_do_not_put_off_the_sweep(
     loop = AssignmentLoop(db, Unannounced(), grace=30)
     wake = Event(other_tenant.id, 1, "conversation.created", Audience.everyone(), None, {}, datetime.now(UTC))
     running = asyncio.create_task(loop.run())
+    marked = None
     try:
-        for _ in range(30):
+        for tick in range(600):  # 30 s of wake-ups at most
             loop.heard(other_tenant.id, [wake])
             await asyncio.sleep(0.05)
+            if tick % 10 == 9:
+                async with tenant_tx(db, tenant.id) as conn:
+                    marked = await conn.fetchval("select sla_breached_at from conversations where id = $1", late)
+                if marked is not None:
+                    break
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-    async with tenant_tx(db, tenant.id) as conn:
-        assert await conn.fetchval("select sla_breached_at from conversations where id = $1", late) is not None
+    assert marked is not None
 
 
 async def test_a_claim_waits_for_the_loops_own_work_on_the_line_instead_of_skipping_the_oldest(
