@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -97,7 +98,13 @@ async def test_health_names_the_database_when_it_is_down_and_recovers(
         assert body["checks"]["database"]["status"] == "down"
 
         await owner.execute(f'alter database "{fresh_database.name}" allow_connections true')
-        response = await client.get("/health")
+        # Back without a restart of the server, though not always on the very next request: in a full CI run
+        # on a loaded machine that one still timed out once (the cause is not pinned down; see the note).
+        for _ in range(20):
+            response = await client.get("/health")
+            if response.status == 200:
+                break
+            await asyncio.sleep(0.5)
         assert response.status == 200, await response.text()
     finally:
         await owner.execute(f'alter database "{fresh_database.name}" allow_connections true')
