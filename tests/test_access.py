@@ -86,12 +86,12 @@ async def _conversations(db: Database, tenant: TenantPeople) -> dict[str, uuid.U
     return made
 
 
-def _socket(tenant: TenantPeople, case: Case, queue_ids: frozenset[uuid.UUID]) -> AgentSocket:
+def _socket(tenant_id: uuid.UUID, case: Case, queue_ids: frozenset[uuid.UUID]) -> AgentSocket:
     """A socket as the hub holds one (a token has no socket: its user id stands in, and owns nothing)."""
     return AgentSocket(
         web.WebSocketResponse(),
         None,
-        tenant_id=tenant.id,
+        tenant_id=tenant_id,
         user_id=case.user_id or uuid.uuid4(),
         role=case.role,
         name=case.name,
@@ -120,7 +120,7 @@ async def test_the_sql_the_audience_and_the_sockets_agree_for_every_role_and_sta
             visible = {
                 name: await conn.fetchval(_VISIBLE_SQL, *viewer.sight.params(), id_) for name, id_ in made.items()
             }
-        socket = _socket(tenant, case, member_of)
+        socket = _socket(tenant.id, case, member_of)
         feed = TenantFeed(tenant.id, db)
         feed.add(socket)
         for name, row in rows.items():
@@ -151,11 +151,7 @@ def test_staff_see_everything_is_one_rule(role: Role) -> None:
     user_id = uuid.uuid4()
     expected = role in {"admin", "supervisor"}
     viewer = Viewer(tenant_id=uuid.uuid4(), role=role, user_id=user_id)
-    socket = _socket(
-        TenantPeople(uuid.uuid4(), "w", uuid.uuid4(), *([None] * 4)),  # type: ignore[arg-type]
-        Case(role, role, user_id),
-        frozenset(),
-    )
+    socket = _socket(uuid.uuid4(), Case(role, role, user_id), frozenset())
     assert access.sees_all(role) is expected
     assert viewer.sees_all is expected
     assert access.sight_of(role, user_id).whole_tenant is expected

@@ -21,7 +21,7 @@ from fiv_console.assignment.sla import mark_breaches
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import Unannounced
 from fiv_console.realtime.event_data import EVENT_DATA, validate
-from tests.api import Api, TenantPeople
+from tests.api import Answer, Api, TenantPeople
 from tests.conftest import TestDatabase, project_root
 from tests.sockets import open_console
 from tests.webhooks import World, simulated_world
@@ -33,13 +33,13 @@ async def world(database: TestDatabase, db: Database, tenant: TenantPeople) -> A
         yield world
 
 
-async def _ok(answer: Any) -> Any:
-    assert answer.status < 300, answer.body
-    return answer.body["data"]
+def _ok(answer: Answer) -> Any:
+    """The answer's data, once `Answer.data` has checked it succeeded."""
+    return answer.data
 
 
 async def _conversation_of(api: Api, wa_id: str) -> str:
-    listed = await _ok(await api.get("/api/conversations"))
+    listed = _ok(await api.get("/api/conversations"))
     return next(str(c["id"]) for c in listed if c["contact"]["wa_id"] == wa_id)
 
 
@@ -53,8 +53,8 @@ async def test_every_event_of_a_run_of_traffic_keeps_its_contract(
 ) -> None:
     supervisor = await world.browsers.signed_in(tenant.supervisor)
     agent = await world.browsers.signed_in(tenant.agent)
-    await _ok(await supervisor.patch(f"/api/queues/{tenant.queue_id}", {"priority": 3}))
-    await _ok(await supervisor.put(f"/api/queues/{tenant.queue_id}/members/{tenant.other_agent.id}", {}))
+    _ok(await supervisor.patch(f"/api/queues/{tenant.queue_id}", {"priority": 3}))
+    _ok(await supervisor.put(f"/api/queues/{tenant.queue_id}/members/{tenant.other_agent.id}", {}))
     console = await open_console(agent)
     await console.send({"type": "presence", "status": "away"})  # away: the loop gives the agent nothing
 
@@ -63,17 +63,17 @@ async def test_every_event_of_a_run_of_traffic_keeps_its_contract(
     first = await _conversation_of(supervisor, "5511911110001")
     second = await _conversation_of(supervisor, "5511911110002")
 
-    await _ok(await supervisor.post(f"/api/conversations/{first}/assign", {"agent_id": str(tenant.agent.id)}))
-    await _ok(await agent.post(f"/api/conversations/{first}/messages", {"text": "Let me look."}))
-    await _ok(await agent.post(f"/api/conversations/{first}/notes", {"body": "courier says Tuesday"}))
-    label = await _ok(await supervisor.post("/api/labels", {"name": f"late {uuid.uuid4().hex[:6]}"}))
-    await _ok(await agent.put(f"/api/conversations/{first}/labels/{label['id']}"))
-    await _ok(await agent.post(f"/api/conversations/{first}/transfer", {"queue_id": str(tenant.queue_id)}))
-    await _ok(await supervisor.post(f"/api/conversations/{first}/assign", {"agent_id": str(tenant.agent.id)}))
-    await _ok(await supervisor.post(f"/api/conversations/{first}/unassign"))
-    await _ok(await supervisor.post(f"/api/conversations/{first}/assign", {"agent_id": str(tenant.agent.id)}))
-    await _ok(await agent.post(f"/api/conversations/{first}/close", {"reason": "delivered"}))
-    await _ok(await agent.post(f"/api/conversations/{first}/reopen"))
+    _ok(await supervisor.post(f"/api/conversations/{first}/assign", {"agent_id": str(tenant.agent.id)}))
+    _ok(await agent.post(f"/api/conversations/{first}/messages", {"text": "Let me look."}))
+    _ok(await agent.post(f"/api/conversations/{first}/notes", {"body": "courier says Tuesday"}))
+    label = _ok(await supervisor.post("/api/labels", {"name": f"late {uuid.uuid4().hex[:6]}"}))
+    _ok(await agent.put(f"/api/conversations/{first}/labels/{label['id']}"))
+    _ok(await agent.post(f"/api/conversations/{first}/transfer", {"queue_id": str(tenant.queue_id)}))
+    _ok(await supervisor.post(f"/api/conversations/{first}/assign", {"agent_id": str(tenant.agent.id)}))
+    _ok(await supervisor.post(f"/api/conversations/{first}/unassign"))
+    _ok(await supervisor.post(f"/api/conversations/{first}/assign", {"agent_id": str(tenant.agent.id)}))
+    _ok(await agent.post(f"/api/conversations/{first}/close", {"reason": "delivered"}))
+    _ok(await agent.post(f"/api/conversations/{first}/reopen"))
 
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update conversations set enqueued_at = now() - interval '1 day' where id = $1", second)

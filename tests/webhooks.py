@@ -150,11 +150,7 @@ class World:
 
     async def customer_writes(self, wa_id: str, text: str) -> None:
         """A signed text message from the customer `wa_id` to the world's number, as Meta posts it."""
-        async with ClientSession() as http:
-            answer = await post_webhook(
-                http, self.webhook_url, envelope(self.phone_number_id, messages=[text_message(wa_id, text)])
-            )
-        assert answer.status == 200
+        await customer_writes(self.console, self.phone_number_id, text, customer=wa_id)
 
 
 @asynccontextmanager
