@@ -144,6 +144,9 @@ async def test_api_tokens_authenticate_without_csrf_and_stop_when_revoked(
         "role": "supervisor",
         "tenant_id": str(tenant.id),
         "workspace": tenant.workspace,
+        "tenant_name": me.data["tenant_name"],
+        "time_zone": "UTC",
+        "agents_can_take_waiting": True,
         "csrf_token": None,
     }
     assert (await integration.get("/api/users")).status == 200

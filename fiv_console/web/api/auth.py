@@ -49,6 +49,9 @@ class SessionInfo(BaseModel):
     role: Role
     tenant_id: UUID
     workspace: str = Field(description="The tenant's slug, which people type when they sign in.")
+    tenant_name: str
+    time_zone: str = Field(description="The tenant's IANA time zone: the console shows dates and times in it.")
+    agents_can_take_waiting: bool = Field(description="Whether agents may take a waiting conversation themselves.")
     csrf_token: str | None
 
 
@@ -68,10 +71,23 @@ def _limits(settings: Settings) -> login_throttle.Limits:
     )
 
 
-async def _workspace_of(conn: Connection, tenant_id: UUID) -> str:
+async def _tenant_of(conn: Connection, tenant_id: UUID) -> tenants.Tenant:
     tenant = await tenants.get_tenant(conn, tenant_id=tenant_id)
     assert tenant is not None, "the caller's tenant exists"
-    return tenant.slug
+    return tenant
+
+
+def _session_info(caller_role: Role, tenant: tenants.Tenant, user: User | None, csrf: str | None) -> SessionInfo:
+    return SessionInfo(
+        user=user,
+        role=caller_role,
+        tenant_id=tenant.id,
+        workspace=tenant.slug,
+        tenant_name=tenant.name,
+        time_zone=tenant.time_zone,
+        agents_can_take_waiting=tenant.settings.agents_can_take_waiting,
+        csrf_token=csrf,
+    )
 
 
 @routes.route(
@@ -116,6 +132,7 @@ async def login(call: ApiCall[LoginRequest, NoInput]) -> SessionInfo:
     user_id_var.set(str(signed_in.user_id))
     async with tenant_tx(db, signed_in.tenant_id) as conn:
         user = await users.get_user(conn, user_id=signed_in.user_id)
+        tenant = await _tenant_of(conn, signed_in.tenant_id)
         await audit.record(
             conn,
             tenant_id=signed_in.tenant_id,
@@ -124,7 +141,7 @@ async def login(call: ApiCall[LoginRequest, NoInput]) -> SessionInfo:
             target_type="user",
             target_id=user.id,
         )
-    return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, workspace=workspace, csrf_token=csrf)
+    return _session_info(user.role, tenant, user, csrf)
 
 
 async def _record_failure(call: ApiCall[LoginRequest, NoInput], account: tuple[UUID, UUID] | None) -> None:
@@ -166,8 +183,7 @@ async def me(call: ApiCall[NoInput, NoInput]) -> SessionInfo:
     caller = call.caller
     user = await users.get_user(call.conn, user_id=caller.user_id) if caller.user_id else None
     csrf = await csrf_token(call.request) if caller.via == "session" else None
-    workspace = await _workspace_of(call.conn, caller.tenant_id)
-    return SessionInfo(user=user, role=caller.role, tenant_id=caller.tenant_id, workspace=workspace, csrf_token=csrf)
+    return _session_info(caller.role, await _tenant_of(call.conn, caller.tenant_id), user, csrf)
 
 
 @routes.route(
@@ -201,8 +217,8 @@ async def change_password(call: ApiCall[PasswordChange, NoInput]) -> SessionInfo
         )
         await call.audit("user.password_changed", "user", caller.user_id, conn=conn)
         user = await users.get_user(conn, user_id=caller.user_id)
-        workspace = await _workspace_of(conn, caller.tenant_id)
+        tenant = await _tenant_of(conn, caller.tenant_id)
     call.notify(wire.SessionsEnded(caller.user_id))
     # The caller stays signed in here with a fresh session; every other session of theirs has ended.
     csrf = await start_session(call.request, accounts.SignedIn(caller.tenant_id, caller.user_id, version))
-    return SessionInfo(user=user, role=user.role, tenant_id=user.tenant_id, workspace=workspace, csrf_token=csrf)
+    return _session_info(user.role, tenant, user, csrf)

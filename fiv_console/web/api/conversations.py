@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from fiv_console.access import Viewer
 from fiv_console.conversations import labels as conversation_labels
 from fiv_console.conversations import lifecycle as conversations
-from fiv_console.conversations import notes, reading
+from fiv_console.conversations import notes, reading, transfer_targets
 from fiv_console.conversations.lifecycle import (
     AssignRequest,
     CloseRequest,
@@ -34,6 +34,7 @@ from fiv_console.conversations.lifecycle import (
 )
 from fiv_console.conversations.notes import Note, NoteCreate
 from fiv_console.conversations.reading import Conversation, ConversationStatus, SortKey
+from fiv_console.conversations.transfer_targets import TransferTargets
 from fiv_console.errors import Forbidden
 from fiv_console.messages import history as messages
 from fiv_console.messages.history import Cursor, Message
@@ -200,6 +201,16 @@ async def transfer_conversation(call: ApiCall[TransferRequest, NoInput]) -> Conv
             followers=reading.followers_now(moved.conversation),
         )
     return moved.conversation
+
+
+@routes.route(
+    "GET", "/api/conversations/{conversation_id}/transfer-targets", roles=ANYONE_SIGNED_IN,
+    summary="The people and queues you may transfer this conversation to", tag=_TAG, response=TransferTargets,
+)  # fmt: skip
+async def get_transfer_targets(call: ApiCall[NoInput, NoInput]) -> TransferTargets:
+    return await transfer_targets.transfer_targets(
+        call.conn, viewer=viewer_of(call), conversation_id=call.ids["conversation_id"]
+    )
 
 
 @routes.route(
