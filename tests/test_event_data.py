@@ -39,7 +39,7 @@ def _ok(answer: Answer) -> Any:
 
 
 async def _conversation_of(api: Api, wa_id: str) -> str:
-    listed = _ok(await api.get("/api/conversations"))
+    listed = _ok(await api.get("/api/conversations"))["items"]
     return next(str(c["id"]) for c in listed if c["contact"]["wa_id"] == wa_id)
 
 
@@ -64,6 +64,7 @@ async def test_every_event_of_a_run_of_traffic_keeps_its_contract(
     second = await _conversation_of(supervisor, "5511911110002")
 
     _ok(await supervisor.post(f"/api/conversations/{first}/assign", {"agent_id": str(tenant.agent.id)}))
+    assert _ok(await agent.post(f"/api/conversations/{first}/read")) == {"marked": 1}
     _ok(await agent.post(f"/api/conversations/{first}/messages", {"text": "Let me look."}))
     _ok(await agent.post(f"/api/conversations/{first}/notes", {"body": "courier says Tuesday"}))
     label = _ok(await supervisor.post("/api/labels", {"name": f"late {uuid.uuid4().hex[:6]}"}))
@@ -89,6 +90,12 @@ async def test_every_event_of_a_run_of_traffic_keeps_its_contract(
     for row in logged:
         validate(row["type"], row["payload"])
     assert {row["type"] for row in logged} == set(EVENT_DATA)
+    # The read mark announced the conversation with its count dropped, before any label was put on it.
+    counted = [row["payload"]["conversation"] for row in logged if row["type"] == "conversation.updated"]
+    assert counted[0]["id"] == first and counted[0]["unread_count"] == 0 and counted[0]["labels"] == []
+    assert counted[0]["last_message"]["text"] == "my order is late"
+    created = next(row["payload"] for row in logged if row["type"] == "conversation.created")
+    assert created["conversation"]["unread_count"] == 1
 
 
 def test_the_docs_list_every_event_type_the_contract_has() -> None:

@@ -7,17 +7,20 @@ exactly like another tenant's id, so an agent learns nothing about it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiv_console.access import VISIBLE_CONVERSATION_SQL, Audience, Viewer, conversation_audience
 from fiv_console.db.pool import Connection
-from fiv_console.db.search import contains_pattern
 from fiv_console.errors import NotFound
+from fiv_console.messages.history import Direction
 
 ConversationStatus = Literal["waiting", "assigned", "closed"]
 SortKey = Literal["-last_message_at", "last_message_at", "-enqueued_at", "enqueued_at", "-created_at", "created_at"]
@@ -39,6 +42,14 @@ class LabelSummary(BaseModel):
     color: str
 
 
+class LastMessage(BaseModel):
+    id: UUID
+    direction: Direction
+    kind: str
+    text: str | None = Field(description="The start of its text or caption: at most 140 characters.")
+    created_at: datetime
+
+
 class Conversation(BaseModel):
     id: UUID
     status: ConversationStatus
@@ -56,24 +67,27 @@ class Conversation(BaseModel):
     last_inbound_at: datetime | None
     last_message_at: datetime | None
     window_closes_at: datetime | None
+    unread_count: int = Field(description="The customer's messages not marked read yet.")
+    last_message: LastMessage | None = Field(description="The newest message, either way; null before any.")
     labels: list[LabelSummary]
 
 
-_SELECT_SQL = """
-select c.id, c.status, c.queue_id, c.agent_id, c.priority, c.created_at, c.enqueued_at, c.assigned_at,
+_SELECT_COLUMNS_SQL = """
+       c.id, c.status, c.queue_id, c.agent_id, c.priority, c.created_at, c.enqueued_at, c.assigned_at,
        c.first_response_at, c.closed_at, c.close_reason, c.sla_breached_at, c.last_inbound_at, c.last_message_at,
+       c.unread_count, c.last_message_id, c.last_message_direction, c.last_message_kind, c.last_message_text,
+       c.last_message_created_at,
        k.id as contact_id, k.wa_id as contact_wa_id, k.name as contact_name, k.profile_name as contact_profile_name,
        coalesce((
            select jsonb_agg(jsonb_build_object('id', l.id, 'name', l.name, 'color', l.color) order by l.name_key, l.id)
            from conversation_labels cl join labels l on l.tenant_id = cl.tenant_id and l.id = cl.label_id
            where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id
-       ), '[]'::jsonb) as labels
-from conversations c
-join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id
-"""
+       ), '[]'::jsonb) as labels"""
+_CONTACT_JOIN_SQL = "join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id"
+_SELECT_SQL = f"select {_SELECT_COLUMNS_SQL}\nfrom conversations c\n{_CONTACT_JOIN_SQL}\n"
 
 
-def _conversation(row: asyncpg.Record) -> Conversation:
+def _values(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = dict(row)
     values["contact"] = ContactSummary(
         id=values.pop("contact_id"),
@@ -83,57 +97,267 @@ def _conversation(row: asyncpg.Record) -> Conversation:
     )
     inbound = values["last_inbound_at"]
     values["window_closes_at"] = inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None
-    return Conversation.model_validate(values)
+    last = {name: values.pop(f"last_message_{name}") for name in ("id", "direction", "kind", "text", "created_at")}
+    values["last_message"] = LastMessage.model_validate(last) if last["id"] is not None else None
+    return values
 
 
-_LIST_FILTER_SQL = f"""
-where {VISIBLE_CONVERSATION_SQL}
-  and ($3::text is null or c.status = $3)
-  and ($4::uuid is null or c.queue_id = $4)
-  and ($5::uuid is null or c.agent_id = $5)
-  and ($6::text is null or k.name ilike $6 or k.profile_name ilike $6 or k.wa_id ilike $6)
-  and ($7::uuid is null or exists (
-      select 1 from conversation_labels cl
-      where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id and cl.label_id = $7))
+def _conversation(row: asyncpg.Record) -> Conversation:
+    return Conversation.model_validate(_values(row))
+
+
+@dataclass(frozen=True, slots=True)
+class ListCursor:
+    """A position in one order of the list: just after this conversation, by its sort key's value and id."""
+
+    sort: SortKey
+    value: datetime
+    id: UUID
+
+    def encode(self) -> str:
+        text = f"{self.sort}|{self.value.isoformat()}|{self.id}"
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, sort: SortKey) -> ListCursor:
+        """The cursor a page of this order handed out; ValueError for anything else (another order's too)."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            key, when, ident = raw.split("|")
+            value, conversation_id = datetime.fromisoformat(when), UUID(ident)
+            if value.tzinfo is None:
+                raise ValueError("naive time")
+            # In UTC here, as the database compares it: an extreme offset would overflow there, as a 500.
+            value = value.astimezone(UTC)
+        except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+            raise ValueError("not a cursor from this list") from None
+        if key != sort:
+            raise ValueError(f"a cursor from the list sorted by {key}: start again without it for sort {sort}")
+        return cls(sort, value, conversation_id)
+
+
+class SearchMatch(BaseModel):
+    """The newest message of the conversation that has the words searched for."""
+
+    message_id: UUID
+    text: str = Field(description="A short snippet of the message around the first word found.")
+    created_at: datetime
+
+
+class ConversationListItem(Conversation):
+    match: SearchMatch | None = Field(
+        description="In a search (`q`), the message where the words were found, when the contact's name, "
+        "profile name and number do not have them all; null otherwise."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    status: ConversationStatus | None = None
+    queue_id: UUID | None = None
+    agent_id: UUID | None = None
+    label_id: UUID | None = None
+    contact_id: UUID | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    items: list[ConversationListItem]
+    next_cursor: ListCursor | None
+    # Counted up to TOTAL_CAP + 1 rows, never the whole tenant: past the cap, `total` is a lower bound.
+    total: int
+    total_is_at_least: bool
+
+
+TOTAL_CAP = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Which filters a list call gives: each shape is one statement, built once and cached, so each keeps
+    a plan of its own that an index serves (one statement with "$n is null or ..." for every filter would
+    drive the prepared statement onto a generic plan that can use none)."""
+
+    sort: SortKey
+    whole_tenant: bool
+    status: bool
+    queue: bool
+    agent: bool
+    label: bool
+    contact: bool
+    search: bool
+    cursor: bool
+
+
+# The list's form of `access.VISIBLE_CONVERSATION_SQL` for an agent: the same rule (their own, and the
+# waiting ones of their queues), written so that each half is an index range (the agent's conversations,
+# and the waiting line of each of their queues) instead of a filter over the tenant's conversations.
+# tests/test_conversation_list.py checks that both forms agree.
+_AGENT_SIGHT_SQL = """(
+    c.agent_id = ${n}::uuid
+    or (c.status = 'waiting' and c.queue_id = any(array(
+        select m.queue_id from queue_members m where m.user_id = ${n}::uuid)))
+)"""
+# A word typed finds every word that starts with it (see sql/0011_console_list.sql for why search is kept
+# in b-tree tables of words); every word typed must be found, in the contact or in the conversation's
+# messages. `contact_words` says how many the contact alone has.
+_SEARCH_CTE_SQL = """
+with words as materialized (
+    select w as lo, w || chr(1114111) as hi from unnest(console_search_terms(${n})) as w
+),
+found as (
+    select t.conversation_id, w.lo, false as in_contact, t.message_id, t.message_at
+    from words w join conversation_terms t on t.term >= w.lo and t.term < w.hi
+    union all
+    select cc.id, w.lo, true, null, null
+    from words w
+    join contact_terms kt on kt.term >= w.lo and kt.term < w.hi
+    join conversations cc on cc.contact_id = kt.contact_id
+),
+matched as (
+    select f.conversation_id,
+           count(distinct f.lo) filter (where f.in_contact) as contact_words,
+           (array_agg(f.message_id order by f.message_at desc) filter (where f.message_id is not null))[1]
+               as message_id
+    from found f
+    group by f.conversation_id
+    having count(distinct f.lo) = (select count(*) from words)
+)
 """
-# Each sort key is one fixed statement; the id breaks ties so pages never overlap. The activity order
-# matches conversations_tenant_activity_idx (descending, nulls first) and its exact reverse.
-_ORDER_BY: dict[SortKey, str] = {
-    "-last_message_at": "c.last_message_at desc, c.id desc",
-    "last_message_at": "c.last_message_at asc, c.id asc",
-    "-enqueued_at": "c.enqueued_at desc, c.id desc",
-    "enqueued_at": "c.enqueued_at asc, c.id asc",
-    "-created_at": "c.created_at desc, c.id desc",
-    "created_at": "c.created_at asc, c.id asc",
-}
-_LIST_SQL: dict[SortKey, str] = {
-    key: f"{_SELECT_SQL}{_LIST_FILTER_SQL}order by {order}\nlimit $8 offset $9" for key, order in _ORDER_BY.items()
-}
-_COUNT_SQL = f"""
-select count(*) from conversations c
-join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id
-{_LIST_FILTER_SQL}
-"""
+_MATCH_COLUMNS_SQL = """,
+       mm.id as match_id, mm.text as match_text, mm.created_at as match_created_at"""
+_MATCH_JOIN_SQL = """
+left join messages mm on mm.tenant_id = c.tenant_id
+    and mm.id = case when s.contact_words < (select count(*) from words) then s.message_id end"""
+
+
+def _sort_of(sort: SortKey) -> tuple[str, str, str]:
+    """The column, the direction, and the keyset comparison that follows a position in that direction."""
+    if sort.startswith("-"):
+        return sort[1:], "desc", "<"
+    return sort, "asc", ">"
+
+
+def _build_list_sql(shape: _Shape) -> tuple[str, str]:
+    """The page's statement and the bounded count's, with their parameters in `_list_args`' order."""
+    number = iter(range(1, 100))
+    where: list[str] = []
+    prefix = ""
+    if shape.search:
+        prefix = _SEARCH_CTE_SQL.replace("${n}", f"${next(number)}")
+    if not shape.whole_tenant:
+        where.append(_AGENT_SIGHT_SQL.replace("${n}", f"${next(number)}"))
+    for given, condition in (
+        (shape.status, "c.status = ${n}"),
+        (shape.queue, "c.queue_id = ${n}"),
+        (shape.agent, "c.agent_id = ${n}"),
+        (shape.contact, "c.contact_id = ${n}"),
+        (
+            shape.label,
+            "exists (select 1 from conversation_labels cl"
+            " where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id and cl.label_id = ${n})",
+        ),
+    ):
+        if given:
+            where.append(condition.replace("${n}", f"${next(number)}"))
+    column, direction, after = _sort_of(shape.sort)
+    count_where = list(where)
+    # The count takes the filters' parameters and its cap; the page, the cursor's and its limit.
+    count_limit = f"${len(where) + int(shape.search) + 1}"
+    if shape.cursor:
+        where.append(f"(c.{column}, c.id) {after} (${next(number)}::timestamptz, ${next(number)}::uuid)")
+    limit = f"${next(number)}"
+    source = "from conversations c"
+    if shape.search:
+        source = "from matched s join conversations c on c.id = s.conversation_id"
+
+    def conditions(parts: list[str]) -> str:
+        return ("where " + "\n  and ".join(parts)) if parts else ""
+
+    columns = _SELECT_COLUMNS_SQL + (_MATCH_COLUMNS_SQL if shape.search else "")
+    page = (
+        f"{prefix}select {columns}\n{source}\n{_CONTACT_JOIN_SQL}"
+        f"{_MATCH_JOIN_SQL if shape.search else ''}\n{conditions(where)}\n"
+        f"order by c.{column} {direction}, c.id {direction}\nlimit {limit}"
+    )
+    count = f"{prefix}select count(*) from (select 1 {source}\n{conditions(count_where)}\nlimit {count_limit}) n"
+    return page, count
+
+
+_LIST_SQL: dict[_Shape, tuple[str, str]] = {}
+
+
+def _list_sql(shape: _Shape) -> tuple[str, str]:
+    if shape not in _LIST_SQL:
+        _LIST_SQL[shape] = _build_list_sql(shape)
+    return _LIST_SQL[shape]
+
+
+def _snippet(text: str | None, search: str) -> str:
+    """About 120 characters of the message around the first word searched for that it has."""
+    if not text:
+        return ""
+    lowered = text.lower()
+    found = [p for word in search.lower().split() if (p := lowered.find(word)) >= 0]
+    start = max(0, min(found) - 40) if found else 0
+    end = start + 120
+    return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
 
 
 async def list_conversations(
     conn: Connection,
     *,
     viewer: Viewer,
-    status: ConversationStatus | None,
-    queue_id: UUID | None,
-    agent_id: UUID | None,
-    label_id: UUID | None,
-    search: str | None,
+    filters: ListFilters,
     sort: SortKey,
+    cursor: ListCursor | None,
     limit: int,
-    offset: int,
-) -> tuple[list[Conversation], int]:
-    """The conversations the viewer may see, filtered, in the chosen order; and how many there are."""
-    filters = (*viewer.sight.params(), status, queue_id, agent_id, contains_pattern(search), label_id)
-    rows = await conn.fetch(_LIST_SQL[sort], *filters, limit, offset)
-    total = await conn.fetchval(_COUNT_SQL, *filters)
-    return [_conversation(r) for r in rows], int(total)
+) -> ConversationPage:
+    """A page of the conversations the viewer may see, filtered, in the chosen order, after `cursor`; and
+    how many there are in all, counted up to `TOTAL_CAP`."""
+    sight = viewer.sight
+    shape = _Shape(
+        sort=sort,
+        whole_tenant=sight.whole_tenant,
+        status=filters.status is not None,
+        queue=filters.queue_id is not None,
+        agent=filters.agent_id is not None,
+        label=filters.label_id is not None,
+        contact=filters.contact_id is not None,
+        search=filters.search is not None,
+        cursor=cursor is not None,
+    )
+    page_sql, count_sql = _list_sql(shape)
+    args: list[Any] = [filters.search] if filters.search is not None else []
+    if not sight.whole_tenant:
+        args.append(sight.agent_id)
+    args += [
+        value
+        for value in (filters.status, filters.queue_id, filters.agent_id, filters.contact_id, filters.label_id)
+        if value is not None
+    ]
+    count_args = [*args, TOTAL_CAP + 1]
+    if cursor is not None:
+        args += [cursor.value, cursor.id]
+    # One row more than asked says whether another page follows.
+    rows = await conn.fetch(page_sql, *args, limit + 1)
+    counted = int(await conn.fetchval(count_sql, *count_args))
+    items = []
+    for row in rows[:limit]:
+        values = dict(row)
+        match = None
+        if filters.search is not None:
+            match_id, text, at = (values.pop(f"match_{name}") for name in ("id", "text", "created_at"))
+            if match_id is not None:
+                match = SearchMatch(message_id=match_id, text=_snippet(text, filters.search), created_at=at)
+        items.append(ConversationListItem.model_validate({**_values(values), "match": match}))
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        column, _, _ = _sort_of(sort)
+        next_cursor = ListCursor(sort, getattr(last, column), last.id)
+    return ConversationPage(items, next_cursor, min(counted, TOTAL_CAP), counted > TOTAL_CAP)
 
 
 _GET_SQL = f"{_SELECT_SQL}where c.id = $3 and {VISIBLE_CONVERSATION_SQL}"

@@ -150,18 +150,33 @@ on conflict (channel_id, wa_message_id) do nothing
 returning {MESSAGE_COLUMNS}, channel_id
 """
 # Meta's times, but never later than now; only a customer's own message moves the 24-hour window, and
-# starts the wait for an answer if none was running. The `= any` finds the rows by their key; joined to the
-# list alone, the planner would scan the tenant's.
+# starts the wait for an answer if none was running. Every message stored counts as unread until its agent
+# reads it (`read_marks`), and the newest becomes the list's preview (by when it was stored: under the
+# conversation's lock, in the order of the conversation's messages). The `= any` finds the rows by their
+# key; joined to the list alone, the planner would scan the tenant's.
 _TOUCH_CONVERSATIONS_SQL = """
 update conversations c
 set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
                            else greatest(c.last_inbound_at, least(t.inbound_at, now())) end,
-    last_message_at = greatest(c.last_message_at, least(t.message_at, now())),
+    last_message_at = case when c.last_message_id is null then least(t.message_at, now())
+                           else greatest(c.last_message_at, least(t.message_at, now())) end,
     awaiting_reply_since = coalesce(c.awaiting_reply_since, t.awaiting_from),
+    unread_count = c.unread_count + t.unread,
+    last_message_id = case when t.newest_at >= c.last_message_created_at is not false then t.newest_id
+                           else c.last_message_id end,
+    last_message_direction = case when t.newest_at >= c.last_message_created_at is not false then 'inbound'
+                                  else c.last_message_direction end,
+    last_message_kind = case when t.newest_at >= c.last_message_created_at is not false then t.newest_kind
+                             else c.last_message_kind end,
+    last_message_text = case when t.newest_at >= c.last_message_created_at is not false then left(t.newest_text, 140)
+                             else c.last_message_text end,
+    last_message_created_at = greatest(c.last_message_created_at, t.newest_at),
     updated_at = now()
 from (
     select ($2::timestamptz[])[i] as inbound_at, ($3::timestamptz[])[i] as message_at,
-           ($4::timestamptz[])[i] as awaiting_from, ($1::uuid[])[i] as id
+           ($4::timestamptz[])[i] as awaiting_from, ($1::uuid[])[i] as id, ($5::integer[])[i] as unread,
+           ($6::uuid[])[i] as newest_id, ($7::text[])[i] as newest_kind, ($8::text[])[i] as newest_text,
+           ($9::timestamptz[])[i] as newest_at
     from generate_subscripts($1::uuid[], 1) as i
 ) t
 where c.id = any($1::uuid[]) and c.id = t.id
@@ -175,6 +190,8 @@ class _Touch:
     message_at: datetime
     inbound_at: datetime | None = None  # the customer's latest message, by Meta's time
     awaiting_from: datetime | None = None  # the customer's first message, by when it was stored
+    unread: int = 0
+    newest: asyncpg.Record | None = None  # the message stored last
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,16 +292,28 @@ async def store_messages(
             touch.inbound_at = max(touch.inbound_at, when) if touch.inbound_at else when
             stored_at = stored_row["created_at"]
             touch.awaiting_from = min(touch.awaiting_from, stored_at) if touch.awaiting_from else stored_at
+        touch.unread += 1
+        if touch.newest is None or (stored_row["created_at"], stored_row["id"]) > (
+            touch.newest["created_at"],
+            touch.newest["id"],
+        ):
+            touch.newest = stored_row
         stored.append((conversation, stored_row))
         outcomes[item.owner].messages_stored += 1
     if touched:
         ids = list(touched)
+        newest = [touched[i].newest for i in ids]
         await conn.execute(
             _TOUCH_CONVERSATIONS_SQL,
             ids,
             [touched[i].inbound_at for i in ids],
             [touched[i].message_at for i in ids],
             [touched[i].awaiting_from for i in ids],
+            [touched[i].unread for i in ids],
+            [row["id"] if row else None for row in newest],
+            [row["kind"] if row else None for row in newest],
+            [row["text"] if row else None for row in newest],
+            [row["created_at"] if row else None for row in newest],
         )
     # Announced once touched, so that each new conversation's event shows it as the REST API now does (its
     # last message, its window), and before the messages a view puts in it.

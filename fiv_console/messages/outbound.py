@@ -184,7 +184,13 @@ insert into messages (tenant_id, conversation_id, channel_id, direction, kind, t
 values ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, 'queued', $9, 1, clock_timestamp(), clock_timestamp())
 returning {MESSAGE_COLUMNS}, send_attempts, updated_at
 """
-_TOUCH_SQL = "update conversations set last_message_at = now(), updated_at = now() where id = $1"
+# The reply is the conversation's newest message: the list's preview.
+_TOUCH_SQL = """
+update conversations
+set last_message_at = now(), updated_at = now(), last_message_id = $2, last_message_direction = 'outbound',
+    last_message_kind = $3, last_message_text = left($4, 140), last_message_created_at = $5
+where id = $1
+"""
 # A reply a person or an integration wrote, once WhatsApp took it, answers what the customer wrote before it
 # was queued ($2: a retry is queued anew); the wait then runs from the customer's first message after that. A reply that
 # failed answers nothing, and one the console sends by itself neither: the customer still awaits a person
@@ -298,8 +304,8 @@ async def _store(
         reply_to_wamid,
         author.user_id if author is not None else None,
     )
-    await conn.execute(_TOUCH_SQL, row["id"])
     message = _message(stored)
+    await conn.execute(_TOUCH_SQL, row["id"], message.id, message.kind, message.text, message.created_at)
     messages.announce_created(
         events, message, queue_id=row["queue_id"], agent_id=row["agent_id"], conversation_status=row["status"]
     )

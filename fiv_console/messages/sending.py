@@ -25,7 +25,7 @@ from uuid import UUID
 from fiv_console import events
 from fiv_console.access import Viewer
 from fiv_console.conversations import read_marks
-from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
+from fiv_console.db.pool import DATABASE_TROUBLE, Database
 from fiv_console.events import Announcer
 from fiv_console.messages import outbound
 from fiv_console.messages.history import Message
@@ -161,30 +161,45 @@ class TypingThrottle:
         return True
 
 
-async def mark_read(db: Database, client: GraphClient, *, viewer: Viewer, conversation_id: UUID) -> int:
+async def mark_read(
+    db: Database, client: GraphClient, announcer: Announcer, *, viewer: Viewer, conversation_id: UUID
+) -> int:
     """Marks the conversation's unread inbound messages read at WhatsApp, once; how many it marked."""
-    async with tenant_tx(db, viewer.tenant_id) as conn:
-        mark = await read_marks.claim_unread(conn, viewer=viewer, conversation_id=conversation_id)
+    async with events.changing(db, announcer, viewer.tenant_id) as (conn, batch):
+        mark = await read_marks.claim_unread(conn, batch, viewer=viewer, conversation_id=conversation_id)
     if mark is None:
         return 0
-    return len(mark.message_ids) if await _tell_read(db, client, viewer.tenant_id, mark, typing=False) else 0
+    told = await _tell_read(db, client, announcer, viewer.tenant_id, mark, typing=False)
+    return len(mark.message_ids) if told else 0
 
 
 async def show_typing(
-    db: Database, client: GraphClient, throttle: TypingThrottle, *, viewer: Viewer, conversation_id: UUID
+    db: Database,
+    client: GraphClient,
+    announcer: Announcer,
+    throttle: TypingThrottle,
+    *,
+    viewer: Viewer,
+    conversation_id: UUID,
 ) -> bool:
     """The typing indicator to the customer, unless one went out lately; whether one was sent."""
-    async with tenant_tx(db, viewer.tenant_id) as conn:
-        mark = await read_marks.newest_inbound(conn, viewer=viewer, conversation_id=conversation_id)
+    async with events.changing(db, announcer, viewer.tenant_id) as (conn, batch):
+        mark = await read_marks.newest_inbound(conn, batch, viewer=viewer, conversation_id=conversation_id)
     if mark is None or not throttle.allow(conversation_id):
         if mark is not None and mark.message_ids:
-            await _tell_read(db, client, viewer.tenant_id, mark, typing=False)
+            await _tell_read(db, client, announcer, viewer.tenant_id, mark, typing=False)
         return False
-    return await _tell_read(db, client, viewer.tenant_id, mark, typing=True)
+    return await _tell_read(db, client, announcer, viewer.tenant_id, mark, typing=True)
 
 
 async def _tell_read(
-    db: Database, client: GraphClient, tenant_id: UUID, mark: read_marks.ReadMark, *, typing: bool
+    db: Database,
+    client: GraphClient,
+    announcer: Announcer,
+    tenant_id: UUID,
+    mark: read_marks.ReadMark,
+    *,
+    typing: bool,
 ) -> bool:
     try:
         if not mark.access_token:
@@ -192,7 +207,7 @@ async def _tell_read(
         await client.mark_read(mark.phone_number_id, mark.access_token, mark.wa_message_id, typing=typing)
     except GraphError as exc:
         log.warning("WhatsApp was not told of a read", extra={"code": exc.code, "typing": typing})
-        async with tenant_tx(db, tenant_id) as conn:
-            await read_marks.release(conn, mark=mark)
+        async with events.changing(db, announcer, tenant_id) as (conn, batch):
+            await read_marks.release(conn, batch, mark=mark)
         return False
     return True

@@ -37,10 +37,13 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class Pagination(BaseModel):
     """Where a page of a list sits in the whole list."""
 
-    page: int = Field(ge=1)
+    page: int | None = Field(default=None, ge=1, description="Absent on lists paged by a cursor.")
     limit: int = Field(ge=1, le=MAX_LIMIT)
     total: int = Field(ge=0)
     hasNext: bool  # camelCase: the envelope's published spelling (README)
+    totalIsAtLeast: bool | None = Field(
+        default=None, description="Present where totals are capped: true when `total` is the cap, not a count."
+    )
 
 
 class Problem(BaseModel):

@@ -5,11 +5,13 @@ Every signed-in role reaches these routes; what each person may see and do is de
 `fiv_console.access` (an agent's own and their queues' waiting conversations; anything else is 404).
 Only unassigning is for supervisors and admins alone. Moves by supervisors and admins are audited.
 
-The message history is paged by a keyset cursor, not by page number: a chat gains messages while someone
-scrolls back, and offsets would then repeat or skip messages. Its answer is `data: {items, next_cursor}`
-(pass `next_cursor` back as `before`; null on the last page) with the usual pagination object kept honest:
-`total` counts the conversation's messages, `hasNext` says whether an older page exists, and `page` is the
-page number at this limit, counted from the newest (exact while the limit stays the same).
+The list and the message history are paged by keyset cursors, not by page number: conversations move up
+the list and a chat gains messages while someone scrolls, and offsets would then repeat or skip rows. Both
+answer `data: {items, next_cursor}` (pass `next_cursor` back as `cursor`, or as `before` for the history;
+null on the last page) with the usual pagination object kept honest. The history's `total` counts the
+conversation's messages, `hasNext` says whether an older page exists, and `page` is the page number at this
+limit, counted from the newest (exact while the limit stays the same). The list's `total` counts at most
+1,000 (then `totalIsAtLeast` is true) and it has no `page`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from fiv_console.access import Viewer
 from fiv_console.conversations import labels as conversation_labels
@@ -33,7 +35,14 @@ from fiv_console.conversations.lifecycle import (
     TransferToAgent,
 )
 from fiv_console.conversations.notes import Note, NoteCreate
-from fiv_console.conversations.reading import Conversation, ConversationStatus, SortKey
+from fiv_console.conversations.reading import (
+    Conversation,
+    ConversationListItem,
+    ConversationStatus,
+    ListCursor,
+    ListFilters,
+    SortKey,
+)
 from fiv_console.conversations.transfer_targets import TransferTargets
 from fiv_console.errors import Forbidden
 from fiv_console.messages import history as messages
@@ -57,19 +66,43 @@ routes = RouteTable()
 _TAG = "conversations"
 
 
-class ConversationQuery(PageQuery):
+class ConversationQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     status: ConversationStatus | None = None
     queue_id: UUID | None = None
     agent_id: UUID | None = None
     label_id: UUID | None = None
+    contact_id: UUID | None = Field(default=None, description="One contact's conversations, past ones included.")
     q: str | None = Field(
         default=None,
         min_length=1,
         max_length=100,
         pattern=NO_NUL,
-        description="Part of the contact's name, profile name or number.",
+        description="Words to find: each must start a word of the contact's name or profile name, or of a message "
+        "of the conversation (either way), or be part of the contact's number.",
     )
     sort: SortKey = Field(default="-last_message_at", description="A field, descending when prefixed with `-`.")
+    # After `sort`: a cursor is checked against the order it came from.
+    cursor: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,200}$",
+        description="`next_cursor` of the previous page, with the same `sort`: the next page follows.",
+    )
+    limit: int = Field(default=25, ge=1, le=MAX_LIMIT)
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_of_this_order(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Checked while validating, so a bad cursor (or another order's) is a field error on `query.cursor`.
+        if value is not None and "sort" in info.data:
+            ListCursor.decode(value, info.data["sort"])
+        return value
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationListItem] = Field(description="In the order asked for.")
+    next_cursor: str | None = Field(description="Give it as `cursor` for the next page; null on the last one.")
 
 
 def _cursor_text(value: str) -> str:
@@ -122,23 +155,38 @@ async def _record_move(call: ApiCall[Any, Any], action: MoveEvent, moved: Moved,
 
 @routes.route(
     "GET", "/api/conversations", roles=ANYONE_SIGNED_IN, summary="List the conversations in your sight", tag=_TAG,
-    query=ConversationQuery, response=list[Conversation], paginated=True,
+    query=ConversationQuery, response=ConversationList, paginated=True,
 )  # fmt: skip
-async def list_conversations(call: ApiCall[NoInput, ConversationQuery]) -> Page[Conversation]:
+async def list_conversations(call: ApiCall[NoInput, ConversationQuery]) -> web.Response:
+    """Paged by a keyset cursor: conversations move up the list as messages arrive, and offsets would then
+    repeat or skip them. `pagination.total` counts the conversations that match, up to 1,000: past that it is
+    1,000 and `totalIsAtLeast` is true (a console shows "1,000+"), so no page ever counts a whole tenant."""
     query = call.query
-    items, total = await reading.list_conversations(
+    page = await reading.list_conversations(
         call.conn,
         viewer=viewer_of(call),
-        status=query.status,
-        queue_id=query.queue_id,
-        agent_id=query.agent_id,
-        label_id=query.label_id,
-        search=query.q,
+        filters=ListFilters(
+            status=query.status,
+            queue_id=query.queue_id,
+            agent_id=query.agent_id,
+            label_id=query.label_id,
+            contact_id=query.contact_id,
+            search=query.q,
+        ),
         sort=query.sort,
+        cursor=ListCursor.decode(query.cursor, query.sort) if query.cursor is not None else None,
         limit=query.limit,
-        offset=query.offset,
     )
-    return Page(items, total, query)
+    next_cursor = page.next_cursor.encode() if page.next_cursor else None
+    return envelope.ok(
+        ConversationList(items=page.items, next_cursor=next_cursor),
+        pagination={
+            "limit": query.limit,
+            "total": page.total,
+            "totalIsAtLeast": page.total_is_at_least,
+            "hasNext": next_cursor is not None,
+        },
+    )
 
 
 @routes.route(

@@ -73,7 +73,11 @@ class Typing(BaseModel):
 async def mark_read(call: ApiCall[NoInput, NoInput]) -> Marked:
     app = call.request.app
     marked = await sending.mark_read(
-        app[database_key], app[graph_client_key], viewer=viewer_of(call), conversation_id=call.ids["conversation_id"]
+        app[database_key],
+        app[graph_client_key],
+        app[hub_key],
+        viewer=viewer_of(call),
+        conversation_id=call.ids["conversation_id"],
     )
     return Marked(marked=marked)
 
@@ -87,6 +91,7 @@ async def show_typing(call: ApiCall[NoInput, NoInput]) -> Typing:
     sent = await sending.show_typing(
         app[database_key],
         app[graph_client_key],
+        app[hub_key],
         app[typing_throttle_key],
         viewer=viewer_of(call),
         conversation_id=call.ids["conversation_id"],
