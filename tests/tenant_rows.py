@@ -95,6 +95,16 @@ INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
         "returning label_id as id",
         lambda t, ids: [t, ids["conversations"], ids["labels"]],
     ),
+    # The search words (0011), besides those the triggers wrote for the rows above.
+    "conversation_terms": (
+        "insert into conversation_terms (tenant_id, term, conversation_id, message_id, message_at) "
+        "values ($1, 'walk', $2, $3, now()) returning conversation_id as id",
+        lambda t, ids: [t, ids["conversations"], ids["messages"]],
+    ),
+    "contact_terms": (
+        "insert into contact_terms (tenant_id, term, contact_id) values ($1, 'walk', $2) returning contact_id as id",
+        lambda t, ids: [t, ids["contacts"]],
+    ),
     "message_statuses": (
         "insert into message_statuses (tenant_id, channel_id, wa_message_id, status, occurred_at) "
         "values ($1, $2, $3, 'delivered', now()) returning wa_message_id as id",

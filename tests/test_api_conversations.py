@@ -174,7 +174,7 @@ async def _sign_in(browsers: Browsers, *people: Person) -> list[Api]:
 
 
 def _ids(answer: Answer) -> list[str]:
-    return [item["id"] for item in answer.data]
+    return [item["id"] for item in answer.data["items"]]
 
 
 def _url(conversation_id: uuid.UUID, action: str = "") -> str:
@@ -319,23 +319,37 @@ async def test_the_list_filters_searches_sorts_and_pages(browsers: Browsers, ten
     assert await listed(f"agent_id={tenant.agent.id}") == [str(bruno), str(carla)]
     assert await listed(f"queue_id={tenant.queue_id}&status=waiting") == [str(ana)]
     assert await listed(f"label_id={vip}") == [str(bruno)]
-    # `%` and `_` are literal in search; the number and the profile name are searched too.
-    assert await listed("q=%25") == [str(ana)]
-    assert await listed("q=_") == [str(bruno)]
+    assert await listed(f"contact_id={await desk.contact_of(carla)}") == [str(carla)]
+    # Words start words of the name or profile name, any case; punctuation separates words and finds nothing
+    # by itself; any part of the number is found.
+    assert await listed("q=100") == [str(ana)]
+    assert await listed("q=%25") == []
+    assert await listed("q=no") == [str(bruno)]
     assert await listed("q=BRU_") == [str(bruno)]
+    assert await listed("q=ru") == []
     assert await listed("q=3519100") == [str(ana)]
+    assert await listed("q=910000") == [str(ana)]
+    assert await listed("q=ana%20100") == [str(ana)]
+    assert await listed("q=ana%20bruno") == []
+    assert await listed("q=carla&status=waiting") == []
 
     first = await supervisor.get("/api/conversations?limit=2")
-    second = await supervisor.get("/api/conversations?limit=2&page=2")
-    assert first.body["pagination"] == {"page": 1, "limit": 2, "total": 3, "hasNext": True}
-    assert second.body["pagination"] == {"page": 2, "limit": 2, "total": 3, "hasNext": False}
+    assert first.body["pagination"] == {"limit": 2, "total": 3, "totalIsAtLeast": False, "hasNext": True}
+    cursor = first.data["next_cursor"]
+    second = await supervisor.get(f"/api/conversations?limit=2&cursor={cursor}")
+    assert second.body["pagination"] == {"limit": 2, "total": 3, "totalIsAtLeast": False, "hasNext": False}
+    assert second.data["next_cursor"] is None
     assert _ids(first) + _ids(second) == [str(bruno), str(carla), str(ana)]
+    # A cursor belongs to its order: another order's is a field error, not a page of something else.
+    answer = await supervisor.get(f"/api/conversations?limit=2&sort=enqueued_at&cursor={cursor}")
+    assert (answer.status, answer.code) == (400, "VALIDATION_ERROR")
+    assert answer.body["error"]["details"][0]["field"] == "query.cursor"
 
     item = (await supervisor.get(_url(bruno))).data
     assert set(item) == {
         "id", "status", "queue_id", "agent_id", "priority", "contact", "created_at", "enqueued_at", "assigned_at",
         "first_response_at", "closed_at", "close_reason", "sla_breached_at", "last_inbound_at", "last_message_at",
-        "window_closes_at", "labels",
+        "window_closes_at", "labels", "unread_count", "last_message",
     }  # fmt: skip
     assert item["contact"]["name"] == "Bruno"
     assert item["contact"]["profile_name"] == "Bru_no"
@@ -353,6 +367,9 @@ async def test_the_list_filters_searches_sorts_and_pages(browsers: Browsers, ten
         ("q=%00", "query.q"),
         ("limit=101", "query.limit"),
         ("colour=red", "query.colour"),
+        ("page=2", "query.page"),
+        ("cursor=bm90IGEgY3Vyc29y", "query.cursor"),
+        ("cursor=a.b", "query.cursor"),
     ):
         answer = await supervisor.get(f"/api/conversations?{query}")
         assert (answer.status, answer.code) == (400, "VALIDATION_ERROR"), query
@@ -433,7 +450,7 @@ async def test_each_role_one_allowed_and_one_refused_call_per_operation(
     await expect(integration, "POST", _url(other_waiting, "transfer"), 403, {"queue_id": str(elsewhere), "note": "x"})
     assert (await supervisor.get(_url(other_waiting))).data["queue_id"] == str(tenant.queue_id)
     agent_token = await browsers.new(bearer=await desk.token("agent"))
-    assert (await expect(agent_token, "GET", "/api/conversations", 200)).data == []
+    assert (await expect(agent_token, "GET", "/api/conversations", 200)).data == {"items": [], "next_cursor": None}
     await expect(agent_token, "GET", _url(other_waiting), 404)
 
 

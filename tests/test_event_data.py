@@ -92,7 +92,9 @@ async def test_every_event_of_a_run_of_traffic_keeps_its_contract(
     assert {row["type"] for row in logged} == set(EVENT_DATA)
     # The read mark announced the conversation with its count dropped, before any label was put on it.
     counted = [row["payload"]["conversation"] for row in logged if row["type"] == "conversation.updated"]
-    assert counted[0]["id"] == first and counted[0]["unread_count"] == 0 and counted[0]["labels"] == []
+    assert counted[0]["id"] == first
+    assert counted[0]["unread_count"] == 0
+    assert counted[0]["labels"] == []
     assert counted[0]["last_message"]["text"] == "my order is late"
     created = next(row["payload"] for row in logged if row["type"] == "conversation.created")
     assert created["conversation"]["unread_count"] == 1

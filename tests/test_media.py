@@ -87,7 +87,7 @@ async def _customer_sends_media(
 async def _latest_message(api: Api) -> tuple[str, str]:
     """The conversation in sight and its newest message's id."""
     listed = await api.get("/api/conversations")
-    [conversation] = listed.data
+    [conversation] = listed.data["items"]
     history = await api.get(f"/api/conversations/{conversation['id']}/messages")
     return conversation["id"], history.data["items"][0]["id"]
 

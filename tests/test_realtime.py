@@ -38,7 +38,7 @@ async def _waiting(
     signed in, who sees it."""
     await customer_writes(server, await number_of(db, tenant), text)
     api = await people.signed_in(by or tenant.supervisor)
-    [conversation] = (await api.get("/api/conversations?status=waiting")).data
+    [conversation] = (await api.get("/api/conversations?status=waiting")).data["items"]
     return api, conversation
 
 

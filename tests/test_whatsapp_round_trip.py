@@ -46,7 +46,7 @@ async def _customer_writes(world: World, text: str) -> None:
 async def _waiting_conversation(agent: Api) -> str:
     listed = await agent.get("/api/conversations?status=waiting")
     assert listed.status == 200, listed.body
-    [conversation] = listed.body["data"]
+    [conversation] = listed.body["data"]["items"]
     return str(conversation["id"])
 
 

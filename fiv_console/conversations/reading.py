@@ -84,6 +84,12 @@ _SELECT_COLUMNS_SQL = """
            where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id
        ), '[]'::jsonb) as labels"""
 _CONTACT_JOIN_SQL = "join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id"
+# For a page's rows: one probe each (`limit 1` keeps the planner from turning it into a join over the
+# tenant's contacts).
+_CONTACT_PROBE_SQL = """cross join lateral (
+    select k.id, k.wa_id, k.name, k.profile_name from contacts k
+    where k.tenant_id = c.tenant_id and k.id = c.contact_id limit 1
+) k"""
 _SELECT_SQL = f"select {_SELECT_COLUMNS_SQL}\nfrom conversations c\n{_CONTACT_JOIN_SQL}\n"
 
 
@@ -186,7 +192,7 @@ class _Shape:
     agent: bool
     label: bool
     contact: bool
-    search: bool
+    words: int  # in a search, how many words (up to MAX_WORDS); 0 otherwise
     cursor: bool
 
 
@@ -199,37 +205,54 @@ _AGENT_SIGHT_SQL = """(
     or (c.status = 'waiting' and c.queue_id = any(array(
         select m.queue_id from queue_members m where m.user_id = ${n}::uuid)))
 )"""
-# A word typed finds every word that starts with it (see sql/0011_console_list.sql for why search is kept
-# in b-tree tables of words); every word typed must be found, in the contact or in the conversation's
-# messages. `contact_words` says how many the contact alone has.
+# A word typed finds every word that starts with it: the range [word, word + the last code point) of the
+# words tables (see sql/0011_console_list.sql for why search is kept in b-tree tables of words). Every word
+# typed must be found, in the contact or in the conversation's messages; `contact_words` says how many the
+# contact alone has. Each word's range is a pair of parameters the planner sees, so it knows a rare word
+# from a common one.
+_WORDS_SQL = "select console_search_terms($1)"
+MAX_WORDS = 6
+_LAST_CODE_POINT = chr(0x10FFFF)
+_MESSAGE_WORD_SQL = """
+    select t.conversation_id, {word} as word, false as in_contact, t.message_id, t.message_at
+    from conversation_terms t where t.term >= ${lo} and t.term < ${hi}"""
+# `offset 0` keeps each contact's conversations a probe of conversations_contact_idx: a join the planner
+# could turn into a hash over the tenant's conversations.
+_CONTACT_WORD_SQL = """
+    select cc.id, {word}, true, null, null
+    from contact_terms kt
+    cross join lateral (
+        select cc.id from conversations cc
+        where cc.tenant_id = kt.tenant_id and cc.contact_id = kt.contact_id offset 0
+    ) cc
+    where kt.term >= ${lo} and kt.term < ${hi}"""
 _SEARCH_CTE_SQL = """
-with words as materialized (
-    select w as lo, w || chr(1114111) as hi from unnest(console_search_terms(${n})) as w
-),
-found as (
-    select t.conversation_id, w.lo, false as in_contact, t.message_id, t.message_at
-    from words w join conversation_terms t on t.term >= w.lo and t.term < w.hi
-    union all
-    select cc.id, w.lo, true, null, null
-    from words w
-    join contact_terms kt on kt.term >= w.lo and kt.term < w.hi
-    join conversations cc on cc.contact_id = kt.contact_id
+with found as ({found}
 ),
 matched as (
     select f.conversation_id,
-           count(distinct f.lo) filter (where f.in_contact) as contact_words,
+           count(distinct f.word) filter (where f.in_contact) as contact_words,
            (array_agg(f.message_id order by f.message_at desc) filter (where f.message_id is not null))[1]
                as message_id
     from found f
     group by f.conversation_id
-    having count(distinct f.lo) = (select count(*) from words)
+    having count(distinct f.word) = {words}
 )
 """
 _MATCH_COLUMNS_SQL = """,
        mm.id as match_id, mm.text as match_text, mm.created_at as match_created_at"""
 _MATCH_JOIN_SQL = """
 left join messages mm on mm.tenant_id = c.tenant_id
-    and mm.id = case when s.contact_words < (select count(*) from words) then s.message_id end"""
+    and mm.id = case when c.contact_words < {words} then c.match_message_id end"""
+
+
+def _search_cte(words: int, first: int) -> str:
+    parts = []
+    for word in range(words):
+        lo, hi = first + 2 * word, first + 2 * word + 1
+        parts.append(_MESSAGE_WORD_SQL.format(word=word, lo=lo, hi=hi))
+        parts.append(_CONTACT_WORD_SQL.format(word=word, lo=lo, hi=hi))
+    return _SEARCH_CTE_SQL.format(found="\n    union all".join(parts), words=words)
 
 
 def _sort_of(sort: SortKey) -> tuple[str, str, str]:
@@ -240,12 +263,14 @@ def _sort_of(sort: SortKey) -> tuple[str, str, str]:
 
 
 def _build_list_sql(shape: _Shape) -> tuple[str, str]:
-    """The page's statement and the bounded count's, with their parameters in `_list_args`' order."""
+    """The page's statement and the bounded count's, with their parameters in `list_statements`' order."""
     number = iter(range(1, 100))
     where: list[str] = []
     prefix = ""
-    if shape.search:
-        prefix = _SEARCH_CTE_SQL.replace("${n}", f"${next(number)}")
+    if shape.words:
+        prefix = _search_cte(shape.words, next(number))
+        for _ in range(2 * shape.words - 1):
+            next(number)
     if not shape.whole_tenant:
         where.append(_AGENT_SIGHT_SQL.replace("${n}", f"${next(number)}"))
     for given, condition in (
@@ -264,22 +289,26 @@ def _build_list_sql(shape: _Shape) -> tuple[str, str]:
     column, direction, after = _sort_of(shape.sort)
     count_where = list(where)
     # The count takes the filters' parameters and its cap; the page, the cursor's and its limit.
-    count_limit = f"${len(where) + int(shape.search) + 1}"
+    count_limit = f"${len(where) + 2 * shape.words + 1}"
     if shape.cursor:
         where.append(f"(c.{column}, c.id) {after} (${next(number)}::timestamptz, ${next(number)}::uuid)")
     limit = f"${next(number)}"
     source = "from conversations c"
-    if shape.search:
+    if shape.words:
         source = "from matched s join conversations c on c.id = s.conversation_id"
 
     def conditions(parts: list[str]) -> str:
         return ("where " + "\n  and ".join(parts)) if parts else ""
 
-    columns = _SELECT_COLUMNS_SQL + (_MATCH_COLUMNS_SQL if shape.search else "")
+    # The page is chosen from conversations alone, and only its rows are joined to their contacts, labels
+    # and matched message: the planner cannot pick a join over the tenant's contacts before the limit.
+    order = f"order by c.{column} {direction}, c.id {direction}"
+    found = ", s.contact_words, s.message_id as match_message_id" if shape.words else ""
+    match = _MATCH_JOIN_SQL.format(words=shape.words) if shape.words else ""
     page = (
-        f"{prefix}select {columns}\n{source}\n{_CONTACT_JOIN_SQL}"
-        f"{_MATCH_JOIN_SQL if shape.search else ''}\n{conditions(where)}\n"
-        f"order by c.{column} {direction}, c.id {direction}\nlimit {limit}"
+        f"{prefix}select {_SELECT_COLUMNS_SQL}{_MATCH_COLUMNS_SQL if shape.words else ''}\n"
+        f"from (select c.*{found} {source}\n{conditions(where)}\n{order}\nlimit {limit}) c\n"
+        f"{_CONTACT_PROBE_SQL}{match}\n{order}"
     )
     count = f"{prefix}select count(*) from (select 1 {source}\n{conditions(count_where)}\nlimit {count_limit}) n"
     return page, count
@@ -305,17 +334,20 @@ def _snippet(text: str | None, search: str) -> str:
     return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
 
 
-async def list_conversations(
-    conn: Connection,
-    *,
-    viewer: Viewer,
-    filters: ListFilters,
-    sort: SortKey,
-    cursor: ListCursor | None,
-    limit: int,
-) -> ConversationPage:
-    """A page of the conversations the viewer may see, filtered, in the chosen order, after `cursor`; and
-    how many there are in all, counted up to `TOTAL_CAP`."""
+@dataclass(frozen=True, slots=True)
+class ListStatements:
+    """What one list call runs: the page (with one row more than the limit) and the bounded count."""
+
+    page_sql: str
+    page_args: list[Any]
+    count_sql: str
+    count_args: list[Any]
+
+
+def list_statements(
+    viewer: Viewer, filters: ListFilters, words: list[str], sort: SortKey, cursor: ListCursor | None, limit: int
+) -> ListStatements:
+    """The statements of a list call (`words`: the search's, as `console_search_terms` splits it)."""
     sight = viewer.sight
     shape = _Shape(
         sort=sort,
@@ -325,11 +357,11 @@ async def list_conversations(
         agent=filters.agent_id is not None,
         label=filters.label_id is not None,
         contact=filters.contact_id is not None,
-        search=filters.search is not None,
+        words=len(words),
         cursor=cursor is not None,
     )
     page_sql, count_sql = _list_sql(shape)
-    args: list[Any] = [filters.search] if filters.search is not None else []
+    args: list[Any] = [bound for word in words for bound in (word, word + _LAST_CODE_POINT)]
     if not sight.whole_tenant:
         args.append(sight.agent_id)
     args += [
@@ -341,8 +373,33 @@ async def list_conversations(
     if cursor is not None:
         args += [cursor.value, cursor.id]
     # One row more than asked says whether another page follows.
-    rows = await conn.fetch(page_sql, *args, limit + 1)
-    counted = int(await conn.fetchval(count_sql, *count_args))
+    return ListStatements(page_sql, [*args, limit + 1], count_sql, count_args)
+
+
+async def search_words(conn: Connection, search: str) -> list[str]:
+    """The words of a search as the words tables hold them (the database splits them, as it does the texts)."""
+    return list(await conn.fetchval(_WORDS_SQL, search))[:MAX_WORDS]
+
+
+async def list_conversations(
+    conn: Connection,
+    *,
+    viewer: Viewer,
+    filters: ListFilters,
+    sort: SortKey,
+    cursor: ListCursor | None,
+    limit: int,
+) -> ConversationPage:
+    """A page of the conversations the viewer may see, filtered, in the chosen order, after `cursor`; and
+    how many there are in all, counted up to `TOTAL_CAP`."""
+    words: list[str] = []
+    if filters.search is not None:
+        words = await search_words(conn, filters.search)
+        if not words:  # punctuation alone: no word to find
+            return ConversationPage([], None, 0, False)
+    statements = list_statements(viewer, filters, words, sort, cursor, limit)
+    rows = await conn.fetch(statements.page_sql, *statements.page_args)
+    counted = int(await conn.fetchval(statements.count_sql, *statements.count_args))
     items = []
     for row in rows[:limit]:
         values = dict(row)

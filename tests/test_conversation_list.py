@@ -1,0 +1,402 @@
+"""The conversation list at scale: each filter's statement served by an index as the server's role, search
+through the words tables under row-level security, keyset pages that neither repeat nor skip, the agent's
+form of the sight rule agreeing with `access.VISIBLE_CONVERSATION_SQL`, and the unread count and preview
+kept by intake, replies and read marks.
+
+The plans are read with EXPLAIN inside `tenant_tx` as `fiv_app`, which row-level security holds, on a tenant
+seeded with a few thousand conversations and their messages, `enable_seqscan` left on: at that size a
+sequential scan plus a sort would already win if the index could not serve the statement, so a plan that
+names the index is the planner's own choice, not a forced one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from fiv_console.access import VISIBLE_CONVERSATION_SQL, Viewer
+from fiv_console.conversations import read_marks, reading
+from fiv_console.conversations.reading import ListCursor, ListFilters, SortKey
+from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.events import EventBatch
+from tests.api import TenantPeople
+from tests.conftest import TestDatabase
+from tests.webhooks import World, simulated_world
+
+CONVERSATIONS = 3000
+MESSAGES_EACH = 4
+# Words only one conversation's messages, and one contact, have.
+RARE_WORD = "zanzibarquartz"
+
+# Seeded as the owner in a few set-based statements (the triggers keep the words as intake would): a tenth
+# of the conversations waiting, a tenth assigned to one of four agents, the rest closed; one message in
+# 50 carries a word of its own.
+_SEED_SQL = """
+with made as (
+    insert into contacts (tenant_id, wa_id, name, profile_name)
+    select $1, (5511900000000 + g)::text, 'Customer ' || g, case when g = 7 then $5 end
+    from generate_series(1, $2) g
+    returning id, (wa_id::bigint - 5511900000000)::int as g
+)
+insert into conversations (tenant_id, channel_id, contact_id, queue_id, agent_id, status, assigned_at, closed_at,
+                           close_reason, created_at, enqueued_at, last_message_at)
+select $1, $3, m.id, $4, case when m.g % 10 = 0 then null else ($6::uuid[])[m.g % 4 + 1] end,
+       case when m.g % 10 = 0 then 'waiting' when m.g % 10 = 1 then 'assigned' else 'closed' end,
+       case when m.g % 10 <> 0 then now() end, case when m.g % 10 > 1 then now() end,
+       case when m.g % 10 > 1 then 'done' end,
+       now() - make_interval(mins => m.g), now() - make_interval(mins => m.g),
+       now() - make_interval(secs => (m.g * 7919) % 100000)
+from made m
+"""
+_SEED_MESSAGES_SQL = """
+insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, wa_message_id, status, created_at)
+select c.tenant_id, c.id, c.channel_id, case when n % 2 = 0 then 'inbound' else 'outbound' end, 'text',
+       case when n = 1 and c.r % 50 = 0 then 'about ' || $2 || ' please' else 'hello order number ' || n end,
+       'wamid.' || gen_random_uuid(), case when n % 2 = 0 then 'received' else 'sent' end,
+       c.created_at + make_interval(secs => n)
+from (select *, row_number() over (order by id) as r from conversations where tenant_id = $1) c
+cross join generate_series(1, $3) n
+"""
+
+
+@pytest.fixture
+async def seeded(database: TestDatabase, db: Database, tenant: TenantPeople) -> TenantPeople:
+    owner = await asyncpg.connect(database.owner_url)
+    try:
+        channel_id = await owner.fetchval(
+            "insert into channels (tenant_id, phone_number_id, display_number, default_queue_id)"
+            " values ($1, $2, '+1 555', $3) returning id",
+            tenant.id,
+            str(uuid.uuid4().int)[:15],
+            tenant.queue_id,
+        )
+        agents = [tenant.agent.id, tenant.other_agent.id, tenant.agent.id, tenant.other_agent.id]
+        await owner.execute(_SEED_SQL, tenant.id, CONVERSATIONS, channel_id, tenant.queue_id, "Rare", agents)
+        await owner.execute(_SEED_MESSAGES_SQL, tenant.id, RARE_WORD, MESSAGES_EACH)
+        await owner.execute("analyze conversations, messages, contacts, conversation_terms, contact_terms")
+    finally:
+        await owner.close()
+    return tenant
+
+
+async def _rare_queue_and_label(database: TestDatabase, tenant: TenantPeople) -> dict[str, uuid.UUID]:
+    """A queue and a label that 1 conversation in 50 has: a filter the all-conversations order cannot serve
+    by reading past the rest."""
+    owner = await asyncpg.connect(database.owner_url)
+    try:
+        queue_id = await owner.fetchval(
+            "insert into queues (tenant_id, name) values ($1, 'Rare queue') returning id", tenant.id
+        )
+        label_id = await owner.fetchval(
+            "insert into labels (tenant_id, name, color) values ($1, 'rare', '#00aa00') returning id", tenant.id
+        )
+        await owner.execute(
+            """
+            update conversations set queue_id = $2
+            where tenant_id = $1 and status = 'closed' and (extract(epoch from enqueued_at)::bigint % 50) = 0
+            """,
+            tenant.id,
+            queue_id,
+        )
+        await owner.execute(
+            """
+            insert into conversation_labels (tenant_id, conversation_id, label_id)
+            select tenant_id, id, $2 from conversations where tenant_id = $1 and queue_id = $3
+            """,
+            tenant.id,
+            label_id,
+            queue_id,
+        )
+        await owner.execute("analyze conversations, conversation_labels")
+    finally:
+        await owner.close()
+    return {"queue": queue_id, "label": label_id}
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found += _nodes(child)
+    return found
+
+
+_BIG_TABLES = ("conversations", "messages", "contacts", "conversation_terms", "contact_terms")
+
+
+def _big(scans: dict[str, set[str]]) -> list[str]:
+    return [how for table in _BIG_TABLES for how in scans.get(table, ())]
+
+
+def _scans(nodes: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Each table scanned, with how (node type and index)."""
+    scans: dict[str, set[str]] = {}
+    for node in nodes:
+        if "Relation Name" in node:
+            scans.setdefault(node["Relation Name"], set()).add(f"{node['Node Type']}:{node.get('Index Name', '')}")
+        elif node["Node Type"] == "Bitmap Index Scan":
+            scans.setdefault("bitmap", set()).add(node["Index Name"])
+    return scans
+
+
+async def _page_plan(
+    db: Database, viewer: Viewer, filters: ListFilters, sort: SortKey, cursor: ListCursor | None = None
+) -> dict[str, set[str]]:
+    """How the page statement `list_conversations` would run is executed, as the server's role."""
+    async with tenant_tx(db, viewer.tenant_id) as conn:
+        words = await reading.search_words(conn, filters.search) if filters.search is not None else []
+        statements = reading.list_statements(viewer, filters, words, sort, cursor, 50)
+        explained = await conn.fetchval(f"explain (format json) {statements.page_sql}", *statements.page_args)
+    document = orjson.loads(explained) if isinstance(explained, str) else explained
+    return _scans(_nodes(document[0]["Plan"]))
+
+
+async def test_each_filter_of_the_console_is_served_by_an_index(
+    database: TestDatabase, db: Database, seeded: TenantPeople
+) -> None:
+    seeded_extra = await _rare_queue_and_label(database, seeded)
+    tenant = seeded
+    staff = Viewer(tenant.id, "supervisor", tenant.supervisor.id)
+    agent = Viewer(tenant.id, "agent", tenant.agent.id)
+    cursor = ListCursor("-last_message_at", datetime.now(UTC) - timedelta(hours=5), uuid.uuid4())
+    label_id = seeded_extra["label"]
+    R: SortKey = "-last_message_at"
+    cases: list[tuple[str, Viewer, ListFilters, SortKey, ListCursor | None, str]] = [
+        ("all", staff, ListFilters(), R, None, "c_activity_idx"),
+        ("all, next page", staff, ListFilters(), R, cursor, "c_activity_idx"),
+        ("by creation", staff, ListFilters(), "created_at", None, "c_created_idx"),
+        ("waiting line", staff, ListFilters(status="waiting"), "enqueued_at", None, "c_waiting_line_idx"),
+        (
+            "by status",
+            staff,
+            ListFilters(status="closed"),
+            "-last_message_at",
+            None,
+            "conversations_status_activity_idx",
+        ),
+        (
+            "by queue",
+            staff,
+            ListFilters(queue_id=seeded_extra["queue"]),
+            "-last_message_at",
+            None,
+            "conversations_queue_activity_idx",
+        ),
+        (
+            "by agent",
+            staff,
+            ListFilters(agent_id=tenant.agent.id),
+            "-last_message_at",
+            None,
+            "conversations_agent_activity_idx",
+        ),
+        (
+            "mine",
+            agent,
+            ListFilters(status="assigned", agent_id=tenant.agent.id),
+            "-last_message_at",
+            None,
+            "conversations_agent",
+        ),
+        ("agent's waiting", agent, ListFilters(status="waiting"), "enqueued_at", None, "c_waiting"),
+        ("agent's all", agent, ListFilters(), R, None, "c_"),
+        ("by label", staff, ListFilters(label_id=label_id), R, None, "c_"),
+        (
+            "a contact's",
+            staff,
+            ListFilters(contact_id=uuid.uuid4()),
+            "-last_message_at",
+            None,
+            "conversations_contact_idx",
+        ),
+    ]
+    for name, viewer, filters, sort, after, index in cases:
+        scans = await _page_plan(db, viewer, filters, sort, after)
+        # The small tables (labels) may be read whole; the big ones never.
+        assert not any(how.startswith("Seq Scan") for how in _big(scans)), (name, scans)
+        index = index.replace("c_", "conversations_", 1)
+        assert any(index in how for hows in scans.values() for how in hows), (name, scans)
+
+
+async def test_search_reads_the_words_tables_by_index_under_row_level_security(
+    db: Database, seeded: TenantPeople
+) -> None:
+    tenant = seeded
+    staff = Viewer(tenant.id, "supervisor", tenant.supervisor.id)
+    agent = Viewer(tenant.id, "agent", tenant.agent.id)
+    for viewer, words in ((staff, RARE_WORD), (staff, "rare"), (staff, "5511900001"), (agent, RARE_WORD[:6])):
+        scans = await _page_plan(db, viewer, ListFilters(search=words), "-last_message_at")
+        for table in ("conversation_terms", "contact_terms"):
+            assert scans[table] <= {f"{how}:{table}_pkey" for how in ("Index Scan", "Index Only Scan")} | {
+                "Bitmap Heap Scan:"
+            }, scans
+            used = [*scans[table], *scans.get("bitmap", set())]
+            assert any(f"{table}_pkey" in how for how in used), scans
+        assert not any(how.startswith("Seq Scan") for how in _big(scans)), (words, scans)
+
+    async with tenant_tx(db, tenant.id) as conn:
+        found = await reading.list_conversations(
+            conn, viewer=staff, filters=ListFilters(search=RARE_WORD.upper()), sort="-last_message_at", cursor=None,
+            limit=100,
+        )  # fmt: skip
+        assert found.total == CONVERSATIONS // 50
+        for item in found.items:
+            assert item.match is not None
+            assert RARE_WORD in item.match.text
+        # The contact's own words: no message to open at.
+        (rare,) = (
+            await reading.list_conversations(
+                conn, viewer=staff, filters=ListFilters(search="rare"), sort="-last_message_at", cursor=None, limit=9
+            )
+        ).items
+        assert rare.contact.profile_name == "Rare"
+        assert rare.match is None
+        # An agent finds only what they may see.
+        mine = await reading.list_conversations(
+            conn, viewer=agent, filters=ListFilters(search=RARE_WORD), sort="-last_message_at", cursor=None, limit=100
+        )
+        visible = await _visible_ids(conn, agent)
+        assert {item.id for item in mine.items} == {item.id for item in found.items} & visible
+        assert 0 < len(mine.items) < len(found.items)
+
+
+async def _visible_ids(conn: Any, viewer: Viewer) -> set[uuid.UUID]:
+    rows = await conn.fetch(
+        f"select c.id from conversations c where {VISIBLE_CONVERSATION_SQL}", *viewer.sight.params()
+    )
+    return {row["id"] for row in rows}
+
+
+async def _walk(conn: Any, viewer: Viewer, filters: ListFilters, sort: SortKey, limit: int) -> list[uuid.UUID]:
+    seen: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = await reading.list_conversations(
+            conn, viewer=viewer, filters=filters, sort=sort, cursor=cursor, limit=limit
+        )
+        seen += [item.id for item in page.items]
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+
+
+async def test_the_agents_form_of_sight_agrees_with_the_rule(db: Database, seeded: TenantPeople) -> None:
+    tenant = seeded
+    async with tenant_tx(db, tenant.id) as conn:
+        for person in (tenant.agent, tenant.other_agent):
+            viewer = Viewer(tenant.id, "agent", person.id)
+            walked = await _walk(conn, viewer, ListFilters(), "-last_message_at", 100)
+            assert len(walked) == len(set(walked))
+            assert set(walked) == await _visible_ids(conn, viewer)
+        token = Viewer(tenant.id, "agent", None)
+        assert await _walk(conn, token, ListFilters(), "-last_message_at", 100) == []
+        staff = await reading.list_conversations(
+            conn, viewer=Viewer(tenant.id, "admin", tenant.admin.id), filters=ListFilters(), sort="-created_at",
+            cursor=None, limit=10,
+        )  # fmt: skip
+        assert (staff.total, staff.total_is_at_least) == (reading.TOTAL_CAP, True)
+
+
+@pytest.mark.parametrize("sort", ["-created_at", "created_at", "-enqueued_at", "enqueued_at", "-last_message_at"])
+async def test_pages_neither_repeat_nor_skip_while_conversations_arrive(
+    database: TestDatabase, db: Database, seeded: TenantPeople, sort: SortKey
+) -> None:
+    tenant = seeded
+    staff = Viewer(tenant.id, "supervisor", tenant.supervisor.id)
+    filters = ListFilters(status="waiting")
+    async with tenant_tx(db, tenant.id) as conn:
+        before = set(await _walk(conn, staff, filters, sort, 1000))
+        seen: list[uuid.UUID] = []
+        cursor = None
+        pages = 0
+        while True:
+            page = await reading.list_conversations(
+                conn, viewer=staff, filters=filters, sort=sort, cursor=cursor, limit=37
+            )
+            seen += [item.id for item in page.items]
+            # New conversations between pages, at the head and the tail of every order.
+            await conn.execute(
+                """
+                with k as (insert into contacts (tenant_id, wa_id) values ($1, $3) returning id)
+                insert into conversations (tenant_id, channel_id, contact_id, queue_id, status, created_at,
+                                           enqueued_at, last_message_at)
+                select c.tenant_id, c.channel_id, k.id, c.queue_id, 'waiting', $2, $2, $2
+                from conversations c, k where c.tenant_id = $1 and c.status = 'closed' limit 1
+                """,
+                tenant.id,
+                datetime.now(UTC) + timedelta(days=1) if pages % 2 else datetime.now(UTC) - timedelta(days=30),
+                str(uuid.uuid4().int)[:15],
+            )
+            pages += 1
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    assert len(seen) == len(set(seen))
+    assert before <= set(seen)
+
+
+@pytest.fixture
+async def world(database: TestDatabase, db: Database, tenant: TenantPeople) -> AsyncIterator[World]:
+    async with simulated_world(database, db, tenant, seed=17) as world:
+        yield world
+
+
+async def test_unread_count_and_last_message_follow_intake_replies_and_read_marks(
+    world: World, db: Database, tenant: TenantPeople
+) -> None:
+    supervisor = await world.browsers.signed_in(tenant.supervisor)
+    agent = await world.browsers.signed_in(tenant.agent)
+
+    async def shown() -> dict[str, Any]:
+        (item,) = (await supervisor.get("/api/conversations?q=5511922220001")).data["items"]
+        return dict(item)
+
+    await world.customer_writes("5511922220001", "first question")
+    await world.customer_writes("5511922220001", "second question, still waiting")
+    item = await shown()
+    assert item["unread_count"] == 2
+    assert item["last_message"]["direction"] == "inbound"
+    assert item["last_message"]["text"] == "second question, still waiting"
+    conversation_id = item["id"]
+
+    assert (
+        await supervisor.post(f"/api/conversations/{conversation_id}/assign", {"agent_id": str(tenant.agent.id)})
+    ).status == 200
+    # Reading as a supervisor marks nothing; the agent's reading does.
+    assert (await supervisor.post(f"/api/conversations/{conversation_id}/read")).data == {"marked": 0}
+    assert (await shown())["unread_count"] == 2
+    assert (await agent.post(f"/api/conversations/{conversation_id}/read")).data == {"marked": 2}
+    assert (await shown())["unread_count"] == 0
+
+    long_reply = "Looking into it now. " * 20
+    assert (await agent.post(f"/api/conversations/{conversation_id}/messages", {"text": long_reply})).status == 201
+    item = await shown()
+    assert item["last_message"]["direction"] == "outbound"
+    assert item["last_message"]["text"] == long_reply[:140]
+    assert item["unread_count"] == 0
+
+    # Found by the words of the reply too, opened at it.
+    (found,) = (await agent.get("/api/conversations?q=looking%20int")).data["items"]
+    assert found["match"]["message_id"] == item["last_message"]["id"]
+
+    await world.customer_writes("5511922220001", "thanks")
+    assert (await shown())["unread_count"] == 1
+    # WhatsApp could not be told of a read: the claim is given back, and its followers hear the count again.
+    viewer = Viewer(tenant.id, "agent", tenant.agent.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        batch = EventBatch(tenant.id)
+        mark = await read_marks.claim_unread(conn, batch, viewer=viewer, conversation_id=uuid.UUID(conversation_id))
+        assert mark is not None
+        after_claim = await conn.fetchval("select unread_count from conversations where id = $1", mark.conversation_id)
+        await read_marks.release(conn, batch, mark=mark)
+        after_release = await conn.fetchval(
+            "select unread_count from conversations where id = $1", mark.conversation_id
+        )
+    assert (after_claim, after_release) == (0, 1)
+    counts = [event.payload["conversation"]["unread_count"] for event in batch.pending]
+    assert counts == [0, 1]
