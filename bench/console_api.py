@@ -80,9 +80,7 @@ _WORDS = [
     "semana",
 ]
 
-_SEED_PEOPLE_SQL = """
-insert into tenants (id, name, slug) values ($1, 'Busy tenant', 'busy');
-"""
+_SEED_TENANT_SQL = "insert into tenants (id, name, slug) values ($1, 'Busy tenant', 'busy')"
 _SEED_CONTACTS_SQL = """
 insert into contacts (tenant_id, wa_id, name, profile_name)
 select $1, (5511900000000 + g)::text,
@@ -174,7 +172,7 @@ async def seed(owner_url: str, conversations: int, messages_each: int) -> Seeded
             # Rows are copied in as a restore would: no triggers (words, counters, foreign-key checks) per
             # row; what they keep is computed after, set-based.
             await conn.execute("set local session_replication_role = replica")
-            await conn.execute(_SEED_PEOPLE_SQL.replace("$1", f"'{tenant_id}'"))
+            await conn.execute(_SEED_TENANT_SQL, tenant_id)
             await conn.executemany(
                 "insert into queues (id, tenant_id, name) values ($1, $2, $3)",
                 [(q, tenant_id, f"Queue {n}") for n, q in enumerate(queue_ids)],
