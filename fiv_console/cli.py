@@ -250,6 +250,7 @@ def cmd_channel_create(settings: Settings, args: argparse.Namespace) -> int:
                 display_number=args.display_number,
                 default_queue_id=queue.id,
                 access_token=SecretStr(args.access_token) if args.access_token else None,
+                waba_id=args.waba_id,
             )
             channel = await channels.create_channel(conn, tenant_id=tenant_id, data=data)
         _print_created("channel", channel, args.json)
@@ -388,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     channel.add_argument("--display-number", required=True)
     channel.add_argument("--queue", required=True, help="default queue id or name")
     channel.add_argument("--access-token", help="Graph API access token for this number")
+    channel.add_argument("--waba-id", help="the WhatsApp Business Account id whose templates the number sends")
     channel.set_defaults(handler=cmd_channel_create)
 
     letters = commands.add_parser(

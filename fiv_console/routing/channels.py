@@ -1,7 +1,8 @@
 """WhatsApp channels: a tenant's business numbers, each feeding a default queue.
 
 The Graph API access token of a channel is write-only: it is stored for sending, and no read ever returns
-it (`has_access_token` says whether one is set).
+it (`has_access_token` says whether one is set). `waba_id` names the WhatsApp Business Account the number
+belongs to, whose message templates the channel may send; without it the channel sends no template.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ AccessToken = Annotated[
     ),
 ]
 DisplayNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32, pattern=NO_NUL)]
+WabaId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{5,32}$"),
+    Field(description="The WhatsApp Business Account id (digits) whose templates this number sends."),
+]
 
 
 class ChannelCreate(BaseModel):
@@ -56,17 +62,19 @@ class ChannelCreate(BaseModel):
     display_number: DisplayNumber
     default_queue_id: UUID
     access_token: AccessToken | None = None
+    waba_id: WabaId | None = None
 
 
 class ChannelUpdate(BaseModel):
     """An admin's change to a channel: a field left out stays as it is; `access_token: null` removes the
-    token (the channel can then receive but not send)."""
+    token (the channel can then receive but not send), `waba_id: null` the account (no templates)."""
 
     model_config = ConfigDict(extra="forbid")
 
     display_number: DisplayNumber | None = None
     default_queue_id: UUID | None = None
     access_token: AccessToken | None = None
+    waba_id: WabaId | None = None
     active: bool | None = None
 
 
@@ -79,17 +87,18 @@ class Channel(BaseModel):
     display_number: str
     default_queue_id: UUID
     has_access_token: bool
+    waba_id: str | None
     active: bool
     created_at: datetime
     updated_at: datetime
 
 
 _CHANNEL_COLUMNS = """id, tenant_id, phone_number_id, display_number, default_queue_id,
-    access_token is not null as has_access_token, active, created_at, updated_at"""
+    access_token is not null as has_access_token, waba_id, active, created_at, updated_at"""
 
 _INSERT_CHANNEL_SQL = f"""
-insert into channels (tenant_id, phone_number_id, display_number, default_queue_id, access_token)
-values ($1, $2, $3, $4, $5)
+insert into channels (tenant_id, phone_number_id, display_number, default_queue_id, access_token, waba_id)
+values ($1, $2, $3, $4, $5, $6)
 returning {_CHANNEL_COLUMNS}
 """
 
@@ -106,6 +115,7 @@ async def create_channel(conn: Connection, *, tenant_id: UUID, data: ChannelCrea
             data.display_number,
             data.default_queue_id,
             token,
+            data.waba_id,
         )
     except asyncpg.UniqueViolationError:
         raise Conflict(f"phone number id {data.phone_number_id} is already connected") from None
@@ -145,6 +155,7 @@ update channels set
     default_queue_id = coalesce($3, default_queue_id),
     access_token = case when $4 then $5 else access_token end,
     active = coalesce($6, active),
+    waba_id = case when $7 then $8 else waba_id end,
     updated_at = now()
 where id = $1
 returning {_CHANNEL_COLUMNS}
@@ -152,7 +163,7 @@ returning {_CHANNEL_COLUMNS}
 
 
 async def update_channel(conn: Connection, *, channel_id: UUID, data: ChannelUpdate) -> Channel:
-    # Only for the token does null mean something (remove it), so only its presence is told apart.
+    # Only for the token and the account does null mean something (remove it), so only theirs is told apart.
     token_given = "access_token" in data.model_fields_set
     token = data.access_token.get_secret_value() if data.access_token else None
     try:
@@ -164,6 +175,8 @@ async def update_channel(conn: Connection, *, channel_id: UUID, data: ChannelUpd
             token_given,
             token,
             data.active,
+            "waba_id" in data.model_fields_set,
+            data.waba_id,
         )
     except asyncpg.ForeignKeyViolationError:
         raise NotFound("the default queue is not a queue of this tenant") from None

@@ -15,6 +15,7 @@ from fiv_console.accounts.passwords import hash_password_async
 from fiv_console.constants import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.routing import channels, queues
+from fiv_console.simulation.envelopes import DEFAULT_WABA_ID
 
 DEMO_TENANT_NAME = "Demo Company"
 DEMO_WORKSPACE = "demo"
@@ -60,6 +61,8 @@ class DemoTenant:
 # The demo's business number marks the demo tenant, whatever its workspace became (a demo seeded before
 # workspaces existed got its slug from its name).
 _DEMO_TENANT_SQL = "select tenant_id from channel_for_phone_number($1)"
+# A demo seeded before channels knew their account gets the simulator's, so its templates show.
+_DEMO_WABA_SQL = "update channels set waba_id = $2 where phone_number_id = $1 and waba_id is null"
 
 
 async def seed_demo(db: Database) -> DemoTenant:
@@ -68,6 +71,7 @@ async def seed_demo(db: Database) -> DemoTenant:
     if existing is not None:
         async with tenant_tx(db, existing) as conn:
             found = await tenants.get_tenant(conn, tenant_id=existing)
+            await conn.execute(_DEMO_WABA_SQL, DEMO_PHONE_NUMBER_ID, DEFAULT_WABA_ID)
         assert found is not None, "the demo number's tenant exists"
         return DemoTenant(tenant_id=existing, workspace=found.slug, created=False)
 
@@ -99,6 +103,8 @@ async def seed_demo(db: Database) -> DemoTenant:
                 default_queue_id=queue_ids["Support"],
                 # The demo's Graph API is the simulator, which takes any token.
                 access_token=SecretStr("demo-access-token"),
+                # The simulator's business account, whose templates it serves.
+                waba_id=DEFAULT_WABA_ID,
             ),
         )
     return DemoTenant(tenant_id=tenant.id, workspace=tenant.slug, created=True)

@@ -48,6 +48,7 @@ async def create_channel(call: ApiCall[ChannelCreate, NoInput]) -> Created[Chann
             "display_number": channel.display_number,
             "default_queue_id": str(channel.default_queue_id),
             "has_access_token": channel.has_access_token,
+            "waba_id": channel.waba_id,
         }
         await call.audit("channel.created", "channel", channel.id, details, conn=conn)
     return Created(channel)
