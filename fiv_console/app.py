@@ -32,6 +32,7 @@ from fiv_console.keys import (
     rate_limiter_key,
     redis_key,
     settings_key,
+    template_cache_key,
     typing_throttle_key,
     upkeep_key,
 )
@@ -50,6 +51,7 @@ from fiv_console.web.middleware import add_security_headers, api_error_middlewar
 from fiv_console.web.sessions import setup_sessions
 from fiv_console.whatsapp.client import GraphClient, RetryPolicy, TokenBuckets
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER
+from fiv_console.whatsapp.template_cache import TemplateCache
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +89,21 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def graph_client_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One HTTP session for every Graph API call; cookies Meta might set are of no use and not kept."""
+    """One HTTP session for every Graph API call (cookies Meta might set are of no use and not kept), and the
+    cache of channels' templates fetched through it, whose fetches still running are cancelled first."""
     settings = app[settings_key]
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        app[graph_client_key] = GraphClient(
+        client = app[graph_client_key] = GraphClient(
             session,
             settings.whatsapp_graph_url,
             retry=RetryPolicy(total_time=settings.whatsapp_send_timeout),
             buckets=TokenBuckets(rate=settings.whatsapp_rate_per_second),
         )
-        yield
+        cache = app[template_cache_key] = TemplateCache(client)
+        try:
+            yield
+        finally:
+            await cache.close()
 
 
 async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ from fiv_console.realtime.upkeep import Upkeep
 from fiv_console.settings import Settings
 from fiv_console.web.in_flight import InFlight
 from fiv_console.whatsapp.client import GraphClient
+from fiv_console.whatsapp.template_cache import TemplateCache
 
 settings_key = web.AppKey("settings", Settings)
 database_key = web.AppKey("database", Database)
@@ -26,6 +27,8 @@ database_key = web.AppKey("database", Database)
 redis_key = web.AppKey("redis", Redis)
 rate_limiter_key = web.AppKey("rate_limiter", RateLimiter)
 graph_client_key = web.AppKey("graph_client", GraphClient)
+# Each channel's message templates, kept a while (`graph_client_ctx` owns it with the client).
+template_cache_key = web.AppKey("template_cache", TemplateCache)
 typing_throttle_key = web.AppKey("typing_throttle", TypingThrottle)
 intake_key = web.AppKey("intake", Intake)
 # This process's id among the instances (connection leases, the bus).

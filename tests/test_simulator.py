@@ -242,7 +242,13 @@ async def test_recipients_by_convention_meet_metas_errors(console: Console, http
             "messaging_product": "whatsapp",
             "to": "+44 7700 0131047",
             "type": "template",
-            "template": {"name": "order_update", "language": {"code": "en_US"}},
+            "template": {
+                "name": "order_update",
+                "language": {"code": "en_US"},
+                "components": [
+                    {"type": "body", "parameters": [{"type": "text", "text": "Ana"}, {"type": "text", "text": "#1"}]}
+                ],
+            },
         }
         assert (await post(http, server, template))[0] == 200
 

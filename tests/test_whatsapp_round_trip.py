@@ -105,16 +105,17 @@ async def test_a_customer_and_an_agent_through_the_simulator(
     sends_before = len(world.simulator.sent)
     template = await agent.post(
         f"/api/conversations/{conversation_id}/messages",
-        {"template": {"name": "order_update", "language": "en_US", "parameters": ["#1234", "tomorrow"]}},
+        {"template": {"name": "order_update", "language": "en_US", "parameters": ["Ana", "#1234"]}},
     )
     assert template.status == 201, template.body
     assert template.body["data"]["status"] == "sent"
+    assert template.body["data"]["text"] == "Hi Ana, your order #1234 is on its way.\n\nFi.V Demo Shop"
     assert len(world.simulator.sent) == sends_before + 1
     body = world.simulator.sent[-1].request["template"]
     assert body["name"] == "order_update"
     assert body["components"][0]["parameters"] == [
+        {"type": "text", "text": "Ana"},
         {"type": "text", "text": "#1234"},
-        {"type": "text", "text": "tomorrow"},
     ]
 
 

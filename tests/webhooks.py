@@ -61,6 +61,7 @@ async def connect_number(
     queue_id: uuid.UUID,
     phone_number_id: str,
     token: str = "test-token",  # noqa: S107 - the simulator takes any token
+    waba_id: str | None = None,
 ) -> uuid.UUID:
     async with tenant_tx(db, tenant_id) as conn:
         channel = await channels.create_channel(
@@ -71,6 +72,7 @@ async def connect_number(
                 display_number="+1 555 0100",
                 default_queue_id=queue_id,
                 access_token=SecretStr(token),
+                waba_id=waba_id,
             ),
         )
     return channel.id
@@ -165,7 +167,8 @@ async def simulated_world(
     **settings: object,
 ) -> AsyncIterator[World]:
     """A console on a free port whose Graph API is the simulator, which posts its webhooks back to it; the
-    tenant's new number connected with `token`. `settings` override the console's."""
+    tenant's new number connected with `token`, in the simulator's business account (its templates).
+    `settings` override the console's."""
     port = free_port()
     webhook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
     config = SimulatorConfig(
@@ -183,7 +186,12 @@ async def simulated_world(
         browsers = Browsers(console)
         phone_number_id = new_phone_number_id()
         channel_id = await connect_number(
-            db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id, token=token
+            db,
+            tenant_id=tenant.id,
+            queue_id=tenant.queue_id,
+            phone_number_id=phone_number_id,
+            token=token,
+            waba_id=config.waba_id,
         )
         try:
             yield World(console, simulator.simulator, browsers, webhook_url, phone_number_id, channel_id)

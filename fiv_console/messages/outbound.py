@@ -33,6 +33,7 @@ from fiv_console.messages import statuses as message_statuses
 from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages.history import Message
 from fiv_console.text import NO_NUL
+from fiv_console.whatsapp.template_messages import ButtonValue, ComposedTemplate, HeaderValue, TemplateParameter
 
 MediaKind = Literal["image", "document", "audio", "video"]
 # A failed or long-queued message may be sent again; queued for less than this, it may still be on its way.
@@ -56,17 +57,29 @@ class WindowClosed(Conflict):
 
 
 TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")]
+ParameterName = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")]
 LanguageCode = Annotated[str, StringConstraints(min_length=2, max_length=15, pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")]
-TemplateParameter = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NO_NUL)]
 MessageText = Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=NO_NUL)]
 
 
 class TemplateRequest(BaseModel):
+    """A template of the channel's business account and its values, checked against the template before
+    anything is stored (`messages.templates`); a problem is 422 `TEMPLATE_MISMATCH` naming the fields."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: TemplateName = Field(description="An approved template's name.")
     language: LanguageCode = Field(description="Its language code, e.g. `en_US` or `pt_BR`.")
-    parameters: list[TemplateParameter] = Field(default=[], max_length=20, description="The body's {{n}} values.")
+    parameters: (
+        Annotated[list[TemplateParameter], Field(max_length=100)]
+        | Annotated[dict[ParameterName, TemplateParameter], Field(max_length=100)]
+    ) = Field(
+        default=[],
+        description="The body's values: a list for a positional template ({{1}}, {{2}}, ...), an object by name "
+        "for a named one ({{first_name}}).",
+    )
+    header: HeaderValue | None = Field(default=None, description="The header's value, when it takes one.")
+    buttons: list[ButtonValue] = Field(default=[], max_length=10, description="Values of the buttons that take one.")
 
 
 class MediaRequest(BaseModel):
@@ -242,10 +255,21 @@ async def _locked_target(conn: Connection, viewer: Viewer, conversation_id: UUID
     return row
 
 
-def _stored_form(content: Reply) -> tuple[str, str | None, dict[str, Any] | None, dict[str, Any] | None]:
-    """kind, text, media and details of the row, from which the request can be rebuilt to send again."""
+def _stored_form(
+    content: Reply, composed: ComposedTemplate | None = None
+) -> tuple[str, str | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """kind, text, media and details of the row, from which the request can be rebuilt to send again. A
+    template's text is what the customer reads (its header and body filled in, its footer), so the history
+    reads naturally; `details` keep the request (name, language, values) and the components sent."""
     if isinstance(content, TemplateReply):
-        return "template", None, None, {"template": content.template.model_dump()}
+        request = content.template.model_dump(exclude_none=True, exclude_defaults=True) | {
+            "name": content.template.name,
+            "language": content.template.language,
+        }
+        if composed is None:
+            return "template", None, None, {"template": request}
+        details = {"template": request, "components": composed.components, "header_kind": composed.header_kind}
+        return "template", composed.text or None, None, details
     if isinstance(content, MediaReply):
         media = content.media.model_dump(exclude_none=True, exclude={"kind"})
         return content.media.kind, content.media.caption, media, None
@@ -262,10 +286,21 @@ def _request_of(message: Message) -> Reply:
 
 
 async def prepare(
-    conn: Connection, events: EventBatch, *, viewer: Viewer, conversation_id: UUID, content: Reply
+    conn: Connection,
+    events: EventBatch,
+    *,
+    viewer: Viewer,
+    conversation_id: UUID,
+    content: Reply,
+    composed: tuple[UUID, ComposedTemplate] | None = None,
 ) -> Outgoing:
-    """Checks the rules and stores the message as `queued`; the caller commits, then sends."""
+    """Checks the rules and stores the message as `queued`; the caller commits, then sends.
+
+    A template reply comes `composed` (`messages.templates.compose_reply`: for which channel, and what to
+    send); stored with its components, a retry sends exactly what was checked."""
     row = await _locked_target(conn, viewer, conversation_id, template=isinstance(content, TemplateReply))
+    if composed is not None and composed[0] != row["channel_id"]:
+        raise Conflict("the conversation's number changed while the template was checked: send it again")
     reply_to_wamid = None
     if content.reply_to is not None:
         reply_to_wamid = await conn.fetchval(_REPLY_TO_SQL, content.reply_to, conversation_id)
@@ -274,7 +309,7 @@ async def prepare(
                 "reply_to is not a message of this conversation that WhatsApp knows",
                 details=[{"field": "body.reply_to", "message": "no such message in this conversation"}],
             )
-    kind, text, media, details = _stored_form(content)
+    kind, text, media, details = _stored_form(content, composed[1] if composed is not None else None)
     return await _store(
         conn, events, row, content, form=(kind, text, media, details), reply_to_wamid=reply_to_wamid, author=viewer
     )

@@ -28,9 +28,11 @@ from fiv_console.conversations import read_marks
 from fiv_console.db.pool import DATABASE_TROUBLE, Database
 from fiv_console.events import Announcer
 from fiv_console.messages import outbound
+from fiv_console.messages import templates as template_replies
 from fiv_console.messages.history import Message
 from fiv_console.messages.outbound import Outgoing, Reply, TemplateReply, TextReply
 from fiv_console.whatsapp.client import GraphClient, GraphError, media_payload, template_payload, text_payload
+from fiv_console.whatsapp.template_cache import TemplateCache
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,19 @@ async def send(
     viewer: Viewer,
     conversation_id: UUID,
     content: Reply,
+    templates: TemplateCache,
 ) -> Message:
-    """Stores the reply as `queued`, sends it, and answers the message as it then stands."""
+    """Stores the reply as `queued`, sends it, and answers the message as it then stands. A template is
+    checked against the channel's first, outside any transaction (its list may have to be fetched)."""
+    composed = None
+    if isinstance(content, TemplateReply):
+        composed = await template_replies.compose_reply(
+            db, templates, viewer=viewer, conversation_id=conversation_id, request=content.template
+        )
     async with events.changing(db, announcer, viewer.tenant_id) as (conn, batch):
-        outgoing = await outbound.prepare(conn, batch, viewer=viewer, conversation_id=conversation_id, content=content)
+        outgoing = await outbound.prepare(
+            conn, batch, viewer=viewer, conversation_id=conversation_id, content=content, composed=composed
+        )
     return await deliver(db, client, announcer, viewer.tenant_id, outgoing)
 
 
@@ -65,8 +76,12 @@ def payload_of(outgoing: Outgoing) -> dict[str, Any]:
     if isinstance(content, TextReply):
         return text_payload(to, content.text, reply_to=outgoing.reply_to_wamid)
     if isinstance(content, TemplateReply):
-        template = content.template
-        payload = template_payload(to, template.name, template.language, list(template.parameters))
+        template, details = content.template, outgoing.message.details or {}
+        if "components" in details:
+            payload = template_payload(to, template.name, template.language, components=details["components"])
+        else:
+            # Stored before templates were checked: the body's values in order, as then.
+            payload = template_payload(to, template.name, template.language, list(template.parameters))
     else:
         media = content.media
         payload = media_payload(to, media.kind, media.id, caption=media.caption, filename=media.filename)

@@ -10,6 +10,9 @@ or refused token is Meta's 401, code 190):
 - `POST /v{N}/{phone_number_id}/media`: a multipart upload (`messaging_product`, `type`, `file`) → `{"id"}`.
 - `GET /v{N}/{media_id}`: the media's metadata, with a download URL on this server valid for 5 minutes;
   `GET` that URL: the bytes.
+- `GET /v{N}/{waba_id}/message_templates`: the account's templates (`config.templates`, by default the
+  realistic set of `simulation.templates`) in Meta's pages (`limit`, `after`); another account's id is
+  Meta's error 100. Template sends are checked against them as Meta does (132001, 132000).
 
 Errors by recipient, for the console's client to meet Meta's answers (the rules are in `graph_rules`). A
 `to` whose digits end in `0` and a code of `REJECTED_RECIPIENTS` is refused at once with that error
@@ -25,8 +28,9 @@ After each accepted send, signed status webhooks go to `config.console_url`: `se
 answers anything but 200 gets the same bytes again, `webhook_attempts` times at most, with doubling
 delays. The app's cleanup cancels the deliveries still pending.
 
-Everything received and delivered is kept for inspection: `sent`, `read_marks`, `uploads`, `rejections`,
-`webhooks` (every attempt, with the console's answer).
+Everything received and delivered is kept for inspection: `sent` (each request's body as received, a
+template's `components` included), `read_marks`, `uploads`, `template_listings`, `rejections`, `webhooks`
+(every attempt, with the console's answer).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ from fiv_console.simulation.graph_rules import (
     digits,
     meta_error,
 )
+from fiv_console.simulation.templates import DEFAULT_TEMPLATES, listing, refusal, views
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER
 
 log = logging.getLogger(__name__)
@@ -80,8 +85,8 @@ MEDIA_URL_LIFETIME_SECONDS = 300
 DOWNLOAD_PATH = "/whatsapp_business/attachments/"
 _VERSION = r"{version:v[0-9]+(?:\.[0-9]+)?}"
 
-Target = Literal["send", "read", "upload"]
-"""What a scripted failure answers: a send, a read mark, or a media upload."""
+Target = Literal["send", "read", "upload", "templates"]
+"""What a scripted failure answers: a send, a read mark, a media upload, or a template listing."""
 
 
 # --- what the simulator keeps ---------------------------------------------------------------------------
@@ -94,7 +99,9 @@ class SimulatorConfig:
     display_numbers: Mapping[str, str] = field(default_factory=dict)  # phone_number_id -> digits, for webhooks
     waba_id: str = DEFAULT_WABA_ID
     access_tokens: frozenset[str] | None = None  # None: any non-empty bearer token is accepted
-    templates: frozenset[str] | None = None  # approved template names; None: any name is approved
+    # The account's templates as Meta lists them; None: any template is taken, and none is listed.
+    templates: tuple[Mapping[str, Any], ...] | None = DEFAULT_TEMPLATES
+    template_page_limit: int = 100  # the most templates one page holds, whatever `limit` asks
     status_delays: tuple[float, float, float] = (0.1, 0.5, 2.0)  # accepted->sent, sent->delivered, ->read
     read_probability: float = 1.0
     duplicate_probability: float = 0.0  # each status webhook is delivered a second time with this chance
@@ -128,6 +135,14 @@ class ReadMark:
     typing_indicator: bool
     token: str
     received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateListing:
+    waba_id: str
+    limit: int
+    after: str | None
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,13 +197,20 @@ class GraphSimulator:
         self.sent: list[SentMessage] = []
         self.read_marks: list[ReadMark] = []
         self.uploads: list[StoredMedia] = []
+        self.template_listings: list[TemplateListing] = []
+        self._templates = views(config.templates) if config.templates is not None else None
         self.rejections: list[Rejection] = []
         self.webhooks: list[WebhookDelivery] = []
         self._media: dict[str, StoredMedia] = {}
         self._answers: dict[tuple[str, str], dict[str, Any]] = {}  # by (phone_number_id, Idempotency-Key)
         self._sent_to: dict[str, list[str]] = {}
         self._conversations: dict[tuple[str, str], tuple[str, int]] = {}
-        self._scripted: dict[Target, deque[MetaError]] = {"send": deque(), "read": deque(), "upload": deque()}
+        self._scripted: dict[Target, deque[MetaError]] = {
+            "send": deque(),
+            "read": deque(),
+            "upload": deque(),
+            "templates": deque(),
+        }
         # Picks duplicates, shuffles and unread messages, reproducibly; nothing secret comes from it.
         self._random = random.Random(config.seed)  # noqa: S311
         self._url_key = secrets.token_bytes(16)  # signs download URLs
@@ -265,9 +287,11 @@ class GraphSimulator:
             message = SendRequest.model_validate(document)
         except ValidationError as exc:
             return self._reject("send", phone_number_id, meta_error(100, describe(exc)))
-        templates = self.config.templates
-        if message.template is not None and templates is not None and message.template.name not in templates:
-            return self._reject("send", phone_number_id, meta_error(132001))
+        template = message.template
+        if template is not None and self._templates is not None:
+            refused = refusal(self._templates, template.name, template.language.code, template.components)
+            if refused is not None:
+                return self._reject("send", phone_number_id, refused)
         wa_id = digits(message.to)
         code = convention(wa_id, REJECTED_RECIPIENTS)
         if code is not None and not (code == 131047 and message.type == "template"):
@@ -332,6 +356,22 @@ class GraphSimulator:
         stored = self._store(data, mime_type, upload.filename, phone_number_id)
         self.uploads.append(stored)
         return _json({"id": stored.id})
+
+    async def handle_templates(self, request: web.Request) -> web.Response:
+        waba_id = request.match_info["waba_id"]
+        token = _bearer(request, self.config.access_tokens)
+        if token is None:
+            return self._reject("templates", waba_id, meta_error(INVALID_TOKEN))
+        if self._scripted["templates"]:
+            return self._reject("templates", waba_id, self._scripted["templates"].popleft(), scripted=True)
+        if waba_id != self.config.waba_id or self.config.templates is None:
+            return self._reject("templates", waba_id, meta_error(100, f"Object with ID '{waba_id}' does not exist."))
+        asked = request.query.get("limit", "25")
+        limit = min(int(asked) if asked.isdigit() and int(asked) > 0 else 25, self.config.template_page_limit)
+        after = request.query.get("after")
+        self.template_listings.append(TemplateListing(waba_id, limit, after, token))
+        url = str(request.url.with_query(None))
+        return _json(listing(self.config.templates, limit=limit, after=after, url=url))
 
     async def handle_media_info(self, request: web.Request) -> web.Response:
         media_id = request.match_info["media_id"]
@@ -512,6 +552,7 @@ def create_simulator_app(config: SimulatorConfig) -> web.Application:
     app.router.add_post(f"/{_VERSION}/{{phone_number_id}}/messages", simulator.handle_messages)
     app.router.add_post(f"/{_VERSION}/{{phone_number_id}}/media", simulator.handle_upload)
     app.router.add_get(f"/{_VERSION}/{{media_id:[0-9]+}}", simulator.handle_media_info)
+    app.router.add_get(f"/{_VERSION}/{{waba_id:[0-9]+}}/message_templates", simulator.handle_templates)
     app.router.add_get(DOWNLOAD_PATH, simulator.handle_download)
     return app
 

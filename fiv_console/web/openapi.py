@@ -76,7 +76,8 @@ _ERROR_RESPONSES: dict[str, str] = {
     "NotFound": "NOT_FOUND: no such id in the caller's tenant (another tenant's ids are never told apart).",
     "Error": (
         "Any other failure, in the same envelope: REQUEST_TIMEOUT 408 (the body came too slowly), CONFLICT 409, "
-        "PAYLOAD_TOO_LARGE 413, RATE_LIMITED 429 and "
+        "PAYLOAD_TOO_LARGE 413, TEMPLATE_MISMATCH 422 (a template send that does not fit its template), "
+        "RATE_LIMITED 429 and "
         "UNAVAILABLE 503 (both with Retry-After), INTERNAL_ERROR 500 (quote the X-Request-ID)."
     ),
 }

@@ -1,4 +1,5 @@
-"""Meta's Graph API for WhatsApp: sending messages, marking them read, and fetching and uploading media.
+"""Meta's Graph API for WhatsApp: sending messages, marking them read, fetching and uploading media, and
+listing a business account's message templates.
 
 `GraphClient` makes every call on one shared `aiohttp.ClientSession` (created and closed by whoever owns
 the app's resources), with the access token of the channel passed on each call. It owns what every call
@@ -222,6 +223,21 @@ class _SuccessAnswer(_Model):
 
 class _UploadAnswer(_Model):
     id: str = Field(min_length=1)
+
+
+class _Cursors(_Model):
+    after: str | None = None
+
+
+class _Paging(_Model):
+    cursors: _Cursors | None = None
+    next: str | None = None
+
+
+class _TemplatesPage(_Model):
+    # Items stay raw here: `whatsapp.templates` reads each on its own, so one odd template spoils nothing.
+    data: list[dict[str, Any]]
+    paging: _Paging | None = None
 
 
 class MediaInfo(_Model):
@@ -494,6 +510,33 @@ class GraphClient:
         url = f"{self._url(phone_number_id)}?fields=id,display_phone_number,verified_name"
         return await self._call("phone_number_info", PhoneNumberInfo, "GET", url, access_token)
 
+    async def message_templates(
+        self, waba_id: str, access_token: str, *, page_size: int = 100, max_pages: int = 50
+    ) -> list[dict[str, Any]]:
+        """Every template of the business account, all pages, as Meta lists them (raw items).
+
+        Pages follow `paging.cursors.after` on our own URL while Meta says there is a `next`; the `next` URL
+        itself is not fetched, since it may carry the token and points wherever the answer says."""
+        fields = "id,name,language,status,category,parameter_format,components"
+        items: list[dict[str, Any]] = []
+        after: str | None = None
+        for _ in range(max_pages):
+            query = f"?fields={fields}&limit={page_size}" + (f"&after={quote(after, safe='')}" if after else "")
+            url = self._url(waba_id, "message_templates") + query
+            page = await self._call("message_templates", _TemplatesPage, "GET", url, access_token)
+            items.extend(page.data)
+            paging = page.paging
+            following = paging.cursors.after if paging is not None and paging.cursors is not None else None
+            if paging is None or paging.next is None or not following or following == after:
+                return items
+            after = following
+        raise GraphError(
+            code=None,
+            message=f"more than {max_pages} pages of templates",
+            retryable=False,
+            reason=f"This WhatsApp Business Account lists more than {max_pages * page_size} templates.",
+        )
+
     async def media_info(self, media_id: str, access_token: str) -> MediaInfo:
         """Where to download a media file (the URL lives 5 minutes) and what it is."""
         return await self._call("media_info", MediaInfo, "GET", self._url(media_id), access_token)
@@ -624,12 +667,21 @@ def text_payload(to: str, body: str, reply_to: str | None = None, preview_url: b
     return payload
 
 
-def template_payload(to: str, name: str, language: str, parameters: list[str]) -> dict[str, Any]:
-    """An approved template, its body placeholders filled in order with `parameters`."""
+def template_payload(
+    to: str,
+    name: str,
+    language: str,
+    parameters: list[str] | None = None,
+    *,
+    components: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An approved template: its `components` as built (`whatsapp.template_messages.compose`), or only its
+    body's placeholders filled in order with `parameters`."""
     template: dict[str, Any] = {"name": name, "language": {"code": language}}
-    if parameters:
-        values = [{"type": "text", "text": value} for value in parameters]
-        template["components"] = [{"type": "body", "parameters": values}]
+    if components is None and parameters:
+        components = [{"type": "body", "parameters": [{"type": "text", "text": value} for value in parameters]}]
+    if components:
+        template["components"] = components
     return _message(to, "template", template)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from fiv_console.keys import database_key, graph_client_key, hub_key, typing_throttle_key
+from fiv_console.keys import database_key, graph_client_key, hub_key, template_cache_key, typing_throttle_key
 from fiv_console.messages import sending
 from fiv_console.messages.history import Message
 from fiv_console.messages.outbound import SendRequest
@@ -26,7 +26,8 @@ _TAG = "messages"
 
 @routes.route(
     "POST", "/api/conversations/{conversation_id}/messages", roles=ANYONE_SIGNED_IN,
-    summary="Send a reply: text or media inside the 24-hour window (else 409 WINDOW_CLOSED), or a template",
+    summary="Send a reply: text or media inside the 24-hour window (else 409 WINDOW_CLOSED), or a template "
+    "(checked against the channel's: 422 TEMPLATE_MISMATCH naming what does not fit)",
     tag=_TAG, body=SendRequest, response=Message, status=201, transaction=False,
 )  # fmt: skip
 async def send_message(call: ApiCall[SendRequest, NoInput]) -> Created[Message]:
@@ -38,6 +39,7 @@ async def send_message(call: ApiCall[SendRequest, NoInput]) -> Created[Message]:
         viewer=viewer_of(call),
         conversation_id=call.ids["conversation_id"],
         content=call.body.root,
+        templates=app[template_cache_key],
     )
     return Created(message)
 

@@ -15,6 +15,7 @@ from fiv_console.web.api import (
     media,
     messages,
     queues,
+    templates,
     tokens,
     users,
 )
@@ -28,6 +29,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     contacts.routes,
     conversations.routes,
     messages.routes,
+    templates.routes,
     media.routes,
     canned_responses.routes,
     labels.routes,
