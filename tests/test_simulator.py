@@ -612,3 +612,66 @@ def test_the_command_reports_a_taken_port(capsys: pytest.CaptureFixture[str]) ->
         args = parser.parse_args(["--port", str(taken.getsockname()[1])])
         assert run_simulator(load_settings(whatsapp_app_secret="s3cret"), args) == 1
     assert capsys.readouterr().err.startswith("fiv-console: error: simulator: ")
+
+
+# --- templates ------------------------------------------------------------------------------------------
+
+
+def template(name: str, language: str, *components: dict[str, Any]) -> dict[str, Any]:
+    content: dict[str, Any] = {"name": name, "language": {"code": language}}
+    if components:
+        content["components"] = list(components)
+    return {"messaging_product": "whatsapp", "to": CUSTOMER, "type": "template", "template": content}
+
+
+async def test_templates_are_listed_in_metas_pages(console: Console, http: aiohttp.ClientSession) -> None:
+    async with SimulatorServer(config(console)) as server:
+        url = f"{server.graph_url}/102290129340398/message_templates"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        names = []
+        async with http.get(url, params={"limit": "5"}, headers=headers) as answer:
+            first = await answer.json()
+        names += [item["name"] for item in first["data"]]
+        assert set(first["paging"]["cursors"]) == {"before", "after"}
+        assert first["paging"]["next"].startswith(url)
+        async with http.get(first["paging"]["next"], headers=headers) as answer:
+            second = await answer.json()
+        names += [item["name"] for item in second["data"]]
+        assert "next" not in second["paging"]
+        assert len(names) == 8
+        assert {"order_update", "appointment_reminder", "spring_sale", "payment_due"} <= set(names)
+        async with http.get(f"{server.graph_url}/555555555/message_templates", headers=headers) as answer:
+            assert (answer.status, (await answer.json())["error"]["code"]) == (400, 100)
+        async with http.get(url) as answer:
+            assert answer.status == 401
+
+
+async def test_template_sends_are_checked_as_meta_checks_them(console: Console, http: aiohttp.ClientSession) -> None:
+    body = {"type": "body", "parameters": [{"type": "text", "text": "Ana"}, {"type": "text", "text": "#1"}]}
+    named = {
+        "type": "body",
+        "parameters": [
+            {"type": "text", "parameter_name": "first_name", "text": "Ana"},
+            {"type": "text", "parameter_name": "date", "text": "May 3"},
+        ],
+    }
+    async with SimulatorServer(config(console)) as server:
+        refused = [
+            (template("no_such_template", "en_US"), 132001),
+            (template("order_update", "pt_BR", body), 132001),
+            (template("spring_sale", "en_US"), 132001),
+            (template("order_update", "en_US"), 132000),
+            (template("order_update", "en_US", {**body, "parameters": body["parameters"][:1]}), 132000),
+            (template("appointment_reminder", "en_US", body), 132000),
+            (template("order_shipped", "en_US", body), 132000),
+        ]
+        for document, code in refused:
+            status, answer = await post(http, server, document)
+            assert (status, answer["error"]["code"]) == (400, code), document
+        assert server.simulator.sent == []
+        assert (await post(http, server, template("appointment_reminder", "en_US", named)))[0] == 200
+        assert server.simulator.sent[0].request["template"]["components"] == [named]
+
+    # Without a template list every template is taken, as before templates were simulated.
+    async with SimulatorServer(config(console, templates=None)) as server:
+        assert (await post(http, server, template("anything", "en")))[0] == 200

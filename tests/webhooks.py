@@ -164,11 +164,12 @@ async def simulated_world(
     seed: int,
     token: str = "test-token",  # noqa: S107 - the simulator's test token
     access_tokens: frozenset[str] | None = None,
+    simulator: dict[str, Any] | None = None,
     **settings: object,
 ) -> AsyncIterator[World]:
     """A console on a free port whose Graph API is the simulator, which posts its webhooks back to it; the
     tenant's new number connected with `token`, in the simulator's business account (its templates).
-    `settings` override the console's."""
+    `simulator` overrides the simulator's configuration, `settings` the console's."""
     port = free_port()
     webhook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
     config = SimulatorConfig(
@@ -177,11 +178,10 @@ async def simulated_world(
         access_tokens=access_tokens,
         status_delays=(0.02, 0.05, 0.1),
         seed=seed,
+        **(simulator or {}),
     )
-    async with SimulatorServer(config) as simulator:
-        console = TestServer(
-            create_app(database.settings(whatsapp_graph_url=simulator.graph_url, **settings)), port=port
-        )
+    async with SimulatorServer(config) as server:
+        console = TestServer(create_app(database.settings(whatsapp_graph_url=server.graph_url, **settings)), port=port)
         await console.start_server()
         browsers = Browsers(console)
         phone_number_id = new_phone_number_id()
@@ -194,7 +194,7 @@ async def simulated_world(
             waba_id=config.waba_id,
         )
         try:
-            yield World(console, simulator.simulator, browsers, webhook_url, phone_number_id, channel_id)
+            yield World(console, server.simulator, browsers, webhook_url, phone_number_id, channel_id)
         finally:
             await browsers.close()
             await console.close()
