@@ -1,151 +1,94 @@
-// The console shell: who is signed in (from GET /api/me), signing out, the live connection with its
-// status, the person's chosen presence, and the activity it brings. Everything from the server is shown
-// with textContent only, so a name or message holding markup stays text.
+// The console page: who is signed in, the store loaded and kept live over /ws, and the views that
+// render from it. Views share one small `ui` object (which list, which conversation is open, which pane
+// a phone shows) and ask the store for everything else.
 
+import * as api from "./api.js";
+import { byId } from "./dom.js";
+import { setup as setupLanguage, t, translatePage } from "./i18n.js";
 import { connectLive } from "./live.js";
+import { createStore, isStaff } from "./store.js";
+import { createNotifier } from "./notify.js";
+import { mountHeader } from "./views/header.js";
+import { mountList } from "./views/list.js";
+import { mountConversation } from "./views/conversation.js";
+import { mountContact } from "./views/contact.js";
+import { mountKeyboard } from "./views/keyboard.js";
 
-const status = document.getElementById("console-status");
-const panel = document.getElementById("console-user");
-const nameField = document.getElementById("user-name");
-const roleField = document.getElementById("user-role");
-const workspaceField = document.getElementById("user-workspace");
-const signOut = document.getElementById("sign-out");
+const status = byId("console-status");
 
-const liveCard = document.getElementById("live");
-const liveState = document.getElementById("live-state");
-const presence = document.getElementById("presence");
-const activity = document.getElementById("activity");
-const activityEmpty = document.getElementById("activity-empty");
-
-const STATE_TEXT = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  ended: "Signed out",
-};
-const KEPT = 50;
-
-let csrfToken = null;
-let live = null;
-
-function toLogin() {
-  window.location.assign("/login");
-}
-
-async function loadMe() {
-  let response;
+async function start() {
+  let me;
   try {
-    response = await fetch("/api/me", { headers: { Accept: "application/json" }, credentials: "same-origin" });
-  } catch {
-    status.textContent = "The server cannot be reached. Reload the page to try again.";
+    me = await api.get("/api/me");
+  } catch (error) {
+    if (error.status !== 401) status.textContent = t("console.unreachable");
     return;
   }
-  if (response.status === 401) {
-    toLogin();
+  api.setCsrfToken(me.csrf_token);
+  setupLanguage({ zone: me.time_zone });
+  translatePage();
+  if (!me.user) {
+    status.textContent = t("console.tokenOnly");
     return;
   }
-  if (!response.ok) {
-    status.textContent = "Your details could not be loaded. Reload the page to try again.";
-    return;
-  }
-  const { data } = await response.json();
-  csrfToken = data.csrf_token;
-  nameField.textContent = data.user ? data.user.name : "API token";
-  roleField.textContent = data.role;
-  workspaceField.textContent = data.workspace;
-  status.textContent = "";
-  panel.hidden = false;
-  if (data.user && !live) startLive();
-}
 
-function describe(frame) {
-  const data = frame.data ?? {};
-  switch (frame.event) {
-    case "conversation.created":
-      return "A customer started a conversation";
-    case "message.created": {
-      const message = data.message ?? {};
-      const who = message.direction === "inbound" ? "Customer" : "Reply";
-      return `${who}: ${message.text ?? `[${message.kind ?? "message"}]`}`;
-    }
-    case "note.created":
-      return `Note by ${data.note?.author_name ?? "someone"}: ${data.note?.body ?? ""}`;
-    case "agent.presence":
-      return `${data.name} is ${data.status}${data.connected ? "" : " (not connected)"}`;
-    case "conversation.assigned":
-    case "conversation.transferred":
-    case "conversation.unassigned":
-    case "conversation.closed":
-    case "conversation.reopened": {
-      const contact = data.conversation?.contact;
-      const name = contact?.name ?? contact?.profile_name ?? contact?.wa_id ?? "a customer";
-      return `Conversation with ${name}: ${frame.event.split(".")[1]}`;
-    }
-    default:
-      return null;
-  }
-}
+  const store = createStore(me);
+  const ui = {
+    tab: "mine",
+    openId: null,
+    contactOpen: true,
+    listeners: new Set(),
+    set(changes) {
+      Object.assign(ui, changes);
+      // Opening a conversation shows it on a phone; the contact and list panes are asked for by name.
+      if ("openId" in changes && !("pane" in changes)) ui.pane = ui.openId ? "conversation" : "list";
+      byId("console").dataset.pane = ui.pane ?? "list";
+      for (const listener of ui.listeners) listener(changes);
+    },
+    on(listener) {
+      ui.listeners.add(listener);
+    },
+  };
+  const notifier = createNotifier(store, ui);
+  const header = mountHeader({ store, ui });
+  const list = mountList({ store, ui });
+  const conversation = mountConversation({ store, ui });
+  mountContact({ store, ui });
+  mountKeyboard({ ui, conversation, list });
 
-function show(text) {
-  const item = document.createElement("li");
-  item.textContent = text;
-  activity.prepend(item);
-  while (activity.children.length > KEPT) activity.lastElementChild.remove();
-  activityEmpty.hidden = true;
-}
-
-function startLive() {
-  liveCard.hidden = false;
-  live = connectLive({
+  let firstHello = true;
+  const live = connectLive({
     onState(state, user) {
-      liveState.dataset.state = state;
-      liveState.textContent = STATE_TEXT[state] ?? state;
-      if (user) presence.value = user.status;
+      header.connection(state);
+      if (state === "live" && firstHello) {
+        firstHello = false;
+        store.loadSnapshot().catch(() => {
+          status.textContent = t("console.loadFailed");
+        });
+      }
+      if (user) store.apply({ event: "agent.presence", data: { user_id: user.id, name: user.name, role: user.role, status: user.status, connected: true } });
     },
     onEvent(frame) {
-      const text = describe(frame);
-      if (text) show(text);
+      store.apply(frame);
+      notifier.event(frame);
     },
     onResync() {
-      show("Some activity was too old to replay; the lists are up to date again.");
+      store.loadSnapshot();
     },
     onSessionEnded() {
-      loadMe();
+      window.location.assign("/login");
     },
     onFrame(frame) {
-      if (frame.type === "error") show(`Not done: ${frame.error.message}`);
+      if (frame.type === "error") header.problem(frame.error.message);
     },
   });
+  header.setLive(live);
+  // The store in reach of the browser's console (and of the tests that compare it with a fresh snapshot).
+  window.fivConsole = { store, ui };
+  status.textContent = "";
+  status.hidden = true;
+  byId("console").hidden = false;
+  ui.set({ tab: isStaff(me) ? "all" : "mine" });
 }
 
-presence.addEventListener("change", () => {
-  if (!live || !live.send({ type: "presence", status: presence.value })) {
-    show("Not connected: the status will be set once the console is live again.");
-  }
-});
-
-async function logout() {
-  signOut.disabled = true;
-  let response;
-  try {
-    response = await fetch("/api/auth/logout", {
-      method: "POST",
-      headers: { "X-CSRF-Token": csrfToken ?? "", Accept: "application/json" },
-      credentials: "same-origin",
-    });
-  } catch {
-    response = null;
-  }
-  // 401: the session had already ended, which is what signing out wanted.
-  if (response && (response.ok || response.status === 401)) {
-    if (live) live.stop();
-    sessionStorage.clear();
-    toLogin();
-    return;
-  }
-  status.textContent = "Signing out did not work. Please try again.";
-  signOut.disabled = false;
-}
-
-signOut.addEventListener("click", logout);
-loadMe();
+start();

@@ -1,13 +1,12 @@
 // The console's live connection: one WebSocket to /ws that resumes where it left off.
 //
-// Every event carries its tenant-wide `seq`; the last one handled is kept for this tab (sessionStorage), so
-// a reconnect, or a reload, asks the server for exactly what was missed (`resume`). Events at or below it
-// are dropped, so nothing is handled twice. The socket reconnects by itself with a growing, jittered delay;
+// Every event carries its tenant-wide `seq`; the last one handled is kept, so a reconnect asks the server
+// for exactly what was missed (`resume`). Events at or below it are dropped, so nothing is handled twice.
+// A page (re)load starts from the `hello`'s seq: the page then reads a fresh snapshot anyway. The socket reconnects by itself with a growing, jittered delay;
 // when the session has ended it stops and says so: the server closes a live socket with 4401 then, and
 // refuses a new one with HTTP 401 before the upgrade, which a browser only reports as a failed connection,
 // so a socket that fails before its `hello` asks `/api/me` whether the session still stands.
 
-const SEQ_KEY = "fiv.lastSeq";
 const SESSION_ENDED = 4401;
 
 async function sessionStands() {
@@ -21,18 +20,12 @@ async function sessionStands() {
 
 export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFrame }) {
   let socket = null;
-  let lastSeq = readSeq();
+  let lastSeq = null;
   let attempt = 0;
   let stopped = false;
 
-  function readSeq() {
-    const stored = Number.parseInt(sessionStorage.getItem(SEQ_KEY) ?? "", 10);
-    return Number.isSafeInteger(stored) && stored >= 0 ? stored : null;
-  }
-
   function remember(seq) {
     lastSeq = seq;
-    sessionStorage.setItem(SEQ_KEY, String(seq));
   }
 
   function send(frame) {

@@ -16,11 +16,13 @@ import orjson
 from aiohttp import ClientResponse, ClientSession
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
+from yarl import URL
 
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.routing import channels
 from fiv_console.serving import free_port
+from fiv_console.settings import Settings
 from fiv_console.simulation.cloud_api import GraphSimulator, SimulatorConfig, SimulatorServer
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER
 from fiv_console.whatsapp.signature import sign as sign_with
@@ -149,10 +151,21 @@ class World:
     webhook_url: str
     phone_number_id: str
     channel_id: uuid.UUID
+    settings: Settings
 
     async def customer_writes(self, wa_id: str, text: str) -> None:
         """A signed text message from the customer `wa_id` to the world's number, as Meta posts it."""
         await customer_writes(self.console, self.phone_number_id, text, customer=wa_id)
+
+    async def stop_console(self) -> None:
+        """The console goes away, as a killed process would: its sockets drop and its port stops answering."""
+        await self.console.close()
+
+    async def start_console(self) -> None:
+        """A new console process on the same port, database and settings."""
+        port = URL(self.webhook_url).port
+        self.console = TestServer(create_app(self.settings), port=port)
+        await self.console.start_server()
 
 
 @asynccontextmanager
@@ -181,7 +194,8 @@ async def simulated_world(
         **(simulator or {}),
     )
     async with SimulatorServer(config) as server:
-        console = TestServer(create_app(database.settings(whatsapp_graph_url=server.graph_url, **settings)), port=port)
+        console_settings = database.settings(whatsapp_graph_url=server.graph_url, **settings)
+        console = TestServer(create_app(console_settings), port=port)
         await console.start_server()
         browsers = Browsers(console)
         phone_number_id = new_phone_number_id()
@@ -193,8 +207,9 @@ async def simulated_world(
             token=token,
             waba_id=config.waba_id,
         )
+        world = World(console, server.simulator, browsers, webhook_url, phone_number_id, channel_id, console_settings)
         try:
-            yield World(console, server.simulator, browsers, webhook_url, phone_number_id, channel_id)
+            yield world
         finally:
             await browsers.close()
-            await console.close()
+            await world.console.close()

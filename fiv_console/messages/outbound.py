@@ -198,10 +198,12 @@ values ($1, $2, $3, 'outbound', $4, $5, $6, $7, $8, 'queued', $9, 1, clock_times
 returning {MESSAGE_COLUMNS}, send_attempts, updated_at
 """
 # The reply is the conversation's newest message: the list's preview.
+# The reply's own time, so a browser that holds the conversation can move it from `message.created` alone.
 _TOUCH_SQL = """
 update conversations
-set last_message_at = now(), updated_at = now(), last_message_id = $2, last_message_direction = 'outbound',
-    last_message_kind = $3, last_message_text = left($4, 140), last_message_created_at = $5
+set last_message_at = greatest(last_message_at, $5), updated_at = now(), last_message_id = $2,
+    last_message_direction = 'outbound', last_message_kind = $3, last_message_text = left($4, 140),
+    last_message_created_at = $5
 where id = $1
 """
 # A reply a person or an integration wrote, once WhatsApp took it, answers what the customer wrote before it

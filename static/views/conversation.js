@@ -1,0 +1,311 @@
+// The open conversation: who it is with and where it stands, the actions on it (take, transfer, close,
+// unassign, reopen, labels), the history with day separators, delivery ticks, Meta's reason and Retry for
+// a failed message, quoted replies, media inline and private notes; infinite scroll loads older messages.
+// Opening it as its agent marks the customer's messages read (a supervisor looking in marks nothing).
+
+import * as api from "../api.js";
+import { byId, clear, el, linkify, setText } from "../dom.js";
+import { dayKey, formatDay, formatTime, t } from "../i18n.js";
+import { instant, isStaff } from "../store.js";
+import { mountComposer } from "./composer.js";
+import { describeError, openDialog } from "./dialogs.js";
+import { contactName } from "./list.js";
+
+const TICKS = { queued: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
+
+function mediaOf(message) {
+  const media = message.media;
+  if (!media?.id) return null;
+  const source = `/api/messages/${message.id}/media`;
+  switch (message.kind) {
+    case "image":
+    case "sticker":
+      return el("a", { href: source, target: "_blank", rel: "noopener noreferrer", class: "media-image" },
+        el("img", { src: source, alt: media.caption || t(`kind.${message.kind}`), loading: "lazy" }));
+    case "audio":
+      return el("audio", { controls: true, preload: "none", src: source, "aria-label": t(media.voice ? "kind.voice" : "kind.audio") });
+    case "video":
+      return el("video", { controls: true, preload: "metadata", src: source, "aria-label": t("kind.video") });
+    default:
+      return el("a", { href: source, download: media.filename || "", class: "media-document" }, `📄 ${media.filename || t("kind.document")}`);
+  }
+}
+
+export function mountConversation({ store, ui }) {
+  const pane = byId("conversation");
+  const me = store.state.me;
+  const staff = isStaff(me);
+  let current = null; // { id, nodes }
+  let stickToBottom = true;
+
+  const header = el("header", { class: "conversation-header" });
+  const actions = el("div", { class: "actions", role: "toolbar", "aria-label": t("conversation.actions") });
+  const messages = el("ol", { class: "timeline", role: "log", "aria-label": t("conversation.messages"), tabindex: "0" });
+  const older = el("button", { type: "button", class: "secondary older", text: t("conversation.older") });
+  const composerBox = el("div", { class: "composer-box" });
+  const composer = mountComposer({ store, ui, box: composerBox });
+
+  older.addEventListener("click", () => loadOlder());
+  messages.addEventListener("scroll", () => {
+    stickToBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
+    if (messages.scrollTop < 60) loadOlder();
+  });
+
+  let loadingOlder = false;
+  async function loadOlder() {
+    if (!current || loadingOlder) return;
+    const history = store.history(current.id);
+    if (!history || history.complete) return;
+    loadingOlder = true;
+    const fromBottom = messages.scrollHeight - messages.scrollTop;
+    try {
+      await store.loadHistory(current.id, { older: true });
+      messages.scrollTop = messages.scrollHeight - fromBottom;
+    } finally {
+      loadingOlder = false;
+    }
+  }
+
+  async function act(button, run) {
+    button.disabled = true;
+    try {
+      const conversation = await run();
+      if (conversation) store.put(conversation);
+    } catch (error) {
+      problem(describeError(error));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function problem(text) {
+    const box = pane.querySelector(".conversation-problem");
+    if (box) setText(box, text);
+  }
+
+  function button(label, onClick, extra = {}) {
+    const node = el("button", { type: "button", class: "secondary", text: label, ...extra });
+    node.addEventListener("click", () => onClick(node));
+    return node;
+  }
+
+  function transfer() {
+    const id = current.id;
+    const target = el("select", { id: "transfer-target", required: true });
+    const note = el("textarea", { id: "transfer-note", rows: 3, maxlength: 4000 });
+    api.get(`/api/conversations/${id}/transfer-targets`).then((targets) => {
+      const agents = el("optgroup", { label: t("transfer.agents") }, ...targets.agents.map((a) =>
+        el("option", { value: `agent:${a.id}`, text: t("transfer.agentOption", { name: a.name, status: t(`presence.${a.status}`), load: a.open_conversations, capacity: a.capacity }) })));
+      const queues = el("optgroup", { label: t("transfer.queues") }, ...targets.queues.map((q) =>
+        el("option", { value: `queue:${q.id}`, text: t("transfer.queueOption", { name: q.name, count: q.waiting }) })));
+      target.append(agents, queues);
+    }).catch((error) => problem(describeError(error)));
+    openDialog({
+      title: t("transfer.title"),
+      body: [el("label", { for: "transfer-target", text: t("transfer.to") }), target, el("label", { for: "transfer-note", text: t("transfer.note") }), note],
+      submit: t("transfer.submit"),
+      async onSubmit() {
+        const [kind, targetId] = target.value.split(":");
+        const body = kind === "agent" ? { agent_id: targetId } : { queue_id: targetId };
+        if (note.value.trim()) body.note = note.value.trim();
+        store.put(await api.post(`/api/conversations/${id}/transfer`, body));
+      },
+    });
+  }
+
+  function close() {
+    const id = current.id;
+    const reason = el("input", { id: "close-reason", required: true, maxlength: 200, list: "close-reasons" });
+    const reasons = el("datalist", { id: "close-reasons" }, ...["solved", "no_reply", "spam", "duplicate"].map((r) => el("option", { value: t(`close.reason.${r}`) })));
+    openDialog({
+      title: t("close.title"),
+      body: [el("label", { for: "close-reason", text: t("close.reason") }), reason, reasons],
+      submit: t("close.submit"),
+      async onSubmit() {
+        store.put(await api.post(`/api/conversations/${id}/close`, { reason: reason.value.trim() }));
+      },
+    });
+  }
+
+  function renderHeader(conversation) {
+    const agent = conversation.agent_id ? store.state.presence.get(conversation.agent_id)?.name ?? t("conversation.anAgent") : null;
+    const queue = store.state.queues.get(conversation.queue_id)?.name;
+    const where = conversation.status === "assigned"
+      ? t("conversation.assignedTo", { name: conversation.agent_id === me.user.id ? t("conversation.you") : agent })
+      : conversation.status === "waiting" ? t("conversation.waitingIn", { queue: queue ?? "" }) : t("conversation.closedWith", { reason: conversation.close_reason ?? "" });
+    const back = button(t("conversation.back"), () => ui.set({ openId: null, pane: "list" }), { class: "secondary back" });
+    // A wide screen shows the contact beside the conversation (the button hides or shows it); a phone
+    // shows it instead of the conversation.
+    const phone = window.matchMedia("(max-width: 760px)").matches;
+    const contactToggle = button(t("conversation.contact"), () => (phone ? ui.set({ pane: "contact" }) : ui.set({ contactOpen: !ui.contactOpen })), {
+      "aria-controls": "contact",
+      "aria-expanded": String(phone ? false : ui.contactOpen !== false),
+    });
+    clear(header).append(
+      back,
+      el("div", { class: "who" }, el("h2", { id: "conversation-title", text: contactName(conversation.contact) }), el("p", { class: "muted", text: where })),
+      contactToggle,
+    );
+    const mine = conversation.status === "assigned" && conversation.agent_id === me.user.id;
+    const open = conversation.status !== "closed";
+    const id = conversation.id;
+    clear(actions);
+    if (conversation.status === "waiting" && (staff || me.agents_can_take_waiting)) {
+      actions.append(button(t("action.take"), (b) => act(b, () => api.post(`/api/conversations/${id}/assign`, {}))));
+    }
+    if (open && (mine || staff)) actions.append(button(t("action.transfer"), transfer, { "aria-keyshortcuts": "t" }));
+    if (conversation.status === "assigned" && staff) {
+      actions.append(button(t("action.unassign"), (b) => act(b, () => api.post(`/api/conversations/${id}/unassign`))));
+    }
+    if (open && (mine || staff)) actions.append(button(t("action.close"), close, { "aria-keyshortcuts": "c" }));
+    if (!open && (staff || conversation.agent_id === me.user.id)) {
+      actions.append(button(t("action.reopen"), (b) => act(b, () => api.post(`/api/conversations/${id}/reopen`))));
+    }
+    const labels = el("select", { "aria-label": t("action.addLabel") }, el("option", { value: "", text: t("action.addLabel") }),
+      ...[...store.state.labels.values()].filter((l) => !conversation.labels.some((c) => c.id === l.id)).map((l) => el("option", { value: l.id, text: l.name })));
+    labels.addEventListener("change", () => {
+      if (labels.value) act(labels, () => api.put(`/api/conversations/${id}/labels/${labels.value}`));
+    });
+    const chips = conversation.labels.map((label) => {
+      const remove = el("button", { type: "button", class: "chip-remove", "aria-label": t("action.removeLabel", { name: label.name }), text: "×" });
+      remove.addEventListener("click", () => act(remove, () => api.del(`/api/conversations/${id}/labels/${label.id}`)));
+      return el("span", { class: "chip", style: undefined, dataset: { color: label.color } }, label.name, remove);
+    });
+    actions.append(el("span", { class: "chips" }, ...chips), labels);
+  }
+
+  function quoteOf(message, history) {
+    if (!message.reply_to_wa_message_id || !history) return null;
+    const quoted = [...history.messages.values()].find((m) => m.wa_message_id === message.reply_to_wa_message_id);
+    return el("blockquote", { class: "quote" }, quoted ? (quoted.text ?? t(`kind.${quoted.kind}`)) : t("message.quotedUnknown"));
+  }
+
+  function messageNode(message, history) {
+    const outbound = message.direction === "outbound";
+    const body = el("div", { class: "bubble-body" });
+    const media = mediaOf(message);
+    if (media) body.append(media);
+    if (message.text) body.append(el("p", { class: "text" }, linkify(message.text)));
+    else if (!media) body.append(el("p", { class: "text muted", text: t(`kind.${message.kind}`) }));
+    const meta = el("span", { class: "meta" }, formatTime(message.created_at));
+    if (outbound) {
+      meta.append(el("span", { class: `tick tick-${message.status}`, "aria-label": t(`tick.${message.status}`), title: t(`tick.${message.status}`), text: TICKS[message.status] ?? "" }));
+    }
+    const node = el("li", { class: `bubble ${outbound ? "out" : "in"}`, dataset: { id: message.id, status: message.status } }, quoteOf(message, history), body, meta);
+    if (message.status === "failed") {
+      const reason = message.error?.reason || message.error?.message || t("message.failed");
+      const retry = el("button", { type: "button", class: "secondary", text: t("message.retry") });
+      retry.addEventListener("click", () => act(retry, async () => {
+        store.putMessage(await api.post(`/api/messages/${message.id}/retry`));
+      }));
+      node.append(el("p", { class: "failure", role: "note" }, el("span", { text: t("message.failedBecause", { reason }) }), retry));
+    }
+    if (!outbound || message.status !== "failed") {
+      const reply = el("button", { type: "button", class: "link reply", text: t("message.reply"), "aria-label": t("message.replyTo", { text: (message.text ?? "").slice(0, 40) }) });
+      reply.addEventListener("click", () => composer.replyTo(message));
+      if (message.wa_message_id) node.append(reply);
+    }
+    return node;
+  }
+
+  function noteNode(note) {
+    return el("li", { class: "note", dataset: { id: note.id } },
+      el("p", { class: "note-author", text: t("note.by", { name: note.author_name }) }),
+      el("p", { class: "text" }, linkify(note.body)),
+      el("span", { class: "meta", text: formatTime(note.created_at) }));
+  }
+
+  function renderTimeline() {
+    const history = store.history(current.id);
+    const wasAtBottom = stickToBottom;
+    const nodes = [];
+    if (history && !history.complete) nodes.push(el("li", { class: "older-row" }, older));
+    let day = null;
+    for (const entry of store.timeline(current.id)) {
+      const created = entry.item.created_at;
+      if (dayKey(created) !== day) {
+        day = dayKey(created);
+        nodes.push(el("li", { class: "day", role: "separator", text: formatDay(created) }));
+      }
+      nodes.push(entry.type === "message" ? messageNode(entry.item, history) : noteNode(entry.item));
+    }
+    clear(messages).append(...nodes);
+    if (wasAtBottom) messages.scrollTop = messages.scrollHeight;
+    if (ui.focusMessage) {
+      const target = messages.querySelector(`[data-id="${CSS.escape(ui.focusMessage)}"]`);
+      if (target) {
+        target.classList.add("found");
+        target.scrollIntoView({ block: "center" });
+        ui.focusMessage = null;
+      } else if (history && !history.complete) {
+        loadOlder();
+      }
+    }
+  }
+
+  function render() {
+    const conversation = current && store.state.conversations.get(current.id);
+    if (!conversation) return;
+    renderHeader(conversation);
+    renderTimeline();
+    composer.render(conversation);
+  }
+
+  async function open(id) {
+    if (!id) {
+      current = null;
+      clear(pane).append(el("p", { class: "muted empty", text: t("conversation.none") }));
+      composer.close();
+      return;
+    }
+    current = { id };
+    stickToBottom = true;
+    clear(pane).append(header, el("p", { class: "conversation-problem", role: "alert" }), actions, messages, composerBox);
+    clear(header).append(el("h2", { id: "conversation-title", text: t("console.loading") }));
+    clear(messages);
+    try {
+      if (!store.history(id)) {
+        const found = await store.loadConversation(id);
+        if (!found) {
+          problem(t("error.notFound"));
+          return;
+        }
+      }
+    } catch (error) {
+      problem(describeError(error));
+      return;
+    }
+    if (current?.id !== id) return;
+    render();
+    composer.open(id);
+    const conversation = store.state.conversations.get(id);
+    // Only its agent tells the customer their messages were read; a supervisor looks in silently.
+    if (conversation?.status === "assigned" && conversation.agent_id === me.user.id && conversation.unread_count !== 0) {
+      store.markedRead(id);
+      api.post(`/api/conversations/${id}/read`).catch(() => null);
+    }
+  }
+
+  store.subscribe((change) => {
+    if (!current) return;
+    if (change.type === "snapshot" || change.conversationId === current.id || change.conversation?.id === current.id) {
+      render();
+      const conversation = store.state.conversations.get(current.id);
+      if (change.type === "message" && change.message?.direction === "inbound" && conversation?.agent_id === me.user.id && document.visibilityState === "visible") {
+        store.markedRead(current.id);
+        api.post(`/api/conversations/${current.id}/read`).catch(() => null);
+      }
+    }
+  });
+  ui.on((changes) => {
+    if ("openId" in changes && changes.openId !== current?.id) open(changes.openId);
+    else if ("contactOpen" in changes && current) render();
+  });
+
+  return {
+    transfer: () => current && transfer(),
+    close: () => current && close(),
+    focusComposer: () => composer.focus(),
+    current: () => current?.id ?? null,
+  };
+}

@@ -1,0 +1,271 @@
+"""The agent console in a real browser (`tests/browser.py`) against a console whose Graph API is the
+simulator (`tests/webhooks.simulated_world`): controls are found by role and accessible name, as a person
+using a screen reader would find them. The screenshots in docs/screenshots/ are written here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from playwright.async_api import Browser, Locator, expect
+
+from fiv_console.db.pool import Database, tenant_tx
+from tests.api import PASSWORD, Person, TenantPeople
+from tests.browser import Tab, browser, chromium, open_tab
+from tests.conftest import TestDatabase
+from tests.webhooks import World, simulated_world
+
+__all__ = ["browser", "chromium"]
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+
+
+async def eventually(check: Callable[[], bool], *, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the condition did not hold in time")
+
+
+@asynccontextmanager
+async def console_of(browser: Browser, world: World, person: Person, *, online: bool = True) -> AsyncIterator[Tab]:
+    """`person` signed in to the world's console in a fresh browser, live (and online when asked)."""
+    async with open_tab(browser, world.console) as tab:
+        await tab.page.set_viewport_size(DESKTOP)
+        await tab.sign_in(person, PASSWORD)
+        await tab.page.wait_for_url(tab.url("/"))
+        await expect(tab.page.get_by_role("status").filter(has_text="Live")).to_be_visible()
+        if online:
+            await tab.page.get_by_label("Status").select_option("online")
+        yield tab
+
+
+def conversations(tab: Tab) -> Locator:
+    return tab.page.get_by_role("list", name="Conversations")
+
+
+def messages(tab: Tab) -> Locator:
+    return tab.page.get_by_role("log", name="Messages")
+
+
+async def open_conversation(tab: Tab, text: str) -> None:
+    await conversations(tab).get_by_role("listitem").filter(has_text=text).get_by_role("button").first.click()
+    await expect(messages(tab)).to_contain_text(text)
+
+
+async def test_an_agent_serves_a_customer_live(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=21) as world, console_of(browser, world, tenant.agent) as tab:
+        await world.customer_writes("5511987650001", "Hello, my order is late")
+        item = conversations(tab).get_by_role("listitem").filter(has_text="Hello, my order is late")
+        await expect(item).to_be_visible()
+        await expect(item.get_by_label("1 unread message")).to_be_visible()
+        await tab.page.screenshot(path=SCREENSHOTS / "list.png")
+
+        await open_conversation(tab, "Hello, my order is late")
+        composer = tab.page.get_by_role("textbox", name="Message")
+        await composer.fill("We are on it")
+        await composer.press("Enter")
+        await eventually(
+            lambda: any(s.request.get("text", {}).get("body") == "We are on it" for s in world.simulator.sent)
+        )
+        reply = messages(tab).get_by_role("listitem").filter(has_text="We are on it")
+        await expect(reply.get_by_label("Read")).to_be_visible()
+        await expect(item.get_by_label("1 unread message")).to_have_count(0)
+        await tab.page.screenshot(path=SCREENSHOTS / "conversation.png")
+        assert tab.errors == []
+
+
+async def test_a_canned_response_fills_in_its_placeholders(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=22) as world:
+        admin = await world.browsers.signed_in(tenant.admin)
+        canned = {
+            "shortcut": "thanks",
+            "title": "Thank them",
+            "body": "Thank you {{contact.name}}, this is {{agent.name}}.",
+        }
+        assert (await admin.post("/api/canned-responses", canned)).status == 201
+        async with console_of(browser, world, tenant.agent) as tab:
+            await world.customer_writes("5511987650002", "Can you help?")
+            await open_conversation(tab, "Can you help?")
+            composer = tab.page.get_by_role("textbox", name="Message")
+            await composer.type("/than")
+            await expect(tab.page.get_by_role("listbox", name="Canned responses").get_by_role("option")).to_have_count(
+                1
+            )
+            await composer.press("Enter")
+            await expect(composer).to_have_value("Thank you Customer, this is Agent.")
+            await composer.press("Enter")
+            await eventually(
+                lambda: any(
+                    s.request.get("text", {}).get("body") == "Thank you Customer, this is Agent."
+                    for s in world.simulator.sent
+                )
+            )
+            assert tab.errors == []
+
+
+async def test_a_transfer_reaches_the_second_agents_open_page_with_its_note(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=23) as world:
+        admin = await world.browsers.signed_in(tenant.admin)
+        await admin.put(f"/api/queues/{tenant.queue_id}/members/{tenant.other_agent.id}", {})
+        async with console_of(browser, world, tenant.agent) as first:
+            await world.customer_writes("5511987650003", "I want to change my plan")
+            await expect(conversations(first).get_by_role("listitem").filter(has_text="change my plan")).to_be_visible()
+            # Online only now, so the assignment went to the first agent.
+            async with console_of(browser, world, tenant.other_agent) as second:
+                await open_conversation(first, "I want to change my plan")
+                await (
+                    first.page.get_by_role("toolbar", name="Conversation actions")
+                    .get_by_role("button", name="Transfer")
+                    .click()
+                )
+                dialog = first.page.get_by_role("dialog", name="Transfer the conversation")
+                colleague = dialog.get_by_role("option", name="Other_Agent — Online")
+                await dialog.get_by_label("To").select_option(label=await colleague.text_content())
+                await dialog.get_by_label("Note for the receiver").fill("VIP: wants the yearly plan")
+                await dialog.get_by_role("button", name="Transfer").click()
+                await expect(
+                    conversations(first).get_by_role("listitem").filter(has_text="change my plan")
+                ).to_have_count(0)
+
+                moved = conversations(second).get_by_role("listitem").filter(has_text="change my plan")
+                await expect(moved).to_be_visible()
+                await open_conversation(second, "I want to change my plan")
+                await expect(
+                    messages(second).get_by_role("listitem").filter(has_text="VIP: wants the yearly plan")
+                ).to_contain_text("Private note by Agent")
+                assert first.errors == []
+                assert second.errors == []
+
+
+async def test_a_failed_send_shows_metas_reason_and_retry_sends_it(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=24) as world, console_of(browser, world, tenant.agent) as tab:
+        await world.customer_writes("5511987650004", "Is anyone there?")
+        await open_conversation(tab, "Is anyone there?")
+        world.simulator.fail_next(131026)
+        composer = tab.page.get_by_role("textbox", name="Message")
+        await composer.fill("Yes, here I am")
+        await composer.press("Enter")
+        reply = messages(tab).get_by_role("listitem").filter(has_text="Yes, here I am")
+        await expect(reply).to_contain_text("Not delivered: ")
+        await expect(reply.get_by_label("Not delivered")).to_be_visible()
+        await reply.get_by_role("button", name="Retry").click()
+        await expect(reply.get_by_role("button", name="Retry")).to_have_count(0)
+        await expect(reply.get_by_label("Read")).to_be_visible()
+        assert [s.request["text"]["body"] for s in world.simulator.sent] == ["Yes, here I am"]
+        assert tab.errors == []
+
+
+async def test_markup_from_a_customer_shows_as_text_and_runs_nothing(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    markup = "<img src=x onerror=alert(1)> see https://example.com/a?b=1 and javascript:alert(2)"
+    async with simulated_world(database, db, tenant, seed=25) as world, console_of(browser, world, tenant.agent) as tab:
+        await world.customer_writes("5511987650005", markup)
+        await open_conversation(tab, "<img src=x onerror=alert(1)>")
+        await expect(messages(tab)).to_contain_text(markup)
+        assert await tab.page.locator("#console img").count() == 0
+        links = messages(tab).get_by_role("link")
+        await expect(links).to_have_count(1)
+        assert await links.get_attribute("href") == "https://example.com/a?b=1"
+        assert await links.get_attribute("rel") == "noopener noreferrer"
+        assert tab.dialogs == []
+        assert tab.errors == []
+
+
+async def test_a_restarted_server_is_caught_up_without_a_reload(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=26) as world, console_of(browser, world, tenant.agent) as tab:
+        await world.customer_writes("5511987650006", "First message")
+        await open_conversation(tab, "First message")
+        await tab.page.evaluate("window.reloaded = false")
+
+        await world.stop_console()
+        connection = tab.page.get_by_role("status").filter(has_text="Reconnecting…")
+        await expect(connection).to_be_visible()
+        await world.start_console()
+        await world.customer_writes("5511987650006", "Written while you were away")
+        await world.customer_writes("5511987650007", "A new customer meanwhile")
+
+        await expect(tab.page.get_by_role("status").filter(has_text="Live")).to_be_visible(timeout=20_000)
+        await expect(messages(tab)).to_contain_text("Written while you were away")
+        await expect(
+            conversations(tab).get_by_role("listitem").filter(has_text="A new customer meanwhile")
+        ).to_be_visible()
+        assert await tab.page.evaluate("window.reloaded") is False
+        # Chromium reports each refused reconnection as a console error; nothing else may go wrong.
+        assert [e for e in tab.errors if not e.startswith("WebSocket connection to")] == []
+
+
+async def test_a_phone_shows_one_pane_at_a_time(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=27) as world, console_of(browser, world, tenant.agent) as tab:
+        await tab.page.set_viewport_size({"width": 375, "height": 740})
+        await world.customer_writes("5511987650008", "Sent from my phone")
+        await open_conversation(tab, "Sent from my phone")
+        await expect(conversations(tab)).to_be_hidden()
+        await tab.page.screenshot(path=SCREENSHOTS / "phone.png")
+        await tab.page.get_by_role("button", name="Contact").click()
+        contact = tab.page.get_by_role("complementary", name="Contact")
+        await expect(contact.get_by_text("+5511987650008")).to_be_visible()
+        await expect(messages(tab)).to_be_hidden()
+        await contact.get_by_role("button", name="Back to the conversation").click()
+        await expect(messages(tab)).to_be_visible()
+        await tab.page.get_by_role("button", name="Back", exact=True).click()
+        await expect(conversations(tab)).to_be_visible()
+        await expect(messages(tab)).to_be_hidden()
+        assert await tab.page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+async def test_after_the_window_closes_a_named_template_is_sent_from_the_picker(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=28) as world:
+        async with console_of(browser, world, tenant.agent) as tab:
+            await world.customer_writes("5511987650009", "Remind me of my appointment")
+            item = conversations(tab).get_by_role("listitem").filter(has_text="Remind me of my appointment")
+            await expect(item).to_be_visible()
+        # The customer wrote almost 24 hours ago: the window closes while the agent looks at the conversation.
+        async with tenant_tx(db, tenant.id) as conn:
+            await conn.execute("update conversations set last_inbound_at = now() - interval '23:59:56'")
+        async with console_of(browser, world, tenant.agent) as tab:
+            await open_conversation(tab, "Remind me of my appointment")
+            composer = tab.page.get_by_role("textbox", name="Message")
+            await expect(composer).to_be_enabled()
+            await expect(tab.page.get_by_text("The 24-hour window closes in")).to_be_visible()
+            choose = tab.page.get_by_role("button", name="Choose a template")
+            await expect(choose).to_be_visible(timeout=10_000)
+            await expect(composer).to_be_disabled()
+            await choose.click()
+            picker = tab.page.get_by_role("dialog", name="Send a template")
+            await picker.get_by_label("Template", exact=True).select_option("appointment_reminder|en_US")
+            await picker.get_by_label("{{first_name}}").fill("Maria")
+            await picker.get_by_label("{{date}}").fill("Friday at 3 pm")
+            await expect(picker.get_by_label("Preview of the template")).to_contain_text("Maria")
+            await tab.page.screenshot(path=SCREENSHOTS / "template-picker.png")
+            await picker.get_by_role("button", name="Send template").click()
+            await expect(picker).to_be_hidden()
+
+            await eventually(lambda: any(s.type == "template" for s in world.simulator.sent))
+            sent = next(s for s in world.simulator.sent if s.type == "template")
+            body = next(c for c in sent.request["template"]["components"] if c["type"] == "body")
+            assert body["parameters"] == [
+                {"type": "text", "parameter_name": "first_name", "text": "Maria"},
+                {"type": "text", "parameter_name": "date", "text": "Friday at 3 pm"},
+            ]
+            await expect(messages(tab)).to_contain_text("Maria")
+            assert tab.errors == []
