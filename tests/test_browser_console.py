@@ -65,7 +65,6 @@ async def test_an_agent_serves_a_customer_live(
         item = conversations(tab).get_by_role("listitem").filter(has_text="Hello, my order is late")
         await expect(item).to_be_visible()
         await expect(item.get_by_label("1 unread message")).to_be_visible()
-        await tab.page.screenshot(path=SCREENSHOTS / "list.png")
 
         await open_conversation(tab, "Hello, my order is late")
         composer = tab.page.get_by_role("textbox", name="Message")

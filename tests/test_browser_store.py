@@ -15,7 +15,7 @@ from fiv_console.db.pool import Database
 from tests.api import TenantPeople
 from tests.browser import Tab, browser, chromium
 from tests.conftest import TestDatabase
-from tests.test_browser_console import console_of
+from tests.test_browser_console import SCREENSHOTS, console_of
 from tests.webhooks import simulated_world
 
 __all__ = ["browser", "chromium"]
@@ -93,5 +93,6 @@ async def test_snapshot_and_events_equal_a_fresh_snapshot(
                 live, fresh = await _agree(tab)
                 assert live == fresh
                 assert any(live["lists"].values()), "the lists are not empty"
+            await supervisor_tab.page.screenshot(path=SCREENSHOTS / "list.png")
             assert agent_tab.errors == []
             assert supervisor_tab.errors == []

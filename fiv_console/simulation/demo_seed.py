@@ -1,4 +1,5 @@
-"""The demo tenant (workspace `demo`): an admin, a supervisor, three agents, two queues and a WhatsApp channel.
+"""The demo tenant (workspace `demo`): an admin, a supervisor, three agents, two queues, a WhatsApp channel, and
+the canned responses and labels a team starts with.
 
 Seeding is idempotent: a second `demo` finds the demo tenant by its business number and reuses what is there.
 """
@@ -13,7 +14,9 @@ from pydantic import SecretStr
 from fiv_console.accounts import tenants, users
 from fiv_console.accounts.passwords import hash_password_async
 from fiv_console.constants import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID
+from fiv_console.conversations import labels
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.messages import canned_responses
 from fiv_console.routing import channels, queues
 from fiv_console.simulation.envelopes import DEFAULT_WABA_ID
 
@@ -41,6 +44,25 @@ DEMO_LOGINS: tuple[DemoLogin, ...] = (
 DEMO_QUEUES = (
     queues.QueueCreate(name="Sales", priority=10, sla_seconds=120),
     queues.QueueCreate(name="Support", priority=0, sla_seconds=300),
+)
+
+DEMO_CANNED_RESPONSES = (
+    canned_responses.CannedResponseCreate(
+        shortcut="hello", title="Greeting", body="Hi {{contact.name|there}}, this is {{agent.name}}. How can I help?"
+    ),
+    canned_responses.CannedResponseCreate(
+        shortcut="thanks",
+        title="Thanks and goodbye",
+        body="Thanks for writing, {{contact.name|friend}}! Have a great day.",
+    ),
+    canned_responses.CannedResponseCreate(
+        shortcut="order", title="Ask for the order number", body="Could you send me your order number, please?"
+    ),
+)
+DEMO_LABELS = (
+    labels.LabelCreate(name="vip", color="#b26a00"),
+    labels.LabelCreate(name="refund", color="#a12a1d"),
+    labels.LabelCreate(name="new customer", color="#1f6fb2"),
 )
 
 
@@ -107,4 +129,8 @@ async def seed_demo(db: Database) -> DemoTenant:
                 waba_id=DEFAULT_WABA_ID,
             ),
         )
+        for canned in DEMO_CANNED_RESPONSES:
+            await canned_responses.create_canned_response(conn, tenant_id=tenant.id, data=canned, created_by=None)
+        for label in DEMO_LABELS:
+            await labels.create_label(conn, tenant_id=tenant.id, data=label)
     return DemoTenant(tenant_id=tenant.id, workspace=tenant.slug, created=True)

@@ -187,6 +187,12 @@ export function mountComposer({ store, box }) {
   });
   send.addEventListener("click", submit);
 
+  // A reply (text or media), quoting the message chosen; the answer is the message as it then stands.
+  async function reply(c, content) {
+    const body = replyingTo ? { ...content, reply_to: replyingTo.id } : content;
+    store.putMessage(await api.post(`/api/conversations/${c.id}/messages`, body));
+  }
+
   async function submit() {
     const text = input.value.trim();
     const c = conversation();
@@ -197,10 +203,7 @@ export function mountComposer({ store, box }) {
       if (noteToggle.checked) {
         await api.post(`/api/conversations/${c.id}/notes`, { body: text });
       } else {
-        const body = { text };
-        if (replyingTo) body.reply_to = replyingTo.id;
-        const message = await api.post(`/api/conversations/${c.id}/messages`, body);
-        store.putMessage(message);
+        await reply(c, { text });
       }
       input.value = "";
       saveDraft();
@@ -230,9 +233,7 @@ export function mountComposer({ store, box }) {
       if (kind === "document") media.filename = file.name.slice(0, 240);
       const caption = input.value.trim();
       if (caption && kind !== "audio") media.caption = caption.slice(0, 1024);
-      const body = { media };
-      if (replyingTo) body.reply_to = replyingTo.id;
-      store.putMessage(await api.post(`/api/conversations/${c.id}/messages`, body));
+      await reply(c, { media });
       if (media.caption) {
         input.value = "";
         saveDraft();
