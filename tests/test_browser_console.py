@@ -268,3 +268,68 @@ async def test_after_the_window_closes_a_named_template_is_sent_from_the_picker(
             ]
             await expect(messages(tab)).to_contain_text("Maria")
             assert tab.errors == []
+
+
+async def test_search_finds_message_text_and_opens_the_conversation_at_it(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=29) as world, console_of(browser, world, tenant.agent) as tab:
+        await world.customer_writes("5511987650010", "My parcel tracking says Guarulhos")
+        await world.customer_writes("5511987650010", "It has not moved since Monday")
+        await expect(conversations(tab).get_by_role("listitem").filter(has_text="since Monday")).to_be_visible()
+        await tab.page.keyboard.press("/")
+        search = tab.page.get_by_role("searchbox", name="Search conversations")
+        await expect(search).to_be_focused()
+        await search.fill("guarul")
+        found = conversations(tab).get_by_role("listitem").filter(has_text="Guarulhos")
+        await expect(found).to_have_count(1)
+        await found.get_by_role("button").first.click()
+        await expect(messages(tab).locator(".found")).to_contain_text("My parcel tracking says Guarulhos")
+        await search.fill("nothing like this")
+        await expect(tab.page.get_by_text("Nothing found.")).to_be_visible()
+        assert tab.errors == []
+
+
+async def test_the_keyboard_moves_between_conversations_and_lists_its_shortcuts(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=30) as world, console_of(browser, world, tenant.agent) as tab:
+        await world.customer_writes("5511987650011", "first customer")
+        await world.customer_writes("5511987650012", "second customer")
+        await expect(conversations(tab).get_by_role("listitem")).to_have_count(2)
+        await tab.page.locator("body").click()
+        await tab.page.keyboard.press("j")
+        await expect(messages(tab)).to_be_visible()
+        first = await tab.page.get_by_role("heading", level=2).first.text_content()
+        opened = await messages(tab).text_content()
+        await tab.page.keyboard.press("j")
+        await expect(messages(tab)).not_to_have_text(opened or "")
+        await tab.page.keyboard.press("r")
+        await expect(tab.page.get_by_role("textbox", name="Message")).to_be_focused()
+        await tab.page.keyboard.press("Escape")
+        await tab.page.keyboard.press("?")
+        shortcuts = tab.page.get_by_role("dialog", name="Keyboard shortcuts")
+        await expect(shortcuts).to_contain_text("Next conversation")
+        await tab.page.keyboard.press("Escape")
+        await expect(shortcuts).to_be_hidden()
+        assert first
+        assert tab.errors == []
+
+
+async def test_a_brazilian_browser_gets_portuguese_and_the_menu_can_switch_to_english(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=32) as world:
+        context = await browser.new_context(locale="pt-BR", viewport=DESKTOP)
+        try:
+            page = await context.new_page()
+            tab = Tab(page, str(world.console.make_url("")).rstrip("/"))
+            await tab.sign_in(tenant.agent, PASSWORD)
+            await page.wait_for_url(tab.url("/"))
+            await expect(page.get_by_role("list", name="Conversas")).to_be_attached()
+            await expect(page.get_by_role("combobox", name="Status")).to_be_visible()
+            await page.get_by_role("button", name="Agent: seu menu").click()
+            await page.get_by_label("Idioma").select_option("en")
+            await expect(page.get_by_role("list", name="Conversations")).to_be_attached()
+        finally:
+            await context.close()

@@ -37,7 +37,7 @@ async def world(database: TestDatabase, db: Database, tenant: TenantPeople) -> A
 async def _conversation(world: World, api: Api) -> str:
     await world.customer_writes(CUSTOMER, "hello")
     listed = await api.get("/api/conversations?status=waiting")
-    [conversation] = listed.data
+    [conversation] = listed.data["items"]
     return str(conversation["id"])
 
 

@@ -191,7 +191,8 @@ export function mountConversation({ store, ui }) {
     if (outbound) {
       meta.append(el("span", { class: `tick tick-${message.status}`, "aria-label": t(`tick.${message.status}`), title: t(`tick.${message.status}`), text: TICKS[message.status] ?? "" }));
     }
-    const node = el("li", { class: `bubble ${outbound ? "out" : "in"}`, dataset: { id: message.id, status: message.status } }, quoteOf(message, history), body, meta);
+    const found = current?.highlight === message.id ? " found" : "";
+    const node = el("li", { class: `bubble ${outbound ? "out" : "in"}${found}`, dataset: { id: message.id, status: message.status } }, quoteOf(message, history), body, meta);
     if (message.status === "failed") {
       const reason = message.error?.reason || message.error?.message || t("message.failed");
       const retry = el("button", { type: "button", class: "secondary", text: t("message.retry") });
@@ -231,9 +232,11 @@ export function mountConversation({ store, ui }) {
     }
     clear(messages).append(...nodes);
     if (wasAtBottom) messages.scrollTop = messages.scrollHeight;
+    // A search result opens at the message it found (loading older pages until it is there), marked.
     if (ui.focusMessage) {
       const target = messages.querySelector(`[data-id="${CSS.escape(ui.focusMessage)}"]`);
       if (target) {
+        current.highlight = ui.focusMessage;
         target.classList.add("found");
         target.scrollIntoView({ block: "center" });
         ui.focusMessage = null;
@@ -299,7 +302,7 @@ export function mountConversation({ store, ui }) {
   });
   ui.on((changes) => {
     if ("openId" in changes && changes.openId !== current?.id) open(changes.openId);
-    else if ("contactOpen" in changes && current) render();
+    else if (("contactOpen" in changes || changes.focusMessage) && current) render();
   });
 
   return {
