@@ -80,9 +80,11 @@ async function start() {
     },
     onFrame(frame) {
       if (frame.type === "error") header.problem(frame.error.message);
+      else if (frame.type === "typing") conversation.colleagueTyping(frame.data);
     },
   });
   header.setLive(live);
+  ui.live = live;
   // The store in reach of the browser's console (and of the tests that compare it with a fresh snapshot).
   window.fivConsole = { store, ui };
   status.textContent = "";

@@ -333,3 +333,17 @@ async def test_a_brazilian_browser_gets_portuguese_and_the_menu_can_switch_to_en
             await expect(page.get_by_role("list", name="Conversations")).to_be_attached()
         finally:
             await context.close()
+
+
+async def test_a_colleague_typing_in_the_same_conversation_is_shown(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=33) as world, console_of(browser, world, tenant.agent) as tab:
+        await world.customer_writes("5511987650013", "Two people should not answer me")
+        await open_conversation(tab, "Two people should not answer me")
+        async with console_of(browser, world, tenant.supervisor, online=False) as supervisor:
+            await open_conversation(supervisor, "Two people should not answer me")
+            await tab.page.get_by_role("textbox", name="Message").type("I am on it")
+            await expect(supervisor.page.get_by_text("Agent is typing…")).to_be_visible()
+            await expect(supervisor.page.get_by_text("Agent is typing…")).to_be_hidden(timeout=10_000)
+            assert supervisor.errors == []

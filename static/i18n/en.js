@@ -75,6 +75,7 @@ export default {
   "conversation.assignedTo": "Assigned to {name}",
   "conversation.waitingIn": "Waiting in {queue}",
   "conversation.closedWith": "Closed: {reason}",
+  "conversation.typing": { one: "{names} is typing…", other: "{names} are typing…" },
 
   "action.take": "Take",
   "action.transfer": "Transfer",

@@ -74,6 +74,7 @@ export default {
   "conversation.assignedTo": "Atribuída a {name}",
   "conversation.waitingIn": "Aguardando em {queue}",
   "conversation.closedWith": "Encerrada: {reason}",
+  "conversation.typing": { one: "{names} está digitando…", other: "{names} estão digitando…" },
 
   "action.take": "Assumir",
   "action.transfer": "Transferir",

@@ -15,6 +15,8 @@ import { openTemplatePicker } from "./templates.js";
 
 const EMOJI = ["😀", "😂", "😊", "😍", "🙏", "👍", "👏", "🎉", "❤️", "😢", "😮", "🤔", "✅", "⏳", "📦", "📞"];
 const TYPING_EVERY_MS = 10_000;
+// Colleagues following the conversation hear it more often: the server relays one every 2 s at most.
+const COLLEAGUES_EVERY_MS = 2_000;
 const draftKey = (id) => `fiv.draft.${id}`;
 
 // `{{contact.name}}`, `{{agent.name}}`, and `{{contact.name|there}}` with a fallback when the value is unknown.
@@ -29,11 +31,12 @@ function kindOf(file) {
   return "document";
 }
 
-export function mountComposer({ store, box }) {
+export function mountComposer({ store, ui, box }) {
   const me = store.state.me;
   let conversationId = null;
   let replyingTo = null;
   let lastTyping = 0;
+  let lastTold = 0;
   let suggestions = [];
   let active = 0;
 
@@ -176,6 +179,10 @@ export function mountComposer({ store, box }) {
     saveDraft();
     showSuggestions();
     const c = conversation();
+    if (c && input.value.trim() && Date.now() - lastTold > COLLEAGUES_EVERY_MS) {
+      lastTold = Date.now();
+      ui.live?.send({ type: "typing", conversation_id: c.id });
+    }
     if (!noteToggle.checked && mayReply(c) && windowOpen(c) && Date.now() - lastTyping > TYPING_EVERY_MS && input.value.trim()) {
       lastTyping = Date.now();
       api.post(`/api/conversations/${conversationId}/typing`).catch(() => null);

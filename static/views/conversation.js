@@ -42,6 +42,8 @@ export function mountConversation({ store, ui }) {
   const actions = el("div", { class: "actions", role: "toolbar", "aria-label": t("conversation.actions") });
   const messages = el("ol", { class: "timeline", role: "log", "aria-label": t("conversation.messages"), tabindex: "0" });
   const older = el("button", { type: "button", class: "secondary older", text: t("conversation.older") });
+  const colleagues = el("p", { class: "colleagues muted", "aria-live": "polite" });
+  const typing = new Map(); // user id → { name, until } of colleagues typing in the open conversation
   const composerBox = el("div", { class: "composer-box" });
   const composer = mountComposer({ store, ui, box: composerBox });
 
@@ -263,7 +265,9 @@ export function mountConversation({ store, ui }) {
     }
     current = { id };
     stickToBottom = true;
-    clear(pane).append(header, el("p", { class: "conversation-problem", role: "alert" }), actions, messages, composerBox);
+    typing.clear();
+    setText(colleagues, "");
+    clear(pane).append(header, el("p", { class: "conversation-problem", role: "alert" }), actions, messages, colleagues, composerBox);
     clear(header).append(el("h2", { id: "conversation-title", text: t("console.loading") }));
     clear(messages);
     try {
@@ -305,7 +309,21 @@ export function mountConversation({ store, ui }) {
     else if (("contactOpen" in changes || changes.focusMessage) && current) render();
   });
 
+  // Who else is typing here, so two people do not answer the customer at once; a notice lasts 4 s.
+  function showColleagues() {
+    const now = Date.now();
+    for (const [id, entry] of typing) if (entry.until < now) typing.delete(id);
+    const names = [...typing.values()].map((entry) => entry.name);
+    setText(colleagues, names.length ? t("conversation.typing", { names: new Intl.ListFormat(document.documentElement.lang).format(names), count: names.length }) : "");
+  }
+  window.setInterval(showColleagues, 1000);
+
   return {
+    colleagueTyping(data) {
+      if (!current || data.conversation_id !== current.id || data.user_id === me.user.id) return;
+      typing.set(data.user_id, { name: data.name, until: Date.now() + 4000 });
+      showColleagues();
+    },
     transfer: () => current && transfer(),
     close: () => current && close(),
     focusComposer: () => composer.focus(),
