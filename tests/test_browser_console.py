@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from aiohttp import ClientSession
 from playwright.async_api import Browser, Locator, expect
 
 from fiv_console.db.pool import Database, tenant_tx
 from tests.api import PASSWORD, Person, TenantPeople
 from tests.browser import Tab, browser, chromium, open_tab
 from tests.conftest import TestDatabase
-from tests.webhooks import World, simulated_world
+from tests.webhooks import World, envelope, post_webhook, simulated_world, text_message
 
 __all__ = ["browser", "chromium"]
 
@@ -54,7 +55,7 @@ def messages(tab: Tab) -> Locator:
 
 async def open_conversation(tab: Tab, text: str) -> None:
     await conversations(tab).get_by_role("listitem").filter(has_text=text).get_by_role("button").first.click()
-    await expect(messages(tab)).to_contain_text(text)
+    await expect(messages(tab)).to_be_visible()
 
 
 async def test_an_agent_serves_a_customer_live(
@@ -67,6 +68,7 @@ async def test_an_agent_serves_a_customer_live(
         await expect(item.get_by_label("1 unread message")).to_be_visible()
 
         await open_conversation(tab, "Hello, my order is late")
+        await expect(messages(tab)).to_contain_text("Hello, my order is late")
         composer = tab.page.get_by_role("textbox", name="Message")
         await composer.fill("We are on it")
         await composer.press("Enter")
@@ -347,3 +349,36 @@ async def test_a_colleague_typing_in_the_same_conversation_is_shown(
             await expect(supervisor.page.get_by_text("Agent is typing…")).to_be_visible()
             await expect(supervisor.page.get_by_text("Agent is typing…")).to_be_hidden(timeout=10_000)
             assert supervisor.errors == []
+
+
+async def test_reactions_locations_and_forwards_read_as_what_they_are(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    customer = "5511987650014"
+    async with simulated_world(database, db, tenant, seed=34) as world, console_of(browser, world, tenant.agent) as tab:
+        first = text_message(customer, "Where is the shop?", wamid="wamid.shop-question")
+        first["context"] = {"forwarded": True}
+        location = {
+            **text_message(customer, "", wamid="wamid.shop-location"),
+            "type": "location",
+            "location": {"latitude": -23.55, "longitude": -46.63, "name": "Shop", "address": "Rua A, 1"},
+        }
+        reaction = {
+            **text_message(customer, "", wamid="wamid.shop-reaction"),
+            "type": "reaction",
+            "reaction": {"message_id": "wamid.shop-question", "emoji": "👍"},
+        }
+        for message in (first, location, reaction):
+            del message["text"]
+        first["text"] = {"body": "Where is the shop?"}
+        async with ClientSession() as http:
+            body = envelope(world.phone_number_id, messages=[first, location, reaction])
+            assert (await post_webhook(http, world.webhook_url, body)).status == 200
+        # The list previews the newest message: the reaction.
+        await open_conversation(tab, "👍")
+        history = messages(tab)
+        await expect(history).to_contain_text("Forwarded")
+        await expect(history).to_contain_text("📍 Shop, Rua A, 1")
+        await expect(history.get_by_role("link", name="Open the map")).to_have_attribute("rel", "noopener noreferrer")
+        await expect(history).to_contain_text("Reacted 👍 to “Where is the shop?”")
+        assert tab.errors == []

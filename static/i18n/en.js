@@ -134,6 +134,10 @@ export default {
   "message.reply": "Reply",
   "message.replyTo": "Reply to “{text}”",
   "message.quotedUnknown": "An earlier message",
+  "message.reacted": "Reacted {emoji} to “{text}”",
+  "message.unreacted": "Removed a reaction to “{text}”",
+  "message.openMap": "Open the map",
+  "message.forwarded": "Forwarded",
   "note.by": "Private note by {name}",
 
   "composer.label": "Message",

@@ -133,6 +133,10 @@ export default {
   "message.reply": "Responder",
   "message.replyTo": "Responder a “{text}”",
   "message.quotedUnknown": "Uma mensagem anterior",
+  "message.reacted": "Reagiu com {emoji} a “{text}”",
+  "message.unreacted": "Removeu uma reação a “{text}”",
+  "message.openMap": "Abrir o mapa",
+  "message.forwarded": "Encaminhada",
   "note.by": "Nota privada de {name}",
 
   "composer.label": "Mensagem",

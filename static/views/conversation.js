@@ -182,12 +182,35 @@ export function mountConversation({ store, ui }) {
     return el("blockquote", { class: "quote" }, quoted ? (quoted.text ?? t(`kind.${quoted.kind}`)) : t("message.quotedUnknown"));
   }
 
+  // What a kind without plain text says: a reaction names the message it reacts to, a location links to a
+  // map, shared contact cards give their names; every other kind at least says what it is.
+  function specialOf(message, history) {
+    const details = message.details ?? {};
+    if (message.kind === "reaction" && details.reaction) {
+      const target = history && [...history.messages.values()].find((m) => m.wa_message_id === details.reaction.message_id);
+      const about = target ? (target.text ?? t(`kind.${target.kind}`)).slice(0, 80) : t("message.quotedUnknown");
+      return details.reaction.emoji ? t("message.reacted", { emoji: details.reaction.emoji, text: about }) : t("message.unreacted", { text: about });
+    }
+    if (message.kind === "location" && details.location) {
+      const { latitude, longitude, name, address } = details.location;
+      const map = `https://www.openstreetmap.org/?mlat=${latitude}&mlon=${longitude}#map=16/${latitude}/${longitude}`;
+      return el("span", {}, `📍 ${[name, address].filter(Boolean).join(", ") || t("kind.location")} `, el("a", { href: map, target: "_blank", rel: "noopener noreferrer", text: t("message.openMap") }));
+    }
+    if (message.kind === "contacts" && Array.isArray(details.contacts)) {
+      return `👤 ${details.contacts.map((card) => card?.name?.formatted_name ?? t("kind.contacts")).join(", ")}`;
+    }
+    return null;
+  }
+
   function messageNode(message, history) {
     const outbound = message.direction === "outbound";
     const body = el("div", { class: "bubble-body" });
     const media = mediaOf(message);
+    const special = specialOf(message, history);
+    if (message.details?.forwarded) body.append(el("p", { class: "forwarded muted", text: t("message.forwarded") }));
     if (media) body.append(media);
-    if (message.text) body.append(el("p", { class: "text" }, linkify(message.text)));
+    if (special) body.append(el("p", { class: "text" }, special));
+    else if (message.text) body.append(el("p", { class: "text" }, linkify(message.text)));
     else if (!media) body.append(el("p", { class: "text muted", text: t(`kind.${message.kind}`) }));
     const meta = el("span", { class: "meta" }, formatTime(message.created_at));
     if (outbound) {
