@@ -3,7 +3,13 @@
 // the server's own text (which could be a stack trace from a proxy, or raw JSON) is never shown.
 //
 // The workspace comes from `/login?workspace=...` (a link a company hands out), else from the last one
-// that signed in on this browser; a deployment with a single tenant has no workspace field at all.
+// that signed in on this browser; a deployment with a single tenant has no workspace field at all. Its
+// words come from the message catalogues, in the browser's language (or the one chosen in the console).
+
+import { setup, t, translatePage } from "./i18n.js";
+
+setup({ zone: "UTC" });
+translatePage();
 
 const form = document.getElementById("login-form");
 const workspace = document.getElementById("login-workspace");
@@ -13,13 +19,11 @@ const submit = document.getElementById("login-submit");
 const message = document.getElementById("login-message");
 
 const WORKSPACE_STORAGE_KEY = "fiv.workspace";
-const WRONG_CREDENTIALS = workspace
-  ? "The workspace, email or password is wrong."
-  : "The email or password is wrong.";
-const MISSING = workspace ? "Enter your workspace, email and password." : "Enter your email and password.";
-const BAD_WORKSPACE = "A workspace name has only letters, digits and hyphens.";
-const GENERIC_FAILURE = "Signing in did not work this time. Please try again in a moment.";
-const UNREACHABLE = "The server cannot be reached. Check your connection and try again.";
+const WRONG_CREDENTIALS = t(workspace ? "login.wrongWithWorkspace" : "login.wrong");
+const MISSING = t(workspace ? "login.missingWithWorkspace" : "login.missing");
+const BAD_WORKSPACE = t("login.badWorkspace");
+const GENERIC_FAILURE = t("login.failed");
+const UNREACHABLE = t("login.unreachable");
 
 function show(text) {
   message.textContent = text;
@@ -44,11 +48,8 @@ function remember(value) {
 
 function waitMessage(retryAfter) {
   const seconds = Number.parseInt(retryAfter ?? "", 10);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    return "Too many sign-in attempts. Please wait a few minutes and try again.";
-  }
-  const unit = seconds === 1 ? "second" : "seconds";
-  return `Too many sign-in attempts. Please wait ${seconds} ${unit} and try again.`;
+  if (!Number.isFinite(seconds) || seconds <= 0) return t("login.tooManyMinutes");
+  return t("login.tooMany", { count: seconds });
 }
 
 async function isWorkspaceRefused(response) {

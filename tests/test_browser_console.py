@@ -382,3 +382,22 @@ async def test_reactions_locations_and_forwards_read_as_what_they_are(
         await expect(history.get_by_role("link", name="Open the map")).to_have_attribute("rel", "noopener noreferrer")
         await expect(history).to_contain_text("Reacted 👍 to “Where is the shop?”")
         assert tab.errors == []
+
+
+async def test_the_sign_in_page_speaks_the_browsers_language(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=35) as world:
+        context = await browser.new_context(locale="pt-BR")
+        try:
+            page = await context.new_page()
+            await page.goto(str(world.console.make_url("/login")))
+            await page.get_by_label("Espaço de trabalho").fill(tenant.workspace)
+            await page.get_by_label("E-mail").fill(tenant.agent.email)
+            await page.get_by_label("Senha").fill("not the password")
+            await page.get_by_role("button", name="Entrar").click()
+            await expect(page.locator("#login-message")).to_have_text(
+                "O espaço de trabalho, o e-mail ou a senha estão incorretos."
+            )
+        finally:
+            await context.close()

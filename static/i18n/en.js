@@ -1,6 +1,22 @@
 // English: the complete catalogue, and the fallback for any key another language lacks.
 // `{name}` parts are filled in; an object is chosen by count (Intl.PluralRules: one, other, …).
 export default {
+  "login.title": "Sign in",
+  "login.workspace": "Workspace",
+  "login.workspaceTitle": "Letters, digits and hyphens",
+  "login.workspaceHint": "Your company's workspace name, for example acme.",
+  "login.email": "Email",
+  "login.password": "Password",
+  "login.submit": "Sign in",
+  "login.wrong": "The email or password is wrong.",
+  "login.wrongWithWorkspace": "The workspace, email or password is wrong.",
+  "login.missing": "Enter your email and password.",
+  "login.missingWithWorkspace": "Enter your workspace, email and password.",
+  "login.badWorkspace": "A workspace name has only letters, digits and hyphens.",
+  "login.failed": "Signing in did not work this time. Please try again in a moment.",
+  "login.unreachable": "The server cannot be reached. Check your connection and try again.",
+  "login.tooManyMinutes": "Too many sign-in attempts. Please wait a few minutes and try again.",
+  "login.tooMany": { one: "Too many sign-in attempts. Please wait {count} second and try again.", other: "Too many sign-in attempts. Please wait {count} seconds and try again." },
   "console.loading": "Loading…",
   "console.unreachable": "The server cannot be reached. Reload the page to try again.",
   "console.loadFailed": "The conversations could not be loaded. Reload the page to try again.",
