@@ -7,16 +7,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
+import asyncpg
 from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Locator, expect
 
+from fiv_console import events
+from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from tests.api import PASSWORD, Person, TenantPeople
 from tests.browser import Tab, browser, chromium, open_tab
 from tests.conftest import TestDatabase
-from tests.webhooks import World, envelope, post_webhook, simulated_world, text_message
+from tests.webhooks import World, customer_writes, envelope, post_webhook, simulated_world, text_message
 
 __all__ = ["browser", "chromium"]
 
@@ -401,3 +406,39 @@ async def test_the_sign_in_page_speaks_the_browsers_language(
             )
         finally:
             await context.close()
+
+
+async def test_a_resync_reloads_the_store_without_reloading_the_page(
+    browser: Browser, database: TestDatabase, db: Database, owner: asyncpg.Connection, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=36) as world, console_of(browser, world, tenant.agent) as tab:
+        await world.customer_writes("5511987650015", "before the gap")
+        await expect(conversations(tab).get_by_role("listitem").filter(has_text="before the gap")).to_be_visible()
+        await tab.page.evaluate("window.reloaded = false")
+        await world.stop_console()
+        await expect(tab.page.get_by_role("status").filter(has_text="Reconnecting…")).to_be_visible()
+
+        # While the page is away another instance takes a customer's message, and retention then removes
+        # every event it missed: resuming can only answer `resync`.
+        other = TestServer(create_app(world.settings))
+        await other.start_server()
+        try:
+            await customer_writes(other, world.phone_number_id, "written in the gap", customer="5511987650016")
+            async with tenant_tx(db, tenant.id) as conn:
+                for _ in range(200):
+                    if await conn.fetchval("select count(*) from messages where text = 'written in the gap'"):
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            await other.close()
+        await owner.execute("update events set created_at = now() - interval '8 days' where tenant_id = $1", tenant.id)
+        async with tenant_tx(db, tenant.id) as conn:
+            assert await events.prune(conn, keep=timedelta(days=7)) > 0
+        await world.start_console()
+
+        await expect(tab.page.get_by_role("status").filter(has_text="Live")).to_be_visible(timeout=20_000)
+        shown = "[...window.fivConsole.store.state.conversations.values()].map((c) => c.last_message?.text)"
+        await tab.page.wait_for_function(f"{shown}.includes('written in the gap')", timeout=10_000)
+        assert "before the gap" in await tab.page.evaluate(shown)
+        assert await tab.page.evaluate("window.reloaded") is False
+        assert [e for e in tab.errors if not e.startswith("WebSocket connection to")] == []
