@@ -18,6 +18,7 @@ from playwright.async_api import Browser, Locator, expect
 from fiv_console import events
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.keys import hub_key
 from tests.api import PASSWORD, Person, TenantPeople
 from tests.browser import Tab, browser, chromium, open_tab
 from tests.conftest import TestDatabase
@@ -442,3 +443,30 @@ async def test_a_resync_reloads_the_store_without_reloading_the_page(
         assert "before the gap" in await tab.page.evaluate(shown)
         assert await tab.page.evaluate("window.reloaded") is False
         assert [e for e in tab.errors if not e.startswith("WebSocket connection to")] == []
+
+
+async def test_taking_a_conversation_another_agent_took_first_says_so(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    async with simulated_world(database, db, tenant, seed=37) as world:
+        admin = await world.browsers.signed_in(tenant.admin)
+        await admin.put(f"/api/queues/{tenant.queue_id}/members/{tenant.other_agent.id}", {})
+        # Both agents stay offline: nothing is assigned by itself, both see the customer waiting.
+        async with console_of(browser, world, tenant.other_agent, online=False) as tab:
+            await world.customer_writes("5511987650017", "Whoever is first")
+            await tab.page.get_by_role("tab", name="Waiting in my queues (1)").click()
+            await open_conversation(tab, "Whoever is first")
+            take = tab.page.get_by_role("toolbar", name="Conversation actions").get_by_role("button", name="Take")
+            await expect(take).to_be_visible()
+            agent = await world.browsers.signed_in(tenant.agent)
+            waiting = (await agent.get("/api/conversations", params={"status": "waiting"})).data["items"]
+            # The other agent takes it while this page has not heard yet (its socket is being replaced, and
+            # a reconnection waits half a second at least).
+            for socket in list(world.console.app[hub_key].sockets_of(tenant.other_agent.id)):
+                socket.close(1012, "restarting")
+            assert (await agent.post(f"/api/conversations/{waiting[0]['id']}/assign", {})).status == 200
+            await take.click()
+            await expect(
+                tab.page.get_by_role("alert").filter(has_text="Another agent took this conversation first.")
+            ).to_be_visible()
+            assert [e for e in tab.errors if not e.startswith("WebSocket connection to")] == []
