@@ -62,9 +62,8 @@ async function start() {
       header.connection(state);
       if (state === "live" && firstHello) {
         firstHello = false;
-        store.loadSnapshot().catch(() => {
-          status.textContent = t("console.loadFailed");
-        });
+        // A failure shows in the list, with a way to try again.
+        store.loadSnapshot().catch(() => null);
       }
       if (user) store.apply({ event: "agent.presence", data: { user_id: user.id, name: user.name, role: user.role, status: user.status, connected: true } });
     },
@@ -73,13 +72,14 @@ async function start() {
       notifier.event(frame);
     },
     onResync() {
-      store.loadSnapshot();
+      store.loadSnapshot().catch(() => null);
     },
     onSessionEnded() {
       window.location.assign("/login");
     },
     onFrame(frame) {
-      if (frame.type === "error") header.problem(frame.error.message);
+      // A typing notice about a conversation just moved out of sight answers NOT_FOUND: nothing to tell.
+      if (frame.type === "error" && frame.error.code !== "NOT_FOUND") header.problem(frame.error.message);
       else if (frame.type === "typing") conversation.colleagueTyping(frame.data);
     },
   });

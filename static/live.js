@@ -23,6 +23,7 @@ export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFram
   let lastSeq = null;
   let attempt = 0;
   let stopped = false;
+  let retry = null;
 
   function remember(seq) {
     lastSeq = seq;
@@ -43,6 +44,7 @@ export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFram
   }
 
   function open() {
+    if (stopped) return;
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     let greeted = false;
     socket = new WebSocket(`${scheme}//${window.location.host}/ws`);
@@ -80,11 +82,9 @@ export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFram
     socket.addEventListener("close", async (closed) => {
       socket = null;
       if (stopped) return;
-      if (closed.code === SESSION_ENDED) {
-        end();
-        return;
-      }
-      const ended = !greeted && !(await sessionStands());
+      // 4401 ends this tab's session, unless the person changed their password here: the server closes
+      // every socket of theirs then, and this tab goes on under the new session it was given.
+      const ended = (closed.code === SESSION_ENDED || !greeted) && !(await sessionStands());
       if (stopped) return; // stopped while asking
       if (ended) {
         end();
@@ -93,7 +93,7 @@ export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFram
       attempt += 1;
       const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
       onState("reconnecting");
-      window.setTimeout(open, delay);
+      retry = window.setTimeout(open, delay);
     });
   }
 
@@ -102,6 +102,7 @@ export function connectLive({ onEvent, onState, onResync, onSessionEnded, onFram
     send,
     stop() {
       stopped = true;
+      window.clearTimeout(retry);
       if (socket) socket.close(1000);
     },
   };

@@ -1,8 +1,9 @@
 // The console's client store: a REST snapshot, then every socket event applied to it (`apply`), the way
 // Zulip's register → fetch → apply works. Views never fetch for themselves what an event can bring: they
-// render from here and re-render when told (`subscribe`). Events that arrive while a snapshot is loading
-// wait, and are applied on top of it in order; applying an event the snapshot already holds changes
-// nothing (conversations are replaced whole; a message is counted once, by id and time).
+// render from here and re-render when told (`subscribe`). Events that arrive while anything is being read
+// (a snapshot, a list's next page, a conversation) wait, and are applied on top of what was read, in order;
+// applying an event the read already holds changes nothing (conversations are replaced whole; a message
+// is counted once, by time; a delivery status never goes back).
 
 import * as api from "./api.js";
 
@@ -42,6 +43,22 @@ function compareBy(sort) {
   };
 }
 
+const DELIVERY_ORDER = { queued: 0, sent: 1, delivered: 2, read: 3 };
+
+// A late answer (a reply's POST, an older page) must not set a tick back: statuses only move forward, except
+// a failure and a retry of it, which may go either way.
+function laterStatus(known, incoming) {
+  const before = DELIVERY_ORDER[known];
+  const after = DELIVERY_ORDER[incoming];
+  return before !== undefined && after !== undefined && after < before ? known : incoming;
+}
+
+// Where a list stops: the sort value and id of the last conversation loaded (what its cursor names).
+function boundaryOf(conversation, sort) {
+  const field = sort.replace(/^-/, "");
+  return { id: conversation.id, [field]: conversation[field] };
+}
+
 function matches(query, conversation, myQueues) {
   if (query.status && conversation.status !== query.status) return false;
   if (query.agent_id && conversation.agent_id !== query.agent_id) return false;
@@ -66,17 +83,42 @@ export function createStore(me) {
     labels: new Map(),
     canned: [],
     filters: {},
-    loading: false,
+    openId: null,
+    loading: true,
+    error: null,
   };
-  let pending = null; // events held while a snapshot loads
+  const pending = []; // events held while something is being read
+  let holds = 0;
   let generation = 0;
+  let filterRequest = 0;
 
   function emit(change) {
     for (const listener of listeners) listener(change);
   }
 
+  // Reads `fn` does wait for no event: the events that arrive meanwhile are applied after it, in order.
+  async function holding(fn) {
+    holds += 1;
+    try {
+      return await fn();
+    } finally {
+      holds -= 1;
+      if (holds === 0) {
+        const held = pending.splice(0);
+        for (const frame of held) applyNow(frame);
+      }
+    }
+  }
+
   function myQueues() {
     return isStaff(state.me) ? null : new Set(state.queues.keys());
+  }
+
+  // Whether the person may still see the conversation (the server's sight rule, for what events bring).
+  function inSight(conversation) {
+    if (isStaff(state.me)) return true;
+    if (conversation.status === "assigned") return conversation.agent_id === state.me.user.id;
+    return conversation.status === "waiting" && state.queues.has(conversation.queue_id);
   }
 
   function listQuery(tab) {
@@ -84,86 +126,103 @@ export function createStore(me) {
     return { ...definition.query(state.me, state.filters), sort: definition.sort };
   }
 
-  async function loadList(tab, { more = false } = {}) {
-    const query = listQuery(tab);
-    const current = state.lists.get(tab);
-    const cursor = more ? current?.nextCursor : null;
-    if (more && !cursor) return;
+  async function fetchList(query, cursor) {
     const { data } = await api.getPage("/api/conversations", { ...query, limit: PAGE, cursor });
-    const list = more && current ? current : { tab, query, ids: [], nextCursor: null };
+    return data;
+  }
+
+  function takeList(tab, query, data, into) {
+    const list = into ?? { tab, query, ids: [], nextCursor: null, boundary: null };
     for (const conversation of data.items) {
       state.conversations.set(conversation.id, conversation);
       list.ids.push(conversation.id);
     }
     list.nextCursor = data.next_cursor;
+    const last = data.items[data.items.length - 1];
+    if (last) list.boundary = boundaryOf(last, query.sort);
     state.lists.set(tab, list);
   }
 
   async function loadHistory(conversationId, { older = false } = {}) {
-    const history = state.histories.get(conversationId) ?? { messages: new Map(), nextCursor: null, complete: false };
-    if (older && (history.complete || !history.nextCursor)) return history;
-    const before = older ? history.nextCursor : undefined;
-    const [{ data }, notes] = await Promise.all([
-      api.getPage(`/api/conversations/${conversationId}/messages`, { limit: HISTORY_PAGE, before }),
-      older ? null : api.get(`/api/conversations/${conversationId}/notes`, { limit: 100 }),
-    ]);
-    for (const message of data.items) history.messages.set(message.id, message);
-    history.nextCursor = data.next_cursor;
-    history.complete = data.next_cursor === null;
-    state.histories.set(conversationId, history);
-    if (notes) state.notes.set(conversationId, new Map(notes.map((note) => [note.id, note])));
-    emit({ type: "history", conversationId });
-    return history;
+    return holding(async () => {
+      const history = state.histories.get(conversationId) ?? { messages: new Map(), nextCursor: null, complete: false };
+      if (older && (history.complete || !history.nextCursor)) return history;
+      const before = older ? history.nextCursor : undefined;
+      const [{ data }, notes] = await Promise.all([
+        api.getPage(`/api/conversations/${conversationId}/messages`, { limit: HISTORY_PAGE, before }),
+        older ? null : api.get(`/api/conversations/${conversationId}/notes`, { limit: 100 }),
+      ]);
+      for (const message of data.items) {
+        const known = history.messages.get(message.id);
+        history.messages.set(message.id, known ? { ...message, status: laterStatus(known.status, message.status) } : message);
+      }
+      history.nextCursor = data.next_cursor;
+      history.complete = data.next_cursor === null;
+      state.histories.set(conversationId, history);
+      if (notes) state.notes.set(conversationId, new Map(notes.map((note) => [note.id, note])));
+      emit({ type: "history", conversationId });
+      return history;
+    });
   }
 
+  // One conversation with its history (opened from a list, a search or the contact panel); null when it is
+  // not (or no longer) the person's to see.
+  async function loadConversation(conversationId) {
+    return holding(async () => {
+      try {
+        const conversation = await api.get(`/api/conversations/${conversationId}`);
+        state.conversations.set(conversation.id, conversation);
+        await loadHistory(conversationId);
+        return conversation;
+      } catch (error) {
+        if (error.status === 404) {
+          state.conversations.delete(conversationId);
+          return null;
+        }
+        throw error;
+      }
+    });
+  }
+
+  // Everything read anew, and swapped in whole only once all of it has come: a failure leaves what was.
   async function loadSnapshot() {
     const mine = ++generation;
-    pending = pending ?? [];
     state.loading = true;
+    state.error = null;
     emit({ type: "loading" });
     try {
-      const staff = isStaff(state.me);
-      const [queues, labels, canned] = await Promise.all([
-        api.get("/api/queues", { limit: 100 }),
-        api.get("/api/labels", { limit: 100 }),
-        api.get("/api/canned-responses", { limit: 100 }),
-      ]);
-      const people = staff ? await api.get("/api/users", { limit: 100 }) : [state.me.user];
-      if (mine !== generation) return;
-      state.queues = new Map(queues.map((queue) => [queue.id, queue]));
-      state.labels = new Map(labels.map((label) => [label.id, label]));
-      state.canned = canned;
-      state.presence = new Map(people.map((person) => [person.id, person]));
-      state.conversations = new Map();
-      state.lists = new Map();
-      const tabs = Object.keys(TABS).filter((tab) => staff || !TABS[tab].staffOnly);
-      await Promise.all(tabs.map((tab) => loadList(tab)));
-      const open = [...state.histories.keys()];
-      state.histories = new Map();
-      state.notes = new Map();
-      await Promise.all(open.map((id) => loadConversation(id)));
-    } finally {
+      await holding(async () => {
+        const staff = isStaff(state.me);
+        const [queues, labels, canned, people] = await Promise.all([
+          api.get("/api/queues", { limit: 100 }),
+          api.get("/api/labels", { limit: 100 }),
+          api.get("/api/canned-responses", { limit: 100 }),
+          staff ? api.get("/api/users", { limit: 100 }) : [state.me.user],
+        ]);
+        const tabs = Object.keys(TABS).filter((tab) => staff || !TABS[tab].staffOnly);
+        const queries = tabs.map((tab) => listQuery(tab));
+        const pages = await Promise.all(queries.map((query) => fetchList(query)));
+        if (mine !== generation) return;
+        state.queues = new Map(queues.map((queue) => [queue.id, queue]));
+        state.labels = new Map(labels.map((label) => [label.id, label]));
+        state.canned = canned;
+        state.presence = new Map(people.map((person) => [person.id, person]));
+        state.conversations = new Map();
+        state.lists = new Map();
+        tabs.forEach((tab, index) => takeList(tab, queries[index], pages[index]));
+        state.histories = new Map();
+        state.notes = new Map();
+        if (state.openId) await loadConversation(state.openId);
+      });
       if (mine === generation) {
         state.loading = false;
-        const held = pending;
-        pending = null;
-        for (const frame of held) applyNow(frame);
         emit({ type: "snapshot" });
       }
-    }
-  }
-
-  // One conversation that no list holds (opened from a search or the contact panel).
-  async function loadConversation(conversationId) {
-    try {
-      const conversation = await api.get(`/api/conversations/${conversationId}`);
-      state.conversations.set(conversation.id, conversation);
-      await loadHistory(conversationId);
-      return conversation;
     } catch (error) {
-      if (error.status === 404) {
-        state.conversations.delete(conversationId);
-        return null;
+      if (mine === generation) {
+        state.loading = false;
+        state.error = error;
+        emit({ type: "error", error });
       }
       throw error;
     }
@@ -172,15 +231,22 @@ export function createStore(me) {
   function putConversation(conversation) {
     const before = state.conversations.get(conversation.id);
     state.conversations.set(conversation.id, conversation);
+    // Out of sight, a conversation's history stops being kept up: it is read anew if it comes back.
+    if (!inSight(conversation) && conversation.id !== state.openId) {
+      state.histories.delete(conversation.id);
+      state.notes.delete(conversation.id);
+    }
     return before;
   }
 
   function addMessage(conversationId, message) {
     const history = state.histories.get(conversationId);
-    const known = history?.messages.has(message.id);
-    if (history) history.messages.set(message.id, { ...history.messages.get(message.id), ...message });
+    if (history) {
+      const known = history.messages.get(message.id);
+      history.messages.set(message.id, known ? { ...known, ...message, status: laterStatus(known.status, message.status) } : message);
+    }
     const conversation = state.conversations.get(conversationId);
-    if (!conversation || known) return;
+    if (!conversation) return;
     const last = conversation.last_message;
     // Already counted when the conversation was read after this message was written.
     if (last && instant(last.created_at) >= instant(message.created_at)) return;
@@ -206,13 +272,12 @@ export function createStore(me) {
       const before = putConversation(data.conversation);
       emit({ type: "conversation", event: frame.event, conversation: data.conversation, before, from: data.from, reason: data.reason });
     } else if (frame.event === "message.created") {
-      if (data.conversation) putConversation(data.conversation);
       addMessage(data.conversation_id, data.message);
       emit({ type: "message", event: frame.event, conversationId: data.conversation_id, message: data.message });
     } else if (frame.event === "message.status") {
       const history = state.histories.get(data.conversation_id);
       const message = history?.messages.get(data.message_id);
-      if (message) history.messages.set(data.message_id, { ...message, status: data.status, error: data.error });
+      if (message) history.messages.set(data.message_id, { ...message, status: laterStatus(message.status, data.status), error: data.error });
       emit({ type: "message", event: frame.event, conversationId: data.conversation_id });
     } else if (frame.event === "note.created") {
       const notes = state.notes.get(data.note.conversation_id);
@@ -228,7 +293,7 @@ export function createStore(me) {
       emit({ type: "queues" });
     } else if (frame.event === "queue.members_changed") {
       // Joining or leaving a queue changes which waiting conversations are in sight: read them again.
-      if (state.me.user && data.user_id === state.me.user.id) loadSnapshot();
+      if (state.me.user && data.user_id === state.me.user.id) loadSnapshot().catch(() => null);
       emit({ type: "queues" });
     }
   }
@@ -240,19 +305,31 @@ export function createStore(me) {
       return () => listeners.delete(listener);
     },
     apply(frame) {
-      if (pending) pending.push(frame);
+      if (holds > 0) pending.push(frame);
       else applyNow(frame);
     },
     loadSnapshot,
     loadConversation,
     loadHistory,
+    // The conversation on screen: its history is kept up and read again with every snapshot.
+    focus(conversationId) {
+      state.openId = conversationId;
+    },
     async loadMore(tab) {
-      await loadList(tab, { more: true });
+      const list = state.lists.get(tab);
+      if (!list?.nextCursor) return;
+      await holding(async () => takeList(tab, list.query, await fetchList(list.query, list.nextCursor), list));
       emit({ type: "list", tab });
     },
     async setFilters(filters) {
+      const request = ++filterRequest;
       state.filters = filters;
-      if (isStaff(state.me)) await loadList("all");
+      if (!isStaff(state.me)) return;
+      const query = listQuery("all");
+      await holding(async () => {
+        const data = await fetchList(query);
+        if (request === filterRequest) takeList("all", query, data);
+      });
       emit({ type: "list", tab: "all" });
     },
     // The conversations of a list, in its order: those loaded, and those events brought that fall within
@@ -263,9 +340,8 @@ export function createStore(me) {
       const queues = myQueues();
       const compare = compareBy(list.query.sort);
       const inList = [...state.conversations.values()].filter((c) => matches(list.query, c, queues)).sort(compare);
-      if (!list.nextCursor || list.ids.length === 0) return inList;
-      const boundary = state.conversations.get(list.ids[list.ids.length - 1]);
-      return inList.filter((c) => !boundary || compare(c, boundary) <= 0);
+      if (!list.nextCursor || !list.boundary) return inList;
+      return inList.filter((c) => compare(c, list.boundary) <= 0);
     },
     hasMore(tab) {
       return Boolean(state.lists.get(tab)?.nextCursor);
@@ -279,10 +355,6 @@ export function createStore(me) {
     },
     history(conversationId) {
       return state.histories.get(conversationId);
-    },
-    forget(conversationId) {
-      state.histories.delete(conversationId);
-      state.notes.delete(conversationId);
     },
     // A change the person made themselves, known before its event arrives.
     put(conversation) {

@@ -308,6 +308,28 @@ async def test_an_agent_uploads_an_image_and_sends_it_by_its_media_id(world: Wor
     assert hashlib.sha256(fetched.body).digest() == hashlib.sha256(image).digest()
 
 
+async def test_a_voice_note_is_uploaded_and_sent_as_audio(world: World, tenant: TenantPeople) -> None:
+    await _customer_sends(world, text_message(CUSTOMER, "please send a voice note"))
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id, _ = await _latest_message(agent)
+    assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+
+    voice = b"OggS" + os.urandom(2048)
+    uploaded = await _upload(agent, conversation_id, _form(voice, "audio/ogg", "note.ogg"))
+    assert uploaded.status == 201, uploaded.body
+    assert (uploaded.data["kind"], uploaded.data["mime_type"]) == ("audio", "audio/ogg")
+    sent = await agent.post(
+        f"/api/conversations/{conversation_id}/messages",
+        {"media": {"id": uploaded.data["media_id"], "kind": "audio"}},
+    )
+    assert sent.data["status"] == "sent"
+    [delivered] = [s for s in world.simulator.sent if s.wamid == sent.data["wa_message_id"]]
+    assert delivered.request["audio"] == {"id": uploaded.data["media_id"]}
+    # An "audio" file whose bytes are something else is refused before WhatsApp.
+    fake = await _upload(agent, conversation_id, _form(PNG + b"x" * 64, "audio/mpeg", "song.mp3"))
+    assert fake.status == 400
+
+
 async def test_an_upload_is_checked_before_it_goes_to_whatsapp(world: World, tenant: TenantPeople) -> None:
     await _customer_sends(world, text_message(CUSTOMER, "hello"))
     agent = await world.browsers.signed_in(tenant.agent)

@@ -199,7 +199,7 @@ def download_failure(exc: GraphError) -> DomainError:
 
 # --- uploads ---
 
-UploadKind = Literal["image", "document"]
+UploadKind = Literal["image", "audio", "document"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,9 +218,15 @@ class UploadRule:
 _OLE2 = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",)  # .doc, .xls, .ppt
 _ZIP = (b"PK\x03\x04",)  # .docx, .xlsx, .pptx
 _DOCUMENT_LIMIT = 100 * MiB
+_AUDIO_LIMIT = 16 * MiB
 UPLOAD_RULES: dict[str, UploadRule] = {
     "image/jpeg": UploadRule("image", 5 * MiB, (b"\xff\xd8\xff",)),
     "image/png": UploadRule("image", 5 * MiB, (b"\x89PNG\r\n\x1a\n",)),
+    # WhatsApp's audio types: a voice note is OGG/Opus; MP3 starts with its ID3 tag or a frame sync.
+    "audio/ogg": UploadRule("audio", _AUDIO_LIMIT, (b"OggS",)),
+    "audio/mpeg": UploadRule("audio", _AUDIO_LIMIT, (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")),
+    "audio/aac": UploadRule("audio", _AUDIO_LIMIT, (b"\xff\xf1", b"\xff\xf9")),
+    "audio/amr": UploadRule("audio", _AUDIO_LIMIT, (b"#!AMR",)),
     "application/pdf": UploadRule("document", _DOCUMENT_LIMIT, (b"%PDF-",)),
     # Plain text has no signature: it is checked for NUL bytes instead, which binary files are full of.
     "text/plain": UploadRule("document", _DOCUMENT_LIMIT, ()),

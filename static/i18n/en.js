@@ -19,7 +19,8 @@ export default {
   "login.tooMany": { one: "Too many sign-in attempts. Please wait {count} second and try again.", other: "Too many sign-in attempts. Please wait {count} seconds and try again." },
   "console.loading": "Loading…",
   "console.unreachable": "The server cannot be reached. Reload the page to try again.",
-  "console.loadFailed": "The conversations could not be loaded. Reload the page to try again.",
+  "console.loadFailed": "The conversations could not be loaded.",
+  "console.retry": "Try again",
   "console.tokenOnly": "An API token has no console: sign in as a person.",
 
   "connection.connecting": "Connecting…",
@@ -81,6 +82,7 @@ export default {
 
   "conversation.region": "Conversation",
   "conversation.none": "Choose a conversation from the list.",
+  "conversation.unavailable": "Conversation unavailable",
   "conversation.messages": "Messages",
   "conversation.actions": "Conversation actions",
   "conversation.older": "Show older messages",
@@ -188,6 +190,9 @@ export default {
   "templates.preview": "Preview of the template",
   "templates.previewTitle": "Preview",
   "templates.send": "Send template",
+  "templates.category.marketing": "marketing",
+  "templates.category.utility": "utility",
+  "templates.category.authentication": "authentication",
 
   "contact.region": "Contact",
   "contact.title": "Contact",

@@ -18,7 +18,8 @@ export default {
   "login.tooMany": { one: "Muitas tentativas de entrar. Aguarde {count} segundo e tente de novo.", other: "Muitas tentativas de entrar. Aguarde {count} segundos e tente de novo." },
   "console.loading": "Carregando…",
   "console.unreachable": "Não foi possível conectar ao servidor. Recarregue a página para tentar novamente.",
-  "console.loadFailed": "Não foi possível carregar as conversas. Recarregue a página para tentar novamente.",
+  "console.loadFailed": "Não foi possível carregar as conversas.",
+  "console.retry": "Tentar de novo",
   "console.tokenOnly": "Um token de API não tem acesso ao console: entre com uma conta pessoal.",
 
   "connection.connecting": "Conectando…",
@@ -80,6 +81,7 @@ export default {
 
   "conversation.region": "Conversa",
   "conversation.none": "Escolha uma conversa na lista.",
+  "conversation.unavailable": "Conversa indisponível",
   "conversation.messages": "Mensagens",
   "conversation.actions": "Ações da conversa",
   "conversation.older": "Mostrar mensagens anteriores",
@@ -187,6 +189,9 @@ export default {
   "templates.preview": "Prévia do modelo",
   "templates.previewTitle": "Prévia",
   "templates.send": "Enviar modelo",
+  "templates.category.marketing": "marketing",
+  "templates.category.utility": "utilidade",
+  "templates.category.authentication": "autenticação",
 
   "contact.region": "Contato",
   "contact.title": "Contato",

@@ -10,9 +10,11 @@ import { clear, el, setText } from "../dom.js";
 import { formatDuration, t } from "../i18n.js";
 import { isStaff } from "../store.js";
 import { describeError } from "./dialogs.js";
-import { contactName } from "./list.js";
+import { contactName, kindName } from "./list.js";
 import { openTemplatePicker } from "./templates.js";
 
+// What the server takes to send (messages/media.py UPLOAD_RULES): anything else would be refused after uploading.
+const ACCEPTED = "image/jpeg,image/png,audio/ogg,audio/mpeg,audio/aac,audio/amr,application/pdf,text/plain,.doc,.docx,.xls,.xlsx,.ppt,.pptx";
 const EMOJI = ["😀", "😂", "😊", "😍", "🙏", "👍", "👏", "🎉", "❤️", "😢", "😮", "🤔", "✅", "⏳", "📦", "📞"];
 const TYPING_EVERY_MS = 10_000;
 // Colleagues following the conversation hear it more often: the server relays one every 2 s at most.
@@ -24,19 +26,13 @@ export function fillPlaceholders(body, values) {
   return body.replace(/\{\{\s*([\w.]+)\s*(?:\|([^}]*))?\}\}/g, (whole, name, fallback) => values[name] ?? fallback ?? whole);
 }
 
-function kindOf(file) {
-  if (file.type.startsWith("image/")) return "image";
-  if (file.type.startsWith("audio/")) return "audio";
-  if (file.type.startsWith("video/")) return "video";
-  return "document";
-}
-
 export function mountComposer({ store, ui, box }) {
   const me = store.state.me;
   let conversationId = null;
   let replyingTo = null;
   let lastTyping = 0;
   let lastTold = 0;
+  let sending = false;
   let suggestions = [];
   let active = 0;
 
@@ -44,10 +40,11 @@ export function mountComposer({ store, ui, box }) {
   const input = el("textarea", { id: "composer", rows: 2, maxlength: 4096, "aria-autocomplete": "list", "aria-controls": "canned", "aria-expanded": "false" });
   const canned = el("ul", { id: "canned", role: "listbox", class: "canned", "aria-label": t("composer.canned"), hidden: true });
   const quote = el("div", { class: "replying", hidden: true });
-  const windowLine = el("p", { class: "window", role: "status" });
+  // Not a live region: a countdown announced every minute would drown everything else out.
+  const windowLine = el("p", { class: "window" });
   const closedBox = el("div", { class: "window-closed", hidden: true });
   const noteToggle = el("input", { type: "checkbox", id: "note-toggle" });
-  const fileInput = el("input", { type: "file", id: "attach", class: "visually-hidden", accept: "image/*,audio/*,video/*,application/pdf,.doc,.docx,.xls,.xlsx,.txt" });
+  const fileInput = el("input", { type: "file", id: "attach", class: "visually-hidden", accept: ACCEPTED });
   const attachLabel = el("label", { for: "attach", class: "button secondary", text: t("composer.attach") });
   const progress = el("progress", { max: 1, value: 0, hidden: true, "aria-label": t("composer.uploading") });
   const emojiButton = el("button", { type: "button", class: "secondary", "aria-label": t("composer.emoji"), "aria-expanded": "false", text: "😊" });
@@ -195,30 +192,43 @@ export function mountComposer({ store, ui, box }) {
   send.addEventListener("click", submit);
 
   // A reply (text or media), quoting the message chosen; the answer is the message as it then stands.
-  async function reply(c, content) {
-    const body = replyingTo ? { ...content, reply_to: replyingTo.id } : content;
+  async function reply(c, content, quoting) {
+    const body = quoting ? { ...content, reply_to: quoting.id } : content;
     store.putMessage(await api.post(`/api/conversations/${c.id}/messages`, body));
+  }
+
+  // After a send, the draft it came from goes, wherever the agent has gone meanwhile.
+  function sent(c, text) {
+    if (conversationId === c.id) {
+      if (input.value.trim() === text) input.value = "";
+      saveDraft();
+      setReply(null);
+    } else if ((window.localStorage.getItem(draftKey(c.id)) ?? "").trim() === text) {
+      window.localStorage.removeItem(draftKey(c.id));
+    }
   }
 
   async function submit() {
     const text = input.value.trim();
     const c = conversation();
-    if (!text || !c) return;
+    // One send at a time: a second Enter (or a held key) must not send the message twice.
+    if (!text || !c || sending) return;
+    sending = true;
     send.disabled = true;
     setText(status, "");
+    const quoting = replyingTo;
     try {
       if (noteToggle.checked) {
         await api.post(`/api/conversations/${c.id}/notes`, { body: text });
       } else {
-        await reply(c, { text });
+        await reply(c, { text }, quoting);
       }
-      input.value = "";
-      saveDraft();
-      setReply(null);
+      sent(c, text);
     } catch (error) {
-      setText(status, describeError(error));
+      if (conversationId === c.id) setText(status, describeError(error));
     } finally {
-      send.disabled = false;
+      sending = false;
+      render(conversation());
       input.focus();
     }
   }
@@ -228,6 +238,9 @@ export function mountComposer({ store, ui, box }) {
     fileInput.value = "";
     const c = conversation();
     if (!file || !c) return;
+    // What goes with the file is what was there when it was chosen, whatever happens while it uploads.
+    const caption = input.value.trim();
+    const quoting = replyingTo;
     progress.hidden = false;
     progress.value = 0;
     setText(status, "");
@@ -235,19 +248,14 @@ export function mountComposer({ store, ui, box }) {
       const uploaded = await api.upload(`/api/conversations/${c.id}/media`, file, (share) => {
         progress.value = share;
       });
-      const kind = kindOf(file);
-      const media = { id: uploaded.id, kind };
-      if (kind === "document") media.filename = file.name.slice(0, 240);
-      const caption = input.value.trim();
-      if (caption && kind !== "audio") media.caption = caption.slice(0, 1024);
-      await reply(c, { media });
-      if (media.caption) {
-        input.value = "";
-        saveDraft();
-      }
-      setReply(null);
+      const media = { id: uploaded.media_id, kind: uploaded.kind };
+      if (uploaded.kind === "document") media.filename = file.name.slice(0, 240);
+      if (caption && uploaded.kind !== "audio") media.caption = caption.slice(0, 1024);
+      await reply(c, { media }, quoting);
+      if (media.caption) sent(c, caption);
+      else if (conversationId === c.id) setReply(null);
     } catch (error) {
-      setText(status, describeError(error));
+      if (conversationId === c.id) setText(status, describeError(error));
     } finally {
       progress.hidden = true;
     }
@@ -259,7 +267,7 @@ export function mountComposer({ store, ui, box }) {
     if (!message) return;
     const cancel = el("button", { type: "button", class: "link", text: t("composer.cancelReply") });
     cancel.addEventListener("click", () => setReply(null));
-    clear(quote).append(el("span", { class: "muted", text: t("composer.replyingTo") }), el("blockquote", { class: "quote", text: message.text ?? t(`kind.${message.kind}`) }), cancel);
+    clear(quote).append(el("span", { class: "muted", text: t("composer.replyingTo") }), el("blockquote", { class: "quote", text: message.text ?? kindName(message.kind) }), cancel);
     input.focus();
   }
 
@@ -270,7 +278,7 @@ export function mountComposer({ store, ui, box }) {
     const asNote = noteToggle.checked;
     const freeText = asNote || (replying && open);
     input.disabled = !freeText;
-    send.disabled = !freeText;
+    send.disabled = !freeText || sending;
     attachLabel.classList.toggle("disabled", !(replying && open) || asNote);
     fileInput.disabled = !(replying && open) || asNote;
     emojiButton.disabled = !freeText;
@@ -320,6 +328,9 @@ export function mountComposer({ store, ui, box }) {
     },
     close() {
       conversationId = null;
+      input.disabled = true;
+      send.disabled = true;
+      fileInput.disabled = true;
     },
     focus() {
       input.focus();

@@ -13,7 +13,12 @@ export function mountContact({ store, ui }) {
   async function render(conversationId) {
     const conversation = conversationId && store.state.conversations.get(conversationId);
     panel.hidden = !conversation || ui.contactOpen === false;
-    if (!conversation) return;
+    if (!conversation) {
+      // Never another conversation's contact: the panel waits for this one to load.
+      shownFor = null;
+      clear(panel);
+      return;
+    }
     const contact = conversation.contact;
     const name = el("input", { id: "contact-name", value: contact.name ?? "", maxlength: 200, placeholder: contact.profile_name ?? "" });
     const save = el("button", { type: "button", class: "secondary", text: t("contact.save") });
@@ -64,6 +69,11 @@ export function mountContact({ store, ui }) {
     else if ("contactOpen" in changes) panel.hidden = !ui.openId || !ui.contactOpen;
   });
   store.subscribe((change) => {
+    // A conversation opened from a search or a notification arrives after it was asked for.
+    if ((change.type === "history" || change.type === "snapshot") && ui.openId && shownFor !== ui.openId) {
+      render(ui.openId);
+      return;
+    }
     if (change.type === "conversation" && change.conversation?.id === ui.openId && change.event !== "local") {
       const before = change.before;
       if (!before || before.contact.name !== change.conversation.contact.name || before.labels.length !== change.conversation.labels.length) render(ui.openId);

@@ -9,7 +9,7 @@ import { dayKey, formatDay, formatTime, t } from "../i18n.js";
 import { instant, isStaff } from "../store.js";
 import { mountComposer } from "./composer.js";
 import { describeError, openDialog } from "./dialogs.js";
-import { contactName } from "./list.js";
+import { contactName, kindName } from "./list.js";
 
 const TICKS = { queued: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
 
@@ -21,7 +21,7 @@ function mediaOf(message) {
     case "image":
     case "sticker":
       return el("a", { href: source, target: "_blank", rel: "noopener noreferrer", class: "media-image" },
-        el("img", { src: source, alt: media.caption || t(`kind.${message.kind}`), loading: "lazy" }));
+        el("img", { src: source, alt: media.caption || kindName(message.kind), loading: "lazy" }));
     case "audio":
       return el("audio", { controls: true, preload: "none", src: source, "aria-label": t(media.voice ? "kind.voice" : "kind.audio") });
     case "video":
@@ -63,6 +63,9 @@ export function mountConversation({ store, ui }) {
     try {
       await store.loadHistory(current.id, { older: true });
       messages.scrollTop = messages.scrollHeight - fromBottom;
+    } catch (error) {
+      problem(describeError(error));
+      ui.focusMessage = null;
     } finally {
       loadingOlder = false;
     }
@@ -80,6 +83,11 @@ export function mountConversation({ store, ui }) {
     }
   }
 
+  function failed(text) {
+    clear(header).append(el("h2", { id: "conversation-title", text: t("conversation.unavailable") }));
+    problem(text);
+  }
+
   function problem(text) {
     const box = pane.querySelector(".conversation-problem");
     if (box) setText(box, text);
@@ -95,14 +103,15 @@ export function mountConversation({ store, ui }) {
     const id = current.id;
     const target = el("select", { id: "transfer-target", required: true });
     const note = el("textarea", { id: "transfer-note", rows: 3, maxlength: 4000 });
+    let dialog = null;
     api.get(`/api/conversations/${id}/transfer-targets`).then((targets) => {
       const agents = el("optgroup", { label: t("transfer.agents") }, ...targets.agents.map((a) =>
         el("option", { value: `agent:${a.id}`, text: t("transfer.agentOption", { name: a.name, status: t(`presence.${a.status}`), load: a.open_conversations, capacity: a.capacity }) })));
       const queues = el("optgroup", { label: t("transfer.queues") }, ...targets.queues.map((q) =>
         el("option", { value: `queue:${q.id}`, text: t("transfer.queueOption", { name: q.name, count: q.waiting }) })));
       target.append(agents, queues);
-    }).catch((error) => problem(describeError(error)));
-    openDialog({
+    }).catch((error) => dialog?.showError(describeError(error)));
+    dialog = openDialog({
       title: t("transfer.title"),
       body: [el("label", { for: "transfer-target", text: t("transfer.to") }), target, el("label", { for: "transfer-note", text: t("transfer.note") }), note],
       submit: t("transfer.submit"),
@@ -129,7 +138,18 @@ export function mountConversation({ store, ui }) {
     });
   }
 
+  // The header and toolbar are rebuilt only when what they show changed, so an open label menu or a focused
+  // button survives a message arriving.
+  function headerKey(conversation) {
+    const agent = conversation.agent_id ? store.state.presence.get(conversation.agent_id)?.name : null;
+    return JSON.stringify([conversation.status, conversation.agent_id, agent, conversation.queue_id, conversation.close_reason,
+      conversation.contact.name, conversation.contact.profile_name, conversation.labels.map((l) => l.id), store.state.labels.size, ui.contactOpen]);
+  }
+
   function renderHeader(conversation) {
+    const key = headerKey(conversation);
+    if (current.headerKey === key) return;
+    current.headerKey = key;
     const agent = conversation.agent_id ? store.state.presence.get(conversation.agent_id)?.name ?? t("conversation.anAgent") : null;
     const queue = store.state.queues.get(conversation.queue_id)?.name;
     const where = conversation.status === "assigned"
@@ -171,7 +191,10 @@ export function mountConversation({ store, ui }) {
     const chips = conversation.labels.map((label) => {
       const remove = el("button", { type: "button", class: "chip-remove", "aria-label": t("action.removeLabel", { name: label.name }), text: "×" });
       remove.addEventListener("click", () => act(remove, () => api.del(`/api/conversations/${id}/labels/${label.id}`)));
-      return el("span", { class: "chip", style: undefined, dataset: { color: label.color } }, label.name, remove);
+      const chip = el("span", { class: "chip" }, label.name, remove);
+      // Through the CSSOM: the CSP refuses style attributes, not styles set from a script of the page.
+      chip.style.setProperty("--label", label.color);
+      return chip;
     });
     actions.append(el("span", { class: "chips" }, ...chips), labels);
   }
@@ -179,7 +202,7 @@ export function mountConversation({ store, ui }) {
   function quoteOf(message, history) {
     if (!message.reply_to_wa_message_id || !history) return null;
     const quoted = [...history.messages.values()].find((m) => m.wa_message_id === message.reply_to_wa_message_id);
-    return el("blockquote", { class: "quote" }, quoted ? (quoted.text ?? t(`kind.${quoted.kind}`)) : t("message.quotedUnknown"));
+    return el("blockquote", { class: "quote" }, quoted ? (quoted.text ?? kindName(quoted.kind)) : t("message.quotedUnknown"));
   }
 
   // What a kind without plain text says: a reaction names the message it reacts to, a location links to a
@@ -188,7 +211,7 @@ export function mountConversation({ store, ui }) {
     const details = message.details ?? {};
     if (message.kind === "reaction" && details.reaction) {
       const target = history && [...history.messages.values()].find((m) => m.wa_message_id === details.reaction.message_id);
-      const about = target ? (target.text ?? t(`kind.${target.kind}`)).slice(0, 80) : t("message.quotedUnknown");
+      const about = target ? (target.text ?? kindName(target.kind)).slice(0, 80) : t("message.quotedUnknown");
       return details.reaction.emoji ? t("message.reacted", { emoji: details.reaction.emoji, text: about }) : t("message.unreacted", { text: about });
     }
     if (message.kind === "location" && details.location) {
@@ -211,10 +234,11 @@ export function mountConversation({ store, ui }) {
     if (media) body.append(media);
     if (special) body.append(el("p", { class: "text" }, special));
     else if (message.text) body.append(el("p", { class: "text" }, linkify(message.text)));
-    else if (!media) body.append(el("p", { class: "text muted", text: t(`kind.${message.kind}`) }));
+    else if (!media) body.append(el("p", { class: "text muted", text: kindName(message.kind) }));
     const meta = el("span", { class: "meta" }, formatTime(message.created_at));
     if (outbound) {
-      meta.append(el("span", { class: `tick tick-${message.status}`, "aria-label": t(`tick.${message.status}`), title: t(`tick.${message.status}`), text: TICKS[message.status] ?? "" }));
+      const tick = t(`tick.${message.status}`);
+      meta.append(el("span", { class: `tick tick-${message.status}`, role: "img", "aria-label": tick, title: tick, text: TICKS[message.status] ?? "" }));
     }
     const found = current?.highlight === message.id ? " found" : "";
     const node = el("li", { class: `bubble ${outbound ? "out" : "in"}${found}`, dataset: { id: message.id, status: message.status } }, quoteOf(message, history), body, meta);
@@ -241,10 +265,20 @@ export function mountConversation({ store, ui }) {
       el("span", { class: "meta", text: formatTime(note.created_at) }));
   }
 
+  // What a bubble shows: the same key keeps the same element, so a playing voice note or video goes on
+  // playing, and a focused Reply or Retry keeps its focus, while other messages arrive.
+  function bubbleKey(entry, history) {
+    const item = entry.item;
+    if (entry.type === "note") return `note:${item.id}`;
+    const quoted = item.reply_to_wa_message_id && history ? [...history.messages.values()].some((m) => m.wa_message_id === item.reply_to_wa_message_id) : false;
+    return JSON.stringify([item.id, item.status, item.text, item.error?.reason ?? null, item.wa_message_id, current.highlight === item.id, quoted]);
+  }
+
   function renderTimeline() {
     const history = store.history(current.id);
     const wasAtBottom = stickToBottom;
     const nodes = [];
+    const kept = new Map();
     if (history && !history.complete) nodes.push(el("li", { class: "older-row" }, older));
     let day = null;
     for (const entry of store.timeline(current.id)) {
@@ -253,20 +287,27 @@ export function mountConversation({ store, ui }) {
         day = dayKey(created);
         nodes.push(el("li", { class: "day", role: "separator", text: formatDay(created) }));
       }
-      nodes.push(entry.type === "message" ? messageNode(entry.item, history) : noteNode(entry.item));
+      const key = bubbleKey(entry, history);
+      const node = current.bubbles.get(key) ?? (entry.type === "message" ? messageNode(entry.item, history) : noteNode(entry.item));
+      kept.set(key, node);
+      nodes.push(node);
     }
-    clear(messages).append(...nodes);
+    current.bubbles = kept;
+    messages.replaceChildren(...nodes);
     if (wasAtBottom) messages.scrollTop = messages.scrollHeight;
     // A search result opens at the message it found (loading older pages until it is there), marked.
     if (ui.focusMessage) {
       const target = messages.querySelector(`[data-id="${CSS.escape(ui.focusMessage)}"]`);
       if (target) {
         current.highlight = ui.focusMessage;
+        current.bubbles.clear();
         target.classList.add("found");
         target.scrollIntoView({ block: "center" });
         ui.focusMessage = null;
       } else if (history && !history.complete) {
         loadOlder();
+      } else {
+        ui.focusMessage = null; // not in this conversation's history after all
       }
     }
   }
@@ -280,13 +321,16 @@ export function mountConversation({ store, ui }) {
   }
 
   async function open(id) {
+    store.focus(id);
+    // Nothing of the previous conversation may stay usable while this one loads (or fails to).
+    clear(actions);
+    composer.close();
     if (!id) {
       current = null;
       clear(pane).append(el("p", { class: "muted empty", text: t("conversation.none") }));
-      composer.close();
       return;
     }
-    current = { id };
+    current = { id, bubbles: new Map(), headerKey: null };
     stickToBottom = true;
     typing.clear();
     setText(colleagues, "");
@@ -297,36 +341,41 @@ export function mountConversation({ store, ui }) {
       if (!store.history(id)) {
         const found = await store.loadConversation(id);
         if (!found) {
-          problem(t("error.notFound"));
+          failed(t("error.notFound"));
           return;
         }
       }
     } catch (error) {
-      problem(describeError(error));
+      failed(describeError(error));
       return;
     }
     if (current?.id !== id) return;
     render();
     composer.open(id);
-    const conversation = store.state.conversations.get(id);
-    // Only its agent tells the customer their messages were read; a supervisor looks in silently.
-    if (conversation?.status === "assigned" && conversation.agent_id === me.user.id && conversation.unread_count !== 0) {
-      store.markedRead(id);
-      api.post(`/api/conversations/${id}/read`).catch(() => null);
-    }
+    markRead();
   }
 
   store.subscribe((change) => {
     if (!current) return;
     if (change.type === "snapshot" || change.conversationId === current.id || change.conversation?.id === current.id) {
       render();
-      const conversation = store.state.conversations.get(current.id);
-      if (change.type === "message" && change.message?.direction === "inbound" && conversation?.agent_id === me.user.id && document.visibilityState === "visible") {
-        store.markedRead(current.id);
-        api.post(`/api/conversations/${current.id}/read`).catch(() => null);
-      }
+      if (change.type === "message" && change.message?.direction === "inbound" && document.visibilityState === "visible") markRead();
     }
   });
+
+  // Only its agent tells the customer their messages were read; a supervisor looks in silently.
+  function markRead() {
+    const conversation = current && store.state.conversations.get(current.id);
+    if (conversation?.status === "assigned" && conversation.agent_id === me.user.id && conversation.unread_count) {
+      store.markedRead(current.id);
+      api.post(`/api/conversations/${current.id}/read`).catch(() => null);
+    }
+  }
+  // What arrived while the tab was hidden is read when the agent comes back to it.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") markRead();
+  });
+
   ui.on((changes) => {
     if ("openId" in changes && changes.openId !== current?.id) open(changes.openId);
     else if (("contactOpen" in changes || changes.focusMessage) && current) render();

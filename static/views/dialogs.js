@@ -7,7 +7,9 @@ import { t } from "../i18n.js";
 
 export function openDialog({ title, body, submit, onSubmit, wide = false }) {
   const dialog = byId("dialog");
+  // Focus goes back where it was; a redrawn view has a new element with the same id or data-id by then.
   const returnTo = document.activeElement;
+  const returnKey = returnTo?.id ? `#${CSS.escape(returnTo.id)}` : returnTo?.dataset?.id ? `[data-id="${CSS.escape(returnTo.dataset.id)}"]` : null;
   const heading = el("h2", { id: "dialog-title", text: title });
   const error = el("p", { class: "form-message", role: "alert" });
   const submitButton = submit ? el("button", { type: "submit", text: submit }) : null;
@@ -23,7 +25,8 @@ export function openDialog({ title, body, submit, onSubmit, wide = false }) {
   dialog.addEventListener(
     "close",
     () => {
-      if (returnTo && document.contains(returnTo)) returnTo.focus();
+      const back = returnTo && document.contains(returnTo) ? returnTo : returnKey ? document.querySelector(returnKey) : null;
+      back?.focus();
     },
     { once: true },
   );
@@ -50,7 +53,13 @@ export function openDialog({ title, body, submit, onSubmit, wide = false }) {
   dialog.showModal();
   const first = form.querySelector("input, select, textarea, button");
   if (first) first.focus();
-  return { close, dialog };
+  return {
+    close,
+    dialog,
+    showError(text) {
+      error.textContent = text;
+    },
+  };
 }
 
 // A refusal as a person reads it: the known cases in their words, else the server's own message.

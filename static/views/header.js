@@ -92,7 +92,9 @@ export function mountHeader({ store }) {
       ],
       submit: t("password.submit"),
       async onSubmit() {
-        await api.post("/api/me/password", { current_password: current.value, new_password: next.value });
+        // This session goes on under a new CSRF token; every other session (and socket) of the person ends.
+        const answer = await api.post("/api/me/password", { current_password: current.value, new_password: next.value });
+        api.setCsrfToken(answer.csrf_token);
         return t("password.done");
       },
     });

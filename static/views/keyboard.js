@@ -15,7 +15,7 @@ const SHORTCUTS = [
   ["c", "keys.close"],
   ["t", "keys.transfer"],
   ["/", "keys.search"],
-  ["Escape", "keys.back"],
+  ["Esc", "keys.back"],
   ["?", "keys.help"],
 ];
 

@@ -9,13 +9,20 @@ import { formatDuration, formatTime, t } from "../i18n.js";
 import { TABS, instant, isStaff } from "../store.js";
 import { describeError } from "./dialogs.js";
 
+// What a kind of message is called; one WhatsApp adds later is "a message that cannot be shown here".
+export function kindName(kind) {
+  const key = `kind.${kind}`;
+  const name = t(key);
+  return name === key ? t("kind.unsupported") : name;
+}
+
 export function contactName(contact) {
   return contact.name || contact.profile_name || `+${contact.wa_id}`;
 }
 
 export function previewOf(message) {
   if (!message) return "";
-  const text = message.text ? message.text.replace(/\s+/g, " ") : t(`kind.${message.kind}`);
+  const text = message.text ? message.text.replace(/\s+/g, " ") : kindName(message.kind);
   return message.direction === "outbound" ? t("list.you", { text }) : text;
 }
 
@@ -28,13 +35,18 @@ export function mountList({ store, ui }) {
   const more = byId("list-more");
   const search = byId("search");
   const filters = byId("filters");
+  const panel = byId("list-panel");
+  const loadError = byId("list-error");
   let results = null; // a search's conversations, or null when not searching
+  let searchError = null;
   let searchTimer = null;
+
+  byId("list-retry").addEventListener("click", () => store.loadSnapshot().catch(() => null));
 
   const names = Object.keys(TABS).filter((tab) => staff || !TABS[tab].staffOnly);
   const tabButtons = new Map(
     names.map((tab) => {
-      const button = el("button", { type: "button", role: "tab", id: `tab-${tab}`, "aria-controls": "conversation-list" });
+      const button = el("button", { type: "button", role: "tab", id: `tab-${tab}`, "aria-controls": "list-panel" });
       button.addEventListener("click", () => {
         search.value = "";
         results = null;
@@ -70,7 +82,12 @@ export function mountList({ store, ui }) {
       el("label", { for: "filter-status", text: t("filter.status") }), status,
     );
     const apply = () =>
-      store.setFilters({ queue_id: queue.value || null, agent_id: agent.value || null, status: status.value || null }).catch(() => null);
+      store
+        .setFilters({ queue_id: queue.value || null, agent_id: agent.value || null, status: status.value || null })
+        .catch((error) => {
+          searchError = describeError(error);
+          render();
+        });
     for (const select of [queue, agent, status]) select.addEventListener("change", apply);
     store.subscribe((change) => {
       if (change.type === "snapshot" || change.type === "queues") fill();
@@ -90,6 +107,7 @@ export function mountList({ store, ui }) {
 
   async function runSearch() {
     const q = search.value.trim();
+    searchError = null;
     if (!q) {
       results = null;
       render();
@@ -101,7 +119,7 @@ export function mountList({ store, ui }) {
       results = data.items;
     } catch (error) {
       results = [];
-      setText(empty, describeError(error));
+      searchError = describeError(error);
     }
     render();
   }
@@ -110,6 +128,9 @@ export function mountList({ store, ui }) {
     more.disabled = true;
     try {
       await store.loadMore(ui.tab);
+    } catch (error) {
+      searchError = describeError(error);
+      render();
     } finally {
       more.disabled = false;
     }
@@ -145,7 +166,7 @@ export function mountList({ store, ui }) {
       ),
     );
     open.addEventListener("click", () => ui.set({ openId: conversation.id, focusMessage: match?.message_id ?? null }));
-    const row = el("li", { class: unread ? "item unread" : "item" }, open);
+    const row = el("li", { class: unread ? "item unread" : "item", dataset: { id: conversation.id } }, open);
     const canTake = waiting && (staff || me.agents_can_take_waiting);
     if (canTake && !results) {
       const button = el("button", { type: "button", class: "take secondary", text: t("list.take"), "aria-label": t("list.takeNamed", { name: contactName(conversation.contact) }) });
@@ -171,12 +192,17 @@ export function mountList({ store, ui }) {
       button.setAttribute("aria-selected", String(!results && tab === ui.tab));
       button.tabIndex = tab === ui.tab ? 0 : -1;
     }
+    panel.setAttribute("aria-labelledby", `tab-${ui.tab}`);
+    loadError.hidden = !store.state.error;
     const conversations = results ?? store.view(ui.tab);
-    const focused = document.activeElement?.closest?.("#conversation-list") ? document.activeElement.dataset.id : null;
+    // Redrawing must not lose the person's place: the focused row (or its Take button) gets focus back.
+    const active = document.activeElement;
+    const focused = active?.closest?.("#conversation-list") ? { id: active.closest(".item")?.dataset.id, take: active.classList.contains("take") } : null;
     clear(list).append(...conversations.map((c) => item(c, results ? c.match : null)));
-    if (focused) list.querySelector(`[data-id="${CSS.escape(focused)}"]`)?.focus();
-    empty.hidden = conversations.length > 0;
-    if (!conversations.length && !results) setText(empty, t(store.state.loading ? "console.loading" : `empty.${ui.tab}`));
+    if (focused?.id) list.querySelector(`.item[data-id="${CSS.escape(focused.id)}"] ${focused.take ? ".take" : ".item-open"}`)?.focus();
+    empty.hidden = conversations.length > 0 && !searchError;
+    if (searchError) setText(empty, searchError);
+    else if (!conversations.length && !results) setText(empty, t(store.state.loading ? "console.loading" : store.state.error ? "console.loadFailed" : `empty.${ui.tab}`));
     else if (!conversations.length) setText(empty, t("empty.search"));
     more.hidden = Boolean(results) || !store.hasMore(ui.tab);
     tick();
@@ -184,6 +210,7 @@ export function mountList({ store, ui }) {
 
   store.subscribe((change) => {
     if (change.type !== "history" && change.type !== "note" && change.type !== "presence") render();
+    if (change.type === "snapshot") searchError = null;
   });
   ui.on((changes) => {
     if ("tab" in changes || "openId" in changes) render();

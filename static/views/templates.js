@@ -9,6 +9,12 @@ import { clear, el, setText } from "../dom.js";
 import { formatDuration, t } from "../i18n.js";
 import { describeError, openDialog } from "./dialogs.js";
 
+function categoryName(category) {
+  const key = `templates.category.${category.toLowerCase()}`;
+  const name = t(key);
+  return name === key ? category.toLowerCase() : name;
+}
+
 function fill(text, values) {
   return (text ?? "").replace(/\{\{\s*(\w+)\s*\}\}/g, (whole, name) => values[name] || whole);
 }
@@ -56,7 +62,7 @@ export function openTemplatePicker({ store, conversation }) {
     const header = chosen.header;
     if (header?.kind === "text") for (const p of header.parameters) field("header", p.name, t("templates.headerValue", { name: p.name }), p);
     else if (header && ["image", "video", "document"].includes(header.kind)) {
-      const file = el("input", { type: "file", id: "template-header-file", required: true, accept: header.kind === "document" ? "" : `${header.kind}/*` });
+      const file = el("input", { type: "file", id: "template-header-file", required: true, accept: header.kind === "image" ? "image/jpeg,image/png" : header.kind === "document" ? "application/pdf" : "" });
       file.addEventListener("change", () => {
         headerFile = file.files?.[0] ?? null;
         renderPreview();
@@ -76,7 +82,7 @@ export function openTemplatePicker({ store, conversation }) {
       templates = answer.templates.filter((template) => template.sendable);
       const keep = choice.value;
       clear(choice).append(el("option", { value: "", text: t("templates.pick") }),
-        ...templates.map((template) => el("option", { value: `${template.name}|${template.language}`, text: `${template.name} · ${template.language}${template.category ? ` · ${template.category.toLowerCase()}` : ""}` })));
+        ...templates.map((template) => el("option", { value: `${template.name}|${template.language}`, text: `${template.name} · ${template.language}${template.category ? ` · ${categoryName(template.category)}` : ""}` })));
       choice.value = keep;
       if (answer.unavailable || !templates.length) setText(about, answer.message ?? t("templates.none"));
       else if (answer.stale) setText(about, t("templates.stale", { age: formatDuration(answer.age_seconds ?? 0) }));
@@ -106,7 +112,7 @@ export function openTemplatePicker({ store, conversation }) {
       if (chosen.header?.kind === "text" && chosen.header.parameters.length) template.header = { kind: "text", text: Object.values(values("header"))[0] };
       else if (headerFile) {
         const uploaded = await api.upload(`/api/conversations/${id}/media`, headerFile, () => null);
-        template.header = { kind: chosen.header.kind, id: uploaded.id, ...(chosen.header.kind === "document" ? { filename: headerFile.name.slice(0, 240) } : {}) };
+        template.header = { kind: chosen.header.kind, id: uploaded.media_id, ...(chosen.header.kind === "document" ? { filename: headerFile.name.slice(0, 240) } : {}) };
       }
       const buttons = [...fields.buttons].map(([index, input]) => ({ index: Number(index), parameter: input.value }));
       if (buttons.length) template.buttons = buttons;
