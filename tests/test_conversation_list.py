@@ -25,6 +25,7 @@ from fiv_console.conversations import read_marks, reading
 from fiv_console.conversations.reading import ListCursor, ListFilters, SortKey
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import EventBatch
+from fiv_console.web import envelope
 from tests.api import TenantPeople
 from tests.conftest import TestDatabase
 from tests.webhooks import World, simulated_world
@@ -400,3 +401,57 @@ async def test_unread_count_and_last_message_follow_intake_replies_and_read_mark
     assert (after_claim, after_release) == (0, 1)
     counts = [event.payload["conversation"]["unread_count"] for event in batch.pending]
     assert counts == [0, 1]
+
+
+async def test_the_list_rows_are_written_as_the_models_would_be(db: Database, seeded: TenantPeople) -> None:
+    # The route writes the domain's rows out without the models (for speed): byte for byte what pydantic
+    # would write for `ConversationListItem`, labels, search matches, null previews and all.
+    staff = Viewer(seeded.id, "supervisor", seeded.supervisor.id)
+    agent = Viewer(seeded.id, "agent", seeded.agent.id)
+    with pytest.raises(_RolledBack):
+        async with tenant_tx(db, seeded.id) as conn:
+            await _compare_rows_with_models(conn, staff, agent, seeded)
+
+
+class _RolledBack(Exception):
+    """Leaves the test's labels and previews out of the shared tenant."""
+
+
+async def _compare_rows_with_models(conn: Any, staff: Viewer, agent: Viewer, seeded: TenantPeople) -> None:
+    label_ids = [
+        await conn.fetchval(
+            "insert into labels (tenant_id, name, color) values ($1, $2, '#00aa00') returning id", seeded.id, name
+        )
+        for name in ("Zeta é", "alpha")
+    ]
+    await conn.execute(
+        """
+        insert into conversation_labels (tenant_id, conversation_id, label_id)
+        select c.tenant_id, c.id, l from (select * from conversations order by last_message_at desc limit 5) c
+        cross join unnest($1::uuid[]) l
+        """,
+        label_ids,
+    )
+    await conn.execute(
+        "update conversations set last_message_id = null"
+        " where id in (select id from conversations order by last_message_at desc limit 2)"
+    )
+    cases = [
+        (staff, ListFilters()),
+        (staff, ListFilters(label_id=label_ids[0])),
+        (staff, ListFilters(search=RARE_WORD)),
+        (staff, ListFilters(search="rare")),
+        (agent, ListFilters()),
+    ]
+    for viewer, filters in cases:
+        page = await reading.list_conversations(
+            conn, viewer=viewer, filters=filters, sort="-last_message_at", cursor=None, limit=100
+        )
+        assert page.rows, filters
+        written = bytes(orjson.dumps(envelope.json_fragment(page.rows)))
+        models = [item.model_dump(mode="json") for item in page.items]
+        assert written == orjson.dumps(models), filters
+        if filters == ListFilters():
+            assert any(row["last_message"] is None for row in page.rows)
+            assert any(len(row["labels"]) == 2 for row in page.rows)
+    raise _RolledBack

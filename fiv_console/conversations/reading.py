@@ -79,10 +79,11 @@ _SELECT_COLUMNS_SQL = """
        c.last_message_created_at,
        k.id as contact_id, k.wa_id as contact_wa_id, k.name as contact_name, k.profile_name as contact_profile_name,
        coalesce((
-           select jsonb_agg(jsonb_build_object('id', l.id, 'name', l.name, 'color', l.color) order by l.name_key, l.id)
+           -- json, not jsonb: its objects keep the keys in `LabelSummary`'s order, as the list writes them out.
+           select json_agg(json_build_object('id', l.id, 'name', l.name, 'color', l.color) order by l.name_key, l.id)
            from conversation_labels cl join labels l on l.tenant_id = cl.tenant_id and l.id = cl.label_id
            where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id
-       ), '[]'::jsonb) as labels"""
+       ), '[]'::json) as labels"""
 _CONTACT_JOIN_SQL = "join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id"
 # For a page's rows: one probe each (`limit 1` keeps the planner from turning it into a join over the
 # tenant's contacts).
@@ -169,11 +170,18 @@ class ListFilters:
 
 @dataclass(frozen=True, slots=True)
 class ConversationPage:
-    items: list[ConversationListItem]
+    # Each item as `ConversationListItem` answers it (see `_list_item`): the route writes them out as they
+    # are, without validating 50 nested models that the database has just typed.
+    rows: list[dict[str, Any]]
     next_cursor: ListCursor | None
     # Counted up to TOTAL_CAP + 1 rows, never the whole tenant: past the cap, `total` is a lower bound.
     total: int
     total_is_at_least: bool
+
+    @property
+    def items(self) -> list[ConversationListItem]:
+        """The items as models (for callers other than the route: validated, so slower)."""
+        return [ConversationListItem.model_validate(row) for row in self.rows]
 
 
 TOTAL_CAP = 1000
@@ -323,6 +331,61 @@ def _list_sql(shape: _Shape) -> tuple[str, str]:
     return _LIST_SQL[shape]
 
 
+def _text_of(value: UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _list_item(row: asyncpg.Record, search: str | None) -> dict[str, Any]:
+    """One list row as `ConversationListItem`: its fields in its order, each value as pydantic writes it
+    once dumped with `envelope.json_fragment` (ids as text; times left to orjson, which writes UTC as `Z` as
+    pydantic does). tests/test_api_conversations.py compares the answer with the models'."""
+    inbound = row["last_inbound_at"]
+    last_id = row["last_message_id"]
+    match = None
+    if search is not None and row["match_id"] is not None:
+        match = {
+            "message_id": str(row["match_id"]),
+            "text": _snippet(row["match_text"], search),
+            "created_at": row["match_created_at"],
+        }
+    return {
+        "id": str(row["id"]),
+        "status": row["status"],
+        "queue_id": str(row["queue_id"]),
+        "agent_id": _text_of(row["agent_id"]),
+        "priority": row["priority"],
+        "contact": {
+            "id": str(row["contact_id"]),
+            "wa_id": row["contact_wa_id"],
+            "name": row["contact_name"],
+            "profile_name": row["contact_profile_name"],
+        },
+        "created_at": row["created_at"],
+        "enqueued_at": row["enqueued_at"],
+        "assigned_at": row["assigned_at"],
+        "first_response_at": row["first_response_at"],
+        "closed_at": row["closed_at"],
+        "close_reason": row["close_reason"],
+        "sla_breached_at": row["sla_breached_at"],
+        "last_inbound_at": inbound,
+        "last_message_at": row["last_message_at"],
+        "window_closes_at": inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None,
+        "unread_count": row["unread_count"],
+        "last_message": None
+        if last_id is None
+        else {
+            "id": str(last_id),
+            "direction": row["last_message_direction"],
+            "kind": row["last_message_kind"],
+            "text": row["last_message_text"],
+            "created_at": row["last_message_created_at"],
+        },
+        # Built by `json_build_object` in the model's key order, ids already text.
+        "labels": row["labels"],
+        "match": match,
+    }
+
+
 def _snippet(text: str | None, search: str) -> str:
     """About 120 characters of the message around the first word searched for that it has."""
     if not text:
@@ -399,21 +462,16 @@ async def list_conversations(
             return ConversationPage([], None, 0, False)
     statements = list_statements(viewer, filters, words, sort, cursor, limit)
     rows = await conn.fetch(statements.page_sql, *statements.page_args)
-    counted = int(await conn.fetchval(statements.count_sql, *statements.count_args))
-    items = []
-    for row in rows[:limit]:
-        values = dict(row)
-        match = None
-        if filters.search is not None:
-            match_id, text, at = (values.pop(f"match_{name}") for name in ("id", "text", "created_at"))
-            if match_id is not None:
-                match = SearchMatch(message_id=match_id, text=_snippet(text, filters.search), created_at=at)
-        items.append(ConversationListItem.model_validate({**_values(values), "match": match}))
+    if cursor is None and len(rows) <= limit:
+        counted = len(rows)  # the first page holds them all: nothing left to count
+    else:
+        counted = int(await conn.fetchval(statements.count_sql, *statements.count_args))
+    items = [_list_item(row, filters.search) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
-        last = items[-1]
+        last = rows[limit - 1]
         column, _, _ = _sort_of(sort)
-        next_cursor = ListCursor(sort, getattr(last, column), last.id)
+        next_cursor = ListCursor(sort, last[column], last["id"])
     return ConversationPage(items, next_cursor, min(counted, TOTAL_CAP), counted > TOTAL_CAP)
 
 

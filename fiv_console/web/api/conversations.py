@@ -178,8 +178,9 @@ async def list_conversations(call: ApiCall[NoInput, ConversationQuery]) -> web.R
         limit=query.limit,
     )
     next_cursor = page.next_cursor.encode() if page.next_cursor else None
+    # `ConversationList`'s shape (the declared answer), its items as the domain built them.
     return envelope.ok(
-        ConversationList(items=page.items, next_cursor=next_cursor),
+        {"items": envelope.json_fragment(page.rows), "next_cursor": next_cursor},
         pagination={
             "limit": query.limit,
             "total": page.total,
