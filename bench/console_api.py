@@ -203,8 +203,10 @@ async def seed(owner_url: str, conversations: int, messages_each: int) -> Seeded
                 "insert into labels (tenant_id, name, color) values ($1, 'vip', '#aa0000') returning id", tenant_id
             )
             await conn.execute(
-                "insert into conversation_labels (tenant_id, conversation_id, label_id)"
-                " select tenant_id, id, $2 from conversations where tenant_id = $1 and (hashtext(id::text) % 100) = 0",
+                # Triggers are off: the label rows' copy of the activity time (sql/0013) is copied here.
+                "insert into conversation_labels (tenant_id, conversation_id, label_id, last_message_at)"
+                " select tenant_id, id, $2, last_message_at from conversations"
+                " where tenant_id = $1 and (hashtext(id::text) % 100) = 0",
                 tenant_id,
                 label_id,
             )

@@ -21,8 +21,8 @@ import orjson
 import pytest
 
 from fiv_console.access import VISIBLE_CONVERSATION_SQL, Viewer
-from fiv_console.conversations import read_marks, reading
-from fiv_console.conversations.reading import ListCursor, ListFilters, SortKey
+from fiv_console.conversations import listing, read_marks
+from fiv_console.conversations.listing import ListCursor, ListFilters, SortKey
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import EventBatch
 from fiv_console.web import envelope
@@ -150,8 +150,8 @@ async def _page_plan(
 ) -> dict[str, set[str]]:
     """How the page statement `list_conversations` would run is executed, as the server's role."""
     async with tenant_tx(db, viewer.tenant_id) as conn:
-        words = await reading.search_words(conn, filters.search) if filters.search is not None else []
-        statements = reading.list_statements(viewer, filters, words, sort, cursor, 50)
+        words = await listing.search_words(conn, filters.search) if filters.search is not None else []
+        statements = listing.list_statements(viewer, filters, words, sort, cursor, 50)
         explained = await conn.fetchval(f"explain (format json) {statements.page_sql}", *statements.page_args)
     document = orjson.loads(explained) if isinstance(explained, str) else explained
     return _scans(_nodes(document[0]["Plan"]))
@@ -241,7 +241,7 @@ async def test_search_reads_the_words_tables_by_index_under_row_level_security(
         assert not any(how.startswith("Seq Scan") for how in _big(scans)), (words, scans)
 
     async with tenant_tx(db, tenant.id) as conn:
-        found = await reading.list_conversations(
+        found = await listing.list_conversations(
             conn, viewer=staff, filters=ListFilters(search=RARE_WORD.upper()), sort="-last_message_at", cursor=None,
             limit=100,
         )  # fmt: skip
@@ -251,14 +251,14 @@ async def test_search_reads_the_words_tables_by_index_under_row_level_security(
             assert RARE_WORD in item.match.text
         # The contact's own words: no message to open at.
         (rare,) = (
-            await reading.list_conversations(
+            await listing.list_conversations(
                 conn, viewer=staff, filters=ListFilters(search="rare"), sort="-last_message_at", cursor=None, limit=9
             )
         ).items
         assert rare.contact.profile_name == "Rare"
         assert rare.match is None
         # An agent finds only what they may see.
-        mine = await reading.list_conversations(
+        mine = await listing.list_conversations(
             conn, viewer=agent, filters=ListFilters(search=RARE_WORD), sort="-last_message_at", cursor=None, limit=100
         )
         visible = await _visible_ids(conn, agent)
@@ -277,7 +277,7 @@ async def _walk(conn: Any, viewer: Viewer, filters: ListFilters, sort: SortKey, 
     seen: list[uuid.UUID] = []
     cursor = None
     while True:
-        page = await reading.list_conversations(
+        page = await listing.list_conversations(
             conn, viewer=viewer, filters=filters, sort=sort, cursor=cursor, limit=limit
         )
         seen += [item.id for item in page.items]
@@ -296,11 +296,11 @@ async def test_the_agents_form_of_sight_agrees_with_the_rule(db: Database, seede
             assert set(walked) == await _visible_ids(conn, viewer)
         token = Viewer(tenant.id, "agent", None)
         assert await _walk(conn, token, ListFilters(), "-last_message_at", 100) == []
-        staff = await reading.list_conversations(
+        staff = await listing.list_conversations(
             conn, viewer=Viewer(tenant.id, "admin", tenant.admin.id), filters=ListFilters(), sort="-created_at",
             cursor=None, limit=10,
         )  # fmt: skip
-        assert (staff.total, staff.total_is_at_least) == (reading.TOTAL_CAP, True)
+        assert (staff.total, staff.total_is_at_least) == (listing.TOTAL_CAP, True)
 
 
 @pytest.mark.parametrize("sort", ["-created_at", "created_at", "-enqueued_at", "enqueued_at", "-last_message_at"])
@@ -316,7 +316,7 @@ async def test_pages_neither_repeat_nor_skip_while_conversations_arrive(
         cursor = None
         pages = 0
         while True:
-            page = await reading.list_conversations(
+            page = await listing.list_conversations(
                 conn, viewer=staff, filters=filters, sort=sort, cursor=cursor, limit=37
             )
             seen += [item.id for item in page.items]
@@ -444,7 +444,7 @@ async def _compare_rows_with_models(conn: Any, staff: Viewer, agent: Viewer, see
         (agent, ListFilters()),
     ]
     for viewer, filters in cases:
-        page = await reading.list_conversations(
+        page = await listing.list_conversations(
             conn, viewer=viewer, filters=filters, sort="-last_message_at", cursor=None, limit=100
         )
         assert page.rows, filters
@@ -454,4 +454,37 @@ async def _compare_rows_with_models(conn: Any, staff: Viewer, agent: Viewer, see
         if filters == ListFilters():
             assert any(row["last_message"] is None for row in page.rows)
             assert any(len(row["labels"]) == 2 for row in page.rows)
+    raise _RolledBack
+
+
+async def test_a_labels_list_follows_its_conversations_activity(db: Database, seeded: TenantPeople) -> None:
+    # The label's rows keep their conversation's activity time (sql/0013): copied when put on, moved with it.
+    staff = Viewer(seeded.id, "supervisor", seeded.supervisor.id)
+    with pytest.raises(_RolledBack):
+        async with tenant_tx(db, seeded.id) as conn:
+            await _label_follows(conn, staff, seeded)
+
+
+async def _label_follows(conn: Any, staff: Viewer, seeded: TenantPeople) -> None:
+    label_id = await conn.fetchval(
+        "insert into labels (tenant_id, name, color) values ($1, 'follow', '#0000aa') returning id", seeded.id
+    )
+    ids = [r["id"] for r in await conn.fetch("select id from conversations order by created_at limit 4")]
+    await conn.executemany(
+        "insert into conversation_labels (tenant_id, conversation_id, label_id) values ($1, $2, $3)",
+        [(seeded.id, i, label_id) for i in ids],
+    )
+    await conn.execute("update conversations set last_message_at = now() + interval '1 hour' where id = $1", ids[2])
+    differing = await conn.fetchval(
+        "select count(*) from conversation_labels cl join conversations c on c.id = cl.conversation_id"
+        " where cl.label_id = $1 and cl.last_message_at <> c.last_message_at",
+        label_id,
+    )
+    assert differing == 0
+    expected = await conn.fetch(
+        "select id from conversations where id = any($1::uuid[]) order by last_message_at desc, id desc", ids
+    )
+    filters = ListFilters(label_id=label_id)
+    assert await _walk(conn, staff, filters, "-last_message_at", 3) == [r["id"] for r in expected]
+    assert (await _walk(conn, staff, filters, "-last_message_at", 3))[0] == ids[2]
     raise _RolledBack

@@ -1,4 +1,4 @@
-"""Reading conversations: the list with its filters and orders, one conversation, and who follows it.
+"""Reading conversations: the model, one conversation, and who follows it (the list: `listing`).
 
 Every query naming a conversation goes through `access.VISIBLE_CONVERSATION_SQL` (who may see what, and
 its other forms, live in `fiv_console.access`): a conversation out of the viewer's sight is "not found",
@@ -7,10 +7,7 @@ exactly like another tenant's id, so an agent learns nothing about it.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -23,7 +20,6 @@ from fiv_console.errors import NotFound
 from fiv_console.messages.history import Direction
 
 ConversationStatus = Literal["waiting", "assigned", "closed"]
-SortKey = Literal["-last_message_at", "last_message_at", "-enqueued_at", "enqueued_at", "-created_at", "created_at"]
 
 # WhatsApp's customer-service window: free text may be sent for 24 hours after the customer's last message.
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
@@ -72,7 +68,7 @@ class Conversation(BaseModel):
     labels: list[LabelSummary]
 
 
-_SELECT_COLUMNS_SQL = """
+SELECT_COLUMNS_SQL = """
        c.id, c.status, c.queue_id, c.agent_id, c.priority, c.created_at, c.enqueued_at, c.assigned_at,
        c.first_response_at, c.closed_at, c.close_reason, c.sla_breached_at, c.last_inbound_at, c.last_message_at,
        c.unread_count, c.last_message_id, c.last_message_direction, c.last_message_kind, c.last_message_text,
@@ -85,13 +81,7 @@ _SELECT_COLUMNS_SQL = """
            where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id
        ), '[]'::json) as labels"""
 _CONTACT_JOIN_SQL = "join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id"
-# For a page's rows: one probe each (`limit 1` keeps the planner from turning it into a join over the
-# tenant's contacts).
-_CONTACT_PROBE_SQL = """cross join lateral (
-    select k.id, k.wa_id, k.name, k.profile_name from contacts k
-    where k.tenant_id = c.tenant_id and k.id = c.contact_id limit 1
-) k"""
-_SELECT_SQL = f"select {_SELECT_COLUMNS_SQL}\nfrom conversations c\n{_CONTACT_JOIN_SQL}\n"
+_SELECT_SQL = f"select {SELECT_COLUMNS_SQL}\nfrom conversations c\n{_CONTACT_JOIN_SQL}\n"
 
 
 def _values(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
@@ -111,368 +101,6 @@ def _values(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
 
 def _conversation(row: asyncpg.Record) -> Conversation:
     return Conversation.model_validate(_values(row))
-
-
-@dataclass(frozen=True, slots=True)
-class ListCursor:
-    """A position in one order of the list: just after this conversation, by its sort key's value and id."""
-
-    sort: SortKey
-    value: datetime
-    id: UUID
-
-    def encode(self) -> str:
-        text = f"{self.sort}|{self.value.isoformat()}|{self.id}"
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str, sort: SortKey) -> ListCursor:
-        """The cursor a page of this order handed out; ValueError for anything else (another order's too)."""
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            key, when, ident = raw.split("|")
-            value, conversation_id = datetime.fromisoformat(when), UUID(ident)
-            if value.tzinfo is None:
-                raise ValueError("naive time")
-            # In UTC here, as the database compares it: an extreme offset would overflow there, as a 500.
-            value = value.astimezone(UTC)
-        except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
-            raise ValueError("not a cursor from this list") from None
-        if key != sort:
-            raise ValueError(f"a cursor from the list sorted by {key}: start again without it for sort {sort}")
-        return cls(sort, value, conversation_id)
-
-
-class SearchMatch(BaseModel):
-    """The newest message of the conversation that has the words searched for."""
-
-    message_id: UUID
-    text: str = Field(description="A short snippet of the message around the first word found.")
-    created_at: datetime
-
-
-class ConversationListItem(Conversation):
-    match: SearchMatch | None = Field(
-        description="In a search (`q`), the message where the words were found, when the contact's name, "
-        "profile name and number do not have them all; null otherwise."
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class ListFilters:
-    status: ConversationStatus | None = None
-    queue_id: UUID | None = None
-    agent_id: UUID | None = None
-    label_id: UUID | None = None
-    contact_id: UUID | None = None
-    search: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConversationPage:
-    # Each item as `ConversationListItem` answers it (see `_list_item`): the route writes them out as they
-    # are, without validating 50 nested models that the database has just typed.
-    rows: list[dict[str, Any]]
-    next_cursor: ListCursor | None
-    # Counted up to TOTAL_CAP + 1 rows, never the whole tenant: past the cap, `total` is a lower bound.
-    total: int
-    total_is_at_least: bool
-
-    @property
-    def items(self) -> list[ConversationListItem]:
-        """The items as models (for callers other than the route: validated, so slower)."""
-        return [ConversationListItem.model_validate(row) for row in self.rows]
-
-
-TOTAL_CAP = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class _Shape:
-    """Which filters a list call gives: each shape is one statement, built once and cached, so each keeps
-    a plan of its own that an index serves (one statement with "$n is null or ..." for every filter would
-    drive the prepared statement onto a generic plan that can use none)."""
-
-    sort: SortKey
-    whole_tenant: bool
-    status: bool
-    queue: bool
-    agent: bool
-    label: bool
-    contact: bool
-    words: int  # in a search, how many words (up to MAX_WORDS); 0 otherwise
-    cursor: bool
-
-
-# The list's form of `access.VISIBLE_CONVERSATION_SQL` for an agent: the same rule (their own, and the
-# waiting ones of their queues), written so that each half is an index range (the agent's conversations,
-# and the waiting line of each of their queues) instead of a filter over the tenant's conversations.
-# tests/test_conversation_list.py checks that both forms agree.
-_AGENT_SIGHT_SQL = """(
-    c.agent_id = ${n}::uuid
-    or (c.status = 'waiting' and c.queue_id = any(array(
-        select m.queue_id from queue_members m where m.user_id = ${n}::uuid)))
-)"""
-# A word typed finds every word that starts with it: the range [word, word + the last code point) of the
-# words tables (see sql/0011_console_list.sql for why search is kept in b-tree tables of words). Every word
-# typed must be found, in the contact or in the conversation's messages; `contact_words` says how many the
-# contact alone has. Each word's range is a pair of parameters the planner sees, so it knows a rare word
-# from a common one.
-_WORDS_SQL = "select console_search_terms($1)"
-MAX_WORDS = 6
-_LAST_CODE_POINT = chr(0x10FFFF)
-_MESSAGE_WORD_SQL = """
-    select t.conversation_id, {word} as word, false as in_contact, t.message_id, t.message_at
-    from conversation_terms t where t.term >= ${lo} and t.term < ${hi}"""
-# `offset 0` keeps each contact's conversations a probe of conversations_contact_idx: a join the planner
-# could turn into a hash over the tenant's conversations.
-_CONTACT_WORD_SQL = """
-    select cc.id, {word}, true, null, null
-    from contact_terms kt
-    cross join lateral (
-        select cc.id from conversations cc
-        where cc.tenant_id = kt.tenant_id and cc.contact_id = kt.contact_id offset 0
-    ) cc
-    where kt.term >= ${lo} and kt.term < ${hi}"""
-_SEARCH_CTE_SQL = """
-with found as ({found}
-),
-matched as (
-    select f.conversation_id,
-           count(distinct f.word) filter (where f.in_contact) as contact_words,
-           (array_agg(f.message_id order by f.message_at desc) filter (where f.message_id is not null))[1]
-               as message_id
-    from found f
-    group by f.conversation_id
-    having count(distinct f.word) = {words}
-)
-"""
-_MATCH_COLUMNS_SQL = """,
-       mm.id as match_id, mm.text as match_text, mm.created_at as match_created_at"""
-_MATCH_JOIN_SQL = """
-left join messages mm on mm.tenant_id = c.tenant_id
-    and mm.id = case when c.contact_words < {words} then c.match_message_id end"""
-
-
-def _search_cte(words: int, first: int) -> str:
-    parts = []
-    for word in range(words):
-        lo, hi = first + 2 * word, first + 2 * word + 1
-        parts.append(_MESSAGE_WORD_SQL.format(word=word, lo=lo, hi=hi))
-        parts.append(_CONTACT_WORD_SQL.format(word=word, lo=lo, hi=hi))
-    return _SEARCH_CTE_SQL.format(found="\n    union all".join(parts), words=words)
-
-
-def _sort_of(sort: SortKey) -> tuple[str, str, str]:
-    """The column, the direction, and the keyset comparison that follows a position in that direction."""
-    if sort.startswith("-"):
-        return sort[1:], "desc", "<"
-    return sort, "asc", ">"
-
-
-def _build_list_sql(shape: _Shape) -> tuple[str, str]:
-    """The page's statement and the bounded count's, with their parameters in `list_statements`' order."""
-    number = iter(range(1, 100))
-    where: list[str] = []
-    prefix = ""
-    if shape.words:
-        prefix = _search_cte(shape.words, next(number))
-        for _ in range(2 * shape.words - 1):
-            next(number)
-    if not shape.whole_tenant:
-        where.append(_AGENT_SIGHT_SQL.replace("${n}", f"${next(number)}"))
-    for given, condition in (
-        (shape.status, "c.status = ${n}"),
-        (shape.queue, "c.queue_id = ${n}"),
-        (shape.agent, "c.agent_id = ${n}"),
-        (shape.contact, "c.contact_id = ${n}"),
-        (
-            shape.label,
-            "exists (select 1 from conversation_labels cl"
-            " where cl.tenant_id = c.tenant_id and cl.conversation_id = c.id and cl.label_id = ${n})",
-        ),
-    ):
-        if given:
-            where.append(condition.replace("${n}", f"${next(number)}"))
-    column, direction, after = _sort_of(shape.sort)
-    count_where = list(where)
-    # The count takes the filters' parameters and its cap; the page, the cursor's and its limit.
-    count_limit = f"${len(where) + 2 * shape.words + 1}"
-    if shape.cursor:
-        where.append(f"(c.{column}, c.id) {after} (${next(number)}::timestamptz, ${next(number)}::uuid)")
-    limit = f"${next(number)}"
-    source = "from conversations c"
-    if shape.words:
-        source = "from matched s join conversations c on c.id = s.conversation_id"
-
-    def conditions(parts: list[str]) -> str:
-        return ("where " + "\n  and ".join(parts)) if parts else ""
-
-    # The page is chosen from conversations alone, and only its rows are joined to their contacts, labels
-    # and matched message: the planner cannot pick a join over the tenant's contacts before the limit.
-    order = f"order by c.{column} {direction}, c.id {direction}"
-    found = ", s.contact_words, s.message_id as match_message_id" if shape.words else ""
-    match = _MATCH_JOIN_SQL.format(words=shape.words) if shape.words else ""
-    page = (
-        f"{prefix}select {_SELECT_COLUMNS_SQL}{_MATCH_COLUMNS_SQL if shape.words else ''}\n"
-        f"from (select c.*{found} {source}\n{conditions(where)}\n{order}\nlimit {limit}) c\n"
-        f"{_CONTACT_PROBE_SQL}{match}\n{order}"
-    )
-    count = f"{prefix}select count(*) from (select 1 {source}\n{conditions(count_where)}\nlimit {count_limit}) n"
-    return page, count
-
-
-_LIST_SQL: dict[_Shape, tuple[str, str]] = {}
-
-
-def _list_sql(shape: _Shape) -> tuple[str, str]:
-    if shape not in _LIST_SQL:
-        _LIST_SQL[shape] = _build_list_sql(shape)
-    return _LIST_SQL[shape]
-
-
-def _text_of(value: UUID | None) -> str | None:
-    return str(value) if value is not None else None
-
-
-def _list_item(row: asyncpg.Record, search: str | None) -> dict[str, Any]:
-    """One list row as `ConversationListItem`: its fields in its order, each value as pydantic writes it
-    once dumped with `envelope.json_fragment` (ids as text; times left to orjson, which writes UTC as `Z` as
-    pydantic does). tests/test_api_conversations.py compares the answer with the models'."""
-    inbound = row["last_inbound_at"]
-    last_id = row["last_message_id"]
-    match = None
-    if search is not None and row["match_id"] is not None:
-        match = {
-            "message_id": str(row["match_id"]),
-            "text": _snippet(row["match_text"], search),
-            "created_at": row["match_created_at"],
-        }
-    return {
-        "id": str(row["id"]),
-        "status": row["status"],
-        "queue_id": str(row["queue_id"]),
-        "agent_id": _text_of(row["agent_id"]),
-        "priority": row["priority"],
-        "contact": {
-            "id": str(row["contact_id"]),
-            "wa_id": row["contact_wa_id"],
-            "name": row["contact_name"],
-            "profile_name": row["contact_profile_name"],
-        },
-        "created_at": row["created_at"],
-        "enqueued_at": row["enqueued_at"],
-        "assigned_at": row["assigned_at"],
-        "first_response_at": row["first_response_at"],
-        "closed_at": row["closed_at"],
-        "close_reason": row["close_reason"],
-        "sla_breached_at": row["sla_breached_at"],
-        "last_inbound_at": inbound,
-        "last_message_at": row["last_message_at"],
-        "window_closes_at": inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None,
-        "unread_count": row["unread_count"],
-        "last_message": None
-        if last_id is None
-        else {
-            "id": str(last_id),
-            "direction": row["last_message_direction"],
-            "kind": row["last_message_kind"],
-            "text": row["last_message_text"],
-            "created_at": row["last_message_created_at"],
-        },
-        # Built by `json_build_object` in the model's key order, ids already text.
-        "labels": row["labels"],
-        "match": match,
-    }
-
-
-def _snippet(text: str | None, search: str) -> str:
-    """About 120 characters of the message around the first word searched for that it has."""
-    if not text:
-        return ""
-    lowered = text.lower()
-    found = [p for word in search.lower().split() if (p := lowered.find(word)) >= 0]
-    start = max(0, min(found) - 40) if found else 0
-    end = start + 120
-    return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
-
-
-@dataclass(frozen=True, slots=True)
-class ListStatements:
-    """What one list call runs: the page (with one row more than the limit) and the bounded count."""
-
-    page_sql: str
-    page_args: list[Any]
-    count_sql: str
-    count_args: list[Any]
-
-
-def list_statements(
-    viewer: Viewer, filters: ListFilters, words: list[str], sort: SortKey, cursor: ListCursor | None, limit: int
-) -> ListStatements:
-    """The statements of a list call (`words`: the search's, as `console_search_terms` splits it)."""
-    sight = viewer.sight
-    shape = _Shape(
-        sort=sort,
-        whole_tenant=sight.whole_tenant,
-        status=filters.status is not None,
-        queue=filters.queue_id is not None,
-        agent=filters.agent_id is not None,
-        label=filters.label_id is not None,
-        contact=filters.contact_id is not None,
-        words=len(words),
-        cursor=cursor is not None,
-    )
-    page_sql, count_sql = _list_sql(shape)
-    args: list[Any] = [bound for word in words for bound in (word, word + _LAST_CODE_POINT)]
-    if not sight.whole_tenant:
-        args.append(sight.agent_id)
-    args += [
-        value
-        for value in (filters.status, filters.queue_id, filters.agent_id, filters.contact_id, filters.label_id)
-        if value is not None
-    ]
-    count_args = [*args, TOTAL_CAP + 1]
-    if cursor is not None:
-        args += [cursor.value, cursor.id]
-    # One row more than asked says whether another page follows.
-    return ListStatements(page_sql, [*args, limit + 1], count_sql, count_args)
-
-
-async def search_words(conn: Connection, search: str) -> list[str]:
-    """The words of a search as the words tables hold them (the database splits them, as it does the texts)."""
-    return list(await conn.fetchval(_WORDS_SQL, search))[:MAX_WORDS]
-
-
-async def list_conversations(
-    conn: Connection,
-    *,
-    viewer: Viewer,
-    filters: ListFilters,
-    sort: SortKey,
-    cursor: ListCursor | None,
-    limit: int,
-) -> ConversationPage:
-    """A page of the conversations the viewer may see, filtered, in the chosen order, after `cursor`; and
-    how many there are in all, counted up to `TOTAL_CAP`."""
-    words: list[str] = []
-    if filters.search is not None:
-        words = await search_words(conn, filters.search)
-        if not words:  # punctuation alone: no word to find
-            return ConversationPage([], None, 0, False)
-    statements = list_statements(viewer, filters, words, sort, cursor, limit)
-    rows = await conn.fetch(statements.page_sql, *statements.page_args)
-    if cursor is None and len(rows) <= limit:
-        counted = len(rows)  # the first page holds them all: nothing left to count
-    else:
-        counted = int(await conn.fetchval(statements.count_sql, *statements.count_args))
-    items = [_list_item(row, filters.search) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        column, _, _ = _sort_of(sort)
-        next_cursor = ListCursor(sort, last[column], last["id"])
-    return ConversationPage(items, next_cursor, min(counted, TOTAL_CAP), counted > TOTAL_CAP)
 
 
 _GET_SQL = f"{_SELECT_SQL}where c.id = $3 and {VISIBLE_CONVERSATION_SQL}"

@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from fiv_console.access import Viewer
 from fiv_console.conversations import labels as conversation_labels
 from fiv_console.conversations import lifecycle as conversations
-from fiv_console.conversations import notes, reading, transfer_targets
+from fiv_console.conversations import listing, notes, reading, transfer_targets
 from fiv_console.conversations.lifecycle import (
     AssignRequest,
     CloseRequest,
@@ -34,15 +34,9 @@ from fiv_console.conversations.lifecycle import (
     TransferRequest,
     TransferToAgent,
 )
+from fiv_console.conversations.listing import ConversationListItem, ListCursor, ListFilters, SortKey
 from fiv_console.conversations.notes import Note, NoteCreate
-from fiv_console.conversations.reading import (
-    Conversation,
-    ConversationListItem,
-    ConversationStatus,
-    ListCursor,
-    ListFilters,
-    SortKey,
-)
+from fiv_console.conversations.reading import Conversation, ConversationStatus
 from fiv_console.conversations.transfer_targets import TransferTargets
 from fiv_console.errors import Forbidden
 from fiv_console.messages import history as messages
@@ -162,7 +156,7 @@ async def list_conversations(call: ApiCall[NoInput, ConversationQuery]) -> web.R
     repeat or skip them. `pagination.total` counts the conversations that match, up to 1,000: past that it is
     1,000 and `totalIsAtLeast` is true (a console shows "1,000+"), so no page ever counts a whole tenant."""
     query = call.query
-    page = await reading.list_conversations(
+    page = await listing.list_conversations(
         call.conn,
         viewer=viewer_of(call),
         filters=ListFilters(
