@@ -126,6 +126,11 @@ class _Shape:
     contact: bool
     words: int  # in a search, how many words (up to MAX_WORDS); 0 otherwise
     cursor: bool
+    # The page's row limit written into the statement (the count's cap too), so that it can run on a
+    # generic plan prepared once per connection: with `limit $n` the planner costs a generic plan for an
+    # unknown limit, never picks it, and plans every call again (about 0.5 ms of a 1.3 ms page). 0 in a
+    # search, whose words' ranges should be planned for each call (a rare word is not a common one).
+    rows: int
 
 
 # The list's form of `access.VISIBLE_CONVERSATION_SQL` for an agent: the same rule (their own, and the
@@ -226,12 +231,12 @@ def _build_list_sql(shape: _Shape) -> tuple[str, str]:
             where.append(condition.replace("${n}", f"${next(number)}"))
     count_where = list(where)
     # The count takes the filters' parameters and its cap; the page, the cursor's and its limit.
-    count_limit = f"${len(where) + 2 * shape.words + 1}"
+    count_limit = str(TOTAL_CAP + 1) if shape.rows else f"${len(where) + 2 * shape.words + 1}"
     # The same values either way: the label's rows hold their conversation's time and id.
     key = ("cl.last_message_at", "cl.conversation_id") if by_label else (f"c.{column}", "c.id")
     if shape.cursor:
         where.append(f"({key[0]}, {key[1]}) {after} (${next(number)}::timestamptz, ${next(number)}::uuid)")
-    limit = f"${next(number)}"
+    limit = str(shape.rows) if shape.rows else f"${next(number)}"
     source = "from conversations c"
     if shape.words:
         source = "from matched s join conversations c on c.id = s.conversation_id"
@@ -364,6 +369,8 @@ def list_statements(
         contact=filters.contact_id is not None,
         words=len(words),
         cursor=cursor is not None,
+        # One row more than asked says whether another page follows.
+        rows=0 if words else limit + 1,
     )
     page_sql, count_sql = _list_sql(shape)
     args: list[Any] = [bound for word in words for bound in (word, word + _LAST_CODE_POINT)]
@@ -374,11 +381,11 @@ def list_statements(
         for value in (filters.status, filters.queue_id, filters.agent_id, filters.contact_id, filters.label_id)
         if value is not None
     ]
-    count_args = [*args, TOTAL_CAP + 1]
+    # In a search the count's cap and the page's limit are parameters (see `_Shape.rows`).
+    count_args = [*args, TOTAL_CAP + 1] if words else list(args)
     if cursor is not None:
         args += [cursor.value, cursor.id]
-    # One row more than asked says whether another page follows.
-    return ListStatements(page_sql, [*args, limit + 1], count_sql, count_args)
+    return ListStatements(page_sql, [*args, limit + 1] if words else args, count_sql, count_args)
 
 
 async def search_words(conn: Connection, search: str) -> list[str]:
