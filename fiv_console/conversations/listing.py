@@ -285,7 +285,7 @@ def _text_of(value: UUID | None) -> str | None:
 def _list_item(row: asyncpg.Record, search: str | None) -> dict[str, Any]:
     """One list row as `ConversationListItem`: its fields in its order, each value as pydantic writes it
     once dumped with `envelope.json_fragment` (ids as text; times left to orjson, which writes UTC as `Z` as
-    pydantic does). tests/test_api_conversations.py compares the answer with the models'."""
+    pydantic does). tests/test_conversation_list.py compares the bytes with the models'."""
     inbound = row["last_inbound_at"]
     last_id = row["last_message_id"]
     match = None
