@@ -8,10 +8,8 @@ list's own form here (`_AGENT_SIGHT_SQL`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -25,6 +23,7 @@ from fiv_console.conversations.reading import (
     Conversation,
     ConversationStatus,
 )
+from fiv_console.db import keyset
 from fiv_console.db.pool import Connection
 
 SortKey = Literal["-last_message_at", "last_message_at", "-enqueued_at", "enqueued_at", "-created_at", "created_at"]
@@ -46,21 +45,15 @@ class ListCursor:
     id: UUID
 
     def encode(self) -> str:
-        text = f"{self.sort}|{self.value.isoformat()}|{self.id}"
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+        return keyset.pack(self.sort, self.value.isoformat(), str(self.id))
 
     @classmethod
     def decode(cls, text: str, sort: SortKey) -> ListCursor:
         """The cursor a page of this order handed out; ValueError for anything else (another order's too)."""
         try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            key, when, ident = raw.split("|")
-            value, conversation_id = datetime.fromisoformat(when), UUID(ident)
-            if value.tzinfo is None:
-                raise ValueError("naive time")
-            # In UTC here, as the database compares it: an extreme offset would overflow there, as a 500.
-            value = value.astimezone(UTC)
-        except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+            key, when, ident = keyset.unpack(text)
+            value, conversation_id = keyset.instant(when), UUID(ident)
+        except (ValueError, OverflowError):
             raise ValueError("not a cursor from this list") from None
         if key != sort:
             raise ValueError(f"a cursor from the list sorted by {key}: start again without it for sort {sort}")

@@ -10,16 +10,15 @@ The raw webhook payload (`messages.raw`) is kept for the record and never leaves
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from fiv_console.access import conversation_audience
+from fiv_console.db import keyset
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
 
@@ -84,21 +83,15 @@ class Cursor:
     id: UUID
 
     def encode(self) -> str:
-        text = f"{self.created_at.isoformat()}|{self.id}"
-        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+        return keyset.pack(self.created_at.isoformat(), str(self.id))
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         """The cursor a page handed out; ValueError for anything else."""
         try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            when, _, ident = raw.partition("|")
-            created_at, message_id = datetime.fromisoformat(when), UUID(ident)
-            if created_at.tzinfo is None:
-                raise ValueError("naive time")
-            # In UTC here, as the database compares it: an extreme offset would overflow there, as a 500.
-            created_at = created_at.astimezone(UTC)
-        except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+            when, ident = keyset.unpack(text)
+            created_at, message_id = keyset.instant(when), UUID(ident)
+        except (ValueError, OverflowError):
             raise ValueError("not a cursor from this history") from None
         return cls(created_at, message_id)
 
