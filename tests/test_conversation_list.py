@@ -6,7 +6,7 @@ kept by intake, replies and read marks.
 The plans are read with EXPLAIN inside `tenant_tx` as `fiv_app`, which row-level security holds, on a tenant
 seeded with a few thousand conversations and their messages, `enable_seqscan` left on: at that size a
 sequential scan plus a sort would already win if the index could not serve the statement, so a plan that
-names the index is the planner's own choice, not a forced one.
+names the index is the planner's own choice, not a forced one (save the label's join: see `_page_plan`).
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ async def _rare_queue_and_label(database: TestDatabase, tenant: TenantPeople) ->
         await owner.execute(
             """
             update conversations set queue_id = $2
-            where tenant_id = $1 and status = 'closed' and (extract(epoch from enqueued_at)::bigint % 50) = 0
+            where tenant_id = $1 and status = 'closed'
+              and (extract(epoch from now() - enqueued_at)::bigint / 60 % 50) = 2
             """,
             tenant.id,
             queue_id,
@@ -150,6 +151,12 @@ async def _page_plan(
 ) -> dict[str, set[str]]:
     """How the page statement `list_conversations` would run is executed, as the server's role."""
     async with tenant_tx(db, viewer.tenant_id) as conn:
+        if filters.label_id is not None:
+            # At this size a hash join over all 3,000 conversations costs the planner less than the page's
+            # 50 probes of their key, which a busy tenant's 100,000 turn around; what the seed can show is
+            # that the label's rows are walked in order by their index and joined by key, not sorted.
+            await conn.execute("set local enable_hashjoin = off")
+            await conn.execute("set local enable_mergejoin = off")
         words = await listing.search_words(conn, filters.search) if filters.search is not None else []
         statements = listing.list_statements(viewer, filters, words, sort, cursor, 50)
         explained = await conn.fetchval(f"explain (format json) {statements.page_sql}", *statements.page_args)
@@ -172,14 +179,10 @@ async def test_each_filter_of_the_console_is_served_by_an_index(
         ("all, next page", staff, ListFilters(), R, cursor, "c_activity_idx"),
         ("by creation", staff, ListFilters(), "created_at", None, "c_created_idx"),
         ("waiting line", staff, ListFilters(status="waiting"), "enqueued_at", None, "c_waiting_line_idx"),
-        (
-            "by status",
-            staff,
-            ListFilters(status="closed"),
-            "-last_message_at",
-            None,
-            "conversations_status_activity_idx",
-        ),
+        ("by status", staff, ListFilters(status="waiting"), R, None, "c_status_activity_idx"),
+        # Closed is most of the tenant: walking the whole tenant's activity order and skipping the rest is
+        # as good a plan as the status index, so either may be chosen; neither is a scan and a sort.
+        ("by the common status", staff, ListFilters(status="closed"), R, None, "c_"),
         (
             "by queue",
             staff,
@@ -206,7 +209,7 @@ async def test_each_filter_of_the_console_is_served_by_an_index(
         ),
         ("agent's waiting", agent, ListFilters(status="waiting"), "enqueued_at", None, "c_waiting"),
         ("agent's all", agent, ListFilters(), R, None, "c_"),
-        ("by label", staff, ListFilters(label_id=label_id), R, None, "c_"),
+        ("by label", staff, ListFilters(label_id=label_id), R, None, "conversation_labels_activity_idx"),
         (
             "a contact's",
             staff,
