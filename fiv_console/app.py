@@ -175,6 +175,7 @@ def create_app(settings: Settings) -> web.Application:
             forwarded.middleware(settings.trusted_proxies),
             request_context_middleware,
             api_error_middleware,
+            pages.not_found_page_middleware,
             anonymous_bodies.middleware(guards),
         ],
         client_max_size=CLIENT_MAX_SIZE,

@@ -26,8 +26,14 @@ function url(path, query) {
   return address.pathname + address.search;
 }
 
+// The sign-in page, which brings the person back to this page afterwards.
+export function loginAddress() {
+  const here = window.location.pathname + window.location.search;
+  return here === "/" ? "/login" : `/login?${new URLSearchParams({ next: here })}`;
+}
+
 function signedOut() {
-  window.location.assign("/login");
+  window.location.assign(loginAddress());
 }
 
 const sleep = (ms) => new Promise((resolve) => window.setTimeout(resolve, ms));

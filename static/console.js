@@ -75,7 +75,7 @@ async function start() {
       store.loadSnapshot().catch(() => null);
     },
     onSessionEnded() {
-      window.location.assign("/login");
+      window.location.assign(api.loginAddress());
     },
     onFrame(frame) {
       // A typing notice about a conversation just moved out of sight answers NOT_FOUND: nothing to tell.

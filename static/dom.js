@@ -60,3 +60,10 @@ export function linkify(text) {
 export function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
+
+// A short message that goes by itself (read out: role alert), for a problem no form field owns.
+export function toast(text) {
+  const node = el("div", { class: "toast", role: "alert", text });
+  document.body.append(node);
+  window.setTimeout(() => node.remove(), 6000);
+}

@@ -87,7 +87,7 @@ async function signIn(event) {
   }
   if (response.ok) {
     if (typedWorkspace) remember(typedWorkspace);
-    window.location.assign("/");
+    window.location.assign(afterSignIn());
     return;
   }
   if (response.status === 401) {
@@ -102,6 +102,12 @@ async function signIn(event) {
     show(GENERIC_FAILURE);
   }
   submit.disabled = false;
+}
+
+// Where the person was going when asked to sign in: a path of this site only, never another origin.
+function afterSignIn() {
+  const next = new URLSearchParams(window.location.search).get("next") || "";
+  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
 }
 
 if (workspace) {

@@ -78,6 +78,35 @@ async def test_an_api_token_opens_no_console(browsers: Browsers, tenant: TenantP
     assert (response.status, response.headers["Location"]) == (302, "/login")
 
 
+async def test_an_unknown_address_is_the_consoles_own_page_with_a_way_back(
+    browsers: Browsers, tenant: TenantPeople
+) -> None:
+    for api in (await browsers.new(), await browsers.signed_in(tenant.agent)):
+        response = await api.client.get("/no/such/page", allow_redirects=False)
+        html = await response.text()
+        assert response.status == 404
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert 'data-i18n="notFound.title"' in html
+        assert '<a href="/" data-i18n="notice.back">' in html
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    # The API keeps its envelope, the static files their plain answer.
+    anybody = await browsers.new()
+    answer = await anybody.get("/api/no-such-resource")
+    assert (answer.status, answer.body["success"], answer.body["error"]["code"]) == (404, False, "NOT_FOUND")
+    missing = await anybody.client.get("/static/no-such-file.js")
+    assert missing.status == 404
+    assert "notFound" not in await missing.text()
+
+
+async def test_the_sections_a_role_may_open_are_in_the_header(browsers: Browsers, tenant: TenantPeople) -> None:
+    _, _, agents = await _page(await browsers.signed_in(tenant.agent), "/")
+    # An agent has the console only: no navigation to show.
+    assert 'aria-label="Sections"' not in agents
+    _, _, supervisors = await _page(await browsers.signed_in(tenant.supervisor), "/")
+    links = re.findall(r'<a href="([^"]+)" data-i18n="nav\.\w+"( aria-current="page")?>', supervisors)
+    assert links == [("/", ' aria-current="page"'), ("/wallboard", ""), ("/reports", ""), ("/admin", "")]
+
+
 TEMPLATES = sorted(TEMPLATES_DIR.glob("*.html"))
 SCRIPTS = sorted(STATIC_DIR.glob("*.js"))
 

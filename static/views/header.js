@@ -1,35 +1,21 @@
-// The header: the connection indicator (a status region), the Status control (the person's chosen
-// presence, sent over the socket), the person's menu (language, password, sign out), and the banner that
+// The console's header: the connection indicator (a status region), the Status control (the person's
+// chosen presence, sent over the socket), the person's menu (views/person-menu.js), and the banner that
 // tells an offline agent plainly that no work reaches them.
 
-import * as api from "../api.js";
-import { byId, el, setText } from "../dom.js";
-import { LANGUAGES, chooseLanguage, chosenLanguage, t } from "../i18n.js";
-import { openDialog } from "./dialogs.js";
+import { byId, setText, toast } from "../dom.js";
+import { t } from "../i18n.js";
+import { mountPersonMenu } from "./person-menu.js";
 
 export function mountHeader({ store }) {
   const tools = byId("topbar-tools");
   const connection = byId("connection");
   const presence = byId("presence");
   const banner = byId("offline-banner");
-  const menuButton = byId("person-menu-button");
-  const menu = byId("person-menu");
-  const languageChoice = byId("language-choice");
   const me = store.state.me;
   let live = null;
 
   tools.hidden = false;
-  menuButton.textContent = me.user.name;
-  menuButton.setAttribute("aria-label", t("menu.label", { name: me.user.name }));
-  setText(byId("person-details"), t("menu.details", { role: t(`role.${me.role}`), workspace: me.workspace }));
-
-  languageChoice.append(el("option", { value: "", text: t("menu.languageBrowser") }));
-  for (const [code, name] of Object.entries(LANGUAGES)) languageChoice.append(el("option", { value: code, text: name, lang: code }));
-  languageChoice.value = window.localStorage.getItem("fiv.language") ? chosenLanguage() : "";
-  languageChoice.addEventListener("change", () => {
-    chooseLanguage(languageChoice.value);
-    window.location.reload();
-  });
+  mountPersonMenu({ me, beforeSignOut: () => live?.stop() });
 
   function showPresence() {
     const user = store.state.me.user;
@@ -39,7 +25,7 @@ export function mountHeader({ store }) {
 
   function setPresence(value) {
     if (!live || !live.send({ type: "presence", status: value })) {
-      problem(t("header.notConnected"));
+      toast(t("header.notConnected"));
       showPresence();
     }
   }
@@ -47,69 +33,10 @@ export function mountHeader({ store }) {
   presence.addEventListener("change", () => setPresence(presence.value));
   byId("go-online").addEventListener("click", () => setPresence("online"));
 
-  function closeMenu() {
-    menu.hidden = true;
-    menuButton.setAttribute("aria-expanded", "false");
-  }
-  menuButton.addEventListener("click", () => {
-    const opening = menu.hidden;
-    menu.hidden = !opening;
-    menuButton.setAttribute("aria-expanded", String(opening));
-    if (opening) languageChoice.focus();
-  });
-  menu.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") {
-      closeMenu();
-      menuButton.focus();
-    }
-  });
-  document.addEventListener("click", (event) => {
-    if (!menu.hidden && !menu.contains(event.target) && event.target !== menuButton) closeMenu();
-  });
-
-  byId("sign-out").addEventListener("click", async () => {
-    try {
-      await api.post("/api/auth/logout");
-    } catch (error) {
-      if (error.status !== 401) {
-        problem(t("menu.signOutFailed"));
-        return;
-      }
-    }
-    if (live) live.stop();
-    window.location.assign("/login");
-  });
-
-  byId("change-password").addEventListener("click", () => {
-    closeMenu();
-    const current = el("input", { type: "password", id: "current-password", autocomplete: "current-password", required: true });
-    const next = el("input", { type: "password", id: "new-password", autocomplete: "new-password", required: true, minlength: 12 });
-    openDialog({
-      title: t("password.title"),
-      body: [
-        el("label", { for: "current-password", text: t("password.current") }), current,
-        el("label", { for: "new-password", text: t("password.new") }), next,
-      ],
-      submit: t("password.submit"),
-      async onSubmit() {
-        // This session goes on under a new CSRF token; every other session (and socket) of the person ends.
-        const answer = await api.post("/api/me/password", { current_password: current.value, new_password: next.value });
-        api.setCsrfToken(answer.csrf_token);
-        return t("password.done");
-      },
-    });
-  });
-
   store.subscribe((change) => {
     if (change.type === "presence" || change.type === "snapshot") showPresence();
   });
   showPresence();
-
-  function problem(text) {
-    const toast = el("div", { class: "toast", role: "alert", text });
-    document.body.append(toast);
-    window.setTimeout(() => toast.remove(), 6000);
-  }
 
   return {
     setLive(value) {
@@ -119,6 +46,6 @@ export function mountHeader({ store }) {
       connection.dataset.state = state;
       setText(connection, t(`connection.${state}`));
     },
-    problem,
+    problem: toast,
   };
 }
