@@ -177,8 +177,13 @@ def cmd_simulator(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     # database_for migrates as it starts; with a configured database it is asked to.
-    with database_for(settings, migrate=True):
+    applied: list[str] = []
+    with database_for(settings, migrate=True, on_migrated=lambda done: applied.extend(m.file_name for m in done)):
         pass
+    if applied:
+        print(f"applied {len(applied)} migration{'s' if len(applied) > 1 else ''}: {', '.join(applied)}")
+    else:
+        print("the schema is up to date: nothing to apply")
     return 0
 
 
@@ -404,15 +409,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that keep running and are watched by a person or a log system, not run for their result.
+_RUNNING_COMMANDS = (cmd_serve, cmd_demo, cmd_simulator)
+
+
+def log_format_for(
+    settings: Settings, *, command: Callable[[Settings, argparse.Namespace], int], at_terminal: bool
+) -> str:
+    """LOG_FORMAT when set; else text for a person at a terminal, except under `serve`, which is what runs in
+    production and feeds a log system (a terminal there is usually a container's)."""
+    if settings.log_format is not None:
+        return settings.log_format
+    return "text" if at_terminal and command is not cmd_serve else "json"
+
+
+def _log_level_for(settings: Settings, *, command: Callable[[Settings, argparse.Namespace], int], text: bool) -> str:
+    """An admin command at a terminal prints its result; its progress lines show only when LOG_LEVEL asks."""
+    if text and command not in _RUNNING_COMMANDS and "log_level" not in settings.model_fields_set:
+        return "WARNING"
+    return settings.log_level
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
         return _fail(f"configuration: {exc}", 2)
-    configure_logging(settings.log_level)
-    install_sigterm_handler()
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    text = log_format_for(settings, command=handler, at_terminal=sys.stderr.isatty()) == "text"
+    configure_logging(_log_level_for(settings, command=handler, text=text), text=text)
+    install_sigterm_handler()
     try:
         return handler(settings, args)
     except UsageError as exc:

@@ -65,19 +65,25 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
 
 
 @contextmanager
-def database_for(settings: Settings, *, migrate: bool) -> Iterator[Settings]:
+def database_for(
+    settings: Settings,
+    *,
+    migrate: bool,
+    on_migrated: Callable[[list[migrations.Migration]], None] = lambda applied: None,
+) -> Iterator[Settings]:
     """Settings with a DATABASE_URL: the configured server, or the embedded one started (and stopped) here.
 
     The embedded database is always migrated (no one else would); a configured one only when asked.
+    `on_migrated` is told which migrations were applied.
     """
     if settings.database_url:
         if migrate:
-            run_async(lambda: apply_migrations(settings))
+            on_migrated(run_async(lambda: apply_migrations(settings)))
         yield settings
         return
     with embedded_postgres(settings.fiv_data_dir) as url:
         embedded = settings.model_copy(update={"database_url": url})
-        run_async(lambda: apply_migrations(embedded))
+        on_migrated(run_async(lambda: apply_migrations(embedded)))
         yield embedded
 
 

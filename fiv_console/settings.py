@@ -114,6 +114,11 @@ class Settings(BaseSettings):
         "X-Forwarded-Proto name the client's address and scheme; empty: no forwarded header is believed.",
     )
     log_level: LogLevel = "INFO"
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="json: one object per line; text: short lines for a person. Unset: text for the demo and the "
+        "admin commands at a terminal, json for `serve` and anything not at a terminal.",
+    )
     cookie_secure: bool = False
     fiv_data_dir: Path = Path(".fiv-data")
     db_pool_min_size: int = Field(default=2, ge=0, le=100)
@@ -239,6 +244,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() or None if isinstance(value, str) else value
 
 
 class ConfigError(Exception):

