@@ -13,6 +13,7 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
+from ipaddress import ip_address
 from pathlib import Path
 from types import FrameType
 from typing import TypeVar
@@ -188,6 +189,23 @@ class _StopSignals:
         raise StoppedAtOnce(1)
 
 
+def public_url_warning(host: str, public_url: str | None) -> str | None:
+    """What to tell the operator when the server listens beyond this machine with no PUBLIC_URL: console
+    sockets then check their Origin against the Host header the request names."""
+    if public_url is not None:
+        return None
+    try:
+        local = ip_address(host).is_loopback
+    except ValueError:
+        local = host == "localhost"
+    if local:
+        return None
+    return (
+        f"PUBLIC_URL is not set while listening on {host}: console sockets will trust the Host header for their "
+        "Origin check; set PUBLIC_URL to the address browsers use (https://console.example.com)"
+    )
+
+
 def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str], None]) -> None:
     """Serve until Ctrl-C or SIGTERM, then stop within SHUTDOWN_TIMEOUT: stop listening, close the console
     sockets (1012), let requests in flight finish, and close the loops and pools.
@@ -195,7 +213,10 @@ def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str
     A second Ctrl-C or SIGTERM, or the timeout spent, stops at once (`StoppedAtOnce`, exit code 1): every task
     is cancelled; transactions not committed roll back, and webhooks not answered are sent again by Meta.
     """
-    timeout = app[settings_key].shutdown_timeout
+    settings = app[settings_key]
+    timeout = settings.shutdown_timeout
+    if (warning := public_url_warning(host, settings.public_url)) is not None:
+        log.warning(warning)
 
     async def _serve() -> None:
         stop = _StopSignals(timeout, on_stop_at_once=lambda: _drop_database_connections(app))

@@ -155,7 +155,11 @@ class Browsers:
         """A client of its own; `address` (any of 127.0.0.0/8) is the client address the server sees, `headers`
         go with each of its requests (a proxy's `X-Forwarded-For`)."""
         connector = aiohttp.TCPConnector(local_addr=(address, 0)) if address else None
-        client: TestClient[web.Request, web.Application] = TestClient(self.server, connector=connector, headers=headers)
+        # As a browser behind a proxy that ends TLS: a cookie marked Secure still comes back to the server.
+        jar = aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=str(self.server.make_url("/")))
+        client: TestClient[web.Request, web.Application] = TestClient(
+            self.server, connector=connector, headers=headers, cookie_jar=jar
+        )
         await client.start_server()
         self._clients.append(client)
         return Api(client, bearer=bearer)

@@ -31,7 +31,7 @@ from fiv_console.cli import cmd_demo, cmd_migrate, cmd_serve, log_format_for
 from fiv_console.db.embedded import embedded_postgres
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.routing.queues import QueueCreate, create_queue
-from fiv_console.serving import free_port
+from fiv_console.serving import free_port, public_url_warning
 from fiv_console.settings import Settings
 from tests.conftest import TestDatabase, new_tenant, project_root
 
@@ -495,3 +495,25 @@ def test_the_log_format_follows_the_command_and_the_terminal(
 ) -> None:
     settings = Settings.model_validate({"log_format": given})
     assert log_format_for(settings, command=command, at_terminal=at_terminal) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "public_url", "warned"),
+    [
+        ("127.0.0.1", None, False),
+        ("::1", None, False),
+        ("localhost", None, False),
+        ("0.0.0.0", None, True),  # noqa: S104 - the address under test, nothing listens on it
+        ("192.0.2.10", None, True),
+        ("console.internal", None, True),
+        ("0.0.0.0", "https://console.example.com", False),  # noqa: S104
+    ],
+)
+def test_listening_beyond_this_machine_without_public_url_is_a_warning(
+    host: str, public_url: str | None, warned: bool
+) -> None:
+    warning = public_url_warning(host, public_url)
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert "PUBLIC_URL" in warning
+        assert host in warning

@@ -17,7 +17,7 @@ import pytest
 from fiv_console.settings import ConfigError, Settings, load_settings
 from fiv_console.web.forwarded import client_address, forwarded_scheme
 from fiv_console.web.forwarded import is_trusted as forwarded_is_trusted
-from tests.api import Browsers, TenantPeople
+from tests.api import PASSWORD, Browsers, TenantPeople
 from tests.conftest import TestDatabase, people_of, serving
 from tests.sockets import open_console
 from tests.test_login_throttle import ADDRESS_LIMIT, PAIR_LIMIT, new_address, throttle_settings
@@ -130,6 +130,28 @@ async def test_the_socket_takes_the_scheme_from_a_trusted_proxy_without_public_u
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await open_console(direct, origin=https_origin)
         assert refused.value.status == 403
+
+
+def _credentials(tenant: TenantPeople) -> dict[str, str]:
+    return {"email": tenant.agent.email, "password": PASSWORD, "workspace": tenant.agent.workspace}
+
+
+async def test_the_session_cookie_is_secure_when_a_trusted_proxy_says_https(
+    proxied: Browsers, tenant: TenantPeople
+) -> None:
+    def session_cookie(response: aiohttp.ClientResponse) -> str:
+        (cookie,) = [value for value in response.headers.getall("Set-Cookie") if value.startswith("fiv_session=")]
+        return cookie.lower()
+
+    behind = await proxied.new(headers=through_proxy(somebody(), **{"X-Forwarded-Proto": "https"}))
+    answer = await behind.client.post("/api/auth/login", json=_credentials(tenant))
+    assert answer.status == 200
+    assert "; secure" in session_cookie(answer)
+    # Over plain HTTP (the proxy says so), or claimed by a peer that is not the proxy: not marked.
+    plain = await proxied.new(headers=through_proxy(somebody(), **{"X-Forwarded-Proto": "http"}))
+    assert "; secure" not in session_cookie(await plain.client.post("/api/auth/login", json=_credentials(tenant)))
+    claimed = await proxied.new(address=new_address(), headers={"X-Forwarded-Proto": "https"})
+    assert "; secure" not in session_cookie(await claimed.client.post("/api/auth/login", json=_credentials(tenant)))
 
 
 @pytest.mark.parametrize(

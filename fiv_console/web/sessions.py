@@ -21,6 +21,7 @@ from uuid import UUID
 import aiohttp_session
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
+from aiohttp_session import Session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography import fernet
 
@@ -49,8 +50,19 @@ def session_cipher(settings: Settings) -> fernet.Fernet:
     return fernet.Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"fiv-console session cookie\0" + secret).digest()))
 
 
+class _SessionCookies(EncryptedCookieStorage):
+    """The encrypted session cookie, marked `Secure` with COOKIE_SECURE and also whenever the request came
+    over HTTPS, directly or as a trusted proxy says (`forwarded.py` has set the scheme by then): a cookie
+    sent over HTTPS once must never be sent back over plain HTTP."""
+
+    async def save_session(self, request: web.Request, response: web.StreamResponse, session: Session) -> None:
+        await super().save_session(request, response, session)
+        if request.secure and self.cookie_name in response.cookies:
+            response.cookies[self.cookie_name]["secure"] = True
+
+
 def setup_sessions(app: web.Application, settings: Settings) -> None:
-    storage = EncryptedCookieStorage(
+    storage = _SessionCookies(
         session_cipher(settings),
         cookie_name=SESSION_COOKIE,
         max_age=settings.session_max_hours * 3600,
