@@ -29,6 +29,7 @@ from fiv_console.keys import (
     in_flight_key,
     instance_id_key,
     intake_key,
+    loop_lag_key,
     rate_limiter_key,
     redis_key,
     settings_key,
@@ -38,6 +39,7 @@ from fiv_console.keys import (
 )
 from fiv_console.messages.intake import Intake
 from fiv_console.messages.sending import Dispatcher, TypingThrottle
+from fiv_console.observability.loop_lag import LoopLag
 from fiv_console.realtime import wire
 from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep, run_retention
@@ -141,6 +143,17 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         await bus.close()
 
 
+async def loop_lag_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The event loop's lag, sampled for /health by a task of its own."""
+    lag = app[loop_lag_key] = LoopLag()
+    task = asyncio.create_task(lag.run(), name="loop-lag")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def close_sockets(app: web.Application) -> None:
     """On shutdown, before in-flight requests are awaited: open sockets would otherwise hold it up."""
     if hub_key in app:
@@ -186,6 +199,7 @@ def create_app(settings: Settings) -> web.Application:
     app[rate_limiter_key] = LocalRateLimiter()
     app[typing_throttle_key] = TypingThrottle()
     setup_sessions(app, settings)
+    app.cleanup_ctx.append(loop_lag_ctx)
     app.cleanup_ctx.append(database_ctx)
     if settings.redis_url:
         app.cleanup_ctx.append(redis_ctx)

@@ -13,6 +13,7 @@ from fiv_console.bus.base import Bus
 from fiv_console.db.pool import Database
 from fiv_console.messages.intake import Intake
 from fiv_console.messages.sending import TypingThrottle
+from fiv_console.observability.loop_lag import LoopLag
 from fiv_console.realtime import wire
 from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep
@@ -37,4 +38,5 @@ bus_key = web.AppKey("bus", Bus[wire.Message])
 hub_key = web.AppKey("hub", Hub)
 upkeep_key = web.AppKey("upkeep", Upkeep)
 assignment_key = web.AppKey("assignment", AssignmentLoop)
+loop_lag_key = web.AppKey("loop_lag", LoopLag)
 in_flight_key = web.AppKey("in_flight", InFlight)

@@ -6,7 +6,9 @@ import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -17,7 +19,10 @@ from fiv_console.app import create_app
 from fiv_console.db.startup import StartupError
 from fiv_console.db.urls import APP_ROLE, with_database
 from fiv_console.errors import Conflict, NotFound
+from fiv_console.keys import assignment_key
+from fiv_console.observability.health import check_event_loop
 from fiv_console.observability.logging import JsonFormatter
+from fiv_console.observability.loop_lag import SAMPLE_SECONDS, LoopLag
 from fiv_console.serving import free_port
 from tests.conftest import TestDatabase, migrate_database
 
@@ -130,6 +135,43 @@ async def test_health_is_degraded_not_down_when_redis_is_unreachable(
     assert body["status"] == "degraded"
     assert body["failed"] == ["redis"]
     assert body["checks"]["database"]["status"] == "ok"
+
+
+async def test_health_reports_the_assignment_loop_and_the_event_loop(
+    database: TestDatabase, aiohttp_client: Client
+) -> None:
+    app = create_app(database.settings())
+    client = await aiohttp_client(app)
+    body = await (await client.get("/health")).json()
+    assert body["status"] == "ok"
+    assert body["checks"]["assignment"] == {"status": "ok"}
+    assert body["checks"]["event_loop"]["status"] == "ok"
+    assert set(body["event_loop"]) == {"lag_ms", "worst_lag_ms_last_minute"}
+
+    await app[assignment_key].run_once()
+    swept = (await (await client.get("/health")).json())["assignment"]["last_sweep_at"]
+    assert datetime.now(UTC) - datetime.fromisoformat(swept) < timedelta(seconds=5)
+
+    # A loop that has not finished a sweep for a long while (here: started long ago, never swept since).
+    app[assignment_key].started_at -= timedelta(minutes=5)
+    app[assignment_key].last_sweep_at = None
+    response = await client.get("/health")
+    body = await response.json()
+    assert (response.status, body["status"], body["failed"]) == (200, "degraded", ["assignment"])
+    assert body["checks"]["assignment"]["error"].startswith("no sweep finished for 3")
+
+
+async def test_a_stalled_event_loop_shows_in_health(database: TestDatabase, aiohttp_client: Client) -> None:
+    app = create_app(database.settings())
+    client = await aiohttp_client(app)
+    # The stall under test (nothing else may run meanwhile): the sampler, mid-sleep, wakes at least 1 s late.
+    time.sleep(1.0 + SAMPLE_SECONDS)  # noqa: ASYNC251
+    await asyncio.sleep(2 * SAMPLE_SECONDS)
+    body = await (await client.get("/health")).json()
+    assert body["event_loop"]["worst_lag_ms_last_minute"] >= 1000
+    late = LoopLag()
+    late.record(1.5)
+    assert check_event_loop(late).status == "down"
 
 
 async def test_a_given_request_id_is_echoed_and_logged(

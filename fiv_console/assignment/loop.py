@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from fiv_console import events
@@ -72,6 +72,10 @@ class AssignmentLoop:
         self._dispatcher = dispatcher
         self._woken: set[UUID] = set()
         self._wake = asyncio.Event()
+        # For /health: when this loop began, and last finished a tenant's round and a sweep of every tenant.
+        self.started_at = datetime.now(UTC)
+        self.last_round_at: datetime | None = None
+        self.last_sweep_at: datetime | None = None
 
     def heard(self, tenant_id: UUID, announced: Sequence[Event]) -> None:
         """Committed events of this instance's: wake up for the tenant if they may make something assignable."""
@@ -90,6 +94,7 @@ class AssignmentLoop:
         for each in await tenants.all_tenant_ids(self._db):
             assigned += await self._guarded_round(each, sweep=True)
             await self._woken_rounds()
+        self.last_sweep_at = datetime.now(UTC)
         return assigned
 
     async def _woken_rounds(self) -> None:
@@ -100,14 +105,17 @@ class AssignmentLoop:
     async def _guarded_round(self, tenant_id: UUID, *, sweep: bool) -> int:
         tenant_id_var.set(str(tenant_id))
         try:
-            return await self._round(tenant_id, sweep=sweep)
+            assigned = await self._round(tenant_id, sweep=sweep)
         except DATABASE_TROUBLE as exc:
             log.warning("assignment round failed", extra={"error": type(exc).__name__})
+            return 0
         except Exception:
             log.exception("assignment round failed")
+            return 0
         finally:
             tenant_id_var.set(None)
-        return 0
+        self.last_round_at = datetime.now(UTC)
+        return assigned
 
     async def _round(self, tenant_id: UUID, *, sweep: bool) -> int:
         async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
