@@ -6,9 +6,11 @@ Errors go to stderr as one line with a non-zero exit code: 2 for usage and confi
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from uuid import UUID
 
@@ -16,12 +18,12 @@ import asyncpg
 import orjson
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from fiv_console.accounts import tenants, users
+from fiv_console.accounts import tenant_data, tenants, users
 from fiv_console.accounts.passwords import hash_password_async
 from fiv_console.app import create_app
 from fiv_console.constants import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID, SIMULATOR_PORT
 from fiv_console.db.embedded import EmbeddedPostgresError
-from fiv_console.db.migrations import MigrationError
+from fiv_console.db.migrations import MigrationError, schema_versions
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.db.roles import RoleError
 from fiv_console.db.startup import StartupError, close_server_database, open_server_database
@@ -207,6 +209,63 @@ def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
     return _admin(settings, work)
 
 
+def cmd_tenant_export(settings: Settings, args: argparse.Namespace) -> int:
+    tenant_id = _tenant_id(args.tenant)
+    out: Path = args.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out: {out} must be a folder that does not exist yet, or an empty one")
+
+    async def work(db: Database) -> None:
+        await _require_tenant(db, tenant_id)
+        await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+        async with tenant_data.export_snapshot(db, tenant_id) as conn:
+            counts: dict[str, int] = {}
+            async for table in tenant_data.export_tables(conn, tenant_id=tenant_id):
+                with (out / f"{table.table}.jsonl").open("w", encoding="utf-8") as file:
+                    count = 0
+                    async for line in table.lines:
+                        file.write(line + "\n")
+                        count += 1
+                counts[table.table] = count
+            version, _ = await schema_versions(conn)
+        document = tenant_data.manifest(tenant_id=tenant_id, counts=counts, schema_version=version)
+        (out / "manifest.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        print(f"exported tenant {tenant_id} into {out}: {sum(counts.values())} rows in {len(counts)} tables")
+
+    return _admin(settings, work)
+
+
+def cmd_tenant_delete(settings: Settings, args: argparse.Namespace) -> int:
+    tenant_id = _tenant_id(args.tenant)
+
+    async def work(db: Database) -> None:
+        async with tenant_tx(db, tenant_id) as conn:
+            tenant = await tenants.get_tenant(conn, tenant_id=tenant_id)
+        if tenant is None:
+            raise NotFound(f"no tenant {tenant_id}")
+        if not args.yes:
+            _confirm_deletion(tenant.slug, tenant.name)
+        # As the schema owner: the server's role may delete no tenant, nor any audit log.
+        owner = await asyncpg.connect(owner_url(settings))
+        try:
+            async with owner.transaction():
+                await tenant_data.delete_tenant(owner, tenant_id=tenant_id)
+        finally:
+            await owner.close()
+        print(f"deleted tenant {tenant_id} (workspace {tenant.slug}) and every row of it")
+
+    return _admin(settings, work)
+
+
+def _confirm_deletion(slug: str, name: str) -> None:
+    """Asks for the workspace to be typed back; without a terminal to ask on, --yes is needed."""
+    if not sys.stdin.isatty():
+        raise UsageError("tenant delete: standard input is not a terminal to confirm on; pass --yes to delete anyway")
+    answer = input(f"Delete {name} (workspace {slug}) and every row of it, for good? Type the workspace to confirm: ")
+    if answer.strip() != slug:
+        raise UsageError("tenant delete: not confirmed; nothing was deleted")
+
+
 def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
     tenant_id = _tenant_id(args.tenant)
     data = users.UserCreate(
@@ -353,8 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply sql/ migrations").set_defaults(handler=cmd_migrate)
 
+    actions: dict[str, argparse._SubParsersAction[_OneLineParser]] = {}
+
     def group(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text).add_subparsers(
+        sub = actions[name] = commands.add_parser(name, help=help_text).add_subparsers(
             dest="action", required=True, metavar="ACTION", parser_class=_OneLineParser
         )
         create = sub.add_parser("create", help=f"create a {name}")
@@ -370,6 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tenant.add_argument("--time-zone", default="UTC", help="IANA time zone (default UTC)")
     tenant.set_defaults(handler=cmd_tenant_create)
+    export = actions["tenant"].add_parser("export", help="write every row of a tenant as JSON lines into a folder")
+    export.add_argument("--tenant", required=True, help="tenant id")
+    export.add_argument("--out", required=True, type=Path, help="a folder that does not exist yet, or is empty")
+    export.set_defaults(handler=cmd_tenant_export)
+    delete = actions["tenant"].add_parser("delete", help="delete a tenant and every row of it")
+    delete.add_argument("--tenant", required=True, help="tenant id")
+    delete.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    delete.set_defaults(handler=cmd_tenant_delete)
 
     user = group("user", "manage users")
     user.add_argument("--tenant", required=True, help="tenant id")

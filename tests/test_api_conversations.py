@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import secrets
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -64,7 +65,8 @@ class Desk:
         now = datetime.now(UTC)
         async with tenant_tx(self.db, self.people.id) as conn:
             if contact_id is None:
-                number = wa_id or str(uuid.uuid4().int)[:15]
+                # Digits 2 to 9 only: a made-up number never matches the searches for 0s and 1s below.
+                number = wa_id or "55" + "".join(secrets.choice("23456789") for _ in range(13))
                 contact_id = await conn.fetchval(_CONTACT_SQL, self.people.id, number, name, profile_name)
             conversation_id: uuid.UUID = await conn.fetchval(
                 _CONVERSATION_SQL,

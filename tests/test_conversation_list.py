@@ -115,6 +115,18 @@ async def _rare_queue_and_label(database: TestDatabase, tenant: TenantPeople) ->
             label_id,
             queue_id,
         )
+        # A label most closed conversations have besides: a label table of a size to be read by its index.
+        common_id = await owner.fetchval(
+            "insert into labels (tenant_id, name, color) values ($1, 'common', '#0000aa') returning id", tenant.id
+        )
+        await owner.execute(
+            """
+            insert into conversation_labels (tenant_id, conversation_id, label_id)
+            select tenant_id, id, $2 from conversations where tenant_id = $1 and status = 'closed'
+            """,
+            tenant.id,
+            common_id,
+        )
         await owner.execute("analyze conversations, conversation_labels")
     finally:
         await owner.close()

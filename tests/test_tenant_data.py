@@ -1,0 +1,134 @@
+"""A tenant's data as a whole (issue #17, point 5): `tenant export` writes every row of every tenant table as
+JSON lines, and only that tenant's, without credentials; `tenant delete` leaves no row of the tenant in any
+table of the catalogue and every row of the others.
+
+Two tenants get one row in every tenant table (tests/tenant_rows.py, as the isolation tests seed them); the
+commands run for real as `python -m fiv_console`.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from fiv_console.accounts.tenant_data import DERIVED_TABLES, EXPORTED_TABLES, SECRET_COLUMNS, rows_left, tenant_tables
+from fiv_console.db.pool import Database, tenant_tx
+from tests.api import Browsers, TenantPeople
+from tests.conftest import TestDatabase, new_tenant
+from tests.tenant_rows import seed_every_table
+from tests.test_cli import cli, cli_env
+
+
+@pytest.fixture
+async def two_tenants(db: Database) -> tuple[uuid.UUID, uuid.UUID]:
+    a, b = await new_tenant(db, "Exported"), await new_tenant(db, "Kept")
+    for tenant in (a, b):
+        async with tenant_tx(db, tenant) as conn:
+            await seed_every_table(conn, tenant)
+    return a, b
+
+
+async def test_the_export_names_every_tenant_table_of_the_catalogue(owner: asyncpg.Connection) -> None:
+    # The tenants table itself is keyed by `id`, not `tenant_id`.
+    assert sorted({*EXPORTED_TABLES, *DERIVED_TABLES} - {"tenants"}) == await tenant_tables(owner)
+
+
+def _without_secrets(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if key not in SECRET_COLUMNS.get(table, ())}
+
+
+async def test_an_export_holds_every_row_of_the_tenant_and_nothing_else(
+    database: TestDatabase, owner: asyncpg.Connection, two_tenants: tuple[uuid.UUID, uuid.UUID], tmp_path: Path
+) -> None:
+    exported, _ = two_tenants
+    env = cli_env(database.owner_url)
+    out = tmp_path / "export"
+    run = await cli("tenant", "export", "--tenant", str(exported), "--out", str(out), env=env)
+    assert run.code == 0, run
+    assert run.stdout.startswith(f"exported tenant {exported} into {out}: ")
+
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["tenant_id"] == str(exported)
+    assert list(manifest["tables"]) == list(EXPORTED_TABLES)
+    for table in EXPORTED_TABLES:
+        lines = (out / f"{table}.jsonl").read_text().splitlines()
+        written = [orjson.loads(line) for line in lines]
+        assert len(written) == manifest["tables"][table]["rows"]
+        key = "id" if table == "tenants" else "tenant_id"
+        stored = [
+            orjson.loads(value)
+            for (value,) in await owner.fetch(f"select to_jsonb(t)::text from {table} t where {key} = $1", exported)
+        ]
+        assert written, f"{table}: every kind of row is in the seed, so in the export"
+        # Row for row what the database holds, credentials left out.
+        assert sorted(map(orjson.dumps, written)) == sorted(orjson.dumps(_without_secrets(table, r)) for r in stored)
+        for column in SECRET_COLUMNS.get(table, ()):
+            assert all(column not in row for row in written), (table, column)
+        assert all(row.get(key) == str(exported) for row in written), f"{table}: another tenant's row"
+    assert not (out / "conversation_terms.jsonl").exists()
+
+    # An export never writes over what is there.
+    again = await cli("tenant", "export", "--tenant", str(exported), "--out", str(out), env=env)
+    assert "must be a folder that does not exist yet, or an empty one" in again.error(2)
+    nobody = await cli(
+        "tenant", "export", "--tenant", str(uuid.uuid4()), "--out", str(tmp_path / "x"), env=cli_env(database.owner_url)
+    )
+    assert nobody.error(1).startswith("no tenant")
+
+
+async def test_delete_leaves_no_row_of_the_tenant_and_every_row_of_the_others(
+    database: TestDatabase, owner: asyncpg.Connection, two_tenants: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    deleted, kept = two_tenants
+    before = await rows_left(owner, tenant_id=kept)
+    env = cli_env(database.owner_url)
+
+    unasked = await cli("tenant", "delete", "--tenant", str(deleted), env=env)
+    assert "pass --yes" in unasked.error(2)
+    assert await rows_left(owner, tenant_id=deleted), "nothing deleted without the confirmation"
+
+    run = await cli("tenant", "delete", "--tenant", str(deleted), "--yes", env=env)
+    assert run.code == 0, run
+    assert run.stdout.startswith(f"deleted tenant {deleted} (workspace ")
+    assert await rows_left(owner, tenant_id=deleted) == {}
+    assert await owner.fetchval("select count(*) from tenants where id = $1", deleted) == 0
+    assert await rows_left(owner, tenant_id=kept) == before
+    assert set(before) >= set(EXPORTED_TABLES) - {"tenants"} - {"event_counters", "assignment_counters"}
+
+    gone = await cli("tenant", "delete", "--tenant", str(deleted), "--yes", env=env)
+    assert gone.error(1).startswith("no tenant")
+
+
+async def test_an_admin_downloads_the_same_export_as_a_zip(
+    database: TestDatabase, db: Database, browsers: Browsers, tenant: TenantPeople, tmp_path: Path
+) -> None:
+    async with tenant_tx(db, tenant.id) as conn:
+        await seed_every_table(conn, tenant.id)
+    admin = await browsers.signed_in(tenant.admin)
+    response = await admin.client.get("/api/tenant/export")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/zip"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="tenant-{tenant.id}.zip"'
+    archive = zipfile.ZipFile(io.BytesIO(await response.read()))
+    assert sorted(archive.namelist()) == sorted([*(f"{t}.jsonl" for t in EXPORTED_TABLES), "manifest.json"])
+
+    out = tmp_path / "cli"
+    run = await cli("tenant", "export", "--tenant", str(tenant.id), "--out", str(out), env=cli_env(database.owner_url))
+    assert run.code == 0, run
+    for table in EXPORTED_TABLES:
+        zipped = sorted(archive.read(f"{table}.jsonl").decode().splitlines())
+        if table not in ("audit_log", "events", "event_counters"):  # the download itself is audited
+            assert zipped == sorted((out / f"{table}.jsonl").read_text().splitlines()), table
+    actions = [orjson.loads(line)["action"] for line in archive.read("audit_log.jsonl").decode().splitlines()]
+    assert "tenant.exported" in actions
+
+    for person in (tenant.supervisor, tenant.agent):
+        refused = await (await browsers.signed_in(person)).get("/api/tenant/export")
+        assert (refused.status, refused.body["error"]["code"]) == (403, "FORBIDDEN")
