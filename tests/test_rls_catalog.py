@@ -26,6 +26,7 @@ order by c.relname
 REVIEWED_DEFINER_FUNCTIONS = {
     "api_token_for_hash",
     "channel_for_phone_number",
+    "purge_closed_conversations",
     "sole_workspace",
     "tenant_ids",
     "user_for_login",

@@ -92,6 +92,13 @@ class TenantSettings(BaseModel):
     priority_rise_seconds: int | None = Field(
         default=None, ge=10, le=86_400, description="A waiting conversation's priority rises by one every so long."
     )
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Delete closed conversations, with their messages and notes, this many days after they "
+        "closed; unset: keep them.",
+    )
 
 
 def _check_time_zone(value: str) -> str:

@@ -10,7 +10,8 @@ whatever the bus may have lost.
 Once a minute, it also sweeps every tenant (`tenant_ids()`), so that the agents of a tenant whose only
 instance died are reported gone even while nobody of that tenant is connected anywhere.
 
-Retention: once an hour, each tenant's events older than the retention period are deleted.
+Retention: once an hour, each tenant's events older than the retention period are deleted, and its closed
+conversations past its own `retention_days` (`conversations/retention.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from uuid import UUID
 from fiv_console import events
 from fiv_console.accounts import tenants
 from fiv_console.assignment import presence
+from fiv_console.conversations import retention
 from fiv_console.db.pool import DATABASE_TROUBLE, Database, tenant_tx
 from fiv_console.realtime.hub import SESSION_ENDED, Hub
 from fiv_console.routing import queues
@@ -115,12 +117,14 @@ class Upkeep:
 
 
 async def prune_events(db: Database, *, keep: timedelta) -> int:
-    """Deletes every tenant's events older than `keep`; how many went."""
+    """Deletes every tenant's events older than `keep`, and applies each tenant's own retention of closed
+    conversations; how many events went."""
     tenant_ids = await tenants.all_tenant_ids(db)
     pruned = 0
     for tenant_id in tenant_ids:
         async with tenant_tx(db, tenant_id) as conn:
             pruned += await events.prune(conn, keep=keep)
+        await retention.apply_retention(db, tenant_id)
     return pruned
 
 
