@@ -30,6 +30,7 @@ from fiv_console.keys import (
     instance_id_key,
     intake_key,
     loop_lag_key,
+    metrics_registry_key,
     rate_limiter_key,
     redis_key,
     settings_key,
@@ -45,7 +46,7 @@ from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep, run_retention
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
-from fiv_console.web import anonymous_bodies, forwarded, openapi, pages, webhooks, ws
+from fiv_console.web import anonymous_bodies, forwarded, metrics, openapi, pages, webhooks, ws
 from fiv_console.web.api import registry as api_registry
 from fiv_console.web.health import get_health
 from fiv_console.web.in_flight import InFlight
@@ -198,6 +199,7 @@ def create_app(settings: Settings) -> web.Application:
     app[instance_id_key] = uuid.uuid4()
     app[rate_limiter_key] = LocalRateLimiter()
     app[typing_throttle_key] = TypingThrottle()
+    app[metrics_registry_key] = metrics.instance_registry(app)
     setup_sessions(app, settings)
     app.cleanup_ctx.append(loop_lag_ctx)
     app.cleanup_ctx.append(database_ctx)
@@ -218,6 +220,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/", pages.console)
     app.router.add_get("/login", pages.login)
     app.router.add_get("/health", get_health)
+    app.router.add_get("/metrics", metrics.get_metrics)
     app.router.add_get("/ws", ws.websocket)
     app.router.add_get("/webhooks/whatsapp", webhooks.verify_subscription)
     app.router.add_post("/webhooks/whatsapp", webhooks.receive)

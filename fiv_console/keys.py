@@ -5,6 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from fiv_console.accounts.rate_limit import RateLimiter
@@ -39,4 +40,5 @@ hub_key = web.AppKey("hub", Hub)
 upkeep_key = web.AppKey("upkeep", Upkeep)
 assignment_key = web.AppKey("assignment", AssignmentLoop)
 loop_lag_key = web.AppKey("loop_lag", LoopLag)
+metrics_registry_key = web.AppKey("metrics_registry", CollectorRegistry)
 in_flight_key = web.AppKey("in_flight", InFlight)

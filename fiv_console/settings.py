@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     secret_key: SecretStr | None = Field(default=None, description="Signs and encrypts sessions (16+ characters).")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, GET /metrics asks for `Authorization: Bearer <it>`; unset, it is open."
+    )
     whatsapp_app_secret: SecretStr | None = None
     whatsapp_verify_token: SecretStr | None = None
     whatsapp_graph_url: str = Field(

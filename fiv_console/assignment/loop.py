@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -36,6 +37,7 @@ from fiv_console.db.pool import DATABASE_TROUBLE, Database
 from fiv_console.events import Announcer, Event
 from fiv_console.messages.sending import Dispatcher
 from fiv_console.observability.context import tenant_id_var
+from fiv_console.observability.metrics import ASSIGNED, WAKE_TO_ASSIGNED
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,8 @@ class AssignmentLoop:
         self._batch = batch
         self._dispatcher = dispatcher
         self._woken: set[UUID] = set()
+        # When each woken tenant was first woken since its last round (for the wake-to-assigned histogram).
+        self._woken_at: dict[UUID, float] = {}
         self._wake = asyncio.Event()
         # For /health: when this loop began, and last finished a tenant's round and a sweep of every tenant.
         self.started_at = datetime.now(UTC)
@@ -81,6 +85,7 @@ class AssignmentLoop:
         """Committed events of this instance's: wake up for the tenant if they may make something assignable."""
         if any(event.type in WAKING_EVENTS for event in announced):
             self._woken.add(tenant_id)
+            self._woken_at.setdefault(tenant_id, time.monotonic())
             self._wake.set()
 
     async def run_once(self, tenant_id: UUID | None = None) -> int:
@@ -100,7 +105,10 @@ class AssignmentLoop:
     async def _woken_rounds(self) -> None:
         woken, self._woken = self._woken, set()
         for tenant_id in woken:
-            await self._guarded_round(tenant_id, sweep=False)
+            assigned = await self._guarded_round(tenant_id, sweep=False)
+            woken_at = self._woken_at.pop(tenant_id, None)
+            if assigned and woken_at is not None:
+                WAKE_TO_ASSIGNED.observe(time.monotonic() - woken_at)
 
     async def _guarded_round(self, tenant_id: UUID, *, sweep: bool) -> int:
         tenant_id_var.set(str(tenant_id))
@@ -115,6 +123,7 @@ class AssignmentLoop:
         finally:
             tenant_id_var.set(None)
         self.last_round_at = datetime.now(UTC)
+        ASSIGNED.inc(assigned)
         return assigned
 
     async def _round(self, tenant_id: UUID, *, sweep: bool) -> int:

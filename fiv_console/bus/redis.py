@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from fiv_console.bus.base import Codec, GapListener, Handler, M
 from fiv_console.bus.local import deliver
+from fiv_console.observability.metrics import BUS_RECONNECTS
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ class RedisBus(Generic[M]):
                         log.exception("bus subscriber failed; reconnecting")
                     elif self._connected:
                         log.warning("bus connection lost; reconnecting")
+                        BUS_RECONNECTS.inc()
                     self._connected = False
                     self._connection = None
                     await connection.disconnect(nowait=True)

@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 from uuid import UUID
 
@@ -70,20 +70,31 @@ async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
         )
 
 
+@dataclass(slots=True)
+class Acquires:
+    """Acquires of a pooled connection under way: requests waiting for one (read by /metrics)."""
+
+    under_way: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """The pool plus the deadline every acquire is held to."""
 
     pool: Pool
     acquire_timeout: float
+    acquires: Acquires = field(default_factory=lambda: Acquires())
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """A connection with no tenant set: it sees no tenant rows, only the reviewed lookups."""
+        self.acquires.under_way += 1
         try:
             conn = await self.pool.acquire(timeout=self.acquire_timeout)
         except (*_CONNECTION_LOST, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise Unavailable("the database is not reachable") from exc
+        finally:
+            self.acquires.under_way -= 1
         try:
             yield conn
         except _CONNECTION_LOST as exc:

@@ -28,6 +28,7 @@ from fiv_console.bus.channels import tenant_channel
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.errors import Unavailable
 from fiv_console.events import Event
+from fiv_console.observability.metrics import BUS_PUBLISHED, EVENTS_ANNOUNCED
 from fiv_console.realtime import wire
 from fiv_console.realtime.feed import TenantFeed
 from fiv_console.realtime.protocol import SESSION_ENDED_CODE, event_frame, resync_frame, typing_frame
@@ -66,6 +67,8 @@ class Hub:
 
     def announce(self, tenant_id: UUID, announced: Sequence[Event]) -> None:
         if announced:
+            EVENTS_ANNOUNCED.inc(len(announced))
+            BUS_PUBLISHED.inc()
             self._bus.publish(tenant_channel(tenant_id), list(announced))
             for listener in self._listeners:
                 listener(tenant_id, announced)
@@ -75,12 +78,18 @@ class Hub:
         self._listeners.append(listener)
 
     def notify(self, tenant_id: UUID, notice: wire.Notice) -> None:
+        BUS_PUBLISHED.inc()
         self._bus.publish(tenant_channel(tenant_id), notice)
 
     # Sockets.
 
     def sockets_of(self, user_id: UUID) -> set[AgentSocket]:
         return self._by_user.get(user_id, set())
+
+    def load(self) -> tuple[int, int]:
+        """Sockets open on this instance, and frames queued for them (read by /metrics)."""
+        sockets = [socket for held in self._by_user.values() for socket in held]
+        return len(sockets), sum(socket.queued for socket in sockets)
 
     def reserve(self, user_id: UUID, limit: int) -> bool:
         """Counts one more socket of the user's, unless they hold `limit` already."""

@@ -23,6 +23,7 @@ from aiohttp import WSCloseCode, web
 from fiv_console.access import Audience, sees_all
 from fiv_console.accounts.users import Role
 from fiv_console.events import Event
+from fiv_console.observability.metrics import FRAMES_SENT, SOCKETS_CLOSED_SLOW
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,11 @@ class AgentSocket:
         self._closing: asyncio.Task[None] | None = None
 
     @property
+    def queued(self) -> int:
+        """Frames waiting to be written."""
+        return len(self._outbox)
+
+    @property
     def sees_all(self) -> bool:
         return sees_all(self.role)
 
@@ -134,6 +140,7 @@ class AgentSocket:
             return
         if len(self._outbox) >= self._limit:
             log.info("socket closed: its client does not read", extra={"queued": len(self._outbox)})
+            SOCKETS_CLOSED_SLOW.inc()
             self.close(WSCloseCode.TRY_AGAIN_LATER, "too far behind: resume")
             return
         self._outbox.append(text)
@@ -156,6 +163,7 @@ class AgentSocket:
         try:
             while self._outbox and not self.closed:
                 await self.ws.send_str(self._outbox.popleft())
+                FRAMES_SENT.inc()
         except (ConnectionError, RuntimeError):
             # The peer went away mid-write; the reader loop sees the close and cleans up.
             self.closed = True

@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler
 
 from fiv_console.errors import DomainError, RateLimited, Unavailable
 from fiv_console.observability.context import request_id_var, tenant_id_var, user_id_var
+from fiv_console.observability.metrics import HTTP_REQUESTS
 from fiv_console.web import envelope
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
         status = None  # cut short by a stopping server: nothing was answered
         raise
     finally:
+        elapsed = time.perf_counter() - started
+        if status is not None:
+            HTTP_REQUESTS.labels(request.method, _route_of(request), str(status)).observe(elapsed)
         access_log.info(
             "request",
             extra={
@@ -60,9 +64,17 @@ async def request_context_middleware(request: web.Request, handler: Handler) -> 
                 "path": request.path,
                 "client": request.remote,
                 "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(elapsed * 1000, 2),
             },
         )
+
+
+def _route_of(request: web.Request) -> str:
+    """The route's template (`/api/conversations/{conversation_id}`), never the path itself: ids and
+    made-up paths would make a series each."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
 
 
 # No inline scripts or styles, nothing from other origins: data in a page can never run as code.

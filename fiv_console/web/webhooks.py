@@ -18,6 +18,12 @@ from aiohttp import web
 from fiv_console.errors import Unavailable
 from fiv_console.keys import database_key, intake_key, settings_key
 from fiv_console.messages import dead_letters
+from fiv_console.observability.metrics import (
+    WEBHOOK_DEAD_LETTERS,
+    WEBHOOK_DUPLICATES,
+    WEBHOOK_MESSAGES,
+    WEBHOOK_STATUSES,
+)
 from fiv_console.web import anonymous_bodies
 from fiv_console.web.bodies import read_body
 from fiv_console.whatsapp.payloads import WebhookPayloadError, parse_webhook
@@ -73,6 +79,10 @@ async def receive(request: web.Request) -> web.Response:
         if batch.repaired:
             log.warning("webhook with characters that are not Unicode: each replaced with U+FFFD where it was")
         result = await request.app[intake_key].ingest(batch, body=body)
+        WEBHOOK_MESSAGES.inc(result.messages_stored)
+        WEBHOOK_STATUSES.inc(result.statuses_recorded)
+        WEBHOOK_DUPLICATES.inc(result.duplicates)
+        WEBHOOK_DEAD_LETTERS.inc(result.dead_letters)
     except Unavailable:
         log.warning("webhook not stored: the database is unavailable; Meta will retry")
         raise web.HTTPServiceUnavailable(

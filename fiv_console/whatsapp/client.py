@@ -41,6 +41,7 @@ import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from fiv_console.observability.metrics import GRAPH_CALLS, GRAPH_ERRORS
 from fiv_console.whatsapp.payloads import WaMessageId
 
 log = logging.getLogger(__name__)
@@ -631,10 +632,12 @@ class GraphClient:
         number = 1
         while True:
             try:
-                return await attempt()
+                answer = await attempt()
             except GraphError as error:
+                GRAPH_ERRORS.labels(operation, str(error.code) if error.code is not None else "none").inc()
                 delay = self._retry.delay(error, number, time.monotonic() - started)
                 if delay is None:
+                    GRAPH_CALLS.labels(operation, "failed").inc()
                     raise
                 log.warning(
                     "Graph API call failed; retrying",
@@ -649,6 +652,9 @@ class GraphClient:
                 )
                 await asyncio.sleep(delay)
                 number += 1
+            else:
+                GRAPH_CALLS.labels(operation, "ok").inc()
+                return answer
 
 
 def _bearer(access_token: str) -> dict[str, str]:
