@@ -11,11 +11,18 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
-from fiv_console.accounts.tenants import sole_workspace
+from fiv_console.accounts.tenants import (
+    sole_workspace,
+    tenants_with_events_before,
+    tenants_with_open_conversations,
+    tenants_with_presence,
+    tenants_with_retention,
+)
 from fiv_console.accounts.users import find_login
 from fiv_console.db.migrations import migrate
 from fiv_console.db.pool import Database, tenant_tx
@@ -68,7 +75,8 @@ async def test_lookups_find_the_tenant_before_it_is_known(db: Database) -> None:
         assert await conn.fetch("select * from api_token_for_hash($1)", hashlib.sha256(b"revoked").digest()) == []
         assert await conn.fetch("select * from api_token_for_hash($1)", hashlib.sha256(b"expired").digest()) == []
 
-        assert tenant in {r[0] for r in await conn.fetch("select tenant_ids()")}
+        assert tenant in await tenants_with_open_conversations(db)
+        assert tenant in await tenants_with_presence(db)
 
         # Without the lookups, the same connection sees none of those rows.
         assert await conn.fetchval("select count(*) from users where email = $1", email) == 0
@@ -132,7 +140,11 @@ async def test_lookups_work_when_the_owner_is_not_a_superuser(unprivileged_owner
             channel = await conn.fetchrow("select tenant_id, channel_id from channel_for_phone_number($1)", phone)
             assert channel is not None
             assert (channel["tenant_id"], channel["channel_id"]) == (tenant, ids["channels"])
-            assert [r[0] for r in await conn.fetch("select tenant_ids()")] == [tenant]
+            # The seed has an open conversation, a connection lease and events: the sweeps find the tenant.
+            assert await tenants_with_open_conversations(db) == [tenant]
+            assert await tenants_with_presence(db) == [tenant]
+            assert await tenants_with_events_before(db, datetime.now(UTC) + timedelta(days=1)) == [tenant]
+            assert await tenants_with_retention(db) == []
             assert await conn.fetchval("select count(*) from users") == 0
     finally:
         await db.pool.close()

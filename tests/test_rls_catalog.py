@@ -28,7 +28,10 @@ REVIEWED_DEFINER_FUNCTIONS = {
     "channel_for_phone_number",
     "purge_closed_conversations",
     "sole_workspace",
-    "tenant_ids",
+    "tenants_with_events_before",
+    "tenants_with_open_conversations",
+    "tenants_with_presence",
+    "tenants_with_retention",
     "user_for_login",
 }
 
@@ -71,8 +74,11 @@ async def test_other_policies_are_only_the_owner_lookups(owner: asyncpg.Connecti
     )
     owner_role = await owner.fetchval("select current_user")
     assert [(p["tablename"], p["policyname"], p["cmd"]) for p in others] == [
+        ("agent_connections", "owner_lookup", "SELECT"),
         ("api_tokens", "owner_lookup", "SELECT"),
         ("channels", "owner_lookup", "SELECT"),
+        ("conversations", "owner_lookup", "SELECT"),
+        ("events", "owner_lookup", "SELECT"),
         ("tenants", "owner_lookup", "SELECT"),
         ("users", "owner_lookup", "SELECT"),
     ]

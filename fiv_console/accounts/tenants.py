@@ -185,14 +185,38 @@ async def get_tenant(conn: Connection, *, tenant_id: UUID) -> Tenant | None:
     return Tenant.model_validate(dict(row)) if row else None
 
 
-# The reviewed cross-tenant lookup (0005): ids only, for background work that serves every tenant.
-_ALL_TENANT_IDS_SQL = "select tenant_ids()"
+# The reviewed lookups (0015): the tenants background work has something to do in.
+_WITH_OPEN_CONVERSATIONS_SQL = "select tenants_with_open_conversations()"
+_WITH_PRESENCE_SQL = "select tenants_with_presence()"
 
 
-async def all_tenant_ids(db: Database) -> list[UUID]:
-    """Every tenant's id, before any tenant is set: work on each then runs in its own `tenant_tx`."""
+async def tenants_with_open_conversations(db: Database) -> list[UUID]:
+    """The tenants with a waiting or assigned conversation: all the assignment sweep has work in."""
     async with db.connection() as conn:
-        return [r[0] for r in await conn.fetch(_ALL_TENANT_IDS_SQL)]
+        return [r[0] for r in await conn.fetch(_WITH_OPEN_CONVERSATIONS_SQL)]
+
+
+async def tenants_with_presence(db: Database) -> list[UUID]:
+    """The tenants where someone is connected, or was within the grace period: all the presence sweep has
+    work in."""
+    async with db.connection() as conn:
+        return [r[0] for r in await conn.fetch(_WITH_PRESENCE_SQL)]
+
+
+_WITH_EVENTS_BEFORE_SQL = "select tenants_with_events_before($1)"
+_WITH_RETENTION_SQL = "select tenants_with_retention()"
+
+
+async def tenants_with_events_before(db: Database, before: datetime) -> list[UUID]:
+    """The tenants whose event log holds an event older than `before`: all the log's pruning has work in."""
+    async with db.connection() as conn:
+        return [r[0] for r in await conn.fetch(_WITH_EVENTS_BEFORE_SQL, before)]
+
+
+async def tenants_with_retention(db: Database) -> list[UUID]:
+    """The tenants that set `retention_days`."""
+    async with db.connection() as conn:
+        return [r[0] for r in await conn.fetch(_WITH_RETENTION_SQL)]
 
 
 # The reviewed lookup (0008): a deployment with exactly one tenant does not ask people for the workspace.

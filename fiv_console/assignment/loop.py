@@ -2,7 +2,8 @@
 
 It wakes for a tenant when this instance commits something that may make a conversation assignable (a new
 or returned conversation, freed capacity, an agent online, connected or gone), and every few seconds sweeps
-every tenant (the safety net: another instance's commits, a lost wake-up, and whatever depends on time).
+every tenant with an open conversation (the safety net: another instance's commits, a lost wake-up, and
+whatever depends on time; a tenant with none has nothing due, so idle tenants cost nothing).
 
 A round in a tenant, each step its own short transaction:
 1. the wallboard's counters take in their latest changes (`assignment.counters`); what absent agents hold
@@ -89,14 +90,15 @@ class AssignmentLoop:
             self._wake.set()
 
     async def run_once(self, tenant_id: UUID | None = None) -> int:
-        """A sweep round in the tenant (or every tenant); how many conversations were assigned.
+        """A sweep round in the tenant (or every tenant with an open conversation); how many were assigned.
 
         Sweeping every tenant, it serves the tenants woken meanwhile between two of them (a long sweep must
         not hold up an agent freed elsewhere), and a tenant whose round fails does not stop the others."""
         if tenant_id is not None:
             return await self._round(tenant_id, sweep=True)
         assigned = 0
-        for each in await tenants.all_tenant_ids(self._db):
+        # Only tenants with an open conversation have anything due: idle tenants cost nothing (sql/0015).
+        for each in await tenants.tenants_with_open_conversations(self._db):
             assigned += await self._guarded_round(each, sweep=True)
             await self._woken_rounds()
         self.last_sweep_at = datetime.now(UTC)

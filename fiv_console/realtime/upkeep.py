@@ -7,11 +7,12 @@ close the sockets whose session ended or expired (a fallback for when the bus co
 re-read the queues each socket's person belongs to (likewise). The feeds also read
 whatever the bus may have lost.
 
-Once a minute, it also sweeps every tenant (`tenant_ids()`), so that the agents of a tenant whose only
-instance died are reported gone even while nobody of that tenant is connected anywhere.
+Once a minute, it also sweeps every tenant where someone is or was just connected (`tenants_with_presence()`),
+so that the agents of a tenant whose only instance died are reported gone even while nobody of that tenant
+is connected anywhere; idle tenants are not visited.
 
-Retention: once an hour, each tenant's events older than the retention period are deleted, and its closed
-conversations past its own `retention_days` (`conversations/retention.py`).
+Retention: once an hour, the events older than the retention period are deleted in each tenant that has
+some, and closed conversations past their tenant's own `retention_days` (`conversations/retention.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import random
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from fiv_console import events
@@ -70,7 +71,8 @@ class Upkeep:
     async def sweep_everywhere(self) -> None:
         """Reports lapsed agents of every tenant, also those no live instance serves (their only instance
         died, or everyone left), which the ticks do not visit."""
-        tenant_ids = await tenants.all_tenant_ids(self._db)
+        # Only tenants where someone is, or was just, connected can have an agent to report gone (sql/0015).
+        tenant_ids = await tenants.tenants_with_presence(self._db)
         for tenant_id in tenant_ids:
             if tenant_id in self._hub.feeds:
                 continue  # the ticks see to it
@@ -117,13 +119,14 @@ class Upkeep:
 
 
 async def prune_events(db: Database, *, keep: timedelta) -> int:
-    """Deletes every tenant's events older than `keep`, and applies each tenant's own retention of closed
-    conversations; how many events went."""
-    tenant_ids = await tenants.all_tenant_ids(db)
+    """Deletes the events older than `keep` of every tenant that has some, and applies the retention of
+    closed conversations of every tenant that chose one; how many events went. Other tenants are not
+    visited (sql/0015)."""
     pruned = 0
-    for tenant_id in tenant_ids:
+    for tenant_id in await tenants.tenants_with_events_before(db, datetime.now(UTC) - keep):
         async with tenant_tx(db, tenant_id) as conn:
             pruned += await events.prune(conn, keep=keep)
+    for tenant_id in await tenants.tenants_with_retention(db):
         await retention.apply_retention(db, tenant_id)
     return pruned
 
