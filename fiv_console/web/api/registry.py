@@ -16,6 +16,7 @@ from fiv_console.web.api import (
     messages,
     queues,
     templates,
+    tenant,
     tokens,
     users,
 )
@@ -35,6 +36,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     labels.routes,
     tokens.routes,
     audit_log.routes,
+    tenant.routes,
 )
 
 
