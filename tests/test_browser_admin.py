@@ -6,22 +6,28 @@ docs/screenshots/."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from playwright.async_api import expect
+from playwright.async_api import Browser, expect
 
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import Unannounced
+from fiv_console.simulation.cloud_api import SimulatorConfig, SimulatorServer
 from tests.api import PASSWORD, Browsers, TenantPeople
 from tests.assigning import assigned_to, available, owners_of
-from tests.browser import Tab, browser, chromium, tab
+from tests.browser import Tab, browser, chromium, open_tab, tab
+from tests.conftest import WEBHOOK_SECRET, TestDatabase, serving
+from tests.webhooks import new_phone_number_id
 
 __all__ = ["browser", "chromium", "tab"]
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
+GOOD_TOKEN = "token-of-the-number"
 
 
 async def _signed_in(tab: Tab, tenant: TenantPeople, path: str) -> None:
@@ -206,3 +212,88 @@ async def test_a_supervisor_has_the_sections_of_their_role(tab: Tab, tenant: Ten
     assert answer is not None
     assert answer.status == 403
     assert tab.errors == []
+
+
+@asynccontextmanager
+async def verifying_console(browser: Browser, database: TestDatabase, phone_number_id: str) -> AsyncIterator[Tab]:
+    """A console that asks the simulated WhatsApp whether a token may use a number before connecting it."""
+    config = SimulatorConfig(
+        app_secret=WEBHOOK_SECRET.encode(),
+        display_numbers={phone_number_id: "15550100"},
+        access_tokens=frozenset({GOOD_TOKEN}),
+    )
+    async with SimulatorServer(config) as simulator:
+        settings = database.settings(whatsapp_graph_url=simulator.graph_url, whatsapp_verify_numbers=True)
+        async with serving(settings) as server, open_tab(browser, server) as opened:
+            yield opened
+
+
+async def test_an_admin_connects_a_number_and_runs_a_queue(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    number = new_phone_number_id()
+    async with verifying_console(browser, database, number) as tab:
+        await _signed_in(tab, tenant, "/admin/channels")
+        page = tab.page
+        await expect(page.get_by_text("No numbers connected yet.")).to_be_visible()
+        await page.get_by_role("button", name="Connect a number").click()
+        dialog = page.get_by_role("dialog")
+        await dialog.get_by_label("Phone number ID").fill(number)
+        await dialog.get_by_label("Display number").fill("+1 555 0100")
+        await dialog.get_by_label("Access token").fill("someone-elses-token")
+        await dialog.get_by_role("button", name="Check with WhatsApp and connect").click()
+        # WhatsApp did not confirm the token for this number: said next to the token, nothing connected.
+        await expect(dialog.get_by_text("not accepted by WhatsApp for this number")).to_be_visible()
+        await expect(dialog.get_by_label("Access token")).to_have_attribute("aria-invalid", "true")
+        await dialog.get_by_label("Access token").fill(GOOD_TOKEN)
+        await dialog.get_by_role("button", name="Check with WhatsApp and connect").click()
+        numbers = page.get_by_role("table", name="WhatsApp numbers")
+        row = numbers.get_by_role("row").filter(has_text="+1 555 0100")
+        await expect(row).to_contain_text("Sends and receives; no templates")
+
+        await page.get_by_role("link", name="Queues").click()
+        queues = page.get_by_role("table", name="Queues")
+        await expect(queues.get_by_role("row").nth(1)).to_contain_text("Always open")
+        await queues.get_by_role("button", name="Edit").click()
+        dialog = page.get_by_role("dialog")
+        await dialog.get_by_label("SLA target, in minutes").fill("2")
+        await dialog.get_by_label("Always open").uncheck()
+        await dialog.get_by_label("Monday").fill("9-18")
+        await dialog.get_by_role("button", name="Save").click()
+        await expect(dialog.get_by_text("must be a time of day as HH:MM")).to_be_visible()
+        await dialog.get_by_label("Monday").fill("09:00-12:30, 13:30-18:00")
+        await dialog.get_by_label("Out-of-hours message").fill("We are closed; we answer from 9:00.")
+        await dialog.get_by_role("button", name="Save").click()
+        await expect(queues.get_by_role("row").nth(1)).to_contain_text("Open 1 day a week")
+        await expect(queues.get_by_role("row").nth(1)).to_contain_text("2 min")
+
+        await queues.get_by_role("button", name="Members").click()
+        dialog = page.get_by_role("dialog")
+        await dialog.get_by_label("Add a member").select_option(label="Other_Agent (Agent)")
+        await dialog.get_by_label("Conversations at once in this queue").fill("2")
+        await dialog.get_by_role("button", name="Add", exact=True).click()
+        await expect(dialog.get_by_role("listitem").filter(has_text="Other_Agent")).to_contain_text(
+            "2 conversations at once"
+        )
+        await dialog.get_by_role("button", name="Remove Agent", exact=True).click()
+        await expect(dialog.get_by_role("listitem")).to_have_count(1)
+        await dialog.get_by_role("button", name="Close").click()
+        async with tenant_tx(db, tenant.id) as conn:
+            queue = await conn.fetchrow("select sla_seconds, business_hours from queues where id = $1", tenant.queue_id)
+            members = await conn.fetch("select user_id, max_concurrent_override from queue_members")
+        assert queue["sla_seconds"] == 120
+        assert queue["business_hours"] == {"mon": [["09:00", "12:30"], ["13:30", "18:00"]]}
+        assert [(m["user_id"], m["max_concurrent_override"]) for m in members] == [(tenant.other_agent.id, 2)]
+
+        await page.get_by_role("link", name="Audit log").click()
+        log = page.get_by_role("table", name="Audit log")
+        await expect(log.get_by_role("row").filter(has_text="channel.created")).to_have_count(1)
+        await page.get_by_label("Action").fill("queue.member_set")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(log.get_by_role("row")).to_have_count(2)
+        await expect(log.get_by_role("row").nth(1)).to_contain_text("Admin")
+        await page.get_by_label("From").fill("2020-01-01")
+        await page.get_by_label("To").fill("2020-01-31")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.get_by_text("Nothing matches these filters.")).to_be_visible()
+        assert tab.errors == []
