@@ -22,8 +22,10 @@ function currentSection() {
   const link = links.find((a) => a.dataset.section === named) ?? links[0];
   if (!link) return null;
   if (window.location.pathname !== link.pathname) window.history.replaceState(null, "", link.pathname);
-  for (const a of links) a.toggleAttribute("aria-current", a === link);
-  if (link.getAttribute("aria-current") !== null) link.setAttribute("aria-current", "page");
+  for (const a of links) {
+    if (a === link) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
   return link.dataset.section;
 }
 
