@@ -46,7 +46,7 @@ from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep, run_retention
 from fiv_console.resources import STATIC_DIR, TEMPLATES_DIR
 from fiv_console.settings import Settings
-from fiv_console.web import anonymous_bodies, forwarded, metrics, openapi, pages, webhooks, ws
+from fiv_console.web import admin_pages, anonymous_bodies, forwarded, metrics, openapi, pages, webhooks, ws
 from fiv_console.web.api import registry as api_registry
 from fiv_console.web.health import get_health
 from fiv_console.web.in_flight import InFlight
@@ -219,6 +219,7 @@ def create_app(settings: Settings) -> web.Application:
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.router.add_get("/", pages.console)
     app.router.add_get("/login", pages.login)
+    admin_pages.install(app)
     app.router.add_get("/health", get_health)
     app.router.add_get("/metrics", metrics.get_metrics)
     app.router.add_get("/ws", ws.websocket)

@@ -107,8 +107,28 @@ async def test_the_sections_a_role_may_open_are_in_the_header(browsers: Browsers
     assert links == [("/", ' aria-current="page"'), ("/wallboard", ""), ("/reports", ""), ("/admin", "")]
 
 
+async def test_the_administration_pages_follow_the_roles(browsers: Browsers, tenant: TenantPeople) -> None:
+    status, location, _ = await _page(await browsers.new(), "/admin/settings")
+    assert (status, location) == (302, "/login?next=/admin/settings")
+    admin = await browsers.signed_in(tenant.admin)
+    supervisor = await browsers.signed_in(tenant.supervisor)
+    agent = await browsers.signed_in(tenant.agent)
+    staff_sections = {"/admin", "/admin/queues", "/admin/canned", "/admin/labels"}
+    admin_sections = {"/admin/users", "/admin/channels", "/admin/tokens", "/admin/audit", "/admin/settings"}
+    for path in sorted(staff_sections | admin_sections):
+        status, _, html = await _page(admin, path)
+        assert status == 200, path
+        assert '<script type="module" src="/static/admin.js"></script>' in html
+        assert (await _page(supervisor, path))[0] == (200 if path in staff_sections else 403), path
+        assert (await _page(agent, path))[0] == 403, path
+    _, _, supervisors = await _page(supervisor, "/admin/queues")
+    assert re.findall(r'data-section="(\w+)"', supervisors) == ["queues", "canned", "labels"]
+    assert '<a href="/admin" data-i18n="nav.admin" aria-current="page">' in supervisors
+    assert (await _page(admin, "/admin/nothing"))[0] == 404
+
+
 TEMPLATES = sorted(TEMPLATES_DIR.glob("*.html"))
-SCRIPTS = sorted(STATIC_DIR.glob("*.js"))
+SCRIPTS = sorted(STATIC_DIR.rglob("*.js"))
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=[path.name for path in TEMPLATES])
@@ -119,7 +139,7 @@ def test_templates_have_no_inline_script_style_or_handler(template: Path) -> Non
     assert re.search(r"\son[a-z]+\s*=", html) is None, "inline event handler"
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[path.name for path in SCRIPTS])
+@pytest.mark.parametrize("script", SCRIPTS, ids=[str(path.relative_to(STATIC_DIR)) for path in SCRIPTS])
 def test_scripts_never_write_markup(script: Path) -> None:
     source = script.read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):

@@ -78,13 +78,15 @@ left join users u on a.actor_kind = 'user' and u.id = a.actor_id
 left join api_tokens t on a.actor_kind = 'token' and t.id = a.actor_id
 where ($1::text is null or a.action = $1) and ($2::uuid is null or a.actor_id = $2)
   and ($3::text is null or a.actor_kind = $3)
+  and ($4::timestamptz is null or a.created_at >= $4) and ($5::timestamptz is null or a.created_at < $5)
 order by a.created_at desc, a.id desc
-limit $4 offset $5
+limit $6 offset $7
 """
 _COUNT_SQL = """
 select count(*) from audit_log
 where ($1::text is null or action = $1) and ($2::uuid is null or actor_id = $2)
   and ($3::text is null or actor_kind = $3)
+  and ($4::timestamptz is null or created_at >= $4) and ($5::timestamptz is null or created_at < $5)
 """
 
 
@@ -94,9 +96,13 @@ async def list_entries(
     action: str | None,
     actor_id: UUID | None,
     actor_kind: ActorKind | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int,
     offset: int,
 ) -> tuple[list[AuditEntry], int]:
-    rows = await conn.fetch(_LIST_SQL, action, actor_id, actor_kind, limit, offset)
-    total = await conn.fetchval(_COUNT_SQL, action, actor_id, actor_kind)
+    """Newest first; `since` included, `until` not."""
+    filters = (action, actor_id, actor_kind, since, until)
+    rows = await conn.fetch(_LIST_SQL, *filters, limit, offset)
+    total = await conn.fetchval(_COUNT_SQL, *filters)
     return [AuditEntry.model_validate(dict(r)) for r in rows], int(total)

@@ -71,7 +71,12 @@ class TenantSettings(BaseModel):
     offline_conversations: Literal["keep", "requeue"] = Field(
         default="requeue", description="What happens to an agent's open conversations when they go offline."
     )
-    requeue_after_seconds: int = Field(default=0, ge=0, le=86_400)
+    requeue_after_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=86_400,
+        description="How long an agent may stay away before their conversations go back to the queue (with `requeue`).",
+    )
     unanswered_reroute_seconds: int | None = Field(
         default=None, ge=30, le=86_400, description="Re-route an assigned conversation left unanswered."
     )
@@ -101,7 +106,7 @@ class TenantSettings(BaseModel):
     )
 
 
-def _check_time_zone(value: str) -> str:
+def check_time_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -117,7 +122,7 @@ class TenantCreate(BaseModel):
     time_zone: str = Field(default="UTC", max_length=64)
     settings: TenantSettings = TenantSettings()
 
-    _zone = field_validator("time_zone")(_check_time_zone)
+    _zone = field_validator("time_zone")(check_time_zone)
 
 
 class Tenant(BaseModel):

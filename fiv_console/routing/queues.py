@@ -111,6 +111,9 @@ _QUEUE_FILTER = f"""
 where {_VISIBLE_QUEUE}
   and ($3::boolean is null or active = $3)
   and ($4::text is null or name ilike $4)
+  and ($5::uuid is null or exists (
+    select 1 from queue_members m where m.tenant_id = queues.tenant_id and m.queue_id = queues.id and m.user_id = $5
+  ))
 """
 _QUEUE_ORDER: dict[QueueSort, str] = {
     "name": "name_key, id",
@@ -118,7 +121,7 @@ _QUEUE_ORDER: dict[QueueSort, str] = {
     "-created_at": "created_at desc, id",
 }
 _LIST_QUEUES_SQL: dict[QueueSort, str] = {
-    sort: f"select {_QUEUE_COLUMNS} from queues {_QUEUE_FILTER} order by {order} limit $5 offset $6"
+    sort: f"select {_QUEUE_COLUMNS} from queues {_QUEUE_FILTER} order by {order} limit $6 offset $7"
     for sort, order in _QUEUE_ORDER.items()
 }
 _COUNT_QUEUES_SQL = f"select count(*) from queues {_QUEUE_FILTER}"
@@ -130,11 +133,13 @@ async def list_queues(
     sight: Sight,
     active: bool | None,
     search: str | None,
+    member_id: UUID | None = None,
     sort: QueueSort,
     limit: int,
     offset: int,
 ) -> tuple[list[Queue], int]:
-    filters = (*sight.params(), active, contains_pattern(search))
+    """The queues in `sight`, narrowed to those `member_id` is a member of when given."""
+    filters = (*sight.params(), active, contains_pattern(search), member_id)
     rows = await conn.fetch(_LIST_QUEUES_SQL[sort], *filters, limit, offset)
     total = await conn.fetchval(_COUNT_QUEUES_SQL, *filters)
     return [Queue.model_validate(dict(r)) for r in rows], int(total)

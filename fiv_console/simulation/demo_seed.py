@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import SecretStr
 
-from fiv_console.accounts import tenants, users
+from fiv_console.accounts import tenant_settings, tenants, users
 from fiv_console.accounts.passwords import hash_password_async
 from fiv_console.constants import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID
 from fiv_console.conversations import labels
@@ -66,10 +66,13 @@ DEMO_LABELS = (
 )
 
 
-# What a customer of the demo hears while waiting, and what happens to a conversation an agent sits on.
-DEMO_SETTINGS = tenants.TenantSettings(
-    queue_position_reply="Thanks for writing! You are number {position} in line; estimated wait: {wait}.",
-    unanswered_reroute_seconds=300,
+# What a customer of the demo hears while waiting, and what happens to a conversation an agent sits on:
+# applied as an admin's change on the settings page is (`PATCH /api/tenant/settings`), through its model.
+DEMO_SETTINGS = tenant_settings.TenantSettingsChange.model_validate(
+    {
+        "queue_position_reply": "Thanks for writing! You are number {position} in line; estimated wait: {wait}.",
+        "unanswered_reroute_seconds": 300,
+    }
 )
 
 
@@ -98,10 +101,9 @@ async def seed_demo(db: Database) -> DemoTenant:
         return DemoTenant(tenant_id=existing, workspace=found.slug, created=False)
 
     hashes = {login.password: await hash_password_async(login.password) for login in DEMO_LOGINS}
-    tenant = await tenants.create_tenant(
-        db, tenants.TenantCreate(name=DEMO_TENANT_NAME, slug=DEMO_WORKSPACE, settings=DEMO_SETTINGS)
-    )
+    tenant = await tenants.create_tenant(db, tenants.TenantCreate(name=DEMO_TENANT_NAME, slug=DEMO_WORKSPACE))
     async with tenant_tx(db, tenant.id) as conn:
+        await tenant_settings.change_settings(conn, tenant_id=tenant.id, change=DEMO_SETTINGS)
         queue_ids = {}
         for queue in DEMO_QUEUES:
             queue_ids[queue.name] = (await queues.create_queue(conn, tenant_id=tenant.id, data=queue)).id

@@ -7,6 +7,8 @@ open, and who serves it; creating a queue is for admins.
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from pydantic import Field
 
 from fiv_console.access import sight_of
@@ -32,6 +34,7 @@ routes = RouteTable()
 class QueueQuery(PageQuery):
     active: bool | None = None
     q: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL, description="Part of the name.")
+    member_id: UUID | None = Field(default=None, description="Only the queues this user is a member of.")
     sort: QueueSort = "name"
 
 
@@ -46,6 +49,7 @@ async def list_queues(call: ApiCall[NoInput, QueueQuery]) -> Page[Queue]:
         sight=sight_of(call.caller.role, call.caller.user_id),
         active=query.active,
         search=query.q,
+        member_id=query.member_id,
         sort=query.sort,
         limit=query.limit,
         offset=query.offset,

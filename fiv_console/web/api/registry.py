@@ -16,6 +16,7 @@ from fiv_console.web.api import (
     messages,
     queues,
     templates,
+    tenant,
     tenant_export,
     tokens,
     users,
@@ -37,6 +38,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     tokens.routes,
     audit_log.routes,
     tenant_export.routes,
+    tenant.routes,
 )
 
 
