@@ -1,6 +1,7 @@
-"""The wallboard's counters: conversations waiting per queue (and since when the oldest), open per agent.
+"""The wallboard's counters: conversations waiting and in progress per queue (and since when the oldest
+waits), open per agent.
 
-The database keeps them (migration 0007): every statement that moves a conversation appends its net
+The database keeps them (migrations 0007, 0014): every statement that moves a conversation appends its net
 change as delta rows, and `fold` adds the deltas into the counters, one fold at a time per tenant. Reading
 adds the few deltas not folded yet to the counters, and finds each queue's oldest waiting conversation
 with one index probe (conversations_oldest_waiting_idx): no conversation is counted.
@@ -45,6 +46,7 @@ from queues q
 class QueueCounters(BaseModel):
     queue_id: UUID
     waiting: int
+    in_progress: int
     oldest_waiting_since: datetime | None
 
 
@@ -64,7 +66,10 @@ async def read(conn: Connection) -> Counters:
     values = {(r["kind"], r["subject_id"]): int(r["value"]) for r in await conn.fetch(_READ_SQL)}
     queues = [
         QueueCounters(
-            queue_id=r["id"], waiting=values.get(("queue_waiting", r["id"]), 0), oldest_waiting_since=r["oldest"]
+            queue_id=r["id"],
+            waiting=values.get(("queue_waiting", r["id"]), 0),
+            in_progress=values.get(("queue_open", r["id"]), 0),
+            oldest_waiting_since=r["oldest"],
         )
         for r in await conn.fetch(_OLDEST_WAITING_SQL)
     ]

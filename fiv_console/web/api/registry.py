@@ -18,6 +18,7 @@ from fiv_console.web.api import (
     templates,
     tokens,
     users,
+    wallboard,
 )
 from fiv_console.web.api.routing import Operation, RouteTable
 
@@ -35,6 +36,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     labels.routes,
     tokens.routes,
     audit_log.routes,
+    wallboard.routes,
 )
 
 
