@@ -26,7 +26,8 @@ group by tenant_id, kind, subject_id
 order by kind, subject_id
 on conflict (tenant_id, kind, subject_id) do update set value = assignment_counters.value + excluded.value
 """
-_READ_SQL = """
+# The wallboard folds this into its own statement (wallboard/board.py): one round trip for all counters.
+READ_SQL = """
 select kind, subject_id, sum(value)::bigint as value from (
     select kind, subject_id, value from assignment_counters
     union all
@@ -63,7 +64,7 @@ async def fold(conn: Connection, tenant_id: UUID) -> None:
 
 async def read(conn: Connection) -> Counters:
     """In the tenant's transaction: the counters as of its last commit."""
-    values = {(r["kind"], r["subject_id"]): int(r["value"]) for r in await conn.fetch(_READ_SQL)}
+    values = {(r["kind"], r["subject_id"]): int(r["value"]) for r in await conn.fetch(READ_SQL)}
     queues = [
         QueueCounters(
             queue_id=r["id"],

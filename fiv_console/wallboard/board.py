@@ -9,6 +9,7 @@ conversations or 100,000. docs/wallboard.md defines each figure.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from uuid import UUID
@@ -88,8 +89,21 @@ class WallboardChange(BaseModel):
     agents: list[AgentFigures]
 
 
-_TENANT_SQL = "select time_zone, (now() at time zone time_zone)::date as day, now() as now from tenants"
-_QUEUES_SQL = "select id, name, active, sla_seconds, business_hours from queues order by name_key, id"
+# Three statements, each one round trip: every counter (now and today), the tenant with its queues and each
+# queue's oldest waiting (one index probe each), the people. `now()` is the transaction's: all agree on it.
+_COUNTS_SQL = f"""
+select 'now' as part, kind, subject_id, value from ({counters.READ_SQL}) live
+union all
+select 'today', kind, subject_id, value from ({daily_counters.READ_TODAY_SQL}) today
+"""
+_QUEUES_SQL = """
+select t.time_zone, (now() at time zone t.time_zone)::date as day, now() as now,
+       q.id, q.name, q.active, q.sla_seconds, q.business_hours,
+       (select min(c.enqueued_at) from conversations c
+        where c.tenant_id = q.tenant_id and c.queue_id = q.id and c.status = 'waiting') as oldest
+from tenants t left join queues q on q.tenant_id = t.id
+order by q.name_key, q.id
+"""
 # Agents, and anyone else holding conversations now (a supervisor who took one over); disabled people are
 # off the board.
 _AGENTS_SQL = """
@@ -114,24 +128,30 @@ def _next_midnight(day: date, zone: ZoneInfo) -> datetime:
 async def read(conn: Connection) -> Wallboard:
     """In the tenant's transaction: the whole board now."""
     started = time.perf_counter()
-    tenant = await conn.fetchrow(_TENANT_SQL)
-    assert tenant is not None, "the transaction's tenant exists"
-    zone_name: str = tenant["time_zone"]
-    now: datetime = tenant["now"]
-    live = await counters.read(conn)
-    today = await daily_counters.read(conn, day=tenant["day"])
-    by_queue = {q.queue_id: q for q in live.queues}
-    refresh_at = _next_midnight(tenant["day"], ZoneInfo(zone_name))
+    live: defaultdict[str, dict[UUID, int]] = defaultdict(dict)
+    today: defaultdict[str, dict[UUID, int]] = defaultdict(dict)
+    for row in await conn.fetch(_COUNTS_SQL):
+        (live if row["part"] == "now" else today)[row["kind"]][row["subject_id"]] = int(row["value"])
+
+    def of(counted: defaultdict[str, dict[UUID, int]], kind: str, subject_id: UUID) -> int:
+        return counted[kind].get(subject_id, 0)
+
+    rows = await conn.fetch(_QUEUES_SQL)
+    zone_name: str = rows[0]["time_zone"]
+    day: date = rows[0]["day"]
+    now: datetime = rows[0]["now"]
+    refresh_at = _next_midnight(day, ZoneInfo(zone_name))
     queues: list[QueueFigures] = []
-    for row in await conn.fetch(_QUEUES_SQL):
-        queue_id: UUID = row["id"]
-        count = by_queue.get(queue_id)
+    for row in rows:
+        queue_id: UUID | None = row["id"]
+        if queue_id is None:
+            continue  # a tenant without queues
         hours = BusinessHours.model_validate(row["business_hours"]) if row["business_hours"] is not None else None
         change_at = next_change(hours, zone_name, now) if hours is not None else None
         if change_at is not None:
             refresh_at = min(refresh_at, change_at)
-        answered, abandoned = today.of("answered", queue_id), today.of("abandoned", queue_id)
-        in_sla, first = today.of("answered_in_sla", queue_id), today.of("first_responses", queue_id)
+        answered, abandoned = of(today, "answered", queue_id), of(today, "abandoned", queue_id)
+        in_sla, first = of(today, "answered_in_sla", queue_id), of(today, "first_responses", queue_id)
         queues.append(
             QueueFigures(
                 queue_id=queue_id,
@@ -139,22 +159,22 @@ async def read(conn: Connection) -> Wallboard:
                 active=row["active"],
                 sla_seconds=row["sla_seconds"],
                 sla_warning_seconds=max(1, int(row["sla_seconds"] * WARNING_SHARE)),
-                waiting=count.waiting if count else 0,
-                oldest_waiting_since=count.oldest_waiting_since if count else None,
-                in_progress=count.in_progress if count else 0,
+                waiting=of(live, "queue_waiting", queue_id),
+                oldest_waiting_since=row["oldest"],
+                in_progress=of(live, "queue_open", queue_id),
                 answered_today=answered,
                 answered_in_sla_today=in_sla,
                 abandoned_today=abandoned,
                 service_level_today=round(in_sla / (answered + abandoned), 4) if answered + abandoned else None,
-                closed_today=today.of("closed", queue_id),
-                average_wait_seconds_today=_average(today.of("wait_ms", queue_id), answered),
+                closed_today=of(today, "closed", queue_id),
+                average_wait_seconds_today=_average(of(today, "wait_ms", queue_id), answered),
                 first_responses_today=first,
-                average_first_response_seconds_today=_average(today.of("first_response_ms", queue_id), first),
+                average_first_response_seconds_today=_average(of(today, "first_response_ms", queue_id), first),
                 open_now=hours is None or closed_since(hours, zone_name, now) is None,
                 hours_change_at=change_at,
             )
         )
-    holding = [agent_id for agent_id, count in live.open_per_agent.items() if count]
+    holding = [agent_id for agent_id, count in live["agent_open"].items() if count]
     agents = [
         AgentFigures(
             user_id=row["id"],
@@ -163,15 +183,15 @@ async def read(conn: Connection) -> Wallboard:
             status=row["status"],
             connected=row["connected"],
             presence_since=row["presence_since"],
-            open=live.open_per_agent.get(row["id"], 0),
+            open=of(live, "agent_open", row["id"]),
             capacity=row["max_concurrent"],
-            handled_today=today.of("handled", row["id"]),
+            handled_today=of(today, "handled", row["id"]),
             queue_ids=row["queue_ids"],
         )
         for row in await conn.fetch(_AGENTS_SQL, holding)
     ]
     return Wallboard(
-        day=tenant["day"],
+        day=day,
         time_zone=zone_name,
         generated_at=now,
         refresh_at=refresh_at,
