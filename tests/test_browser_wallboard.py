@@ -5,6 +5,7 @@ docs/screenshots/wallboard.png is written here."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -81,6 +82,8 @@ async def test_the_waiting_count_follows_the_queue_and_a_whisper_reaches_the_age
 async def board_follows_the_queue_and_whispers(
     browser: Browser, world: World, tenant: TenantPeople, board: Tab
 ) -> None:
+    requested: list[str] = []
+    board.page.on("request", lambda request: requested.append(request.url))
     # Each queue's longest wait against its target: colour, an icon and a word.
     await expect(queues(board).get_by_role("row").filter(has_text="Sales")).to_contain_text("SLA breached")
     await expect(queues(board).get_by_role("row").filter(has_text="Returns")).to_contain_text("Warning")
@@ -120,8 +123,22 @@ async def board_follows_the_queue_and_whispers(
         await view.get_by_role("button", name="Close").click()
 
         await board.page.screenshot(path=SCREENSHOTS / "wallboard.png")
-        assert board.errors == []
+        assert [url for url in requested if url.endswith("/read")] == []
         assert agent_tab.errors == []
+
+    # Take over: the supervisor holds the conversation and it opens in their console.
+    await (
+        queues(board)
+        .get_by_role("row")
+        .filter(has_text="Sales")
+        .get_by_role("button", name="1 waiting in Sales")
+        .click()
+    )
+    await board.page.get_by_role("dialog").get_by_role("button", name="Take over: Waiting in Sales").click()
+    await board.page.wait_for_url(re.compile(r"/\?conversation="))
+    await expect(board.page.get_by_role("heading", name="Waiting in Sales")).to_be_visible()
+    await expect(board.page.get_by_role("log", name="Messages")).to_be_visible()
+    assert board.errors == []
 
 
 async def test_a_supervisor_sets_an_agents_status_and_their_console_follows(
