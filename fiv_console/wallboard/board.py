@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -24,8 +23,6 @@ from fiv_console.routing.business_hours import BusinessHours, closed_since, next
 
 # A queue's longest wait turns the board yellow at this share of its SLA target, red past the target.
 WARNING_SHARE = 0.8
-
-Standing = Literal["ok", "warning", "breached"]
 
 
 class QueueFigures(BaseModel):
