@@ -91,6 +91,9 @@ async function start() {
   status.hidden = true;
   byId("console").hidden = false;
   ui.set({ tab: isStaff(me) ? "all" : "mine" });
+  // `/?conversation=<id>` opens it at once (the wallboard's Take over comes here).
+  const asked = new URLSearchParams(window.location.search).get("conversation");
+  if (asked) ui.set({ openId: asked });
 }
 
 start();

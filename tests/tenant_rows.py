@@ -138,6 +138,16 @@ INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
         "values ($1, 'agent_open', $2, 1) returning subject_id as id",
         lambda t, ids: [t, ids["users"]],
     ),
+    "wallboard_day_counters": (
+        "insert into wallboard_day_counters (tenant_id, day, kind, subject_id, value) "
+        "values ($1, current_date, 'handled', $2, 1) returning subject_id as id",
+        lambda t, ids: [t, ids["users"]],
+    ),
+    "wallboard_day_counter_deltas": (
+        "insert into wallboard_day_counter_deltas (tenant_id, day, kind, subject_id, delta) "
+        "values ($1, current_date, 'handled', $2, 1) returning subject_id as id",
+        lambda t, ids: [t, ids["users"]],
+    ),
 }
 
 

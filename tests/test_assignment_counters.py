@@ -21,15 +21,19 @@ from tests.conftest import TestDatabase
 async def _truth(db: Database, tenant: TenantPeople) -> counters.Counters:
     async with tenant_tx(db, tenant.id) as conn:
         queues = await conn.fetch(
-            "select q.id, count(c.id) as waiting, min(c.enqueued_at) as oldest from queues q "
-            "left join conversations c on c.queue_id = q.id and c.status = 'waiting' group by q.id order by q.id"
+            "select q.id, count(c.id) filter (where c.status = 'waiting') as waiting, "
+            "count(c.id) filter (where c.status = 'assigned') as in_progress, "
+            "min(c.enqueued_at) filter (where c.status = 'waiting') as oldest from queues q "
+            "left join conversations c on c.queue_id = q.id group by q.id order by q.id"
         )
         agents = await conn.fetch(
             "select agent_id, count(*) as open from conversations where status = 'assigned' group by agent_id"
         )
     return counters.Counters(
         queues=[
-            counters.QueueCounters(queue_id=r["id"], waiting=r["waiting"], oldest_waiting_since=r["oldest"])
+            counters.QueueCounters(
+                queue_id=r["id"], waiting=r["waiting"], in_progress=r["in_progress"], oldest_waiting_since=r["oldest"]
+            )
             for r in queues
         ],
         open_per_agent={r["agent_id"]: r["open"] for r in agents},

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from fiv_console.routing.business_hours import NEVER_OPEN_SINCE, BusinessHours, closed_since
+from fiv_console.routing.business_hours import NEVER_OPEN_SINCE, BusinessHours, closed_since, next_change
 
 WEEKDAYS_9_TO_6 = BusinessHours.model_validate(
     {day: [["09:00", "12:30"], ["13:30", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
@@ -61,3 +61,19 @@ def test_a_day_may_end_at_midnight_and_a_week_without_hours_was_never_open() -> 
 def test_bad_hours_are_refused_with_a_reason(hours: object, complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         BusinessHours.model_validate(hours)
+
+
+def test_the_next_opening_or_closing_is_found_across_lunch_nights_and_weekends() -> None:
+    """What the wallboard waits for to show a queue opening or closing (São Paulo, UTC-3)."""
+    zone = "America/Sao_Paulo"
+    assert next_change(WEEKDAYS_9_TO_6, zone, _at("2026-11-25T12:00:00+00:00")) == _at("2026-11-25T15:30:00+00:00")
+    assert next_change(WEEKDAYS_9_TO_6, zone, _at("2026-11-25T15:45:00+00:00")) == _at("2026-11-25T16:30:00+00:00")
+    assert next_change(WEEKDAYS_9_TO_6, zone, _at("2026-11-25T11:59:00+00:00")) == _at("2026-11-25T12:00:00+00:00")
+    # Friday evening: Monday 09:00.
+    assert next_change(WEEKDAYS_9_TO_6, zone, _at("2026-11-27T22:00:00+00:00")) == _at("2026-11-30T12:00:00+00:00")
+    # Open all day every day, or never open: nothing changes.
+    always = BusinessHours.model_validate(
+        {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    )
+    assert next_change(always, zone, _at("2026-11-25T12:00:00+00:00")) is None
+    assert next_change(BusinessHours.model_validate({}), zone, _at("2026-11-25T12:00:00+00:00")) is None

@@ -48,6 +48,8 @@ EXPORTED_TABLES: tuple[str, ...] = (
     "agent_connections",
     "assignment_counters",
     "assignment_counter_deltas",
+    "wallboard_day_counters",
+    "wallboard_day_counter_deltas",
 )
 # Made again from messages and contacts by their triggers: the search index, not data.
 DERIVED_TABLES: tuple[str, ...] = ("conversation_terms", "contact_terms")
@@ -76,6 +78,8 @@ _ORDER: dict[str, str] = {
     "agent_connections": "t.user_id, t.instance_id",
     "assignment_counters": "t.kind, t.subject_id",
     "assignment_counter_deltas": "t.kind, t.subject_id",
+    "wallboard_day_counters": "t.day, t.kind, t.subject_id",
+    "wallboard_day_counter_deltas": "t.day, t.kind, t.subject_id",
     "message_statuses": "t.channel_id, t.wa_message_id, t.status",
     "events": "t.seq",
 }

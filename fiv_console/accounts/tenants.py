@@ -190,7 +190,7 @@ async def get_tenant(conn: Connection, *, tenant_id: UUID) -> Tenant | None:
     return Tenant.model_validate(dict(row)) if row else None
 
 
-# The reviewed lookups (0015): the tenants background work has something to do in.
+# The reviewed lookups (0020): the tenants background work has something to do in.
 _WITH_OPEN_CONVERSATIONS_SQL = "select tenants_with_open_conversations()"
 _WITH_PRESENCE_SQL = "select tenants_with_presence()"
 

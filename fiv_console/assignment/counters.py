@@ -1,6 +1,7 @@
-"""The wallboard's counters: conversations waiting per queue (and since when the oldest), open per agent.
+"""The wallboard's counters: conversations waiting and in progress per queue (and since when the oldest
+waits), open per agent.
 
-The database keeps them (migration 0007): every statement that moves a conversation appends its net
+The database keeps them (migrations 0007, 0015): every statement that moves a conversation appends its net
 change as delta rows, and `fold` adds the deltas into the counters, one fold at a time per tenant. Reading
 adds the few deltas not folded yet to the counters, and finds each queue's oldest waiting conversation
 with one index probe (conversations_oldest_waiting_idx): no conversation is counted.
@@ -25,7 +26,8 @@ group by tenant_id, kind, subject_id
 order by kind, subject_id
 on conflict (tenant_id, kind, subject_id) do update set value = assignment_counters.value + excluded.value
 """
-_READ_SQL = """
+# The wallboard folds this into its own statement (wallboard/board.py): one round trip for all counters.
+READ_SQL = """
 select kind, subject_id, sum(value)::bigint as value from (
     select kind, subject_id, value from assignment_counters
     union all
@@ -45,6 +47,7 @@ from queues q
 class QueueCounters(BaseModel):
     queue_id: UUID
     waiting: int
+    in_progress: int
     oldest_waiting_since: datetime | None
 
 
@@ -61,10 +64,13 @@ async def fold(conn: Connection, tenant_id: UUID) -> None:
 
 async def read(conn: Connection) -> Counters:
     """In the tenant's transaction: the counters as of its last commit."""
-    values = {(r["kind"], r["subject_id"]): int(r["value"]) for r in await conn.fetch(_READ_SQL)}
+    values = {(r["kind"], r["subject_id"]): int(r["value"]) for r in await conn.fetch(READ_SQL)}
     queues = [
         QueueCounters(
-            queue_id=r["id"], waiting=values.get(("queue_waiting", r["id"]), 0), oldest_waiting_since=r["oldest"]
+            queue_id=r["id"],
+            waiting=values.get(("queue_waiting", r["id"]), 0),
+            in_progress=values.get(("queue_open", r["id"]), 0),
+            oldest_waiting_since=r["oldest"],
         )
         for r in await conn.fetch(_OLDEST_WAITING_SQL)
     ]

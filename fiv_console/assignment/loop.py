@@ -29,7 +29,7 @@ from uuid import UUID
 
 from fiv_console import events
 from fiv_console.accounts import tenants
-from fiv_console.assignment import counters, customer_replies
+from fiv_console.assignment import counters, customer_replies, daily_counters
 from fiv_console.assignment.absence import requeue_from_absent
 from fiv_console.assignment.claim import claim
 from fiv_console.assignment.sla import mark_breaches
@@ -97,7 +97,7 @@ class AssignmentLoop:
         if tenant_id is not None:
             return await self._round(tenant_id, sweep=True)
         assigned = 0
-        # Only tenants with an open conversation have anything due: idle tenants cost nothing (sql/0015).
+        # Only tenants with an open conversation have anything due: idle tenants cost nothing (sql/0020).
         for each in await tenants.tenants_with_open_conversations(self._db):
             assigned += await self._guarded_round(each, sweep=True)
             await self._woken_rounds()
@@ -136,6 +136,7 @@ class AssignmentLoop:
             can_send = self._dispatcher is not None
             tell_waiting = can_send and await customer_replies.configured(conn, tenant)
             await counters.fold(conn, tenant_id)
+            await daily_counters.fold(conn, tenant_id)
             await requeue_from_absent(conn, batch, tenant.settings, limit=self._batch)
             if sweep:
                 await reroute_unanswered(conn, batch, tenant.settings, limit=self._batch)

@@ -1,5 +1,5 @@
 """A tenant's retention: closed conversations older than its `retention_days` are deleted, with their
-messages, notes and labels, by `purge_closed_conversations` (sql/0014), in batches of a short transaction
+messages, notes and labels, by `purge_closed_conversations` (sql/0019), in batches of a short transaction
 each, so a first run over years of history never holds locks for long."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from uuid import UUID
 
 from fiv_console import events
@@ -51,6 +51,8 @@ class TenantFeed:
         self._failures = 0
         self.ready = asyncio.Event()
         self.broken: BaseException | None = None
+        # Hears every event dispatched here, whoever may see it (the tenant's wallboard, while watched).
+        self.on_dispatch: Callable[[Event], None] | None = None
 
     @property
     def position(self) -> int:
@@ -134,6 +136,8 @@ class TenantFeed:
             self._timer = None
 
     def _dispatch(self, event: Event) -> None:
+        if self.on_dispatch is not None:
+            self.on_dispatch(event)
         frame: str | None = None
         for socket in self.targets(event.audience):
             frame = frame or event_frame(event)

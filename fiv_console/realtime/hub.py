@@ -30,6 +30,7 @@ from fiv_console.errors import Unavailable
 from fiv_console.events import Event
 from fiv_console.observability.metrics import BUS_PUBLISHED, EVENTS_ANNOUNCED
 from fiv_console.realtime import wire
+from fiv_console.realtime.board_push import TenantBoard
 from fiv_console.realtime.feed import TenantFeed
 from fiv_console.realtime.protocol import SESSION_ENDED_CODE, event_frame, resync_frame, typing_frame
 from fiv_console.realtime.socket import AgentSocket
@@ -51,6 +52,8 @@ class Hub:
         self._db = db
         self._bus = bus
         self.feeds: dict[UUID, TenantFeed] = {}
+        # The wallboards watched by sockets here, per tenant.
+        self.boards: dict[UUID, TenantBoard] = {}
         self._handlers: dict[UUID, Handler[wire.Message]] = {}
         self._by_user: defaultdict[UUID, set[AgentSocket]] = defaultdict(set)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -133,7 +136,28 @@ class Hub:
         self._by_user[socket.user_id].add(socket)
         return feed.position
 
+    def watch_board(self, socket: AgentSocket) -> None:
+        """The socket (a joined staff socket) receives its tenant's wallboard: whole, then `queue.stats`."""
+        board = self.boards.get(socket.tenant_id)
+        if board is None:
+            board = self.boards[socket.tenant_id] = TenantBoard(socket.tenant_id, self._db)
+            self.feeds[socket.tenant_id].on_dispatch = lambda _event: board.touch()
+        board.watch(socket)
+
+    async def _unwatch_board(self, socket: AgentSocket) -> None:
+        board = self.boards.get(socket.tenant_id)
+        if board is None:
+            return
+        board.unwatch(socket)
+        if not board.watchers:
+            del self.boards[socket.tenant_id]
+            feed = self.feeds.get(socket.tenant_id)
+            if feed is not None:
+                feed.on_dispatch = None
+            await board.close()
+
     async def leave(self, socket: AgentSocket) -> None:
+        await self._unwatch_board(socket)
         users = self._by_user.get(socket.user_id)
         if users is not None:
             users.discard(socket)
@@ -272,5 +296,8 @@ class Hub:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for board in list(self.boards.values()):
+            await board.close()
+        self.boards.clear()
         for tenant_id in list(self.feeds):
             await self._drop_feed(tenant_id)

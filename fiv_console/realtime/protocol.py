@@ -1,8 +1,8 @@
 """The `/ws` protocol: the frames a client may send (validated here) and the frames the server sends.
 
-Client frames are small JSON objects with a `type`: `resume`, `presence`, `typing`, `ping`. Server frames
-are `hello`, `event`, `resync`, `pong`, `typing`, `error` (docs/websocket.md). An event's frame is encoded once
-and the same text goes to every socket that receives it.
+Client frames are small JSON objects with a `type`: `resume`, `presence`, `typing`, `ping`, `wallboard`.
+Server frames are `hello`, `event`, `resync`, `pong`, `typing`, `queue.stats`, `error` (docs/websocket.md).
+An event's frame is encoded once and the same text goes to every socket that receives it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ MAX_CLIENT_FRAME = 4096
 # SESSION_MAX_HOURS reached): in the 4000-4999 range applications own, apart from 1008 (the client broke
 # the protocol), so that a client signs in again for this one alone instead of reconnecting.
 SESSION_ENDED_CODE = 4401
-CLIENT_FRAME_TYPES = frozenset({"resume", "presence", "typing", "ping"})
+CLIENT_FRAME_TYPES = frozenset({"resume", "presence", "typing", "ping", "wallboard"})
 
 
 class _Frame(BaseModel):
@@ -49,7 +49,13 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
-ClientFrame = Annotated[Resume | PresenceChange | TypingNotice | Ping, Field(discriminator="type")]
+class WatchWallboard(_Frame):
+    """Supervisors and admins: send me the wallboard (whole, then `queue.stats` at most once a second)."""
+
+    type: Literal["wallboard"]
+
+
+ClientFrame = Annotated[Resume | PresenceChange | TypingNotice | Ping | WatchWallboard, Field(discriminator="type")]
 CLIENT_FRAME = TypeAdapter[ClientFrame](ClientFrame)
 
 

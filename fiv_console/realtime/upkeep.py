@@ -71,7 +71,7 @@ class Upkeep:
     async def sweep_everywhere(self) -> None:
         """Reports lapsed agents of every tenant, also those no live instance serves (their only instance
         died, or everyone left), which the ticks do not visit."""
-        # Only tenants where someone is, or was just, connected can have an agent to report gone (sql/0015).
+        # Only tenants where someone is, or was just, connected can have an agent to report gone (sql/0020).
         tenant_ids = await tenants.tenants_with_presence(self._db)
         for tenant_id in tenant_ids:
             if tenant_id in self._hub.feeds:
@@ -121,7 +121,7 @@ class Upkeep:
 async def prune_events(db: Database, *, keep: timedelta) -> int:
     """Deletes the events older than `keep` of every tenant that has some, and applies the retention of
     closed conversations of every tenant that chose one; how many events went. Other tenants are not
-    visited (sql/0015)."""
+    visited (sql/0020)."""
     pruned = 0
     for tenant_id in await tenants.tenants_with_events_before(db, datetime.now(UTC) - keep):
         async with tenant_tx(db, tenant_id) as conn:

@@ -88,3 +88,20 @@ def closed_since(hours: BusinessHours, zone_name: str, at: datetime) -> datetime
         if latest_end is not None:
             return latest_end
     return NEVER_OPEN_SINCE
+
+
+def next_change(hours: BusinessHours, zone_name: str, at: datetime) -> datetime | None:
+    """When the queue next opens or closes after `at` (within a week), or None if it never does."""
+    zone = ZoneInfo(zone_name)
+    today = at.astimezone(zone).date()
+    edges = sorted(
+        edge
+        for ahead in range(-1, _LOOK_BACK_DAYS)
+        for span in _local_spans(hours, zone, today + timedelta(days=ahead))
+        for edge in span
+    )
+    open_now = closed_since(hours, zone_name, at) is None
+    for edge in edges:
+        if edge > at and (closed_since(hours, zone_name, edge) is None) != open_now:
+            return edge
+    return None

@@ -27,7 +27,7 @@ from fiv_console.accounts.users import AgentStatus
 from fiv_console.assignment import presence
 from fiv_console.conversations import reading
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.errors import DomainError, Unavailable
+from fiv_console.errors import DomainError, Forbidden, Unavailable
 from fiv_console.keys import database_key, hub_key, instance_id_key, settings_key, upkeep_key
 from fiv_console.observability.context import tenant_id_var, user_id_var
 from fiv_console.realtime import wire
@@ -40,6 +40,7 @@ from fiv_console.realtime.protocol import (
     PresenceChange,
     Resume,
     TypingNotice,
+    WatchWallboard,
     error_frame,
     hello_frame,
 )
@@ -260,6 +261,10 @@ async def _serve(request: web.Request, db: Database, hub: Hub, socket: AgentSock
                 await _set_status(db, hub, socket, frame.status)
             elif isinstance(frame, TypingNotice):
                 await _relay_typing(db, hub, socket, frame.conversation_id, typed)
+            elif isinstance(frame, WatchWallboard):
+                if not socket.sees_all:
+                    raise Forbidden("the wallboard is for supervisors and admins")
+                hub.watch_board(socket)
             else:
                 socket.send(PONG)
         except DomainError as exc:

@@ -259,8 +259,9 @@ export function mountConversation({ store, ui }) {
   }
 
   function noteNode(note) {
-    return el("li", { class: "note", dataset: { id: note.id } },
-      el("p", { class: "note-author", text: t("note.by", { name: note.author_name }) }),
+    // A whisper is a supervisor's word to this agent: set apart from the notes everyone writes.
+    return el("li", { class: note.whisper ? "note whisper" : "note", dataset: { id: note.id } },
+      el("p", { class: "note-author", text: note.whisper ? t("wallboard.whisperFrom", { name: note.author_name }) : t("note.by", { name: note.author_name }) }),
       el("p", { class: "text" }, linkify(note.body)),
       el("span", { class: "meta", text: formatTime(note.created_at) }));
   }

@@ -22,7 +22,7 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from fiv_console.access import Viewer
+from fiv_console.access import Audience, Viewer
 from fiv_console.conversations import labels as conversation_labels
 from fiv_console.conversations import lifecycle as conversations
 from fiv_console.conversations import listing, notes, reading, transfer_targets
@@ -38,7 +38,7 @@ from fiv_console.conversations.listing import ConversationListItem, ListCursor, 
 from fiv_console.conversations.notes import Note, NoteCreate
 from fiv_console.conversations.reading import Conversation, ConversationStatus
 from fiv_console.conversations.transfer_targets import TransferTargets
-from fiv_console.errors import Forbidden
+from fiv_console.errors import Conflict, Forbidden
 from fiv_console.messages import history as messages
 from fiv_console.messages.history import Cursor, Message
 from fiv_console.text import NO_NUL
@@ -312,7 +312,17 @@ async def list_conversation_notes(call: ApiCall[NoInput, PageQuery]) -> Page[Not
 )  # fmt: skip
 async def add_conversation_note(call: ApiCall[NoteCreate, NoInput]) -> Created[Note]:
     conversation_id = call.ids["conversation_id"]
-    followers = await reading.followers(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
+    if call.body.whisper:
+        if call.caller.role not in STAFF:
+            raise Forbidden("only supervisors and admins whisper")
+        conversation = await reading.get_conversation(
+            call.conn, viewer=viewer_of(call), conversation_id=conversation_id
+        )
+        if conversation.status != "assigned" or conversation.agent_id is None:
+            raise Conflict("nobody to whisper to: the conversation is not assigned")
+        followers = Audience.agent(conversation.agent_id)
+    else:
+        followers = await reading.followers(call.conn, viewer=viewer_of(call), conversation_id=conversation_id)
     note = await notes.add_note(
         call.conn,
         call.events,
@@ -320,6 +330,7 @@ async def add_conversation_note(call: ApiCall[NoteCreate, NoInput]) -> Created[N
         author_id=_author(call),
         body=call.body.body,
         followers=followers,
+        whisper=call.body.whisper,
     )
     return Created(note)
 

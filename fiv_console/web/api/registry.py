@@ -20,6 +20,7 @@ from fiv_console.web.api import (
     tenant_export,
     tokens,
     users,
+    wallboard,
 )
 from fiv_console.web.api.routing import Operation, RouteTable
 
@@ -37,8 +38,9 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     labels.routes,
     tokens.routes,
     audit_log.routes,
-    tenant_export.routes,
     tenant.routes,
+    tenant_export.routes,
+    wallboard.routes,
 )
 
 
