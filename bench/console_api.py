@@ -17,9 +17,12 @@ supervisor:
 - a conversation's last 50 messages, its contact, and searches by name, number and message text;
 - `GET /health` (no database), the ceiling of the same server in the same run.
 
-It prints p50/p95/p99 and requests/s per route, then one JSON line; the scratch database is dropped at the
-end. Not a test: nothing here asserts a timing (the target, p99 at most 20 ms at 16 connections, is read
-off the table).
+It prints p50/p95/p99, requests/s and the CPU each request cost (the client, the server, the scratch
+database's backends, the rest of the machine) per route, then one JSON line. The scratch database is dropped
+at the end, unless `--keep`: then it is kept, named by its sizes, and the next `--keep` run reuses it
+(migrated to the latest), for iterating, not for figures of record (earlier runs have written to it). `--only
+NAME` (repeatable) runs only the routes whose name contains it, and `/health`. Not a test: nothing here
+asserts a timing (the target, p99 at most 20 ms at 16 connections, is read off the table).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from uuid import UUID, uuid4
 import aiohttp
 import asyncpg
 from _scratch import Server, measure_and_report, report_header, scratch_database
-from intake import child_process, free_port
+from intake import CpuMeter, child_process, free_port
 
 from fiv_console.accounts.passwords import hash_password
 
@@ -216,6 +219,27 @@ async def seed(owner_url: str, conversations: int, messages_each: int) -> Seeded
     return Seeded(tenant_id, queue_ids, agent_ids, label_id, time.monotonic() - started)
 
 
+_SEEDED_SQL = """
+select t.id as tenant_id,
+       array(select q.id from queues q where q.tenant_id = t.id order by q.name) as queue_ids,
+       array(select u.id from users u where u.tenant_id = t.id and u.role = 'agent'
+             order by substring(u.email from '[0-9]+')::int) as agent_ids,
+       (select l.id from labels l where l.tenant_id = t.id) as label_id
+from tenants t where t.slug = 'busy'
+"""
+
+
+async def seeded_before(owner_url: str) -> Seeded:
+    """What `seed` made, read back from a kept database."""
+    conn = await asyncpg.connect(owner_url)
+    try:
+        row = await conn.fetchrow(_SEEDED_SQL)
+    finally:
+        await conn.close()
+    assert row is not None, "a kept database without the seeded tenant: drop it and run again"
+    return Seeded(row["tenant_id"], list(row["queue_ids"]), list(row["agent_ids"]), row["label_id"], 0.0)
+
+
 async def signed_in(base: str, email: str, concurrency: int) -> aiohttp.ClientSession:
     session = aiohttp.ClientSession(
         base_url=base,
@@ -239,7 +263,9 @@ async def get_json(session: aiohttp.ClientSession, path: str) -> Any:
         return body
 
 
-async def measure(session: aiohttp.ClientSession, path: str, seconds: float, concurrency: int) -> dict[str, Any]:
+async def measure(
+    session: aiohttp.ClientSession, path: str, seconds: float, concurrency: int, meter: CpuMeter, server_pid: int
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     latencies: list[int] = []
 
@@ -254,10 +280,14 @@ async def measure(session: aiohttp.ClientSession, path: str, seconds: float, con
                 latencies.append(time.perf_counter_ns() - started)
 
     await asyncio.gather(*(worker(loop.time() + WARMUP_SECONDS, False) for _ in range(concurrency)))
+    before = meter.snapshot(server_pid)
     began = time.perf_counter()
     await asyncio.gather(*(worker(loop.time() + seconds, True) for _ in range(concurrency)))
     elapsed = time.perf_counter() - began
+    cores, _ = CpuMeter.cores(before, meter.snapshot(server_pid))
     latencies.sort()
+    # CPU per request, by who spent it: cores busy / requests per second.
+    per_request = {group: cores[group] * elapsed / len(latencies) * 1000 for group in cores}
 
     def at(fraction: float) -> float:
         return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] / 1e6
@@ -268,14 +298,25 @@ async def measure(session: aiohttp.ClientSession, path: str, seconds: float, con
         "p50_ms": at(0.50),
         "p95_ms": at(0.95),
         "p99_ms": at(0.99),
+        "cpu_ms": {
+            "client": per_request["client"],
+            "server": per_request["server"],
+            "postgres": per_request["postgres_bench_db"],
+            "other": per_request["postgres_other"] + per_request["other"],
+        },
     }
 
 
 async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    async with scratch_database(server, "fiv_bench_console") as scratch:
-        seeded = await seed(scratch.owner_url, args.conversations, args.messages_each)
-        print(f"seeded in {seeded.seconds:.0f} s", file=sys.stderr)
+    keep = f"fiv_bench_console_kept_{args.conversations}x{args.messages_each}" if args.keep else None
+    async with scratch_database(server, "fiv_bench_console", keep=keep) as scratch:
+        if scratch.kept:
+            seeded = await seeded_before(scratch.owner_url)
+            print(f"reusing the kept database {scratch.name}", file=sys.stderr)
+        else:
+            seeded = await seed(scratch.owner_url, args.conversations, args.messages_each)
+            print(f"seeded in {seeded.seconds:.0f} s", file=sys.stderr)
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_APP_URL", "REDIS_URL")}
         env |= {
@@ -289,6 +330,7 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         }
         command = [sys.executable, "-m", "fiv_console", "serve"]
         results: dict[str, dict[str, Any]] = {}
+        meter = CpuMeter(scratch.name)
         async with child_process("fiv-console serve", command, env, port) as child:
             base = child.url.split("/webhook")[0]
             agent_id = seeded.agent_ids[0]
@@ -321,7 +363,9 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
                     ("agent: search name", agent, "/api/conversations?q=karina&limit=50"),
                 ]
                 for name, session, path in routes:
-                    results[name] = await measure(session, path, args.seconds, args.concurrency)
+                    if args.only and name != "health (ceiling)" and not any(part in name for part in args.only):
+                        continue
+                    results[name] = await measure(session, path, args.seconds, args.concurrency, meter, child.pid)
                     r = results[name]
                     print(f"  {name}: p99 {r['p99_ms']:.1f} ms, {r['per_s']:.0f}/s", file=sys.stderr)
             finally:
@@ -345,9 +389,14 @@ def print_table(report: dict[str, Any]) -> None:
         f"{report['conversations']:,} conversations, {report['messages']:,} messages; "
         f"{report['concurrency']} connections, {report['seconds']:g} s per route"
     )
-    print(f"{'route':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    print(f"{'route':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   CPU ms per request")
+    print(f"{'':<34} {'':>8} {'':>8} {'':>8} {'':>8}   client server postgres other")
     for name, r in report["routes"].items():
-        print(f"{name:<34} {r['per_s']:>8.0f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f}")
+        cpu = r["cpu_ms"]
+        print(
+            f"{name:<34} {r['per_s']:>8.0f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f}"
+            f"   {cpu['client']:>6.2f} {cpu['server']:>6.2f} {cpu['postgres']:>8.2f} {cpu['other']:>5.2f}"
+        )
 
 
 def main() -> int:
@@ -356,6 +405,14 @@ def main() -> int:
     parser.add_argument("--messages-each", type=int, default=10, help="messages per conversation (10)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per route (5)")
     parser.add_argument("--concurrency", type=int, default=16, help="clients and connections (16)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the seeded database (named by the sizes) and reuse it in later runs, migrated to the latest",
+    )
+    parser.add_argument(
+        "--only", action="append", help="only the routes whose name contains this (repeatable; /health always)"
+    )
     args = parser.parse_args()
     return measure_and_report(lambda server: run(server, args), print_table)
 
