@@ -128,6 +128,7 @@ def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+INDEX_SCANS = ("Index Scan", "Index Only Scan")
 _BIG_TABLES = ("conversations", "messages", "contacts", "conversation_terms", "contact_terms")
 
 
@@ -157,8 +158,8 @@ async def _page_plan(
             # that the label's rows are walked in order by their index and joined by key, not sorted.
             await conn.execute("set local enable_hashjoin = off")
             await conn.execute("set local enable_mergejoin = off")
-        words = await listing.search_words(conn, filters.search) if filters.search is not None else []
-        statements = listing.list_statements(viewer, filters, words, sort, cursor, 50)
+        search = await listing.search_words(conn, filters.search) if filters.search is not None else listing.NO_SEARCH
+        statements = listing.list_statements(viewer, filters, search, sort, cursor, 50)
         explained = await conn.fetchval(f"explain (format json) {statements.page_sql}", *statements.page_args)
     document = orjson.loads(explained) if isinstance(explained, str) else explained
     return _scans(_nodes(document[0]["Plan"]))
@@ -233,14 +234,33 @@ async def test_search_reads_the_words_tables_by_index_under_row_level_security(
     tenant = seeded
     staff = Viewer(tenant.id, "supervisor", tenant.supervisor.id)
     agent = Viewer(tenant.id, "agent", tenant.agent.id)
-    for viewer, words in ((staff, RARE_WORD), (staff, "rare"), (staff, "5511900001"), (agent, RARE_WORD[:6])):
+    # Rare words start from their own few rows (the words' keys); "customer", in every contact's name, walks
+    # the list in its order asking each conversation for the word (the keys by contact and conversation).
+    by_word = {f"{how}:{table}_pkey" for table in ("conversation_terms", "contact_terms") for how in INDEX_SCANS}
+    by_owner = {
+        f"{how}:{table}" for table in ("conversation_terms_conversation_idx", "contact_terms_contact_idx")
+        for how in ("Index Scan", "Index Only Scan")
+    }  # fmt: skip
+    cases = (
+        (staff, RARE_WORD, True),
+        (staff, "rare", True),
+        (staff, "5511900001", True),
+        (agent, RARE_WORD[:6], True),
+        (staff, "customer", False),
+        (agent, "customer", False),
+        (staff, f"customer {RARE_WORD}", True),
+    )
+    for viewer, words, from_rarest in cases:
+        async with tenant_tx(db, tenant.id) as conn:
+            assert (await listing.search_words(conn, words)).from_rarest is from_rarest, words
         scans = await _page_plan(db, viewer, ListFilters(search=words), "-last_message_at")
         for table in ("conversation_terms", "contact_terms"):
-            assert scans[table] <= {f"{how}:{table}_pkey" for how in ("Index Scan", "Index Only Scan")} | {
-                "Bitmap Heap Scan:"
-            }, scans
-            used = [*scans[table], *scans.get("bitmap", set())]
-            assert any(f"{table}_pkey" in how for how in used), scans
+            assert scans[table] <= by_word | by_owner | {"Bitmap Heap Scan:"}, scans
+        used = {how for hows in scans.values() for how in hows}
+        if from_rarest:
+            assert any("_terms_pkey" in how for how in used), (words, scans)
+        else:
+            assert any("conversations_activity_idx" in how or "conversations_agent" in how for how in used), scans
         assert not any(how.startswith("Seq Scan") for how in _big(scans)), (words, scans)
 
     async with tenant_tx(db, tenant.id) as conn:
@@ -267,6 +287,38 @@ async def test_search_reads_the_words_tables_by_index_under_row_level_security(
         visible = await _visible_ids(conn, agent)
         assert {item.id for item in mine.items} == {item.id for item in found.items} & visible
         assert 0 < len(mine.items) < len(found.items)
+
+
+# What a search finds, the plain way: every word's rows grouped by conversation, none left out.
+_SEARCH_ORACLE_SQL = """
+select c.id from conversations c
+where (select count(distinct w.n) from unnest($1::text[]) with ordinality as w(word, n)
+       where exists (select 1 from contact_terms kt where kt.contact_id = c.contact_id
+                     and kt.term >= w.word and kt.term < w.word || chr(1114111))
+          or exists (select 1 from conversation_terms t where t.conversation_id = c.id
+                     and t.term >= w.word and t.term < w.word || chr(1114111))) = cardinality($1::text[])
+order by c.last_message_at desc, c.id desc
+"""
+
+
+async def test_a_search_finds_the_same_started_from_its_rarest_word_or_walked(
+    db: Database, seeded: TenantPeople
+) -> None:
+    tenant = seeded
+    staff = Viewer(tenant.id, "supervisor", tenant.supervisor.id)
+    async with tenant_tx(db, tenant.id) as conn:
+        for typed in ("customer", f"customer {RARE_WORD[:5]}", "customer 12", "hello 7", "rare customer", "nobody"):
+            search = await listing.search_words(conn, typed)
+            expected = [row["id"] for row in await conn.fetch(_SEARCH_ORACLE_SQL, search.words)]
+            for from_rarest in (True, False):
+                statements = listing.list_statements(
+                    staff, ListFilters(search=typed), listing.SearchWords(search.words, from_rarest),
+                    "-last_message_at", None, 100,
+                )  # fmt: skip
+                rows = await conn.fetch(statements.page_sql, *statements.page_args)
+                assert [row["id"] for row in rows] == expected[:101], (typed, from_rarest)
+                counted = await conn.fetchval(statements.count_sql, *statements.count_args)
+                assert counted == min(len(expected), listing.TOTAL_CAP + 1), (typed, from_rarest)
 
 
 async def _visible_ids(conn: Any, viewer: Viewer) -> set[uuid.UUID]:
