@@ -183,7 +183,12 @@ async def confirm(request: web.Request, conn: Connection, claim: Claim) -> Calle
         if role is None:
             raise Unauthenticated("the API token is not valid")
         return Caller(claim.tenant_id, role, "token", None, claim.subject_id, request.remote)
-    user = await accounts.live_user(conn, user_id=claim.subject_id)
+    return await confirm_session(request, claim, await accounts.live_user(conn, user_id=claim.subject_id))
+
+
+async def confirm_session(request: web.Request, claim: Claim, user: accounts.LiveUser | None) -> Caller:
+    """`confirm` for a session, its user read already in the tenant's transaction (`tenant_tx_reading` with
+    `accounts.LIVE_USER_WITH_TENANT_SQL`)."""
     if user is None or user.disabled or user.session_version != claim.session_version:
         await end_session(request)
         raise Unauthenticated("the session has ended: sign in again")
