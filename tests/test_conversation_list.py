@@ -24,7 +24,9 @@ from fiv_console.access import VISIBLE_CONVERSATION_SQL, Viewer
 from fiv_console.conversations import listing, read_marks
 from fiv_console.conversations.listing import ListCursor, ListFilters, SortKey
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.errors import NotFound
 from fiv_console.events import EventBatch
+from fiv_console.messages import history as messages_history
 from fiv_console.web import envelope
 from tests.api import TenantPeople
 from tests.conftest import TestDatabase
@@ -546,4 +548,55 @@ async def _label_follows(conn: Any, staff: Viewer, seeded: TenantPeople) -> None
     filters = ListFilters(label_id=label_id)
     assert await _walk(conn, staff, filters, "-last_message_at", 3) == [r["id"] for r in expected]
     assert (await _walk(conn, staff, filters, "-last_message_at", 3))[0] == ids[2]
+    raise _RolledBack
+
+
+async def test_the_message_history_is_written_as_the_models_would_be(db: Database, seeded: TenantPeople) -> None:
+    # The history's route too writes the domain's rows out without the models: byte for byte what pydantic
+    # would write for `Message`, whatever the JSON of media, details and errors holds.
+    with pytest.raises(_RolledBack):
+        async with tenant_tx(db, seeded.id) as conn:
+            await _compare_messages_with_models(conn, seeded)
+
+
+_RICH_MESSAGES_SQL = """
+insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details, error, status,
+                      author_id, wa_message_id, sent_at, created_at)
+values ($1, $2, $3, 'inbound', 'image', null, $4, $5, null, 'received', null, 'wamid.rich', null,
+        date_trunc('second', now())),
+       ($1, $2, $3, 'outbound', 'text', 'olá 🙂', null, null, $6, 'failed', $7, null, now(), now())
+"""
+
+
+async def _compare_messages_with_models(conn: Any, seeded: TenantPeople) -> None:
+    staff = Viewer(seeded.id, "supervisor", seeded.supervisor.id)
+    conversation_id, channel_id = await conn.fetchrow(
+        "select id, channel_id from conversations where status = 'closed' order by id limit 1"
+    )
+    media = {"id": "m1", "mime_type": "image/jpeg", "size": 1.5e-7, "ratio": 0.1, "big": 2**53 + 1, "list": [1, None]}
+    details = {"forwarded": True, "referral": {"source_url": "https://x.example/?a=1&b=\u2028é"}}
+    error = {"code": 131047, "title": "Re-engagement", "details": [{"n": -0.0}]}
+    await conn.execute(
+        _RICH_MESSAGES_SQL, seeded.id, conversation_id, channel_id, media, details, error, seeded.supervisor.id
+    )
+    total = MESSAGES_EACH + 2
+    page = await messages_history.history(
+        conn, sight=staff.sight, conversation_id=conversation_id, before=None, limit=3
+    )
+    assert (page.total, page.newer) == (total, 0)
+    assert page.next_cursor is not None
+    written = bytes(orjson.dumps(envelope.json_fragment(page.rows)))
+    assert written == orjson.dumps([message.model_dump(mode="json") for message in page.messages])
+    older = await messages_history.history(
+        conn, sight=staff.sight, conversation_id=conversation_id, before=page.next_cursor, limit=3
+    )
+    assert (older.total, older.newer, older.next_cursor) == (total, 3, None)
+    assert len({row["id"] for row in [*page.rows, *older.rows]}) == total
+    # Out of an agent's sight: as unknown as another tenant's.
+    agent = Viewer(seeded.id, "agent", seeded.other_agent.id)
+    unseen = await conn.fetchval(
+        "select id from conversations where status = 'closed' and agent_id <> $1 limit 1", seeded.other_agent.id
+    )
+    with pytest.raises(NotFound):
+        await messages_history.history(conn, sight=agent.sight, conversation_id=unseen, before=None, limit=3)
     raise _RolledBack
