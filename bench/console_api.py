@@ -15,8 +15,10 @@ supervisor:
   (`status=waiting&sort=enqueued_at`), All; for the supervisor also by queue, agent, status and label,
   and the next page by cursor;
 - a conversation's last 50 messages, its contact, and searches by name, number and message text;
-- `GET /health` (no database), the ceiling of the same server in the same run.
+- `GET /health` (one `select 1`), the ceiling of the same server in the same run.
 
+The load is a lean HTTP/1.1 client (`_Exchange`: one prepared GET at a time per keep-alive connection, the
+session cookie as a browser sends it), which costs the shared cores far less per request than aiohttp's.
 It prints p50/p95/p99, requests/s and the CPU each request cost (the client, the server, the scratch
 database's backends, the rest of the machine) per route, then one JSON line. The scratch database is dropped
 at the end, unless `--keep`: then it is kept, named by its sizes, and the next `--keep` run reuses it
@@ -34,15 +36,17 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import aiohttp
 import asyncpg
 from _scratch import Server, measure_and_report, report_header, scratch_database
 from intake import CpuMeter, child_process, free_port
+from yarl import URL
 
 from fiv_console.accounts.passwords import hash_password
+from fiv_console.constants import SESSION_COOKIE
 
 PASSWORD = "bench-password-1"  # noqa: S105 - a scratch database's people
 QUEUES = 10
@@ -263,28 +267,96 @@ async def get_json(session: aiohttp.ClientSession, path: str) -> Any:
         return body
 
 
+class _Exchange(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection that sends a prepared GET and reads its answer: far less of the
+    client's CPU per request than `aiohttp.ClientSession` (the two cores are shared with the server and
+    PostgreSQL, so what the client spends is taken from them). Answers carry Content-Length (aiohttp's
+    `web.Response`); a new session cookie (`Set-Cookie`) is sent from the next request on, as a browser would."""
+
+    def __init__(self, cookie: dict[str, bytes]) -> None:
+        self._cookie = cookie
+        self._buffer = bytearray()
+        self._answer: asyncio.Future[int] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0 or self._answer is None:
+            return
+        status, *headers = bytes(self._buffer[:end]).split(b"\r\n")
+        fields = [line.split(b":", 1) for line in headers]
+        lengths = [int(value) for name, value in fields if name.lower() == b"content-length"]
+        if not lengths:
+            self._answer.set_exception(RuntimeError(f"an answer without Content-Length: {status!r}"))
+            return
+        if len(self._buffer) < end + 4 + lengths[0]:
+            return
+        for name, value in fields:
+            cookie, _, _ = value.strip().partition(b";")
+            if name.lower() == b"set-cookie" and cookie.startswith(SESSION_COOKIE.encode() + b"="):
+                self._cookie["value"] = cookie.split(b"=", 1)[1]
+        del self._buffer[: end + 4 + lengths[0]]
+        self._answer.set_result(int(status[9:12]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(exc or RuntimeError("the server closed the connection"))
+
+    async def get(self, path: bytes) -> int:
+        assert self.transport is not None
+        self._answer = asyncio.get_running_loop().create_future()
+        self.transport.write(
+            b"GET "
+            + path
+            + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: "
+            + SESSION_COOKIE.encode()
+            + b"="
+            + self._cookie["value"]
+            + b"\r\n\r\n"
+        )
+        return await self._answer
+
+
+def session_cookie(session: aiohttp.ClientSession, base: str) -> dict[str, bytes]:
+    """The signed-in session's cookie, shared by the connections measuring as that person."""
+    return {"value": session.cookie_jar.filter_cookies(URL(base))[SESSION_COOKIE].value.encode()}
+
+
 async def measure(
-    session: aiohttp.ClientSession, path: str, seconds: float, concurrency: int, meter: CpuMeter, server_pid: int
+    base: str, cookie: dict[str, bytes], path: str, seconds: float, concurrency: int, meter: CpuMeter, server_pid: int
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     latencies: list[int] = []
+    url = URL(base)
+    target = path.encode()
+    connections = [
+        (await loop.create_connection(lambda: _Exchange(cookie), url.host, url.port))[1] for _ in range(concurrency)
+    ]
 
-    async def worker(deadline: float, keep: bool) -> None:
+    async def worker(exchange: _Exchange, deadline: float, keep: bool) -> None:
         while loop.time() < deadline:
             started = time.perf_counter_ns()
-            async with session.get(path) as response:
-                await response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"{path}: {response.status}")
+            status = await exchange.get(target)
+            if status != 200:
+                raise RuntimeError(f"{path}: {status}")
             if keep:
                 latencies.append(time.perf_counter_ns() - started)
 
-    await asyncio.gather(*(worker(loop.time() + WARMUP_SECONDS, False) for _ in range(concurrency)))
-    before = meter.snapshot(server_pid)
-    began = time.perf_counter()
-    await asyncio.gather(*(worker(loop.time() + seconds, True) for _ in range(concurrency)))
-    elapsed = time.perf_counter() - began
-    cores, _ = CpuMeter.cores(before, meter.snapshot(server_pid))
+    try:
+        await asyncio.gather(*(worker(c, loop.time() + WARMUP_SECONDS, False) for c in connections))
+        before = meter.snapshot(server_pid)
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(c, loop.time() + seconds, True) for c in connections))
+        elapsed = time.perf_counter() - began
+        cores, _ = CpuMeter.cores(before, meter.snapshot(server_pid))
+    finally:
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.close()
     latencies.sort()
     # CPU per request, by who spent it: cores busy / requests per second.
     per_request = {group: cores[group] * elapsed / len(latencies) * 1000 for group in cores}
@@ -342,6 +414,7 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
                 contact_id = mine["data"]["items"][0]["contact"]["id"]
                 first = await get_json(supervisor, "/api/conversations?limit=50")
                 cursor = first["data"]["next_cursor"]
+                cookies = {id(agent): session_cookie(agent, base), id(supervisor): session_cookie(supervisor, base)}
                 routes: list[tuple[str, aiohttp.ClientSession, str]] = [
                     ("health (ceiling)", supervisor, "/health"),
                     ("agent: Mine", agent, f"/api/conversations?status=assigned&agent_id={agent_id}&limit=50"),
@@ -365,7 +438,9 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
                 for name, session, path in routes:
                     if args.only and name != "health (ceiling)" and not any(part in name for part in args.only):
                         continue
-                    results[name] = await measure(session, path, args.seconds, args.concurrency, meter, child.pid)
+                    results[name] = await measure(
+                        base, cookies[id(session)], path, args.seconds, args.concurrency, meter, child.pid
+                    )
                     r = results[name]
                     print(f"  {name}: p99 {r['p99_ms']:.1f} ms, {r['per_s']:.0f}/s", file=sys.stderr)
             finally:
