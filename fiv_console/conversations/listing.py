@@ -132,10 +132,12 @@ class _Shape:
 # waiting ones of their queues), written so that each half is an index range (the agent's conversations,
 # and the waiting line of each of their queues) instead of a filter over the tenant's conversations.
 # tests/test_conversation_list.py checks that both forms agree.
-_AGENT_SIGHT_SQL = """(
-    c.agent_id = ${n}::uuid
-    or (c.status = 'waiting' and c.queue_id = any(array(
-        select m.queue_id from queue_members m where m.user_id = ${n}::uuid)))
+_AGENT_OWN_SQL = "c.agent_id = ${n}::uuid"
+_AGENT_QUEUES_WAITING_SQL = """c.status = 'waiting' and c.queue_id = any(array(
+        select m.queue_id from queue_members m where m.user_id = ${n}::uuid))"""
+_AGENT_SIGHT_SQL = f"""(
+    {_AGENT_OWN_SQL}
+    or ({_AGENT_QUEUES_WAITING_SQL})
 )"""
 # A word typed finds every word that starts with it: the range [word, word + the last code point) of the
 # words tables (see sql/0011_console_list.sql for why search is kept in b-tree tables of words). Every word
@@ -230,8 +232,11 @@ def _build_list_sql(shape: _Shape) -> tuple[str, str]:
     # A label's conversations in activity order are walked from its rows (sql/0013_label_activity.sql),
     # which keep their conversation's time: only the page's rows are joined, none sorted.
     by_label = shape.label and not shape.words and column == "last_message_at"
+    sight_halves: list[str] = []
     if not shape.whole_tenant:
-        where.append(_AGENT_SIGHT_SQL.replace("${n}", f"${next(number)}"))
+        agent = f"${next(number)}"
+        where.append(_AGENT_SIGHT_SQL.replace("${n}", agent))
+        sight_halves = [half.replace("${n}", agent) for half in (_AGENT_OWN_SQL, _AGENT_QUEUES_WAITING_SQL)]
     for given, condition in (
         (shape.status, "c.status = ${n}"),
         (shape.queue, "c.queue_id = ${n}"),
@@ -280,9 +285,21 @@ def _build_list_sql(shape: _Shape) -> tuple[str, str]:
         count_source = "from conversation_labels cl"
     count = f"select count(*) from (select 1 {count_source}\n{conditions(count_where)}\nlimit {TOTAL_CAP + 1}) n"
     # The count rides in the page's statement (computed once, before its first row): one round trip less.
+    chosen = f"select c.* {source}\n{conditions(where)}\n{inner_order}\nlimit {limit}"
+    if sight_halves and source == "from conversations c" and not (shape.status or shape.agent):
+        # An agent's page from each half of their sight, each a range of its own index in the page's order
+        # (their own conversations; their queues' waiting ones), merged: walking the tenant's activity
+        # order for the 2% an agent sees read about 40 rows for each one shown. The halves never overlap
+        # (a waiting conversation has no agent). A status or an agent asked for leaves only one half that
+        # can match, which the sight's single form already reads by its index.
+        halves = [
+            f"(select c.* {source}\n{conditions([half, *where[1:]])}\n{inner_order}\nlimit {limit})"
+            for half in sight_halves
+        ]
+        chosen = f"select c.* from (\n{chr(10).join([halves[0], 'union all', halves[1]])}\n) c\n{order}\nlimit {limit}"
     page = (
         f"select {SELECT_COLUMNS_SQL}{_MATCH_COLUMNS_SQL if shape.words else ''},\n({count}) as counted\n"
-        f"from (select c.* {source}\n{conditions(where)}\n{inner_order}\nlimit {limit}) c\n"
+        f"from ({chosen}) c\n"
         f"{_CONTACT_PROBE_SQL}{match}\n{order}"
     )
     return page, count
