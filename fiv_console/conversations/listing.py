@@ -286,12 +286,13 @@ def _build_list_sql(shape: _Shape) -> tuple[str, str]:
     count = f"select count(*) from (select 1 {count_source}\n{conditions(count_where)}\nlimit {TOTAL_CAP + 1}) n"
     # The count rides in the page's statement (computed once, before its first row): one round trip less.
     chosen = f"select c.* {source}\n{conditions(where)}\n{inner_order}\nlimit {limit}"
-    if sight_halves and source == "from conversations c" and not (shape.status or shape.agent):
+    if sight_halves and source == "from conversations c" and not (shape.status or shape.agent or shape.words):
         # An agent's page from each half of their sight, each a range of its own index in the page's order
         # (their own conversations; their queues' waiting ones), merged: walking the tenant's activity
         # order for the 2% an agent sees read about 40 rows for each one shown. The halves never overlap
         # (a waiting conversation has no agent). A status or an agent asked for leaves only one half that
-        # can match, which the sight's single form already reads by its index.
+        # can match, which the sight's single form already reads by its index; and a search's words would be
+        # read into a hash once for each half.
         halves = [
             f"(select c.* {source}\n{conditions([half, *where[1:]])}\n{inner_order}\nlimit {limit})"
             for half in sight_halves
