@@ -284,7 +284,6 @@ def _build_list_sql(shape: _Shape) -> tuple[str, str]:
         # (their foreign key), instead of each joined to its conversation.
         count_source = "from conversation_labels cl"
     count = f"select count(*) from (select 1 {count_source}\n{conditions(count_where)}\nlimit {TOTAL_CAP + 1}) n"
-    # The count rides in the page's statement (computed once, before its first row): one round trip less.
     chosen = f"select c.* {source}\n{conditions(where)}\n{inner_order}\nlimit {limit}"
     if sight_halves and source == "from conversations c" and not (shape.status or shape.agent or shape.words):
         # An agent's page from each half of their sight, each a range of its own index in the page's order
@@ -297,7 +296,9 @@ def _build_list_sql(shape: _Shape) -> tuple[str, str]:
             f"(select c.* {source}\n{conditions([half, *where[1:]])}\n{inner_order}\nlimit {limit})"
             for half in sight_halves
         ]
-        chosen = f"select c.* from (\n{chr(10).join([halves[0], 'union all', halves[1]])}\n) c\n{order}\nlimit {limit}"
+        merged = "\nunion all\n".join(halves)
+        chosen = f"select c.* from (\n{merged}\n) c\n{order}\nlimit {limit}"
+    # The count rides in the page's statement (computed once, before its first row): one round trip less.
     page = (
         f"select {SELECT_COLUMNS_SQL}{_MATCH_COLUMNS_SQL if shape.words else ''},\n({count}) as counted\n"
         f"from ({chosen}) c\n"
