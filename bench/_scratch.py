@@ -58,6 +58,8 @@ class Scratch:
     name: str
     owner_url: str
     postgres_version: str
+    # Made by an earlier run and kept (`scratch_database(keep=...)`): already seeded.
+    kept: bool = False
 
     @property
     def app_url(self) -> str:
@@ -88,25 +90,32 @@ def postgres_server() -> Iterator[Server]:
 
 
 @asynccontextmanager
-async def scratch_database(server: Server, prefix: str) -> AsyncIterator[Scratch]:
-    """A new database on `server`, migrated; dropped (with any connections left) when the block ends."""
-    name = f"{prefix}_{uuid4().hex[:12]}"
+async def scratch_database(server: Server, prefix: str, *, keep: str | None = None) -> AsyncIterator[Scratch]:
+    """A new database on `server`, migrated; dropped (with any connections left) when the block ends.
+
+    With `keep`, the database of that name instead: made if it is missing, migrated to the latest (a
+    migration added since it was made is applied), and left in place, so a slow seed is paid once while
+    iterating (`Scratch.kept` says whether it already existed)."""
+    name = keep or f"{prefix}_{uuid4().hex[:12]}"
     admin = await asyncpg.connect(server.url)
     try:
-        await admin.execute(f'create database "{name}"')
+        kept = keep is not None and bool(await admin.fetchval("select 1 from pg_database where datname = $1", keep))
+        if not kept:
+            await admin.execute(f'create database "{name}"')
         version = str(await admin.fetchval("show server_version"))
     finally:
         await admin.close()
     owner_url = with_database(server.url, name)
     try:
         await migrate(owner_url, app_role=APP_ROLE, app_password=derived_app_password(owner_url))
-        yield Scratch(name=name, owner_url=owner_url, postgres_version=version)
+        yield Scratch(name=name, owner_url=owner_url, postgres_version=version, kept=kept)
     finally:
-        admin = await asyncpg.connect(server.url)
-        try:
-            await admin.execute(f'drop database if exists "{name}" with (force)')
-        finally:
-            await admin.close()
+        if keep is None:
+            admin = await asyncpg.connect(server.url)
+            try:
+                await admin.execute(f'drop database if exists "{name}" with (force)')
+            finally:
+                await admin.close()
 
 
 def fail(message: str) -> int:

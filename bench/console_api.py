@@ -15,11 +15,16 @@ supervisor:
   (`status=waiting&sort=enqueued_at`), All; for the supervisor also by queue, agent, status and label,
   and the next page by cursor;
 - a conversation's last 50 messages, its contact, and searches by name, number and message text;
-- `GET /health` (no database), the ceiling of the same server in the same run.
+- `GET /health` (one `select 1`), the ceiling of the same server in the same run.
 
-It prints p50/p95/p99 and requests/s per route, then one JSON line; the scratch database is dropped at the
-end. Not a test: nothing here asserts a timing (the target, p99 at most 20 ms at 16 connections, is read
-off the table).
+The load is a lean HTTP/1.1 client (`_Exchange`: one prepared GET at a time per keep-alive connection, the
+session cookie as a browser sends it), which costs the shared cores far less per request than aiohttp's.
+It prints p50/p95/p99, requests/s and the CPU each request cost (the client, the server, the scratch
+database's backends, the rest of the machine) per route, then one JSON line. The scratch database is dropped
+at the end, unless `--keep`: then it is kept, named by its sizes, and the next `--keep` run reuses it
+(migrated to the latest), for iterating, not for figures of record (earlier runs have written to it). `--only
+NAME` (repeatable) runs only the routes whose name contains it, and `/health`. Not a test: nothing here
+asserts a timing (the target, p99 at most 20 ms at 16 connections, is read off the table).
 """
 
 from __future__ import annotations
@@ -31,15 +36,17 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import aiohttp
 import asyncpg
 from _scratch import Server, measure_and_report, report_header, scratch_database
-from intake import child_process, free_port
+from intake import CpuMeter, child_process, free_port
+from yarl import URL
 
 from fiv_console.accounts.passwords import hash_password
+from fiv_console.constants import SESSION_COOKIE
 
 PASSWORD = "bench-password-1"  # noqa: S105 - a scratch database's people
 QUEUES = 10
@@ -216,6 +223,27 @@ async def seed(owner_url: str, conversations: int, messages_each: int) -> Seeded
     return Seeded(tenant_id, queue_ids, agent_ids, label_id, time.monotonic() - started)
 
 
+_SEEDED_SQL = """
+select t.id as tenant_id,
+       array(select q.id from queues q where q.tenant_id = t.id order by q.name) as queue_ids,
+       array(select u.id from users u where u.tenant_id = t.id and u.role = 'agent'
+             order by substring(u.email from '[0-9]+')::int) as agent_ids,
+       (select l.id from labels l where l.tenant_id = t.id) as label_id
+from tenants t where t.slug = 'busy'
+"""
+
+
+async def seeded_before(owner_url: str) -> Seeded:
+    """What `seed` made, read back from a kept database."""
+    conn = await asyncpg.connect(owner_url)
+    try:
+        row = await conn.fetchrow(_SEEDED_SQL)
+    finally:
+        await conn.close()
+    assert row is not None, "a kept database without the seeded tenant: drop it and run again"
+    return Seeded(row["tenant_id"], list(row["queue_ids"]), list(row["agent_ids"]), row["label_id"], 0.0)
+
+
 async def signed_in(base: str, email: str, concurrency: int) -> aiohttp.ClientSession:
     session = aiohttp.ClientSession(
         base_url=base,
@@ -239,25 +267,99 @@ async def get_json(session: aiohttp.ClientSession, path: str) -> Any:
         return body
 
 
-async def measure(session: aiohttp.ClientSession, path: str, seconds: float, concurrency: int) -> dict[str, Any]:
+class _Exchange(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection that sends a prepared GET and reads its answer: far less of the
+    client's CPU per request than `aiohttp.ClientSession` (the two cores are shared with the server and
+    PostgreSQL, so what the client spends is taken from them). Answers carry Content-Length (aiohttp's
+    `web.Response`); a new session cookie (`Set-Cookie`) is sent from the next request on, as a browser would."""
+
+    def __init__(self, cookie: dict[str, bytes]) -> None:
+        self._cookie = cookie
+        self._buffer = bytearray()
+        self._answer: asyncio.Future[int] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0 or self._answer is None:
+            return
+        status, *headers = bytes(self._buffer[:end]).split(b"\r\n")
+        fields = [line.split(b":", 1) for line in headers]
+        lengths = [int(value) for name, value in fields if name.lower() == b"content-length"]
+        if not lengths:
+            self._answer.set_exception(RuntimeError(f"an answer without Content-Length: {status!r}"))
+            return
+        if len(self._buffer) < end + 4 + lengths[0]:
+            return
+        for name, value in fields:
+            cookie, _, _ = value.strip().partition(b";")
+            if name.lower() == b"set-cookie" and cookie.startswith(SESSION_COOKIE.encode() + b"="):
+                self._cookie["value"] = cookie.split(b"=", 1)[1]
+        del self._buffer[: end + 4 + lengths[0]]
+        self._answer.set_result(int(status[9:12]))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(exc or RuntimeError("the server closed the connection"))
+
+    async def get(self, path: bytes) -> int:
+        assert self.transport is not None
+        self._answer = asyncio.get_running_loop().create_future()
+        self.transport.write(
+            b"GET "
+            + path
+            + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: "
+            + SESSION_COOKIE.encode()
+            + b"="
+            + self._cookie["value"]
+            + b"\r\n\r\n"
+        )
+        return await self._answer
+
+
+def session_cookie(session: aiohttp.ClientSession, base: str) -> dict[str, bytes]:
+    """The signed-in session's cookie, shared by the connections measuring as that person."""
+    return {"value": session.cookie_jar.filter_cookies(URL(base))[SESSION_COOKIE].value.encode()}
+
+
+async def measure(
+    base: str, cookie: dict[str, bytes], path: str, seconds: float, concurrency: int, meter: CpuMeter, server_pid: int
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     latencies: list[int] = []
+    url = URL(base)
+    target = path.encode()
+    connections = [
+        (await loop.create_connection(lambda: _Exchange(cookie), url.host, url.port))[1] for _ in range(concurrency)
+    ]
 
-    async def worker(deadline: float, keep: bool) -> None:
+    async def worker(exchange: _Exchange, deadline: float, keep: bool) -> None:
         while loop.time() < deadline:
             started = time.perf_counter_ns()
-            async with session.get(path) as response:
-                await response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"{path}: {response.status}")
+            status = await exchange.get(target)
+            if status != 200:
+                raise RuntimeError(f"{path}: {status}")
             if keep:
                 latencies.append(time.perf_counter_ns() - started)
 
-    await asyncio.gather(*(worker(loop.time() + WARMUP_SECONDS, False) for _ in range(concurrency)))
-    began = time.perf_counter()
-    await asyncio.gather(*(worker(loop.time() + seconds, True) for _ in range(concurrency)))
-    elapsed = time.perf_counter() - began
+    try:
+        await asyncio.gather(*(worker(c, loop.time() + WARMUP_SECONDS, False) for c in connections))
+        before = meter.snapshot(server_pid)
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(c, loop.time() + seconds, True) for c in connections))
+        elapsed = time.perf_counter() - began
+        cores, _ = CpuMeter.cores(before, meter.snapshot(server_pid))
+    finally:
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.close()
     latencies.sort()
+    # CPU per request, by who spent it: cores busy / requests per second.
+    per_request = {group: cores[group] * elapsed / len(latencies) * 1000 for group in cores}
 
     def at(fraction: float) -> float:
         return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] / 1e6
@@ -268,14 +370,25 @@ async def measure(session: aiohttp.ClientSession, path: str, seconds: float, con
         "p50_ms": at(0.50),
         "p95_ms": at(0.95),
         "p99_ms": at(0.99),
+        "cpu_ms": {
+            "client": per_request["client"],
+            "server": per_request["server"],
+            "postgres": per_request["postgres_bench_db"],
+            "other": per_request["postgres_other"] + per_request["other"],
+        },
     }
 
 
 async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    async with scratch_database(server, "fiv_bench_console") as scratch:
-        seeded = await seed(scratch.owner_url, args.conversations, args.messages_each)
-        print(f"seeded in {seeded.seconds:.0f} s", file=sys.stderr)
+    keep = f"fiv_bench_console_kept_{args.conversations}x{args.messages_each}" if args.keep else None
+    async with scratch_database(server, "fiv_bench_console", keep=keep) as scratch:
+        if scratch.kept:
+            seeded = await seeded_before(scratch.owner_url)
+            print(f"reusing the kept database {scratch.name}", file=sys.stderr)
+        else:
+            seeded = await seed(scratch.owner_url, args.conversations, args.messages_each)
+            print(f"seeded in {seeded.seconds:.0f} s", file=sys.stderr)
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_APP_URL", "REDIS_URL")}
         env |= {
@@ -289,6 +402,7 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         }
         command = [sys.executable, "-m", "fiv_console", "serve"]
         results: dict[str, dict[str, Any]] = {}
+        meter = CpuMeter(scratch.name)
         async with child_process("fiv-console serve", command, env, port) as child:
             base = child.url.split("/webhook")[0]
             agent_id = seeded.agent_ids[0]
@@ -300,6 +414,7 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
                 contact_id = mine["data"]["items"][0]["contact"]["id"]
                 first = await get_json(supervisor, "/api/conversations?limit=50")
                 cursor = first["data"]["next_cursor"]
+                cookies = {id(agent): session_cookie(agent, base), id(supervisor): session_cookie(supervisor, base)}
                 routes: list[tuple[str, aiohttp.ClientSession, str]] = [
                     ("health (ceiling)", supervisor, "/health"),
                     ("agent: Mine", agent, f"/api/conversations?status=assigned&agent_id={agent_id}&limit=50"),
@@ -321,7 +436,11 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
                     ("agent: search name", agent, "/api/conversations?q=karina&limit=50"),
                 ]
                 for name, session, path in routes:
-                    results[name] = await measure(session, path, args.seconds, args.concurrency)
+                    if args.only and name != "health (ceiling)" and not any(part in name for part in args.only):
+                        continue
+                    results[name] = await measure(
+                        base, cookies[id(session)], path, args.seconds, args.concurrency, meter, child.pid
+                    )
                     r = results[name]
                     print(f"  {name}: p99 {r['p99_ms']:.1f} ms, {r['per_s']:.0f}/s", file=sys.stderr)
             finally:
@@ -345,9 +464,14 @@ def print_table(report: dict[str, Any]) -> None:
         f"{report['conversations']:,} conversations, {report['messages']:,} messages; "
         f"{report['concurrency']} connections, {report['seconds']:g} s per route"
     )
-    print(f"{'route':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    print(f"{'route':<34} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   CPU ms per request")
+    print(f"{'':<34} {'':>8} {'':>8} {'':>8} {'':>8}   client server postgres other")
     for name, r in report["routes"].items():
-        print(f"{name:<34} {r['per_s']:>8.0f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f}")
+        cpu = r["cpu_ms"]
+        print(
+            f"{name:<34} {r['per_s']:>8.0f} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f}"
+            f"   {cpu['client']:>6.2f} {cpu['server']:>6.2f} {cpu['postgres']:>8.2f} {cpu['other']:>5.2f}"
+        )
 
 
 def main() -> int:
@@ -356,6 +480,14 @@ def main() -> int:
     parser.add_argument("--messages-each", type=int, default=10, help="messages per conversation (10)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per route (5)")
     parser.add_argument("--concurrency", type=int, default=16, help="clients and connections (16)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the seeded database (named by the sizes) and reuse it in later runs, migrated to the latest",
+    )
+    parser.add_argument(
+        "--only", action="append", help="only the routes whose name contains this (repeatable; /health always)"
+    )
     args = parser.parse_args()
     return measure_and_report(lambda server: run(server, args), print_table)
 

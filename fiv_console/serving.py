@@ -1,4 +1,5 @@
-"""Running things for the command line: the database to use (embedded or configured), and the server.
+"""Running things for the command line: the database to use (embedded or configured), and the server (with
+the garbage collector settled for serving once it has started).
 
 Ctrl-C and SIGTERM become an orderly exit at every stage, so the embedded PostgreSQL is always stopped.
 """
@@ -6,6 +7,7 @@ Ctrl-C and SIGTERM become an orderly exit at every stage, so the embedded Postgr
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -229,6 +231,7 @@ def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str
                 await site.start()
                 bound_port = runner.addresses[0][1] if runner.addresses else port  # `--port 0` picks one
                 on_ready(f"http://{host}:{bound_port}")
+                _settle_garbage_collection()
                 await stop.requested.wait()
                 await _drain(runner, until=stop.deadline - timeout * (1 - _DRAIN_SHARE))
             finally:
@@ -239,6 +242,20 @@ def serve(app: web.Application, *, host: str, port: int, on_ready: Callable[[str
     # Where the loop cannot take signals (Windows), Ctrl-C cancels `_serve`, whose cleanup runs, and ends here.
     with suppress(KeyboardInterrupt):
         run_async(_serve)
+
+
+# Young objects collected once this many allocations outnumber deallocations (Python's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _settle_garbage_collection() -> None:
+    """Once started: what start-up made (modules, the app, pools) is moved out of the collector's sight, and
+    young collections come less often. Each request makes thousands of short-lived objects (rows, dicts),
+    and the collector walking them every 700 allocations, and the whole heap on every older collection,
+    was about 6% of a list call's time in a profile."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _drop_database_connections(app: web.Application) -> None:

@@ -14,7 +14,7 @@ import uuid
 import asyncpg
 import pytest
 
-from fiv_console.db.pool import Database, create_database, tenant_tx
+from fiv_console.db.pool import Database, create_database, tenant_tx, tenant_tx_reading
 from tests.conftest import TestDatabase, new_tenant
 
 
@@ -102,5 +102,34 @@ async def test_a_query_error_mid_transaction_leaves_no_tenant_behind(database: T
             assert await conn.fetchval("select count(*) from tenants") == 0
         async with tenant_tx(db, uuid.uuid4()) as conn:
             assert await conn.fetchval("select count(*) from tenants") == 0
+    finally:
+        await db.pool.close()
+
+
+# What the first statement of `tenant_tx_reading` sees: the tenant it set, and only that tenant's rows.
+_FIRST_READ_SQL = """
+select t.tenant_id as set_to, (select array_agg(id) from tenants) as seen,
+       (select count(*) from users where tenant_id <> t.tenant_id) as others_users
+"""
+
+
+async def test_the_tenant_is_set_before_the_first_read_of_its_statement(database: TestDatabase) -> None:
+    db = await create_database(database.app_url, min_size=2, max_size=2, acquire_timeout=10, command_timeout=10)
+    try:
+        tenants = [await new_tenant(db, f"First{i}") for i in range(3)]
+        for index in range(12):
+            tenant = tenants[index % len(tenants)]
+            async with tenant_tx_reading(db, tenant, _FIRST_READ_SQL) as (conn, row):
+                assert row is not None
+                assert (row["set_to"], row["seen"], row["others_users"]) == (tenant, [tenant], 0)
+                assert await conn.fetchval("select array_agg(id) from tenants") == [tenant]
+        # A read that finds nothing in the tenant (another tenant's row) finds nothing, and the setting ends
+        # with the transaction as `tenant_tx`'s does.
+        async with tenant_tx_reading(db, tenants[0], "select id from tenants where id = $2", tenants[1]) as (_, row):
+            assert row is None
+        for _ in range(2):
+            async with db.connection() as conn:
+                assert await conn.fetchval("select current_setting('app.current_tenant', true)") in (None, "")
+                assert await conn.fetchval("select count(*) from tenants") == 0
     finally:
         await db.pool.close()

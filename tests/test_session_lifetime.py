@@ -6,8 +6,11 @@ import json
 import time
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from cryptography import fernet
 
-from fiv_console.web.sessions import session_cipher
+from fiv_console.web.sessions import RememberingCookieStorage, session_cipher
 from tests.api import Api, Browsers, TenantPeople
 from tests.conftest import TestDatabase
 
@@ -55,3 +58,25 @@ async def test_a_forged_or_tampered_cookie_is_nobody(browsers: Browsers, tenant:
         {COOKIE: sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")}, api.client.make_url("/")
     )
     assert (await api.get("/api/me")).status == 401
+
+
+async def test_a_remembered_cookie_is_refused_once_past_its_age(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage remembers what a cookie decrypted to, and still refuses it once it is older than its
+    max age, as decrypting it again would; a cookie changed by a byte is never taken for a remembered one."""
+    cipher = fernet.Fernet(fernet.Fernet.generate_key())
+    storage = RememberingCookieStorage(cipher, max_age=3600, cookie_name=COOKIE)
+    now = int(time.time())
+    content = {"created": now, "session": {"uid": "someone"}}
+    sealed = cipher.encrypt_at_time(json.dumps(content).encode(), now - 3600 + 30).decode()
+
+    def request(cookie: str) -> web.Request:
+        return make_mocked_request("GET", "/api/me", headers={"Cookie": f"{COOKIE}={cookie}"})
+
+    for _ in range(2):  # decrypted, then remembered
+        session = await storage.load_session(request(sealed))
+        assert (session.new, dict(session)) == (False, {"uid": "someone"})
+    tampered = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
+    assert (await storage.load_session(request(tampered))).new
+    monkeypatch.setattr(time, "time", lambda: now + 31.0)
+    late = await storage.load_session(request(sealed))
+    assert (late.new, dict(late)) == (True, {})

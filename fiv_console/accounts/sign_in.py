@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+import asyncpg
+
 from fiv_console.accounts.passwords import verify_password_async
 from fiv_console.accounts.users import Role, find_login
 from fiv_console.db.pool import Connection, Database, tenant_tx
@@ -59,11 +61,18 @@ class LiveUser:
 
 
 _LIVE_USER_SQL = "select role, session_version, disabled from users where id = $1"
+# The same, read with the tenant set by `pool.tenant_tx_reading` (`t.tenant_id`), the user's id in $2.
+LIVE_USER_WITH_TENANT_SQL = (
+    "select role, session_version, disabled from users where tenant_id = t.tenant_id and id = $2"
+)
+
+
+def live_user_of(row: asyncpg.Record | None) -> LiveUser | None:
+    return LiveUser(role=row["role"], session_version=row["session_version"], disabled=row["disabled"]) if row else None
 
 
 async def live_user(conn: Connection, *, user_id: UUID) -> LiveUser | None:
-    row = await conn.fetchrow(_LIVE_USER_SQL, user_id)
-    return LiveUser(role=row["role"], session_version=row["session_version"], disabled=row["disabled"]) if row else None
+    return live_user_of(await conn.fetchrow(_LIVE_USER_SQL, user_id))
 
 
 _END_SESSIONS_SQL = "update users set session_version = session_version + 1, updated_at = now() where id = $1"

@@ -118,8 +118,10 @@ class _Shape:
     label: bool
     contact: bool
     words: int  # in a search, how many words (up to MAX_WORDS); 0 otherwise
+    # In a search, whether the first (rarest) word's conversations are the candidates (see `_WORDS_SQL`).
+    from_rarest: bool
     cursor: bool
-    # The page's row limit written into the statement (the count's cap too), so that it can run on a
+    # The page's row limit written into the statement (the count's cap always is), so that it can run on a
     # generic plan prepared once per connection: with `limit $n` the planner costs a generic plan for an
     # unknown limit, never picks it, and plans every call again (about 0.5 ms of a 1.3 ms page). 0 in a
     # search, whose words' ranges should be planned for each call (a rare word is not a common one).
@@ -130,59 +132,89 @@ class _Shape:
 # waiting ones of their queues), written so that each half is an index range (the agent's conversations,
 # and the waiting line of each of their queues) instead of a filter over the tenant's conversations.
 # tests/test_conversation_list.py checks that both forms agree.
-_AGENT_SIGHT_SQL = """(
-    c.agent_id = ${n}::uuid
-    or (c.status = 'waiting' and c.queue_id = any(array(
-        select m.queue_id from queue_members m where m.user_id = ${n}::uuid)))
+_AGENT_OWN_SQL = "c.agent_id = ${n}::uuid"
+_AGENT_QUEUES_WAITING_SQL = """c.status = 'waiting' and c.queue_id = any(array(
+        select m.queue_id from queue_members m where m.user_id = ${n}::uuid))"""
+_AGENT_SIGHT_SQL = f"""(
+    {_AGENT_OWN_SQL}
+    or ({_AGENT_QUEUES_WAITING_SQL})
 )"""
 # A word typed finds every word that starts with it: the range [word, word + the last code point) of the
 # words tables (see sql/0011_console_list.sql for why search is kept in b-tree tables of words). Every word
-# typed must be found, in the contact or in the conversation's messages; `contact_words` says how many the
-# contact alone has. Each word's range is a pair of parameters the planner sees, so it knows a rare word
-# from a common one.
-_WORDS_SQL = "select console_search_terms($1)"
+# typed must be found, in the contact's words or in the conversation's messages' words. How a search runs
+# depends on how common its rarest word is, so the words come back with a bounded count of their ranges'
+# rows, rarest first: a rare word's few conversations are the candidates, each asked for the other words;
+# when every word is common, the list is walked in its order and each conversation asked for every word,
+# stopping at the page's end (a word in one conversation in ten fills a page of 50 after about 500). Both
+# asks are lookups of `contact_terms_contact_idx` and `conversation_terms_conversation_idx` (sql/0014), or
+# one read of the word's range kept in a hash, as the planner prefers; the word's range is a pair of
+# parameters it sees, so each search is planned for what its words find.
+# The upper bounds are made apart (`offset 0`): `||` is not leakproof, so under the tenant policy a bound
+# computed in the comparison would filter the word's range from its start to the table's end.
+_WORDS_SQL = """
+select w.word,
+       (select count(*) from (select 1 from contact_terms k where k.term >= w.word and k.term < w.hi limit $3) k)
+       + (select count(*) from (select 1 from conversation_terms t where t.term >= w.word and t.term < w.hi limit $3) t)
+           as found
+from (
+    select word, word || chr(1114111) as hi, n
+    from unnest((console_search_terms($1))[1:$2]) with ordinality as u(word, n)
+    offset 0
+) w
+order by found, n
+"""
 MAX_WORDS = 6
+# A rarest word with at most this many contacts and conversations drives the search from its own.
+RARE_WORD_ROWS = 1000
 _LAST_CODE_POINT = chr(0x10FFFF)
-_MESSAGE_WORD_SQL = """
-    select t.conversation_id, {word} as word, false as in_contact, t.message_id, t.message_at
-    from conversation_terms t where t.term >= ${lo} and t.term < ${hi}"""
-# `offset 0` keeps each contact's conversations a probe of conversations_contact_idx: a join the planner
-# could turn into a hash over the tenant's conversations.
-_CONTACT_WORD_SQL = """
-    select cc.id, {word}, true, null, null
-    from contact_terms kt
+_HAS_WORD_SQL = """(
+    exists (select 1 from contact_terms kt
+            where kt.tenant_id = c.tenant_id and kt.contact_id = c.contact_id and kt.term >= {lo} and kt.term < {hi})
+    or exists (select 1 from conversation_terms t
+               where t.tenant_id = c.tenant_id and t.conversation_id = c.id and t.term >= {lo} and t.term < {hi})
+)"""
+# The rare word's conversations (its messages' and its contacts'), each then read by its key: probes
+# (`offset 0`, `limit 1`), so the planner cannot turn a few candidates into a join over the tenant.
+_RARE_WORD_SOURCE_SQL = """from (
+    select t.conversation_id as id from conversation_terms t where t.term >= $1 and t.term < $2
+    union
+    select cc.id from contact_terms kt
     cross join lateral (
         select cc.id from conversations cc
         where cc.tenant_id = kt.tenant_id and cc.contact_id = kt.contact_id offset 0
     ) cc
-    where kt.term >= ${lo} and kt.term < ${hi}"""
-_SEARCH_CTE_SQL = """
-with found as ({found}
-),
-matched as (
-    select f.conversation_id,
-           count(distinct f.word) filter (where f.in_contact) as contact_words,
-           (array_agg(f.message_id order by f.message_at desc) filter (where f.message_id is not null))[1]
-               as message_id
-    from found f
-    group by f.conversation_id
-    having count(distinct f.word) = {words}
-)
-"""
+    where kt.term >= $1 and kt.term < $2
+) s
+cross join lateral (select * from conversations c where c.id = s.id limit 1) c"""
+# For the page's rows only: how many words the contact has itself (when it has them all, nothing in the
+# messages is shown as the match), and the newest message with any of the words.
+_CONTACT_HAS_WORD_SQL = """(exists (select 1 from contact_terms kt
+    where kt.tenant_id = c.tenant_id and kt.contact_id = c.contact_id and kt.term >= {lo} and kt.term < {hi}))::int"""
+_FOUND_SQL = """
+cross join lateral (
+    select {contact_words} as contact_words,
+           (select t.message_id from conversation_terms t
+            where t.tenant_id = c.tenant_id and t.conversation_id = c.id and ({ranges})
+            order by t.message_at desc limit 1) as message_id
+) s"""
 _MATCH_COLUMNS_SQL = """,
        mm.id as match_id, mm.text as match_text, mm.created_at as match_created_at"""
+# A probe (`limit 1`), so the planner cannot make it a join over the tenant's messages.
 _MATCH_JOIN_SQL = """
-left join messages mm on mm.tenant_id = c.tenant_id
-    and mm.id = case when c.contact_words < {words} then c.match_message_id end"""
+left join lateral (
+    select mm.id, mm.text, mm.created_at from messages mm
+    where mm.tenant_id = c.tenant_id and mm.id = s.message_id and s.contact_words < {words} limit 1
+) mm on true"""
 
 
-def _search_cte(words: int, first: int) -> str:
-    parts = []
-    for word in range(words):
-        lo, hi = first + 2 * word, first + 2 * word + 1
-        parts.append(_MESSAGE_WORD_SQL.format(word=word, lo=lo, hi=hi))
-        parts.append(_CONTACT_WORD_SQL.format(word=word, lo=lo, hi=hi))
-    return _SEARCH_CTE_SQL.format(found="\n    union all".join(parts), words=words)
+def _word_params(word: int) -> dict[str, str]:
+    return {"lo": f"${1 + 2 * word}", "hi": f"${2 + 2 * word}"}
+
+
+def _found_sql(words: int) -> str:
+    contact_words = " + ".join(_CONTACT_HAS_WORD_SQL.format(**_word_params(w)) for w in range(words))
+    ranges = " or ".join("(t.term >= {lo} and t.term < {hi})".format(**_word_params(w)) for w in range(words))
+    return _FOUND_SQL.format(contact_words=contact_words, ranges=ranges) + _MATCH_JOIN_SQL.format(words=words)
 
 
 def _sort_of(sort: SortKey) -> tuple[str, str, str]:
@@ -194,19 +226,17 @@ def _sort_of(sort: SortKey) -> tuple[str, str, str]:
 
 def _build_list_sql(shape: _Shape) -> tuple[str, str]:
     """The page's statement and the bounded count's, with their parameters in `list_statements`' order."""
-    number = iter(range(1, 100))
+    number = iter(range(2 * shape.words + 1, 100))  # a search's words first, a pair each
     where: list[str] = []
-    prefix = ""
-    if shape.words:
-        prefix = _search_cte(shape.words, next(number))
-        for _ in range(2 * shape.words - 1):
-            next(number)
     column, direction, after = _sort_of(shape.sort)
     # A label's conversations in activity order are walked from its rows (sql/0013_label_activity.sql),
     # which keep their conversation's time: only the page's rows are joined, none sorted.
     by_label = shape.label and not shape.words and column == "last_message_at"
+    sight_halves: list[str] = []
     if not shape.whole_tenant:
-        where.append(_AGENT_SIGHT_SQL.replace("${n}", f"${next(number)}"))
+        agent = f"${next(number)}"
+        where.append(_AGENT_SIGHT_SQL.replace("${n}", agent))
+        sight_halves = [half.replace("${n}", agent) for half in (_AGENT_OWN_SQL, _AGENT_QUEUES_WAITING_SQL)]
     for given, condition in (
         (shape.status, "c.status = ${n}"),
         (shape.queue, "c.queue_id = ${n}"),
@@ -222,17 +252,18 @@ def _build_list_sql(shape: _Shape) -> tuple[str, str]:
     ):
         if given:
             where.append(condition.replace("${n}", f"${next(number)}"))
+    where += [_HAS_WORD_SQL.format(**_word_params(w)) for w in range(int(shape.from_rarest), shape.words)]
+    # The count takes the words' and the filters' parameters, a prefix of the page's (which go on with the
+    # cursor's and the limit), so the page's statement can carry it.
     count_where = list(where)
-    # The count takes the filters' parameters and its cap; the page, the cursor's and its limit.
-    count_limit = str(TOTAL_CAP + 1) if shape.rows else f"${len(where) + 2 * shape.words + 1}"
     # The same values either way: the label's rows hold their conversation's time and id.
     key = ("cl.last_message_at", "cl.conversation_id") if by_label else (f"c.{column}", "c.id")
     if shape.cursor:
         where.append(f"({key[0]}, {key[1]}) {after} (${next(number)}::timestamptz, ${next(number)}::uuid)")
     limit = str(shape.rows) if shape.rows else f"${next(number)}"
     source = "from conversations c"
-    if shape.words:
-        source = "from matched s join conversations c on c.id = s.conversation_id"
+    if shape.from_rarest:
+        source = _RARE_WORD_SOURCE_SQL
     elif by_label:
         source = (
             "from conversation_labels cl\n"
@@ -246,19 +277,33 @@ def _build_list_sql(shape: _Shape) -> tuple[str, str]:
     # and matched message: the planner cannot pick a join over the tenant's contacts before the limit.
     order = f"order by c.{column} {direction}, c.id {direction}"
     inner_order = f"order by {key[0]} {direction}, {key[1]} {direction}"
-    found = ", s.contact_words, s.message_id as match_message_id" if shape.words else ""
-    match = _MATCH_JOIN_SQL.format(words=shape.words) if shape.words else ""
-    page = (
-        f"{prefix}select {SELECT_COLUMNS_SQL}{_MATCH_COLUMNS_SQL if shape.words else ''}\n"
-        f"from (select c.*{found} {source}\n{conditions(where)}\n{inner_order}\nlimit {limit}) c\n"
-        f"{_CONTACT_PROBE_SQL}{match}\n{order}"
-    )
+    match = _found_sql(shape.words) if shape.words else ""
     count_source = source
     if by_label and len(count_where) == 1:
         # The label alone: its rows are counted from its index, each surely a conversation of the tenant
         # (their foreign key), instead of each joined to its conversation.
         count_source = "from conversation_labels cl"
-    count = f"{prefix}select count(*) from (select 1 {count_source}\n{conditions(count_where)}\nlimit {count_limit}) n"
+    count = f"select count(*) from (select 1 {count_source}\n{conditions(count_where)}\nlimit {TOTAL_CAP + 1}) n"
+    chosen = f"select c.* {source}\n{conditions(where)}\n{inner_order}\nlimit {limit}"
+    if sight_halves and source == "from conversations c" and not (shape.status or shape.agent or shape.words):
+        # An agent's page from each half of their sight, each a range of its own index in the page's order
+        # (their own conversations; their queues' waiting ones), merged: walking the tenant's activity
+        # order for the 2% an agent sees read about 40 rows for each one shown. The halves never overlap
+        # (a waiting conversation has no agent). A status or an agent asked for leaves only one half that
+        # can match, which the sight's single form already reads by its index; and a search's words would be
+        # read into a hash once for each half.
+        halves = [
+            f"(select c.* {source}\n{conditions([half, *where[1:]])}\n{inner_order}\nlimit {limit})"
+            for half in sight_halves
+        ]
+        merged = "\nunion all\n".join(halves)
+        chosen = f"select c.* from (\n{merged}\n) c\n{order}\nlimit {limit}"
+    # The count rides in the page's statement (computed once, before its first row): one round trip less.
+    page = (
+        f"select {SELECT_COLUMNS_SQL}{_MATCH_COLUMNS_SQL if shape.words else ''},\n({count}) as counted\n"
+        f"from ({chosen}) c\n"
+        f"{_CONTACT_PROBE_SQL}{match}\n{order}"
+    )
     return page, count
 
 
@@ -347,11 +392,24 @@ class ListStatements:
     count_args: list[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class SearchWords:
+    """A search's words as the words tables hold them (the database splits them, as it does the texts),
+    rarest first, and whether the rarest is rare enough to start from (`_WORDS_SQL`)."""
+
+    words: list[str]
+    from_rarest: bool
+
+
+NO_SEARCH = SearchWords([], False)
+
+
 def list_statements(
-    viewer: Viewer, filters: ListFilters, words: list[str], sort: SortKey, cursor: ListCursor | None, limit: int
+    viewer: Viewer, filters: ListFilters, search: SearchWords, sort: SortKey, cursor: ListCursor | None, limit: int
 ) -> ListStatements:
-    """The statements of a list call (`words`: the search's, as `console_search_terms` splits it)."""
+    """The statements of a list call (`search`: its words, from `search_words`)."""
     sight = viewer.sight
+    words = search.words
     shape = _Shape(
         sort=sort,
         whole_tenant=sight.whole_tenant,
@@ -361,6 +419,7 @@ def list_statements(
         label=filters.label_id is not None,
         contact=filters.contact_id is not None,
         words=len(words),
+        from_rarest=search.from_rarest,
         cursor=cursor is not None,
         # One row more than asked says whether another page follows.
         rows=0 if words else limit + 1,
@@ -375,15 +434,15 @@ def list_statements(
         if value is not None
     ]
     # In a search the count's cap and the page's limit are parameters (see `_Shape.rows`).
-    count_args = [*args, TOTAL_CAP + 1] if words else list(args)
+    count_args = list(args)
     if cursor is not None:
         args += [cursor.value, cursor.id]
     return ListStatements(page_sql, [*args, limit + 1] if words else args, count_sql, count_args)
 
 
-async def search_words(conn: Connection, search: str) -> list[str]:
-    """The words of a search as the words tables hold them (the database splits them, as it does the texts)."""
-    return list(await conn.fetchval(_WORDS_SQL, search))[:MAX_WORDS]
+async def search_words(conn: Connection, search: str) -> SearchWords:
+    rows = await conn.fetch(_WORDS_SQL, search, MAX_WORDS, RARE_WORD_ROWS + 1)
+    return SearchWords([row["word"] for row in rows], bool(rows) and rows[0]["found"] <= RARE_WORD_ROWS)
 
 
 async def list_conversations(
@@ -397,16 +456,18 @@ async def list_conversations(
 ) -> ConversationPage:
     """A page of the conversations the viewer may see, filtered, in the chosen order, after `cursor`; and
     how many there are in all, counted up to `TOTAL_CAP`."""
-    words: list[str] = []
+    search = NO_SEARCH
     if filters.search is not None:
-        words = await search_words(conn, filters.search)
-        if not words:  # punctuation alone: no word to find
+        search = await search_words(conn, filters.search)
+        if not search.words:  # punctuation alone: no word to find
             return ConversationPage([], None, 0, False)
-    statements = list_statements(viewer, filters, words, sort, cursor, limit)
+    statements = list_statements(viewer, filters, search, sort, cursor, limit)
     rows = await conn.fetch(statements.page_sql, *statements.page_args)
-    if cursor is None and len(rows) <= limit:
-        counted = len(rows)  # the first page holds them all: nothing left to count
-    else:
+    if rows:
+        counted = int(rows[0]["counted"])
+    elif cursor is None:
+        counted = 0
+    else:  # past the last page: nothing carried the count
         counted = int(await conn.fetchval(statements.count_sql, *statements.count_args))
     items = [_list_item(row, filters.search) for row in rows[:limit]]
     next_cursor = None

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -27,6 +27,14 @@ Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 _SET_TENANT_SQL = "select set_config('app.current_tenant', $1, true)"
+# The tenant set and a first read in one round trip (`tenant_tx_reading`). The read runs after the tenant is
+# set because it is the inner side of a lateral join that needs `t.tenant_id` (`offset 0` keeps each side
+# a subquery: t evaluated once, the read rescanned for t's row, never a relation the planner could read
+# first); were it ever read first, it would see no tenant's rows, and fail closed.
+_SET_TENANT_AND_READ_SQL = """
+select q.* from (select set_config('app.current_tenant', $1, true)::uuid as tenant_id offset 0) t
+cross join lateral ({query} offset 0) q
+"""
 
 # Failures that mean "the database is not reachable right now", as opposed to a bug in a query. While
 # acquiring, any error is of that kind (the pool is opening a connection: refused, too many clients,
@@ -115,6 +123,18 @@ async def tenant_tx(db: Database, tenant_id: UUID) -> AsyncIterator[Connection]:
     async with db.connection() as conn, conn.transaction():
         await conn.execute(_SET_TENANT_SQL, str(tenant_id))
         yield conn
+
+
+@asynccontextmanager
+async def tenant_tx_reading(
+    db: Database, tenant_id: UUID, query: str, *args: Any
+) -> AsyncIterator[tuple[Connection, asyncpg.Record | None]]:
+    """`tenant_tx`, whose statement setting the tenant also reads `query`'s first row: one round trip less
+    for what every request reads first (whether its caller is still signed in). `query` names the tenant
+    set as `t.tenant_id` (`where tenant_id = t.tenant_id and ...`) and takes its parameters from `$2`."""
+    async with db.connection() as conn, conn.transaction():
+        row = await conn.fetchrow(_SET_TENANT_AND_READ_SQL.format(query=query), str(tenant_id), *args)
+        yield conn, row
 
 
 async def create_database(

@@ -15,11 +15,13 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+import asyncpg
 from pydantic import BaseModel
 
-from fiv_console.access import conversation_audience
+from fiv_console.access import VISIBLE_CONVERSATION_SQL, Sight, conversation_audience
 from fiv_console.db import keyset
 from fiv_console.db.pool import Connection
+from fiv_console.errors import NotFound
 from fiv_console.events import EventBatch
 
 Direction = Literal["inbound", "outbound"]
@@ -100,55 +102,90 @@ class Cursor:
 class History:
     """One page of history, and where it stands in the whole."""
 
-    messages: list[Message]
+    # Each message as `Message` answers it (see `_message_item`): the route writes them out as they are,
+    # without validating 50 models that the database has just typed.
+    rows: list[dict[str, Any]]
     total: int
     # Messages newer than this page (0 on the first page): with a constant limit, `newer // limit` pages.
     newer: int
     next_cursor: Cursor | None
+
+    @property
+    def messages(self) -> list[Message]:
+        """The messages as models (for callers other than the route: validated, so slower)."""
+        return [Message.model_validate(row) for row in self.rows]
 
 
 COLUMNS = (
     "id, conversation_id, direction, kind, text, media, status, error, author_id, details, wa_message_id, "
     "reply_to_wa_message_id, sent_at, created_at"
 )
-# Two statements rather than one with "$2 is null or ...": each keeps a plain index range on
-# messages_conversation_created_idx.
-_LATEST_SQL = f"""
-select {COLUMNS} from messages
-where conversation_id = $1
-order by created_at desc, id desc
-limit $2
+# One statement: whether the reader sees the conversation ($1, $2 and $3 as `VISIBLE_CONVERSATION_SQL`
+# takes them), and then its page and its counts (computed once, only when it is seen), so that a page is
+# one round trip. Two shapes rather than one with "$4 is null or ...": each page keeps a plain index range
+# on messages_conversation_created_idx. A conversation seen without messages is one row of nulls.
+_PAGE_SQL = f"""
+select v.seen,
+       case when v.seen then (select count(*) from messages where conversation_id = $3) end as total,
+       {{newer}} as newer,
+       m.*
+from (select exists (select 1 from conversations c where c.id = $3 and {VISIBLE_CONVERSATION_SQL}) as seen) v
+left join lateral (
+    select {COLUMNS} from messages
+    where conversation_id = $3{{after}}
+    order by created_at desc, id desc
+    limit {{limit}}
+) m on v.seen
 """
-_OLDER_SQL = f"""
-select {COLUMNS} from messages
-where conversation_id = $1 and (created_at, id) < ($2, $3)
-order by created_at desc, id desc
-limit $4
-"""
-_COUNT_SQL = """
-select count(*) as total,
-       count(*) filter (where $2::timestamptz is not null and (created_at, id) >= ($2, $3::uuid)) as newer
-from messages where conversation_id = $1
-"""
+_LATEST_SQL = _PAGE_SQL.format(newer="0", after="", limit="$4")
+_OLDER_SQL = _PAGE_SQL.format(
+    newer="case when v.seen then (select count(*) from messages"
+    " where conversation_id = $3 and (created_at, id) >= ($4, $5)) end",
+    after=" and (created_at, id) < ($4, $5)",
+    limit="$6",
+)
 
 
-async def history(conn: Connection, *, conversation_id: UUID, before: Cursor | None, limit: int) -> History:
-    """Up to `limit` messages older than `before` (or the latest), newest first.
+def _text_of(value: UUID | None) -> str | None:
+    return str(value) if value is not None else None
 
-    The caller has checked that the conversation is in the reader's sight.
-    """
+
+def _message_item(row: asyncpg.Record) -> dict[str, Any]:
+    """One message as `Message`: its fields in its order, each value as pydantic writes it once dumped with
+    `envelope.json_fragment` (ids as text; times left to orjson, which writes UTC as `Z` as pydantic does).
+    tests/test_conversation_list.py compares the bytes with the models'."""
+    return {
+        "id": str(row["id"]),
+        "conversation_id": str(row["conversation_id"]),
+        "direction": row["direction"],
+        "kind": row["kind"],
+        "text": row["text"],
+        "media": row["media"],
+        "status": row["status"],
+        "error": row["error"],
+        "author_id": _text_of(row["author_id"]),
+        "details": row["details"],
+        "wa_message_id": row["wa_message_id"],
+        "reply_to_wa_message_id": row["reply_to_wa_message_id"],
+        "sent_at": row["sent_at"],
+        "created_at": row["created_at"],
+    }
+
+
+async def history(
+    conn: Connection, *, sight: Sight, conversation_id: UUID, before: Cursor | None, limit: int
+) -> History:
+    """Up to `limit` messages older than `before` (or the latest), newest first, of a conversation in
+    `sight`; NotFound for one out of it (as for another tenant's)."""
     # One row more than asked says whether another page follows, without a second query.
     if before is None:
-        rows = await conn.fetch(_LATEST_SQL, conversation_id, limit + 1)
+        rows = await conn.fetch(_LATEST_SQL, *sight.params(), conversation_id, limit + 1)
     else:
-        rows = await conn.fetch(_OLDER_SQL, conversation_id, before.created_at, before.id, limit + 1)
-    page = [Message.model_validate(dict(r)) for r in rows[:limit]]
-    counts = await conn.fetchrow(
-        _COUNT_SQL,
-        conversation_id,
-        before.created_at if before else None,
-        before.id if before else None,
-    )
-    assert counts is not None, "an aggregate always answers one row"
-    next_cursor = Cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return History(page, int(counts["total"]), int(counts["newer"]), next_cursor)
+        rows = await conn.fetch(_OLDER_SQL, *sight.params(), conversation_id, before.created_at, before.id, limit + 1)
+    if not rows[0]["seen"]:
+        raise NotFound("no such conversation")
+    found = [row for row in rows if row["id"] is not None]
+    page = [_message_item(row) for row in found[:limit]]
+    last = found[limit - 1] if len(found) > limit else None
+    next_cursor = Cursor(last["created_at"], last["id"]) if last is not None else None
+    return History(page, int(rows[0]["total"]), int(rows[0]["newer"]), next_cursor)

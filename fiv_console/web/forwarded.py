@@ -75,6 +75,8 @@ def middleware(proxies: Networks) -> Middleware:
 
     @web.middleware
     async def from_trusted_proxies(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not proxies:  # no proxy trusted: nothing to read, and no address to parse per request
+            return await handler(request)
         peer = request.remote
         if peer is None or not is_trusted(peer, proxies):
             return await handler(request)

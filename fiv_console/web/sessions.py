@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import aiohttp_session
@@ -38,6 +39,8 @@ from fiv_console.settings import Settings
 # aiohttp-session keeps its state under string request keys, which aiohttp 3.14 flags; harmless.
 warnings.filterwarnings("ignore", category=NotAppKeyWarning, module="aiohttp_session")
 
+log = logging.getLogger(__name__)
+
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Refreshing `seen` rewrites the cookie; once a minute keeps idle expiry accurate without a cookie per call.
 _SEEN_REFRESH_SECONDS = 60
@@ -50,19 +53,57 @@ def session_cipher(settings: Settings) -> fernet.Fernet:
     return fernet.Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"fiv-console session cookie\0" + secret).digest()))
 
 
-class _SessionCookies(EncryptedCookieStorage):
-    """The encrypted session cookie, marked `Secure` with COOKIE_SECURE and also whenever the request came
-    over HTTPS, directly or as a trusted proxy says (`forwarded.py` has set the scheme by then): a cookie
-    sent over HTTPS once must never be sent back over plain HTTP."""
+# How many cookies' contents are remembered (`RememberingCookieStorage`): a few hundred bytes each.
+REMEMBERED_COOKIES = 4096
+
+
+class RememberingCookieStorage(EncryptedCookieStorage):
+    """aiohttp-session's encrypted cookie storage, remembering what the latest cookies decrypted to.
+
+    A browser sends the same cookie with every call until the session changes it (at most once a minute,
+    `_SEEN_REFRESH_SECONDS`), and verifying and decrypting it was about a tenth of a list call's CPU. A cookie's
+    content is fixed by its bytes and the key, so only its age is checked again: the same rule as Fernet's
+    (`issued + max_age < now` refuses it). Nothing about who may still use the session is remembered: that
+    is read from the database on every call (`confirm`)."""
+
+    def __init__(self, cipher: fernet.Fernet, *, max_age: int, **cookie: Any) -> None:
+        super().__init__(cipher, max_age=max_age, **cookie)
+        self._cipher = cipher
+        self._ttl = max_age
+        self._remembered: dict[str, tuple[int, str]] = {}
+
+    async def load_session(self, request: web.Request) -> aiohttp_session.Session:
+        cookie = self.load_cookie(request)
+        if cookie is None:
+            return aiohttp_session.Session(None, data=None, new=True, max_age=self._ttl)
+        remembered = self._remembered.get(cookie)
+        if remembered is None:
+            try:
+                plain = self._cipher.decrypt(cookie.encode(), ttl=self._ttl).decode()
+            except fernet.InvalidToken:
+                log.warning("Cannot decrypt cookie value, create a new fresh session")
+                return aiohttp_session.Session(None, data=None, new=True, max_age=self._ttl)
+            issued = int.from_bytes(base64.urlsafe_b64decode(cookie)[1:9], "big")
+            if len(self._remembered) >= REMEMBERED_COOKIES:
+                del self._remembered[next(iter(self._remembered))]
+            remembered = self._remembered[cookie] = (issued, plain)
+        issued, plain = remembered
+        if issued + self._ttl < int(time.time()):
+            del self._remembered[cookie]
+            return aiohttp_session.Session(None, data=None, new=True, max_age=self._ttl)
+        return aiohttp_session.Session(None, data=self._decoder(plain), new=False, max_age=self._ttl)
 
     async def save_session(self, request: web.Request, response: web.StreamResponse, session: Session) -> None:
+        """Marked `Secure` with COOKIE_SECURE and also whenever the request came over HTTPS, directly or as a
+        trusted proxy says (`forwarded.py` has set the scheme by then): a cookie sent over HTTPS once must
+        never be sent back over plain HTTP."""
         await super().save_session(request, response, session)
         if request.secure and self.cookie_name in response.cookies:
             response.cookies[self.cookie_name]["secure"] = True
 
 
 def setup_sessions(app: web.Application, settings: Settings) -> None:
-    storage = _SessionCookies(
+    storage = RememberingCookieStorage(
         session_cipher(settings),
         cookie_name=SESSION_COOKIE,
         max_age=settings.session_max_hours * 3600,
@@ -195,7 +236,12 @@ async def confirm(request: web.Request, conn: Connection, claim: Claim) -> Calle
         if role is None:
             raise Unauthenticated("the API token is not valid")
         return Caller(claim.tenant_id, role, "token", None, claim.subject_id, request.remote)
-    user = await accounts.live_user(conn, user_id=claim.subject_id)
+    return await confirm_session(request, claim, await accounts.live_user(conn, user_id=claim.subject_id))
+
+
+async def confirm_session(request: web.Request, claim: Claim, user: accounts.LiveUser | None) -> Caller:
+    """`confirm` for a session, its user read already in the tenant's transaction (`tenant_tx_reading` with
+    `accounts.LIVE_USER_WITH_TENANT_SQL`)."""
     if user is None or user.disabled or user.session_version != claim.session_version:
         await end_session(request)
         raise Unauthenticated("the session has ended: sign in again")

@@ -7,8 +7,8 @@ read this table, so an operation cannot be served without the checks its entry d
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fiv_console import events
 from fiv_console.access import STAFF_ROLES
 from fiv_console.accounts import audit
+from fiv_console.accounts.sign_in import LIVE_USER_WITH_TENANT_SQL, LiveUser, live_user_of
 from fiv_console.accounts.users import ROLES, Role
-from fiv_console.db.pool import Connection, tenant_tx
+from fiv_console.db.pool import Connection, Database, tenant_tx, tenant_tx_reading
 from fiv_console.errors import Forbidden, InvalidInput
 from fiv_console.events import EventBatch
 from fiv_console.keys import database_key, hub_key, settings_key
@@ -29,7 +30,7 @@ from fiv_console.observability.context import tenant_id_var, user_id_var
 from fiv_console.realtime import wire
 from fiv_console.web import envelope
 from fiv_console.web.bodies import read_body
-from fiv_console.web.sessions import Caller, claim_of, confirm
+from fiv_console.web.sessions import Caller, Claim, claim_of, confirm, confirm_session
 
 ANYONE_SIGNED_IN: frozenset[Role] = frozenset(ROLES)
 STAFF: frozenset[Role] = STAFF_ROLES
@@ -298,6 +299,17 @@ def _answer(operation: Operation, result: Any) -> web.StreamResponse:
     return envelope.ok(result, status=operation.status)
 
 
+@asynccontextmanager
+async def _transaction(db: Database, claim: Claim) -> AsyncIterator[tuple[Connection, LiveUser | None]]:
+    """The call's transaction in the claimed tenant; for a session, its user read with the tenant's setting."""
+    if claim.via == "token":
+        async with tenant_tx(db, claim.tenant_id) as conn:
+            yield conn, None
+        return
+    async with tenant_tx_reading(db, claim.tenant_id, LIVE_USER_WITH_TENANT_SQL, claim.subject_id) as (conn, row):
+        yield conn, live_user_of(row)
+
+
 def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         if operation.roles is None:
@@ -311,8 +323,12 @@ def _serve(operation: Operation) -> Callable[[web.Request], Awaitable[web.Stream
         # An upload is left to its handler, which reads it after the connection is given back.
         if not operation.upload:
             await read_body(request)
-        async with tenant_tx(db, claim.tenant_id) as conn:
-            caller = await confirm(request, conn, claim)
+        async with _transaction(db, claim) as (conn, user):
+            caller = (
+                await confirm(request, conn, claim)
+                if claim.via == "token"
+                else await confirm_session(request, claim, user)
+            )
             tenant_id_var.set(str(caller.tenant_id))
             user_id_var.set(str(caller.user_id or caller.token_id))
             if caller.role not in operation.roles:
