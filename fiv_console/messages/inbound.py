@@ -21,15 +21,14 @@ import orjson
 from fiv_console.conversations import reading
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
-from fiv_console.messages import dead_letters
+from fiv_console.messages import dead_letters, identities
 from fiv_console.messages import history as messages
 from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages.history import Message
+from fiv_console.messages.identities import Identity
 from fiv_console.whatsapp.payloads import InboundMessage
 
-_CONTACT_KEY_MAX = 32  # contacts.wa_id
 NUMBER_MAX = 32  # a phone_number_id is digits; longer is not Meta's
-_PROFILE_NAME_MAX = 500  # contacts.profile_name
 # Looks for the open conversation that keeps changing under a message: the first, then three more (as many
 # as the batch path gave it before it was set-based throughout).
 _OPEN_ATTEMPTS = 4
@@ -88,25 +87,16 @@ def item_bytes(raw: Any, body: bytes) -> bytes:
 
 
 def contact_key_of(message: InboundMessage) -> str | None:
-    """The customer's number, or their business-scoped id when Meta gives no number (or none that fits)."""
-    return next((key for key in (message.wa_id, message.user_id) if key and len(key) <= _CONTACT_KEY_MAX), None)
+    """The key the sender's contact is locked by: their number, else their business-scoped id; None when
+    Meta gives neither in a form that can be stored."""
+    identity = identities.identity_of(message)
+    return identity.sort_key if identity is not None else None
 
 
-# WhatsApp's notices (a customer changed number) are not the customer writing: they open no window, and
-# await no answer.
+# WhatsApp's notices (a customer changed number) are not the customer writing: they open no window, await
+# no answer and open no conversation (no one could answer it); they change the contact, and join the
+# conversation the customer has open, if any, for the agent to see.
 _NOT_FROM_CUSTOMER = frozenset({"system"})
-# A batch's messages in a handful of set-based statements instead of five each.
-_UPSERT_CONTACTS_SQL = """
-insert into contacts as c (tenant_id, wa_id, profile_name)
-select $1, k.wa_id, k.profile_name
-from unnest($2::text[], $3::text[]) with ordinality as k(wa_id, profile_name, ord)
-order by k.ord
-on conflict (tenant_id, wa_id) do update
-set profile_name = coalesce(excluded.profile_name, c.profile_name),
-    updated_at = case when excluded.profile_name is distinct from c.profile_name and excluded.profile_name is not null
-                      then now() else c.updated_at end
-returning id, wa_id
-"""
 # These statements take lists, and the planner knows nothing of a list's contents: joined to a table, it
 # may hash a scan of all the tenant's rows (a new database's unanalyzed tables made every batch read every
 # message, slower with each one). A lateral lookup per item, or `= any` on the key, keeps them index probes.
@@ -199,7 +189,7 @@ class _Incoming:
     owner: int
     route: Route
     message: InboundMessage
-    contact_key: str
+    identity: Identity
 
 
 async def store_messages(
@@ -214,8 +204,8 @@ async def store_messages(
     incoming: list[_Incoming] = []
     seen: set[tuple[UUID, str]] = set()
     for owner, route, message in items:
-        contact_key = contact_key_of(message)
-        if message.wa_message_id is None or contact_key is None:
+        identity = identities.identity_of(message)
+        if message.wa_message_id is None or identity is None:
             await keep_unstorable(
                 conn,
                 outcomes[owner],
@@ -230,18 +220,25 @@ async def store_messages(
             outcomes[owner].duplicates += 1
             continue
         seen.add((route.channel_id, message.wa_message_id))
-        incoming.append(_Incoming(owner, route, message, contact_key))
+        incoming.append(_Incoming(owner, route, message, identity))
     if not incoming:
         return
 
     # Contacts first, in the order of their keys: the locks that serialize one customer's messages.
-    names: dict[str, str | None] = {}
-    for item in incoming:
-        name = item.message.profile_name[:_PROFILE_NAME_MAX] if item.message.profile_name else None
-        names[item.contact_key] = name or names.get(item.contact_key)
-    keys = sorted(names)
-    contact_rows = await conn.fetch(_UPSERT_CONTACTS_SQL, batch.tenant_id, keys, [names[k] for k in keys])
-    contact_of = {row["wa_id"]: row["id"] for row in contact_rows}
+    notices = [item for item in incoming if item.message.kind in _NOT_FROM_CUSTOMER]
+    writers = [item for item in incoming if item.message.kind not in _NOT_FROM_CUSTOMER]
+    contact_of = await identities.resolve(conn, batch, [item.identity for item in writers])
+    contact_id = {id(item): contact_of[item.identity.keys] for item in writers}
+    if notices:
+        changes = [change for item in notices if (change := identities.key_change_of(item.message)) is not None]
+        await identities.apply_changes(conn, batch, changes)
+        for item in notices:
+            change = identities.key_change_of(item.message)
+            names = [item.identity] if change is None else [Identity(change.wa_id, change.user_id), item.identity]
+            found = await identities.known(conn, batch.tenant_id, names)
+            notice_contact = next((found[name.keys] for name in names if name.keys in found), None)
+            if notice_contact is not None:
+                contact_id[id(item)] = notice_contact
 
     existing = await conn.fetch(
         _EXISTING_MESSAGES_SQL,
@@ -253,15 +250,26 @@ async def store_messages(
     for item in incoming:
         if (item.route.channel_id, item.message.wa_message_id) in stored_before:
             outcomes[item.owner].duplicates += 1
-        else:
+        elif id(item) in contact_id:  # a notice about nobody known has changed all it could
             fresh.append(item)
+
+    pairs = list(
+        dict.fromkeys(
+            (item.route.channel_id, contact_id[id(item)])
+            for item in fresh
+            if item.message.kind not in _NOT_FROM_CUSTOMER
+        )
+    )
+    conversations, started = await _open_conversations(conn, batch, pairs)
+    notice_pairs = [
+        (item.route.channel_id, contact_id[id(item)]) for item in fresh if item.message.kind in _NOT_FROM_CUSTOMER
+    ]
+    if notice_pairs:
+        conversations.update(await _open_ones(conn, notice_pairs))
+    fresh = [item for item in fresh if (item.route.channel_id, contact_id[id(item)]) in conversations]
     if not fresh:
         return
-
-    pairs = list(dict.fromkeys((item.route.channel_id, contact_of[item.contact_key]) for item in fresh))
-    conversations, started = await _open_conversations(conn, batch, pairs)
-
-    conversation_of = [conversations[(item.route.channel_id, contact_of[item.contact_key])] for item in fresh]
+    conversation_of = [conversations[(item.route.channel_id, contact_id[id(item)])] for item in fresh]
     rows = await conn.fetch(
         _INSERT_MESSAGES_SQL,
         batch.tenant_id,
@@ -322,6 +330,12 @@ async def store_messages(
         _announce(batch, conversation, row)
 
 
+async def _open_ones(conn: Connection, pairs: list[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], asyncpg.Record]:
+    """The open conversation of each (channel, contact) that has one."""
+    found = await conn.fetch(_OPEN_CONVERSATIONS_SQL, [p[0] for p in pairs], [p[1] for p in pairs])
+    return {(row["channel_id"], row["contact_id"]): row for row in found}
+
+
 async def _open_conversations(
     conn: Connection, batch: EventBatch, pairs: list[tuple[UUID, UUID]]
 ) -> tuple[dict[tuple[UUID, UUID], asyncpg.Record], list[UUID]]:
@@ -330,6 +344,8 @@ async def _open_conversations(
     conversations: dict[tuple[UUID, UUID], asyncpg.Record] = {}
     opened: list[UUID] = []
     wanted = pairs
+    if not wanted:
+        return conversations, opened
     for _ in range(_OPEN_ATTEMPTS):
         found = await conn.fetch(_OPEN_CONVERSATIONS_SQL, [p[0] for p in wanted], [p[1] for p in wanted])
         conversations.update(((row["channel_id"], row["contact_id"]), row) for row in found)

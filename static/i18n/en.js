@@ -236,4 +236,6 @@ export default {
   "error.unreachable": "The server cannot be reached. Try again in a moment.",
   "error.notFound": "This conversation is no longer yours to see.",
   "error.unknown": "That did not work.",
+  // WhatsApp as Meta sends it (issue #16)
+  "wa.username": "Username",
 };

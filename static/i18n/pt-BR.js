@@ -235,4 +235,6 @@ export default {
   "error.unreachable": "Não foi possível conectar ao servidor. Tente novamente em instantes.",
   "error.notFound": "Você não tem mais acesso a esta conversa.",
   "error.unknown": "Não deu certo.",
+  // WhatsApp como a Meta envia (issue #16)
+  "wa.username": "Nome de usuário",
 };

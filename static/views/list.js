@@ -17,7 +17,8 @@ export function kindName(kind) {
 }
 
 export function contactName(contact) {
-  return contact.name || contact.profile_name || `+${contact.wa_id}`;
+  // A customer with a username may come without a number (WhatsApp's business-scoped ids, 2026).
+  return contact.name || contact.profile_name || (contact.username ? `@${contact.username}` : `+${contact.wa_id}`);
 }
 
 export function previewOf(message) {
