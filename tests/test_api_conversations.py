@@ -688,7 +688,8 @@ async def test_message_history_pages_with_a_cursor(browsers: Browsers, tenant: T
     assert [m["id"] for m in seen] == [str(message_id) for message_id, _ in order]
     assert set(seen[0]) == {
         "id", "conversation_id", "direction", "kind", "text", "media", "status", "error", "author_id", "details",
-        "wa_message_id", "reply_to_wa_message_id", "sent_at", "created_at",
+        "wa_message_id", "reply_to_wa_message_id", "sent_at", "created_at", "edited_at", "revoked_at", "reactions",
+        "revisions",
     }  # fmt: skip
     assert "raw webhook" not in str(seen)
 

@@ -66,14 +66,16 @@ TEXTS: dict[tuple[str, str], dict[str, Any]] = {
         "kind": "revoke",
         "wa_message_id": "<WHATSAPP_MESSAGE_ID>",
         "raw.revoke.original_message_id": "<ORIGINAL_WHATSAPP_MESSAGE_ID>",
+        "original_message_id": "<ORIGINAL_WHATSAPP_MESSAGE_ID>",
         "text": None,
         # Its sender is not the contact in the envelope, so the contact's name is not given to it.
         "profile_name": None,
     },
     ("edited_message.json", "image"): {
         "kind": "edit",
-        "text": None,
-        "media": None,
+        "text": "Updated image caption",
+        "media.id": "1234567890",
+        "original_message_id": "wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA=",
         "raw.edit.original_message_id": "wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA=",
         "raw.edit.message.image.caption": "Updated image caption",
     },

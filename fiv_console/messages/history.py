@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiv_console.access import conversation_audience
 from fiv_console.db import keyset
@@ -24,6 +24,17 @@ from fiv_console.events import EventBatch
 
 Direction = Literal["inbound", "outbound"]
 DeliveryStatus = Literal["received", "queued", "sent", "delivered", "read", "failed"]
+
+
+class Reaction(BaseModel):
+    by: Literal["customer", "business"]
+    emoji: str
+    reacted_at: datetime
+
+
+class Revision(BaseModel):
+    text: str | None = Field(description="What the message said before this edit.")
+    replaced_at: datetime
 
 
 class Message(BaseModel):
@@ -41,6 +52,14 @@ class Message(BaseModel):
     reply_to_wa_message_id: str | None
     sent_at: datetime | None
     created_at: datetime
+    edited_at: datetime | None = Field(default=None, description="When the customer last edited it.")
+    revoked_at: datetime | None = Field(
+        default=None, description="When the customer deleted it for everyone: its text and media are gone."
+    )
+    reactions: list[Reaction] = Field(default=[], description="One per person who reacted, oldest first.")
+    revisions: list[Revision] = Field(
+        default=[], description="What an edited message said before, oldest first; none once deleted."
+    )
 
 
 def announce_created(
@@ -109,22 +128,45 @@ class History:
 
 COLUMNS = (
     "id, conversation_id, direction, kind, text, media, status, error, author_id, details, wa_message_id, "
-    "reply_to_wa_message_id, sent_at, created_at"
+    "reply_to_wa_message_id, sent_at, created_at, edited_at, revoked_at"
 )
+# What hangs on a message (`m`): its reactions, by the wamid they name, and an edited one's earlier texts.
+_AMENDMENTS_SQL = """
+coalesce((
+    select json_agg(json_build_object('by', case when r.reactor = 'business' then 'business' else 'customer' end,
+                                      'emoji', r.emoji, 'reacted_at', r.reacted_at) order by r.reacted_at)
+    from message_reactions r
+    where r.channel_id = m.channel_id and r.target_wa_message_id = m.wa_message_id and r.emoji is not null
+), '[]'::json) as reactions,
+coalesce((
+    select json_agg(json_build_object('text', v.previous_text, 'replaced_at', v.occurred_at) order by v.occurred_at)
+    from message_revisions v
+    where v.tenant_id = m.tenant_id and v.message_id = m.id and v.kind = 'edit' and m.revoked_at is null
+), '[]'::json) as revisions"""
 # Two statements rather than one with "$2 is null or ...": each keeps a plain index range on
 # messages_conversation_created_idx.
 _LATEST_SQL = f"""
-select {COLUMNS} from messages
+select {COLUMNS}, {_AMENDMENTS_SQL} from messages m
 where conversation_id = $1
 order by created_at desc, id desc
 limit $2
 """
 _OLDER_SQL = f"""
-select {COLUMNS} from messages
+select {COLUMNS}, {_AMENDMENTS_SQL} from messages m
 where conversation_id = $1 and (created_at, id) < ($2, $3)
 order by created_at desc, id desc
 limit $4
 """
+_ONE_SQL = f"select {COLUMNS}, {_AMENDMENTS_SQL} from messages m where id = $1"
+
+
+async def read_message(conn: Connection, message_id: UUID) -> Message:
+    """One message as the history shows it (the caller knows it exists)."""
+    row = await conn.fetchrow(_ONE_SQL, message_id)
+    assert row is not None, "the caller found the message"
+    return Message.model_validate(dict(row))
+
+
 _COUNT_SQL = """
 select count(*) as total,
        count(*) filter (where $2::timestamptz is not null and (created_at, id) >= ($2, $3::uuid)) as newer

@@ -21,7 +21,7 @@ import orjson
 from fiv_console.conversations import reading
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
-from fiv_console.messages import dead_letters, identities
+from fiv_console.messages import amendments, dead_letters, identities
 from fiv_console.messages import history as messages
 from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages.history import Message
@@ -239,6 +239,24 @@ async def store_messages(
             notice_contact = next((found[name.keys] for name in names if name.keys in found), None)
             if notice_contact is not None:
                 contact_id[id(item)] = notice_contact
+
+    # Edits, revokes and reactions change the message they name instead of joining the history.
+    amending = [item for item in writers if amendments.is_amendment(item.message)]
+    if amending:
+        applied = await amendments.apply(
+            conn,
+            batch,
+            [amendments.Amendment(item.route.channel_id, item.message, contact_id[id(item)]) for item in amending],
+        )
+        for item, new in zip(amending, applied, strict=True):
+            if new:
+                outcomes[item.owner].messages_stored += 1
+            else:
+                outcomes[item.owner].duplicates += 1
+        done = {id(item) for item in amending}
+        incoming = [item for item in incoming if id(item) not in done]
+        if not incoming:
+            return
 
     existing = await conn.fetch(
         _EXISTING_MESSAGES_SQL,

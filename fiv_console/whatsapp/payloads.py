@@ -219,6 +219,32 @@ class _Unsupported(_Model):
     type: str | None = None
 
 
+class _EditedMessage(_Model):
+    """What an edited message says now: its text, or its media with the new caption."""
+
+    type: str | None = None
+    text: _Text | None = None
+    image: Media | None = None
+    video: Media | None = None
+    document: Media | None = None
+
+    def media(self) -> Media | None:
+        return {"image": self.image, "video": self.video, "document": self.document}.get(self.type or "")
+
+
+class _Edit(_Model):
+    """`type: edit`: the customer changed a message they sent (Meta's webhooks reference, messages/edit)."""
+
+    original_message_id: WaMessageId
+    message: _EditedMessage | None = None
+
+
+class _Revoke(_Model):
+    """`type: revoke`: the customer deleted a message for everyone (messages/revoke)."""
+
+    original_message_id: WaMessageId
+
+
 class _Context(_Model):
     from_: str | None = Field(default=None, alias="from")
     id: WaMessageId | None = None
@@ -252,8 +278,12 @@ class _Message(_Model):
     order: Order | None = None
     system: System | None = None
     unsupported: _Unsupported | None = None
+    edit: _Edit | None = None
+    revoke: _Revoke | None = None
 
     def media(self) -> Media | None:
+        if self.type == "edit":
+            return self.edit.message.media() if self.edit and self.edit.message else None
         return {
             "image": self.image,
             "audio": self.audio,
@@ -284,6 +314,21 @@ class _Message(_Model):
                 return self.order.text if self.order else None
             case "system":
                 return self.system.body if self.system else None
+            case "edit":
+                edited = self.edit.message if self.edit else None
+                if edited is None:
+                    return None
+                if edited.text is not None:
+                    return edited.text.body
+                return media.caption if media else None
+        return None
+
+    def original_message_id(self) -> str | None:
+        """The message an edit or a revoke changes."""
+        if self.type == "edit" and self.edit:
+            return self.edit.original_message_id
+        if self.type == "revoke" and self.revoke:
+            return self.revoke.original_message_id
         return None
 
 
@@ -372,6 +417,8 @@ class InboundMessage(_Record):
     order: Order | None = None
     system: System | None = None
     unsupported_type: str | None = None  # what Meta could not render, when it says ("edit", "poll_update")
+    # The message an edit or revoke changes (for an edit, `text` and `media` are what it says now).
+    original_message_id: str | None = None
     reply_to: str | None = None  # the wamid this message answers (`context.id`)
     reply_to_from: str | None = None
     forwarded: bool = False
@@ -701,6 +748,7 @@ def _message(waba_id: str, phone_number_id: str, people: dict[str, _Contact], it
         order=message.order,
         system=message.system,
         unsupported_type=message.unsupported.type if message.unsupported else None,
+        original_message_id=message.original_message_id(),
         reply_to=context.id,
         reply_to_from=context.from_,
         forwarded=context.forwarded,

@@ -238,4 +238,8 @@ export default {
   "error.unknown": "That did not work.",
   // WhatsApp as Meta sends it (issue #16)
   "wa.username": "Username",
+  "wa.edited": "edited",
+  "wa.editedBefore": "Before the customer edited it:",
+  "wa.deleted": "The customer deleted this message.",
+  "wa.reactions": "Reactions: {emoji}",
 };

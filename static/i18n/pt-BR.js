@@ -237,4 +237,8 @@ export default {
   "error.unknown": "Não deu certo.",
   // WhatsApp como a Meta envia (issue #16)
   "wa.username": "Nome de usuário",
+  "wa.edited": "editada",
+  "wa.editedBefore": "Antes de o cliente editar:",
+  "wa.deleted": "O cliente apagou esta mensagem.",
+  "wa.reactions": "Reações: {emoji}",
 };
