@@ -1,5 +1,6 @@
--- What customers do to messages already sent (issue #16): edit them, delete them for everyone (revoke), and
--- react to them. None of these is a new message in the history: each changes the message it names.
+-- WhatsApp as Meta sends it (issue #16). What customers do to messages already sent: edit them, delete them
+-- for everyone (revoke), and react to them; none of these is a new message in the history: each changes the
+-- message it names. And the errors Meta reports on a whole change.
 
 -- When the customer last edited the message, and when they deleted it for everyone (its text and media are
 -- then cleared from the row; the revision below keeps them for the audit).
@@ -57,3 +58,30 @@ create policy tenant_isolation on message_reactions
     using (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid)
     with check (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid);
 grant select, insert, update on message_revisions, message_reactions to fiv_app;
+
+-- Errors Meta reports on a whole change rather than on a message (a value-level `errors[]`: a webhook it
+-- could not render, a rate limit hit, a business that declined to share its chat history), kept with the
+-- business number they concern, once per delivery of the body that carried them (Meta redelivers bodies
+-- unchanged, and these have no id of their own).
+create table channel_errors (
+    tenant_id    uuid not null references tenants (id) on delete cascade,
+    channel_id   uuid not null,
+    body_sha256  bytea not null,
+    position     integer not null check (position >= 0),
+    code         bigint,
+    title        text,
+    message      text,
+    details      text,
+    raw          jsonb,
+    received_at  timestamptz not null default now(),
+    primary key (channel_id, body_sha256, position),
+    foreign key (tenant_id, channel_id) references channels (tenant_id, id)
+);
+create index channel_errors_received_idx on channel_errors (tenant_id, channel_id, received_at);
+
+alter table channel_errors enable row level security;
+alter table channel_errors force row level security;
+create policy tenant_isolation on channel_errors
+    using (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid)
+    with check (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid);
+grant select, insert on channel_errors to fiv_app;

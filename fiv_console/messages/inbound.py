@@ -21,7 +21,7 @@ import orjson
 from fiv_console.conversations import reading
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
-from fiv_console.messages import amendments, dead_letters, identities
+from fiv_console.messages import amendments, coexistence, dead_letters, identities
 from fiv_console.messages import history as messages
 from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages.history import Message
@@ -126,15 +126,19 @@ order by k.ord
 on conflict (tenant_id, channel_id, contact_id) where status <> 'closed' do nothing
 returning id, channel_id, contact_id, queue_id, agent_id, status, created_at
 """
+# Direction and status per message: a customer's is inbound and received; one the business sent from the
+# WhatsApp Business app (an echo, its history) is outbound, delivered as the app says. The app's past
+# chats are read already: they are never marked read towards WhatsApp, nor counted unread.
 _INSERT_MESSAGES_SQL = f"""
 insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details, raw,
-                      wa_message_id, reply_to_wa_message_id, status, sent_at, created_at, updated_at)
-select $1, m.conversation_id, m.channel_id, 'inbound', m.kind, m.text, m.media, m.details, m.raw, m.wa_message_id,
-       m.reply_to, 'received', m.sent_at, clock_timestamp(), clock_timestamp()
+                      wa_message_id, reply_to_wa_message_id, status, sent_at, read_at, created_at, updated_at)
+select $1, m.conversation_id, m.channel_id, m.direction, m.kind, m.text, m.media, m.details, m.raw, m.wa_message_id,
+       m.reply_to, m.status, m.sent_at, case when m.settled then clock_timestamp() end, clock_timestamp(),
+       clock_timestamp()
 from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::text[],
-            $10::text[], $11::timestamptz[])
+            $10::text[], $11::timestamptz[], $12::text[], $13::text[], $14::boolean[])
      with ordinality as m(conversation_id, channel_id, kind, text, media, details, raw, wa_message_id, reply_to,
-                          sent_at, ord)
+                          sent_at, direction, status, settled, ord)
 order by m.ord
 on conflict (channel_id, wa_message_id) do nothing
 returning {MESSAGE_COLUMNS}, channel_id
@@ -154,7 +158,7 @@ set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
     unread_count = c.unread_count + t.unread,
     last_message_id = case when t.newest_at >= c.last_message_created_at is not false then t.newest_id
                            else c.last_message_id end,
-    last_message_direction = case when t.newest_at >= c.last_message_created_at is not false then 'inbound'
+    last_message_direction = case when t.newest_at >= c.last_message_created_at is not false then t.newest_direction
                                   else c.last_message_direction end,
     last_message_kind = case when t.newest_at >= c.last_message_created_at is not false then t.newest_kind
                              else c.last_message_kind end,
@@ -166,7 +170,7 @@ from (
     select ($2::timestamptz[])[i] as inbound_at, ($3::timestamptz[])[i] as message_at,
            ($4::timestamptz[])[i] as awaiting_from, ($1::uuid[])[i] as id, ($5::integer[])[i] as unread,
            ($6::uuid[])[i] as newest_id, ($7::text[])[i] as newest_kind, ($8::text[])[i] as newest_text,
-           ($9::timestamptz[])[i] as newest_at
+           ($9::timestamptz[])[i] as newest_at, ($10::text[])[i] as newest_direction
     from generate_subscripts($1::uuid[], 1) as i
 ) t
 where c.id = any($1::uuid[]) and c.id = t.id
@@ -271,19 +275,20 @@ async def store_messages(
         elif id(item) in contact_id:  # a notice about nobody known has changed all it could
             fresh.append(item)
 
-    pairs = list(
-        dict.fromkeys(
-            (item.route.channel_id, contact_id[id(item)])
-            for item in fresh
-            if item.message.kind not in _NOT_FROM_CUSTOMER
+    def pairs_of(place: str) -> list[tuple[UUID, UUID]]:
+        return list(
+            dict.fromkeys(
+                (item.route.channel_id, contact_id[id(item)]) for item in fresh if _place(item.message) == place
+            )
         )
-    )
-    conversations, started = await _open_conversations(conn, batch, pairs)
-    notice_pairs = [
-        (item.route.channel_id, contact_id[id(item)]) for item in fresh if item.message.kind in _NOT_FROM_CUSTOMER
-    ]
-    if notice_pairs:
+
+    # Each message's conversation: a customer's (and an echo of the business's) opens one or joins it; a
+    # notice joins an open one only; the app's past chats join the newest, or a closed one made for them.
+    conversations, started = await _open_conversations(conn, batch, pairs_of("open"))
+    if notice_pairs := pairs_of("join"):
         conversations.update(await _open_ones(conn, notice_pairs))
+    if history_pairs := pairs_of("history"):
+        conversations.update(await coexistence.history_conversations(conn, batch, history_pairs))
     fresh = [item for item in fresh if (item.route.channel_id, contact_id[id(item)]) in conversations]
     if not fresh:
         return
@@ -301,6 +306,9 @@ async def store_messages(
         [item.message.wa_message_id for item in fresh],
         [item.message.reply_to for item in fresh],
         [item.message.timestamp for item in fresh],
+        [item.message.direction for item in fresh],
+        [coexistence.status_of(item.message) for item in fresh],
+        [item.message.from_history for item in fresh],
     )
     inserted = {(row["channel_id"], row["wa_message_id"]): row for row in rows}
 
@@ -314,11 +322,13 @@ async def store_messages(
         when = item.message.timestamp or datetime.now(UTC)
         touch = touched.setdefault(conversation["id"], _Touch(message_at=when))
         touch.message_at = max(touch.message_at, when)
-        if item.message.kind not in _NOT_FROM_CUSTOMER:
+        live = item.message.direction == "inbound" and not item.message.from_history
+        if live and item.message.kind not in _NOT_FROM_CUSTOMER:
             touch.inbound_at = max(touch.inbound_at, when) if touch.inbound_at else when
             stored_at = stored_row["created_at"]
             touch.awaiting_from = min(touch.awaiting_from, stored_at) if touch.awaiting_from else stored_at
-        touch.unread += 1
+        if live:
+            touch.unread += 1
         if touch.newest is None or (stored_row["created_at"], stored_row["id"]) > (
             touch.newest["created_at"],
             touch.newest["id"],
@@ -340,12 +350,21 @@ async def store_messages(
             [row["kind"] if row else None for row in newest],
             [row["text"] if row else None for row in newest],
             [row["created_at"] if row else None for row in newest],
+            [row["direction"] if row else None for row in newest],
         )
     # Announced once touched, so that each new conversation's event shows it as the REST API now does (its
     # last message, its window), and before the messages a view puts in it.
     await _announce_started(conn, batch, started)
     for conversation, row in stored:
         _announce(batch, conversation, row)
+
+
+def _place(message: InboundMessage) -> str:
+    """Where a message goes: "open" (opens or joins the open conversation), "join" (joins an open one only),
+    "history" (the newest conversation, or a closed one)."""
+    if message.from_history:
+        return "history"
+    return "join" if message.kind in _NOT_FROM_CUSTOMER else "open"
 
 
 async def _open_ones(conn: Connection, pairs: list[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], asyncpg.Record]:
@@ -427,6 +446,9 @@ def message_details(message: InboundMessage) -> dict[str, Any] | None:
         ("referred_product", message.referred_product),
         ("referral", message.referral),
         ("problem", message.problem),
+        # Sent by the business from the WhatsApp Business app, not from the console; or an app chat's past.
+        ("from_app", message.direction == "outbound"),
+        ("history", message.from_history),
     )
     details.update((name, value) for name, value in optional if value)
     return details or None

@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
@@ -54,6 +54,10 @@ INVALID = "invalid"
 """The kind of a message, or status of a status, whose JSON could not be read; `problem` says why."""
 
 MESSAGES_FIELD = "messages"
+# Fields that carry messages of a business number that uses the WhatsApp Business app as well (Meta's
+# "coexistence"): what the business sent from the app, and the chats of the app before onboarding.
+ECHOES_FIELD = "smb_message_echoes"
+HISTORY_FIELD = "history"
 
 # Limits of the `messages` table's columns (sql/0001_core_schema.sql).
 _KIND_MAX = 64
@@ -376,6 +380,18 @@ class _Value(_Model):
     messages: tuple[Any, ...] = ()
     statuses: tuple[Any, ...] = ()
     errors: tuple[Any, ...] = ()
+    message_echoes: tuple[Any, ...] = ()  # smb_message_echoes
+    history: tuple[Any, ...] = ()  # history: chunks of threads
+
+
+class _Thread(_Model):
+    id: str  # the customer's number
+    messages: tuple[Any, ...] = ()
+
+
+class _HistoryChunk(_Model):
+    threads: tuple[_Thread, ...] = ()
+    errors: tuple[Any, ...] = ()  # the business declined to share its history (2593109)
 
 
 class _Change(_Model):
@@ -400,7 +416,7 @@ class InboundMessage(_Record):
     phone_number_id: str
     # None only when the message is invalid and had no usable id.
     wa_message_id: str | None
-    wa_id: str | None  # the customer's number (`from`)
+    wa_id: str | None  # the customer's number (`from`; an echo's `to`, a history thread's id)
     user_id: str | None  # the customer's business-scoped id (`from_user_id`, or their contact's `user_id`)
     profile_name: str | None
     username: str | None = None
@@ -428,6 +444,10 @@ class InboundMessage(_Record):
     errors: tuple[WhatsAppError, ...] = ()
     raw: Any
     problem: str | None = None  # why the message is invalid, or which fields of it were left out and why
+    # "outbound": the business sent it from the WhatsApp Business app (an echo, or an app chat's history).
+    direction: Literal["inbound", "outbound"] = "inbound"
+    from_history: bool = False  # from the app's chats before onboarding (the `history` field)
+    delivery: str | None = None  # a history message's delivery as the app knew it, lower case
 
 
 class StatusUpdate(_Record):
@@ -511,7 +531,7 @@ def parse_webhook(raw: bytes) -> WebhookBatch:
             except ValidationError as exc:
                 other_changes.append(OtherChange(waba_id=entry.id, field=None, raw=item, problem=_describe(exc)))
                 continue
-            if change.field != MESSAGES_FIELD:
+            if change.field not in (MESSAGES_FIELD, ECHOES_FIELD, HISTORY_FIELD):
                 other_changes.append(OtherChange(waba_id=entry.id, field=change.field, raw=item))
                 continue
             try:
@@ -524,8 +544,22 @@ def parse_webhook(raw: bytes) -> WebhookBatch:
             phone_number_id = value.metadata.phone_number_id
             people = _contacts_by_key(value.contacts)
             messages.extend(_message(entry.id, phone_number_id, people, message) for message in value.messages)
+            messages.extend(_echo(entry.id, phone_number_id, people, echo) for echo in value.message_echoes)
             statuses.extend(_status(entry.id, phone_number_id, status) for status in value.statuses)
             errors.extend(_error(entry.id, phone_number_id, error) for error in value.errors)
+            for chunk in value.history:
+                try:
+                    history = _HistoryChunk.model_validate(chunk)
+                except ValidationError as exc:
+                    other_changes.append(
+                        OtherChange(waba_id=entry.id, field=change.field, raw=chunk, problem=_describe(exc))
+                    )
+                    continue
+                errors.extend(_error(entry.id, phone_number_id, error) for error in history.errors)
+                for thread in history.threads:
+                    messages.extend(
+                        _from_history(entry.id, phone_number_id, people, thread, m) for m in thread.messages
+                    )
     return WebhookBatch(
         messages=tuple(messages),
         statuses=tuple(statuses),
@@ -759,6 +793,49 @@ def _message(waba_id: str, phone_number_id: str, people: dict[str, _Contact], it
         raw=item,
         problem=problem,
     )
+
+
+def _echo(waba_id: str, phone_number_id: str, people: dict[str, _Contact], item: Any) -> InboundMessage:
+    """A message the business sent from the WhatsApp Business app: outbound, to its `to`."""
+    customer = _customer_number(item.get("to") if isinstance(item, dict) else None)
+    user_id = _string(item, "to_user_id", _WAMID_MAX)
+    message = _message(waba_id, phone_number_id, people, item)
+    contact = _contact_of(people, customer, user_id)
+    return message.model_copy(
+        update={
+            "direction": "outbound",
+            "wa_id": customer,
+            "user_id": user_id or (contact.user_id if contact else None),
+            "profile_name": contact.profile.name if contact and contact.profile else None,
+            "username": contact.profile.username if contact and contact.profile else None,
+            "country_code": contact.country() if contact else None,
+        }
+    )
+
+
+def _from_history(
+    waba_id: str, phone_number_id: str, people: dict[str, _Contact], thread: _Thread, item: Any
+) -> InboundMessage:
+    """A message of a chat the business had in the app: the customer's (its `from` is the thread's), or the
+    business's own."""
+    message = _message(waba_id, phone_number_id, people, item)
+    customer = _customer_number(thread.id)
+    own = _customer_number(message.wa_id) != customer
+    context = item.get("history_context") if isinstance(item, dict) else None
+    delivery = context.get("status") if isinstance(context, dict) else None
+    return message.model_copy(
+        update={
+            "direction": "outbound" if own else "inbound",
+            "wa_id": customer,
+            "from_history": True,
+            "delivery": delivery.lower() if isinstance(delivery, str) else None,
+        }
+    )
+
+
+def _customer_number(value: Any) -> str | None:
+    """A number as the customer's key: Meta writes an echo's `to` as it was given, maybe with a `+`."""
+    return value.removeprefix("+") if isinstance(value, str) and value else None
 
 
 def _contact_of(people: dict[str, _Contact], wa_id: str | None, user_id: str | None) -> _Contact | None:

@@ -242,4 +242,5 @@ export default {
   "wa.editedBefore": "Before the customer edited it:",
   "wa.deleted": "The customer deleted this message.",
   "wa.reactions": "Reactions: {emoji}",
+  "wa.fromApp": "Sent from the WhatsApp Business app",
 };

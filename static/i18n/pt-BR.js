@@ -241,4 +241,5 @@ export default {
   "wa.editedBefore": "Antes de o cliente editar:",
   "wa.deleted": "O cliente apagou esta mensagem.",
   "wa.reactions": "Reações: {emoji}",
+  "wa.fromApp": "Enviada pelo app WhatsApp Business",
 };

@@ -246,6 +246,7 @@ export function mountConversation({ store, ui }) {
     const media = mediaOf(message);
     const special = specialOf(message, history);
     if (message.details?.forwarded) body.append(el("p", { class: "forwarded muted", text: t("message.forwarded") }));
+    if (message.details?.from_app) body.append(el("p", { class: "forwarded muted", text: t("wa.fromApp") }));
     if (message.revoked_at) body.append(el("p", { class: "text muted deleted", text: t("wa.deleted") }));
     else {
       if (media) body.append(media);
