@@ -12,12 +12,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
+from aiohttp import ClientSession
 
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.simulation.envelopes import message_object, messages_envelope
 from tests.api import Api, TenantPeople
 from tests.conftest import TestDatabase
 from tests.webhooks import (
     World,
+    post_webhook,
     simulated_world,
 )
 
@@ -217,3 +220,29 @@ async def test_opening_a_conversation_marks_the_customers_messages_read_once(
     assert (await agent.post(f"/api/conversations/{conversation_id}/typing")).body["data"] == {"sent": True}
     assert (await agent.post(f"/api/conversations/{conversation_id}/typing")).body["data"] == {"sent": False}
     assert [m.typing_indicator for m in world.simulator.read_marks] == [False, True]
+
+
+async def test_a_customer_known_by_username_only_is_answered_by_their_bsuid(world: World, tenant: TenantPeople) -> None:
+    # Meta's "Business-scoped user IDs" (2026): a user with a username may write with no number; the
+    # business answers with `recipient` set to their BSUID, and the receipts name it as `recipient_user_id`.
+    bsuid = "BR.1A2b3C4d5E6f1A2b3C4d5E6f1A2b3C4d5E6f1A2b3C4d5E6f1A2b3C4d5E6f123456"
+    message = message_object(None, "text", {"body": "Oi, sou eu"}, user_id=bsuid)
+    body = messages_envelope(
+        world.phone_number_id, "15550100", None, "Sheena", message, user_id=bsuid, username="sheena"
+    )
+    async with ClientSession() as http:
+        assert (await post_webhook(http, world.webhook_url, body)).status == 200
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id = await _waiting_conversation(agent)
+    assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+    reply = await agent.post(f"/api/conversations/{conversation_id}/messages", {"text": "Olá! Como posso ajudar?"})
+    assert reply.status == 201, reply.body
+    [sent] = [s for s in world.simulator.sent if s.wamid == reply.body["data"]["wa_message_id"]]
+    assert sent.request["recipient"] == bsuid
+    assert "to" not in sent.request
+
+    async def read_by_customer() -> bool:
+        answer = await agent.get(f"/api/conversations/{conversation_id}/messages")
+        return bool(answer.body["data"]["items"][0]["status"] == "read")
+
+    await _eventually(read_by_customer, "the reply to be read")

@@ -209,12 +209,17 @@ class _Context(_Strict):
 
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().-]*$")
+# A business-scoped user id or a parent one ("US.13491208655302741918", "US.ENT.11815799212886844830"):
+# a country code, a period, up to 128 letters and digits (Meta's "Business-scoped user IDs", 2026).
+_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 
 
 class SendRequest(_Strict):
     messaging_product: Literal["whatsapp"]
     recipient_type: Literal["individual"] = "individual"
-    to: str
+    # A phone number as `to`, or, since 2026, a user's BSUID as `recipient`; `to` wins when both are given.
+    to: str | None = None
+    recipient: str | None = None
     type: Literal[
         "text", "template", "image", "document", "audio", "video", "sticker", "reaction", "location", "contacts",
         "interactive",
@@ -235,10 +240,30 @@ class SendRequest(_Strict):
 
     @field_validator("to")
     @classmethod
-    def _phone_number(cls, value: str) -> str:
-        if not _PHONE.match(value) or not 5 <= len(digits(value)) <= 20:
+    def _phone_number(cls, value: str | None) -> str | None:
+        if value is not None and (not _PHONE.match(value) or not 5 <= len(digits(value)) <= 20):
             raise ValueError("must be a phone number")
         return value
+
+    @field_validator("recipient")
+    @classmethod
+    def _business_scoped_id(cls, value: str | None) -> str | None:
+        if value is not None and not _BSUID.match(value):
+            raise ValueError("must be a business-scoped user ID")
+        return value
+
+    @model_validator(mode="after")
+    def _addressed(self) -> Self:
+        if self.to is None and self.recipient is None:
+            raise ValueError("the parameter to (a phone number) or recipient (a business-scoped user ID) is required")
+        return self
+
+    def customer(self) -> tuple[str | None, str]:
+        """Whom it goes to: their number's digits (None when sent to a BSUID), and their BSUID or digits."""
+        if self.to is not None:
+            return digits(self.to), digits(self.to)
+        assert self.recipient is not None, "_addressed checked it"
+        return None, self.recipient
 
     @model_validator(mode="after")
     def _content_of_type(self) -> Self:

@@ -27,6 +27,7 @@ import io
 import logging
 import math
 import random
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -655,12 +656,24 @@ def _bearer(access_token: str) -> dict[str, str]:
     return {aiohttp.hdrs.AUTHORIZATION: f"Bearer {access_token}"}
 
 
+# A business-scoped user id (BSUID): a country code, a period, letters and digits; a parent BSUID has `ENT.`
+# after the country (Meta's "Business-scoped user IDs", 2026). A phone number never has a period.
+_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]+$")
+
+
+def is_business_scoped_id(value: str) -> bool:
+    return _BSUID.match(value) is not None
+
+
 def _message(to: str, kind: str, content: dict[str, Any]) -> dict[str, Any]:
-    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind, kind: content}
+    """The common part of a send: to a phone number as `to`, or to a user known only by their BSUID as
+    `recipient`, which Meta takes since 2026 (`to` would take precedence, so it is left out then)."""
+    address = "recipient" if is_business_scoped_id(to) else "to"
+    return {"messaging_product": "whatsapp", "recipient_type": "individual", address: to, "type": kind, kind: content}
 
 
 def text_payload(to: str, body: str, reply_to: str | None = None, preview_url: bool = False) -> dict[str, Any]:
-    """A text to the customer `to` (their wa_id), as a reply to the wamid `reply_to` if given."""
+    """A text to the customer `to` (their wa_id, or BSUID), as a reply to the wamid `reply_to` if given."""
     payload = _message(to, "text", {"body": body, "preview_url": preview_url})
     if reply_to is not None:
         payload["context"] = {"message_id": reply_to}
