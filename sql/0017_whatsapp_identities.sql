@@ -3,13 +3,17 @@
 -- and digits; a parent BSUID has `.ENT.` in it), and leaves the phone number out of the webhooks of a user
 -- who adopted a username. So a contact is known by its number, its BSUID or both: each is unique within the
 -- tenant, and one of them is always there. The username and the BSUID's country code are kept for display.
+-- A WhatsApp group the business is in (Groups API, 2025) is a contact too, known by its group id: its
+-- conversation is the group's, and each message names the participant who wrote it.
 alter table contacts
     alter column wa_id drop not null,
     add column user_id text check (length(user_id) between 1 and 256),
     add column username text check (length(username) <= 200),
     add column country_code text check (length(country_code) <= 8),
-    add constraint contacts_identified check (wa_id is not null or user_id is not null),
-    add constraint contacts_tenant_user_id_key unique (tenant_id, user_id);
+    add column group_id text check (length(group_id) between 1 and 256),
+    add constraint contacts_identified check (wa_id is not null or user_id is not null or group_id is not null),
+    add constraint contacts_tenant_user_id_key unique (tenant_id, user_id),
+    add constraint contacts_tenant_group_id_key unique (tenant_id, group_id);
 
 -- When a body links a number and a BSUID known as two contacts, the intake merges them: the newer contact's
 -- conversations move to the older one, and the newer contact goes.

@@ -353,7 +353,7 @@ async def test_the_list_filters_searches_sorts_and_pages(browsers: Browsers, ten
     }  # fmt: skip
     assert item["contact"]["name"] == "Bruno"
     assert item["contact"]["profile_name"] == "Bru_no"
-    assert set(item["contact"]) == {"id", "wa_id", "name", "profile_name", "username"}
+    assert set(item["contact"]) == {"id", "wa_id", "name", "profile_name", "username", "group_id"}
     assert item["labels"] == [{"id": str(vip), "name": "vip", "color": "#aa0000"}]
     last_inbound = datetime.fromisoformat(item["last_inbound_at"])
     assert datetime.fromisoformat(item["window_closes_at"]) - last_inbound == timedelta(hours=24)

@@ -35,6 +35,7 @@ class Contact(BaseModel):
     )
     username: str | None = Field(description="Their WhatsApp username, when they adopted one.")
     country_code: str | None = Field(description="Their country (ISO 3166 alpha-2), as their BSUID gives it.")
+    group_id: str | None = Field(description="A WhatsApp group's id, when the contact is a group the business is in.")
     profile_name: str | None = Field(description="The name on their WhatsApp profile, as WhatsApp sends it.")
     name: str | None = Field(description="The name the team gave them; shown before the profile name.")
     created_at: datetime
@@ -47,7 +48,9 @@ class ContactUpdate(BaseModel):
     name: ContactName | None = Field(description="null removes it, and the profile name shows again.")
 
 
-_CONTACT_COLUMNS = "id, tenant_id, wa_id, user_id, username, country_code, profile_name, name, created_at, updated_at"
+_CONTACT_COLUMNS = (
+    "id, tenant_id, wa_id, user_id, username, country_code, group_id, profile_name, name, created_at, updated_at"
+)
 
 # $1: the whole tenant is visible; $2: else the agent whose conversations decide (null: none).
 # An agent sees the contacts of the conversations in their sight, by the conversations' own rule.

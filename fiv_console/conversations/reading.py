@@ -31,6 +31,7 @@ class ContactSummary(BaseModel):
     name: str | None
     profile_name: str | None
     username: str | None = Field(description="Their WhatsApp username, when they adopted one.")
+    group_id: str | None = Field(description="A WhatsApp group's id: the conversation is the group's.")
 
 
 class LabelSummary(BaseModel):
@@ -75,7 +76,7 @@ SELECT_COLUMNS_SQL = """
        c.unread_count, c.last_message_id, c.last_message_direction, c.last_message_kind, c.last_message_text,
        c.last_message_created_at,
        k.id as contact_id, k.wa_id as contact_wa_id, k.name as contact_name, k.profile_name as contact_profile_name,
-       k.username as contact_username,
+       k.username as contact_username, k.group_id as contact_group_id,
        coalesce((
            -- json, not jsonb: its objects keep the keys in `LabelSummary`'s order, as the list writes them out.
            select json_agg(json_build_object('id', l.id, 'name', l.name, 'color', l.color) order by l.name_key, l.id)
@@ -94,6 +95,7 @@ def _values(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         name=values.pop("contact_name"),
         profile_name=values.pop("contact_profile_name"),
         username=values.pop("contact_username"),
+        group_id=values.pop("contact_group_id"),
     )
     inbound = values["last_inbound_at"]
     values["window_closes_at"] = inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None

@@ -43,7 +43,7 @@ def is_amendment(message: InboundMessage) -> bool:
 class Amendment:
     channel_id: UUID
     message: InboundMessage
-    contact_id: UUID  # the customer who did it, or to whom the business did it (an echo)
+    reactor: str  # who did it, for a reaction: the customer's contact id, a group's participant, or BUSINESS
 
 
 _REACT_SQL = """
@@ -97,7 +97,7 @@ async def _apply(conn: Connection, batch: EventBatch, amendment: Amendment) -> b
             batch.tenant_id,
             amendment.channel_id,
             target,
-            BUSINESS if message.direction == "outbound" else str(amendment.contact_id),
+            amendment.reactor,
             message.reaction.emoji[:64] if message.reaction.emoji else None,
             message.wa_message_id,
             when,

@@ -345,3 +345,22 @@ async def known(
         if contact is not None:
             found[identity.keys] = contact.id
     return found
+
+
+_INSERT_GROUPS_SQL = """
+insert into contacts (tenant_id, group_id)
+select $1, g from unnest($2::text[]) as g order by g
+on conflict do nothing
+"""
+_FIND_GROUPS_SQL = """
+select id, group_id from contacts where tenant_id = $1 and group_id = any($2::text[]) order by group_id for update
+"""
+
+
+async def groups(conn: Connection, tenant_id: UUID, group_ids: list[str]) -> dict[str, UUID]:
+    """The contact of each WhatsApp group (created the first time one of its messages comes), locked."""
+    wanted = sorted({group_id for group_id in group_ids if len(group_id) <= USER_ID_MAX})
+    if not wanted:
+        return {}
+    await conn.execute(_INSERT_GROUPS_SQL, tenant_id, wanted)
+    return {row["group_id"]: row["id"] for row in await conn.fetch(_FIND_GROUPS_SQL, tenant_id, wanted)}

@@ -231,8 +231,17 @@ async def store_messages(
     # Contacts first, in the order of their keys: the locks that serialize one customer's messages.
     notices = [item for item in incoming if item.message.kind in _NOT_FROM_CUSTOMER]
     writers = [item for item in incoming if item.message.kind not in _NOT_FROM_CUSTOMER]
-    contact_of = await identities.resolve(conn, batch, [item.identity for item in writers])
-    contact_id = {id(item): contact_of[item.identity.keys] for item in writers}
+    # A group's messages belong to the group's conversation; each names its participant in its details.
+    in_groups = [item for item in writers if item.message.group_id is not None]
+    group_of = await identities.groups(conn, batch.tenant_id, [item.message.group_id or "" for item in in_groups])
+    writers = [item for item in writers if item.message.group_id is None or item.message.group_id in group_of]
+    contact_of = await identities.resolve(
+        conn, batch, [item.identity for item in writers if item.message.group_id is None]
+    )
+    contact_id = {
+        id(item): group_of[item.message.group_id] if item.message.group_id else contact_of[item.identity.keys]
+        for item in writers
+    }
     if notices:
         changes = [change for item in notices if (change := identities.key_change_of(item.message)) is not None]
         await identities.apply_changes(conn, batch, changes)
@@ -250,7 +259,10 @@ async def store_messages(
         applied = await amendments.apply(
             conn,
             batch,
-            [amendments.Amendment(item.route.channel_id, item.message, contact_id[id(item)]) for item in amending],
+            [
+                amendments.Amendment(item.route.channel_id, item.message, _reactor(item, contact_id))
+                for item in amending
+            ],
         )
         for item, new in zip(amending, applied, strict=True):
             if new:
@@ -359,6 +371,15 @@ async def store_messages(
         _announce(batch, conversation, row)
 
 
+def _reactor(item: _Incoming, contact_id: dict[int, UUID]) -> str:
+    """Who reacts, one reaction each: the business, a group's participant, or the customer's contact."""
+    if item.message.direction == "outbound":
+        return amendments.BUSINESS
+    if item.message.group_id is not None:
+        return "participant:" + item.identity.sort_key
+    return str(contact_id[id(item)])
+
+
 def _place(message: InboundMessage) -> str:
     """Where a message goes: "open" (opens or joins the open conversation), "join" (joins an open one only),
     "history" (the newest conversation, or a closed one)."""
@@ -429,6 +450,19 @@ async def _announce_started(conn: Connection, batch: EventBatch, opened: list[UU
         )
 
 
+def _participant(message: InboundMessage) -> dict[str, str] | None:
+    """Who wrote a group's message, by the names WhatsApp gives."""
+    if message.group_id is None:
+        return None
+    named = {
+        "wa_id": message.wa_id,
+        "user_id": message.user_id,
+        "name": message.profile_name,
+        "username": message.username,
+    }
+    return {key: value for key, value in named.items() if value}
+
+
 def message_details(message: InboundMessage) -> dict[str, Any] | None:
     """What a message carries beyond its text and media, by field, leaving out what it does not have."""
     details: dict[str, Any] = {}
@@ -449,6 +483,7 @@ def message_details(message: InboundMessage) -> dict[str, Any] | None:
         # Sent by the business from the WhatsApp Business app, not from the console; or an app chat's past.
         ("from_app", message.direction == "outbound"),
         ("history", message.from_history),
+        ("participant", _participant(message)),
     )
     details.update((name, value) for name, value in optional if value)
     return details or None

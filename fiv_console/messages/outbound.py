@@ -159,7 +159,8 @@ class SendRequest(
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where a message goes: the business number, its access token and the customer (their number, or their
-    business-scoped user id when WhatsApp gave no number: the client addresses it as Meta documents)."""
+    business-scoped user id when WhatsApp gave no number, or a group's id: the client addresses each as Meta
+    documents)."""
 
     channel_id: UUID
     phone_number_id: str
@@ -184,7 +185,8 @@ class Outgoing:
 _TARGET_SQL = """
 select c.id, c.status, c.queue_id, c.agent_id, c.last_inbound_at, c.channel_id,
        ch.phone_number_id, ch.access_token, ch.active as channel_active,
-       coalesce(k.wa_id, k.user_id) as wa_id -- a customer known only by username is sent to by their BSUID
+       -- a group by its id; a customer known only by username by their BSUID
+       coalesce(k.group_id, k.wa_id, k.user_id) as wa_id
 from conversations c
 join channels ch on ch.tenant_id = c.tenant_id and ch.id = c.channel_id
 join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id

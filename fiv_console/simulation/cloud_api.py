@@ -298,9 +298,11 @@ class GraphSimulator:
             return self._reject("send", phone_number_id, meta_error(code))
 
         wamid = new_wamid(wa_id)
-        # Sent to a number, Meta names the number; sent to a BSUID, the BSUID (and not the number).
+        # Sent to a number, Meta names the number; sent to a BSUID, the BSUID (and not the number); to a
+        # group, the group as given.
         given = message.to if message.to is not None else message.recipient
-        named = {"wa_id": number} if number is not None else {"user_id": wa_id}
+        group = message.recipient_type == "group"
+        named = {} if group else {"wa_id": number} if number is not None else {"user_id": wa_id}
         answer = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": given, **named}],
@@ -319,7 +321,8 @@ class GraphSimulator:
             failure = 131053
         category = "utility" if message.type == "template" else "service"
         failed = None if failure is None else meta_error(failure)
-        self._schedule_statuses(phone_number_id, wamid, number, wa_id, category, failed)
+        if not group:  # a group's receipts come per participant, whom the simulator does not know
+            self._schedule_statuses(phone_number_id, wamid, number, wa_id, category, failed)
         return _json(answer)
 
     def _mark_read(self, phone_number_id: str, token: str, document: dict[str, Any]) -> web.Response:

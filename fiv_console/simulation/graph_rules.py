@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fiv_console.simulation.envelopes import ERROR_CODES_HREF
 
@@ -211,12 +211,14 @@ class _Context(_Strict):
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().-]*$")
 # A business-scoped user id or a parent one ("US.13491208655302741918", "US.ENT.11815799212886844830"):
 # a country code, a period, up to 128 letters and digits (Meta's "Business-scoped user IDs", 2026).
+_GROUP_ID = re.compile(r"^[A-Za-z0-9_=-]{1,256}$")
 _BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 
 
 class SendRequest(_Strict):
     messaging_product: Literal["whatsapp"]
-    recipient_type: Literal["individual"] = "individual"
+    # "group": `to` is a WhatsApp group's id (Groups API, 2025).
+    recipient_type: Literal["individual", "group"] = "individual"
     # A phone number as `to`, or, since 2026, a user's BSUID as `recipient`; `to` wins when both are given.
     to: str | None = None
     recipient: str | None = None
@@ -240,8 +242,13 @@ class SendRequest(_Strict):
 
     @field_validator("to")
     @classmethod
-    def _phone_number(cls, value: str | None) -> str | None:
-        if value is not None and (not _PHONE.match(value) or not 5 <= len(digits(value)) <= 20):
+    def _phone_number_or_group(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if info.data.get("recipient_type") == "group":
+            if not _GROUP_ID.match(value):
+                raise ValueError("must be a group ID")
+        elif not _PHONE.match(value) or not 5 <= len(digits(value)) <= 20:
             raise ValueError("must be a phone number")
         return value
 
@@ -259,7 +266,10 @@ class SendRequest(_Strict):
         return self
 
     def customer(self) -> tuple[str | None, str]:
-        """Whom it goes to: their number's digits (None when sent to a BSUID), and their BSUID or digits."""
+        """Whom it goes to: their number's digits (None when sent to a BSUID or a group), and their BSUID,
+        the group's id or the digits."""
+        if self.recipient_type == "group" and self.to is not None:
+            return None, self.to
         if self.to is not None:
             return digits(self.to), digits(self.to)
         assert self.recipient is not None, "_addressed checked it"

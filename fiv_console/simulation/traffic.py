@@ -3,7 +3,8 @@
 `TrafficGenerator` plays customers writing to one business number: R messages a second for S seconds
 (or until cancelled), one signed POST per message (bodies from `simulation.envelopes`), mostly text with
 some media, voice notes, locations, replies, reactions and button replies, edits and deletions of their
-own texts, and echoes of what the business sent them from the WhatsApp Business app. Each customer has a
+own texts, echoes of what the business sent them from the WhatsApp Business app, and messages in the
+WhatsApp groups the business is in. Each customer has a
 business-scoped user id, as Meta gives every user since 2026, and some a username; of those, some hide
 their number, so their messages come without one. Sends follow a fixed schedule
 (message i is due at start + i/R, so pacing never drifts) with a bound on POSTs in flight; `TrafficStats`
@@ -160,6 +161,12 @@ _KINDS: tuple[tuple[str, int], ...] = (
     ("edit", 3),
     ("revoke", 2),
     ("echo", 3),
+    ("group", 4),
+)
+# Groups the business is in (Groups API): their ids as Meta shapes them, base64 of an opaque key.
+_GROUPS = (
+    "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD",
+    "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOTo5OTkwMDAxMjM0NTY3ODkZD",
 )
 _ECHOES = ("Hi! We're on it.", "Your order left the warehouse today 🚚", "Sent you the invoice by email.")
 _USERNAMES = ("sunflower.bia", "kwame_o", "zoe.m", "liam.ships", "priya_s", "camila.r")
@@ -369,6 +376,9 @@ class TrafficGenerator:
                 "text": {"body": rng.choice(_ECHOES)},
             }
             return kind, echo
+        if kind == "group":
+            message = self._from(customer, "text", {"body": rng.choice(_TEXTS)}, wamid)
+            return kind, {**message, "group_id": rng.choice(_GROUPS)}
         if kind in ("edit", "revoke") and history.texts:
             original = rng.choice(history.texts)
             if kind == "revoke":

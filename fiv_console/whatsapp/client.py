@@ -661,15 +661,22 @@ def _bearer(access_token: str) -> dict[str, str]:
 _BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]+$")
 
 
+_PHONE_PUNCTUATION = re.compile(r"[\s()+.-]")
+
+
 def is_business_scoped_id(value: str) -> bool:
     return _BSUID.match(value) is not None
 
 
 def _message(to: str, kind: str, content: dict[str, Any]) -> dict[str, Any]:
-    """The common part of a send: to a phone number as `to`, or to a user known only by their BSUID as
-    `recipient`, which Meta takes since 2026 (`to` would take precedence, so it is left out then)."""
-    address = "recipient" if is_business_scoped_id(to) else "to"
-    return {"messaging_product": "whatsapp", "recipient_type": "individual", address: to, "type": kind, kind: content}
+    """The common part of a send: to a phone number as `to`; to a user known only by their BSUID as
+    `recipient`, which Meta takes since 2026 (`to` would take precedence, so it is left out then); to a
+    WhatsApp group (neither a number nor a BSUID: its id) as `to` with `recipient_type` group."""
+    common = {"messaging_product": "whatsapp"}
+    if is_business_scoped_id(to):
+        return {**common, "recipient_type": "individual", "recipient": to, "type": kind, kind: content}
+    group = not _PHONE_PUNCTUATION.sub("", to).isdigit()
+    return {**common, "recipient_type": "group" if group else "individual", "to": to, "type": kind, kind: content}
 
 
 def text_payload(to: str, body: str, reply_to: str | None = None, preview_url: bool = False) -> dict[str, Any]:

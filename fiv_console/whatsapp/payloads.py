@@ -262,6 +262,7 @@ class _Message(_Model):
     from_: str | None = Field(default=None, alias="from")
     from_user_id: str | None = None
     id: WaMessageId
+    group_id: str | None = None  # a message in a WhatsApp group: `from` is the participant who wrote it
     # Optional here so that a bad one costs only itself (`_read_message`); the intake takes the arrival time.
     timestamp: EpochSeconds | None = None
     type: str = Field(min_length=1, max_length=_KIND_MAX)
@@ -444,6 +445,7 @@ class InboundMessage(_Record):
     errors: tuple[WhatsAppError, ...] = ()
     raw: Any
     problem: str | None = None  # why the message is invalid, or which fields of it were left out and why
+    group_id: str | None = None  # written in this WhatsApp group (the sender is the participant)
     # "outbound": the business sent it from the WhatsApp Business app (an echo, or an app chat's history).
     direction: Literal["inbound", "outbound"] = "inbound"
     from_history: bool = False  # from the app's chats before onboarding (the `history` field)
@@ -765,6 +767,7 @@ def _message(waba_id: str, phone_number_id: str, people: dict[str, _Contact], it
         waba_id=waba_id,
         phone_number_id=phone_number_id,
         wa_message_id=message.id,
+        group_id=message.group_id,
         wa_id=message.from_,
         user_id=message.from_user_id or (contact.user_id if contact else None),
         profile_name=profile.name,

@@ -243,4 +243,5 @@ export default {
   "wa.deleted": "The customer deleted this message.",
   "wa.reactions": "Reactions: {emoji}",
   "wa.fromApp": "Sent from the WhatsApp Business app",
+  "wa.group": "WhatsApp group",
 };

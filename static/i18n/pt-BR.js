@@ -242,4 +242,5 @@ export default {
   "wa.deleted": "O cliente apagou esta mensagem.",
   "wa.reactions": "Reações: {emoji}",
   "wa.fromApp": "Enviada pelo app WhatsApp Business",
+  "wa.group": "Grupo do WhatsApp",
 };

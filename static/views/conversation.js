@@ -247,6 +247,9 @@ export function mountConversation({ store, ui }) {
     const special = specialOf(message, history);
     if (message.details?.forwarded) body.append(el("p", { class: "forwarded muted", text: t("message.forwarded") }));
     if (message.details?.from_app) body.append(el("p", { class: "forwarded muted", text: t("wa.fromApp") }));
+    // In a group, each message says which participant wrote it.
+    const participant = message.details?.participant;
+    if (participant) body.append(el("p", { class: "participant", text: participant.name || (participant.username ? `@${participant.username}` : `+${participant.wa_id ?? ""}`) }));
     if (message.revoked_at) body.append(el("p", { class: "text muted deleted", text: t("wa.deleted") }));
     else {
       if (media) body.append(media);
