@@ -246,3 +246,28 @@ async def test_a_customer_known_by_username_only_is_answered_by_their_bsuid(worl
         return bool(answer.body["data"]["items"][0]["status"] == "read")
 
     await _eventually(read_by_customer, "the reply to be read")
+
+
+async def test_the_agent_reacts_to_a_customers_message_and_takes_it_back(world: World, tenant: TenantPeople) -> None:
+    # Meta's messages reference, reaction: `type: reaction`, `reaction: {message_id, emoji}`; an empty emoji
+    # removes it. A reaction is no message of the history: it shows on the message it reacts to.
+    await _customer_writes(world, "My parcel arrived, thanks!")
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id = await _waiting_conversation(agent)
+    history = await agent.get(f"/api/conversations/{conversation_id}/messages")
+    [inbound] = history.body["data"]["items"]
+
+    early = await agent.post(f"/api/messages/{inbound['id']}/reaction", {"emoji": "👍"})
+    assert (early.status, early.body["error"]["code"]) == (403, "FORBIDDEN")  # not theirs yet
+    assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+    reacted = await agent.post(f"/api/messages/{inbound['id']}/reaction", {"emoji": "👍"})
+    assert reacted.status == 200, reacted.body
+    assert [(r["by"], r["emoji"]) for r in reacted.data["reactions"]] == [("business", "👍")]
+    [sent] = [s for s in world.simulator.sent if s.type == "reaction"]
+    assert sent.request["reaction"] == {"message_id": inbound["wa_message_id"], "emoji": "👍"}
+    assert sent.request["to"] == CUSTOMER
+
+    taken_back = await agent.post(f"/api/messages/{inbound['id']}/reaction", {"emoji": ""})
+    assert taken_back.data["reactions"] == []
+    after = await agent.get(f"/api/conversations/{conversation_id}/messages")
+    assert [m["id"] for m in after.body["data"]["items"]] == [inbound["id"]]  # no message was added

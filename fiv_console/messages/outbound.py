@@ -261,6 +261,13 @@ async def _locked_target(conn: Connection, viewer: Viewer, conversation_id: UUID
     return row
 
 
+async def reaction_target(conn: Connection, viewer: Viewer, conversation_id: UUID) -> Target:
+    """Where the viewer's reaction in a conversation goes: a free-form message, so only by whoever may reply
+    there and inside the 24-hour window (`messages.reacting`). Locks the conversation until commit."""
+    row = await _locked_target(conn, viewer, conversation_id, template=False)
+    return Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
+
+
 def _stored_form(
     content: Reply, composed: ComposedTemplate | None = None
 ) -> tuple[str, str | None, dict[str, Any] | None, dict[str, Any] | None]:
