@@ -16,8 +16,9 @@ from aiohttp import ClientSession
 
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.simulation.envelopes import message_object, messages_envelope
+from fiv_console.simulation.traffic import TrafficConfig, TrafficGenerator
 from tests.api import Api, TenantPeople
-from tests.conftest import TestDatabase
+from tests.conftest import WEBHOOK_SECRET, TestDatabase
 from tests.webhooks import (
     World,
     post_webhook,
@@ -271,3 +272,69 @@ async def test_the_agent_reacts_to_a_customers_message_and_takes_it_back(world: 
     assert taken_back.data["reactions"] == []
     after = await agent.get(f"/api/conversations/{conversation_id}/messages")
     assert [m["id"] for m in after.body["data"]["items"]] == [inbound["id"]]  # no message was added
+
+
+async def test_every_kind_of_todays_traffic_lands_in_its_conversation_and_is_answered(
+    world: World, tenant: TenantPeople, db: Database, owner: asyncpg.Connection
+) -> None:
+    # The simulator's customers as Meta sends them today: some by username only, messages in groups, edits,
+    # deletions, reactions and the business app's echoes among the usual kinds.
+    traffic = TrafficConfig(
+        webhook_url=world.webhook_url,
+        app_secret=WEBHOOK_SECRET.encode(),
+        phone_number_id=world.phone_number_id,
+        display_number="15550100",
+        rate=100,
+        customers=10,
+        duration=1.5,
+        seed=20,
+    )
+    generator = TrafficGenerator(traffic, counterpart=world.simulator)
+    stats = await generator.run()
+    assert stats.acknowledged == stats.sent == 150
+    assert {"group", "edit", "reaction", "echo"} <= set(stats.kinds), stats.kinds
+    assert (
+        await owner.fetchval(
+            "select count(*) from webhook_dead_letters where phone_number_id = $1", world.phone_number_id
+        )
+        == 0
+    )
+
+    async with tenant_tx(db, tenant.id) as conn:
+        contacts = await conn.fetch("select id, wa_id, user_id, group_id from contacts")
+        rows = await conn.fetch(
+            "select m.kind, m.direction, m.details, c.contact_id "
+            "from messages m join conversations c on c.id = m.conversation_id"
+        )
+    # One contact per customer (by number or, hiding it, by BSUID) and per group; nothing else.
+    expected = {(None if c.hides_number else c.wa_id, c.bsuid) for c in generator.customers}
+    people = {(c["wa_id"], c["user_id"]) for c in contacts if c["group_id"] is None}
+    assert people <= expected
+    groups = {c["id"] for c in contacts if c["group_id"] is not None}
+    assert groups
+    # Edits, deletions and reactions changed messages instead of joining the history.
+    assert not {r["kind"] for r in rows} & {"edit", "revoke", "reaction"}
+    assert all((r["contact_id"] in groups) == ("participant" in (r["details"] or {})) for r in rows)
+    assert any(r["direction"] == "outbound" and (r["details"] or {}).get("from_app") for r in rows)
+
+    # The agent answers a group, a customer known only by username, and one with a number.
+    supervisor = await world.browsers.signed_in(tenant.supervisor)
+    listed = (await supervisor.get("/api/conversations?status=waiting&limit=100")).data["items"]
+    picks = {
+        "group": next(c for c in listed if c["contact"]["group_id"]),
+        "username": next(c for c in listed if c["contact"]["wa_id"] is None and not c["contact"]["group_id"]),
+        "number": next(c for c in listed if c["contact"]["wa_id"]),
+    }
+    for kind, conversation in picks.items():
+        assert (await supervisor.post(f"/api/conversations/{conversation['id']}/assign", {})).status == 200
+        reply = await supervisor.post(f"/api/conversations/{conversation['id']}/messages", {"text": f"Hello, {kind}"})
+        assert reply.status == 201, reply.body
+        [sent] = [s for s in world.simulator.sent if s.wamid == reply.data["wa_message_id"]]
+        contact = conversation["contact"]
+        if kind == "group":
+            assert (sent.request["recipient_type"], sent.request["to"]) == ("group", contact["group_id"])
+        elif kind == "username":
+            assert "to" not in sent.request
+            assert sent.request["recipient"].startswith("ZZ.")
+        else:
+            assert sent.request["to"] == contact["wa_id"]
