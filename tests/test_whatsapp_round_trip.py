@@ -338,3 +338,20 @@ async def test_every_kind_of_todays_traffic_lands_in_its_conversation_and_is_ans
             assert sent.request["recipient"].startswith("ZZ.")
         else:
             assert sent.request["to"] == contact["wa_id"]
+
+
+async def test_media_goes_by_link_as_well_as_by_id(world: World, tenant: TenantPeople) -> None:
+    # Meta's messages reference, media: `image: {link, caption}` instead of `{id}`; WhatsApp fetches the file.
+    await _customer_writes(world, "Send me the catalogue?")
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id = await _waiting_conversation(agent)
+    assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+    link = "https://cdn.example.com/catalogue/2026.pdf"
+    media = {"kind": "document", "link": link, "filename": "catalogue.pdf", "caption": "Our 2026 catalogue"}
+    sent_reply = await agent.post(f"/api/conversations/{conversation_id}/messages", {"media": media})
+    assert sent_reply.status == 201, sent_reply.body
+    assert (sent_reply.data["status"], sent_reply.data["media"]["link"]) == ("sent", link)
+    [sent] = [s for s in world.simulator.sent if s.wamid == sent_reply.data["wa_message_id"]]
+    assert sent.request["document"] == {"link": link, "caption": "Our 2026 catalogue", "filename": "catalogue.pdf"}
+    both = await agent.post(f"/api/conversations/{conversation_id}/messages", {"media": {**media, "id": "123"}})
+    assert (both.status, both.body["error"]["code"]) == (400, "VALIDATION_ERROR")

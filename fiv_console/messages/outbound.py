@@ -83,15 +83,28 @@ class TemplateRequest(BaseModel):
 
 
 class MediaRequest(BaseModel):
+    """A file to send: by the id of an upload, or by a public link WhatsApp fetches it from (as Meta takes
+    both): exactly one of `id` and `link`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:-]+$", description="From the upload.")
+    id: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:-]+$", description="From the upload."
+    )
+    link: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s/]+\S*$",
+        description="A public http(s) URL of the file, which WhatsApp downloads.",
+    )
     kind: MediaKind
     caption: Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)] | None = None
     filename: Annotated[str, StringConstraints(min_length=1, max_length=240, pattern=NO_NUL)] | None = None
 
     @model_validator(mode="after")
     def _fits_kind(self) -> Self:
+        if (self.id is None) == (self.link is None):
+            raise ValueError("give exactly one of id and link")
         if self.caption is not None and self.kind == "audio":
             raise ValueError("audio cannot have a caption")
         if self.filename is not None and self.kind != "document":

@@ -84,7 +84,9 @@ def payload_of(outgoing: Outgoing) -> dict[str, Any]:
             payload = template_payload(to, template.name, template.language, list(template.parameters))
     else:
         media = content.media
-        payload = media_payload(to, media.kind, media.id, caption=media.caption, filename=media.filename)
+        payload = media_payload(
+            to, media.kind, media.id, caption=media.caption, filename=media.filename, link=media.link
+        )
     if outgoing.reply_to_wamid is not None:
         payload["context"] = {"message_id": outgoing.reply_to_wamid}
     return payload

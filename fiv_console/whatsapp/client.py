@@ -709,14 +709,23 @@ MediaKind = Literal["image", "document", "audio", "video"]
 
 
 def media_payload(
-    to: str, kind: MediaKind, media_id: str, caption: str | None = None, filename: str | None = None
+    to: str,
+    kind: MediaKind,
+    media_id: str | None,
+    caption: str | None = None,
+    filename: str | None = None,
+    *,
+    link: str | None = None,
 ) -> dict[str, Any]:
-    """An uploaded media file by its id; WhatsApp shows no caption on audio and a file name on documents only."""
+    """A media file by the id of an upload, or by a `link` WhatsApp downloads it from (exactly one); WhatsApp
+    shows no caption on audio and a file name on documents only."""
     if caption is not None and kind == "audio":
         raise ValueError("audio cannot have a caption")
     if filename is not None and kind != "document":
         raise ValueError("only a document has a file name")
-    media: dict[str, Any] = {"id": media_id}
+    if (media_id is None) == (link is None):
+        raise ValueError("give exactly one of a media id and a link")
+    media: dict[str, Any] = {"id": media_id} if media_id is not None else {"link": link}
     if caption is not None:
         media["caption"] = caption
     if filename is not None:

@@ -15,7 +15,8 @@ const TICKS = { queued: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓"
 
 function mediaOf(message) {
   const media = message.media;
-  if (!media?.id) return null;
+  // Sent by a link WhatsApp fetched the file from: the link itself (the console holds no copy).
+  if (!media?.id) return media?.link ? el("a", { href: media.link, target: "_blank", rel: "noopener noreferrer", class: "media-document" }, `🔗 ${media.filename || kindName(message.kind)}`) : null;
   const source = `/api/messages/${message.id}/media`;
   switch (message.kind) {
     case "image":
