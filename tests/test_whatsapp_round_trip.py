@@ -355,3 +355,62 @@ async def test_media_goes_by_link_as_well_as_by_id(world: World, tenant: TenantP
     assert sent.request["document"] == {"link": link, "caption": "Our 2026 catalogue", "filename": "catalogue.pdf"}
     both = await agent.post(f"/api/conversations/{conversation_id}/messages", {"media": {**media, "id": "123"}})
     assert (both.status, both.body["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+
+async def test_the_agent_asks_with_reply_buttons_and_a_list_and_the_answer_comes_back(
+    world: World, tenant: TenantPeople
+) -> None:
+    # Meta's messages reference, interactive: `type: button` (up to 3 reply buttons) and `type: list`; the
+    # customer's tap comes back as an interactive message with `button_reply` quoting ours.
+    await _customer_writes(world, "I want to change my delivery")
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id = await _waiting_conversation(agent)
+    assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+    buttons = {
+        "body": "When suits you?",
+        "buttons": [{"id": "am", "title": "Morning"}, {"id": "pm", "title": "Afternoon"}],
+    }
+    asked = await agent.post(f"/api/conversations/{conversation_id}/messages", {"interactive": buttons})
+    assert asked.status == 201, asked.body
+    assert (asked.data["kind"], asked.data["text"], asked.data["status"]) == ("interactive", "When suits you?", "sent")
+    [sent] = [s for s in world.simulator.sent if s.wamid == asked.data["wa_message_id"]]
+    assert sent.request["interactive"] == {
+        "type": "button",
+        "body": {"text": "When suits you?"},
+        "action": {
+            "buttons": [
+                {"type": "reply", "reply": {"id": "am", "title": "Morning"}},
+                {"type": "reply", "reply": {"id": "pm", "title": "Afternoon"}},
+            ]
+        },
+    }
+    menu = {
+        "body": "Pick a store",
+        "list": {
+            "button": "Stores",
+            "sections": [{"title": "São Paulo", "rows": [{"id": "sp1", "title": "Paulista"}]}],
+        },
+    }
+    listed = await agent.post(f"/api/conversations/{conversation_id}/messages", {"interactive": menu})
+    assert listed.status == 201, listed.body
+    [sent_list] = [s for s in world.simulator.sent if s.wamid == listed.data["wa_message_id"]]
+    assert sent_list.request["interactive"]["action"]["sections"][0]["rows"] == [{"id": "sp1", "title": "Paulista"}]
+    too_many = {"body": "?", "buttons": [{"id": str(n), "title": f"Option {n}"} for n in range(4)]}
+    refused = await agent.post(f"/api/conversations/{conversation_id}/messages", {"interactive": too_many})
+    assert (refused.status, refused.body["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+    answer = message_object(
+        CUSTOMER, "interactive", {"type": "button_reply", "button_reply": {"id": "pm", "title": "Afternoon"}}
+    )
+    answer["context"] = {"from": "15550100", "id": asked.data["wa_message_id"]}
+    async with ClientSession() as http:
+        body = messages_envelope(world.phone_number_id, "15550100", CUSTOMER, "Customer", answer)
+        assert (await post_webhook(http, world.webhook_url, body)).status == 200
+    history = await agent.get(f"/api/conversations/{conversation_id}/messages")
+    newest = history.body["data"]["items"][0]
+    assert (newest["kind"], newest["text"], newest["details"]["interactive"]["id"]) == (
+        "interactive",
+        "Afternoon",
+        "pm",
+    )
+    assert newest["reply_to_wa_message_id"] == asked.data["wa_message_id"]

@@ -32,6 +32,7 @@ from fiv_console.messages import history as messages
 from fiv_console.messages import statuses as message_statuses
 from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages.history import Message
+from fiv_console.messages.interactive import InteractiveReply, InteractiveRequest
 from fiv_console.text import NO_NUL
 from fiv_console.whatsapp.template_messages import ButtonValue, ComposedTemplate, HeaderValue, TemplateParameter
 
@@ -83,8 +84,7 @@ class TemplateRequest(BaseModel):
 
 
 class MediaRequest(BaseModel):
-    """A file to send: by the id of an upload, or by a public link WhatsApp fetches it from (as Meta takes
-    both): exactly one of `id` and `link`."""
+    """A file: by an upload's id, or by a public link WhatsApp fetches it from: exactly one of the two."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -142,13 +142,13 @@ class MediaReply(BaseModel):
     reply_to: ReplyTo = None
 
 
-Reply = TextReply | TemplateReply | MediaReply
+Reply = TextReply | TemplateReply | MediaReply | InteractiveReply
 
 
 def _content_kind(value: Any) -> str | None:
     """Which reply a body is: the one of `text`, `template` and `media` it names (None: not exactly one)."""
     named = value.model_fields_set if isinstance(value, BaseModel) else value if isinstance(value, dict) else {}
-    given = [name for name in ("text", "template", "media") if name in named]
+    given = [name for name in ("text", "template", "media", "interactive") if name in named]
     return given[0] if len(given) == 1 else None
 
 
@@ -157,16 +157,18 @@ class SendRequest(
         Annotated[
             Annotated[TextReply, Tag("text")]
             | Annotated[TemplateReply, Tag("template")]
-            | Annotated[MediaReply, Tag("media")],
+            | Annotated[MediaReply, Tag("media")]
+            | Annotated[InteractiveReply, Tag("interactive")],
             Discriminator(
                 _content_kind,
                 custom_error_type="reply_content",
-                custom_error_message="give exactly one of text, template and media",
+                custom_error_message="give exactly one of text, template, media and interactive",
             ),
         ]
     ]
 ):
-    """Free text, a template or a media file: exactly one of `text`, `template` and `media`."""
+    """Free text, a template, a media file or an interactive question (reply buttons or a list): exactly one
+    of `text`, `template`, `media` and `interactive`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +301,13 @@ def _stored_form(
     if isinstance(content, MediaReply):
         media = content.media.model_dump(exclude_none=True, exclude={"kind"})
         return content.media.kind, content.media.caption, media, None
+    if isinstance(content, InteractiveReply):
+        return (
+            "interactive",
+            content.interactive.body,
+            None,
+            {"interactive": content.interactive.model_dump(exclude_none=True)},
+        )
     return "text", content.text, None, None
 
 
@@ -308,6 +317,8 @@ def _request_of(message: Message) -> Reply:
         return TemplateReply(template=TemplateRequest.model_validate(message.details["template"]))
     if message.media is not None:
         return MediaReply(media=MediaRequest.model_validate({**message.media, "kind": message.kind}))
+    if message.kind == "interactive" and message.details and "interactive" in message.details:
+        return InteractiveReply(interactive=InteractiveRequest.model_validate(message.details["interactive"]))
     return TextReply(text=message.text or "")
 
 

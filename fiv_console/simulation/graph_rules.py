@@ -198,10 +198,28 @@ class _Location(_Strict):
 
 
 class _Interactive(BaseModel):
-    """Checked only for its type: the rest (buttons, lists, flows) is deep and not what the simulator tests."""
+    """Checked for its type, and reply buttons and lists for Meta's limits (1 to 3 buttons of titles up to 20
+    characters; 1 to 10 rows in all); flows and the rest are deep and not what the simulator tests."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     type: str = Field(min_length=1)
+    action: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> Self:
+        action = self.action or {}
+        if self.type == "button":
+            buttons = action.get("buttons")
+            if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+                raise ValueError("a button message has 1 to 3 buttons")
+            if any(len(str((b.get("reply") or {}).get("title", ""))) > 20 for b in buttons if isinstance(b, dict)):
+                raise ValueError("a button title has at most 20 characters")
+        if self.type == "list":
+            sections = action.get("sections")
+            rows = [r for s in sections or [] if isinstance(s, dict) for r in s.get("rows") or []]
+            if not isinstance(sections, list) or not 1 <= len(rows) <= 10:
+                raise ValueError("a list has 1 to 10 rows")
+        return self
 
 
 class _Context(_Strict):

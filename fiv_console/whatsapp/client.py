@@ -733,6 +733,12 @@ def media_payload(
     return _message(to, kind, media)
 
 
+def interactive_payload(to: str, interactive: dict[str, Any]) -> dict[str, Any]:
+    """An interactive message (reply buttons, a list): `interactive` is Meta's object, built and checked by
+    `messages.interactive`."""
+    return _message(to, "interactive", interactive)
+
+
 def reaction_payload(to: str, message_id: str, emoji: str) -> dict[str, Any]:
     """A reaction to the wamid `message_id`; an empty `emoji` removes ours."""
     return _message(to, "reaction", {"message_id": message_id, "emoji": emoji})
