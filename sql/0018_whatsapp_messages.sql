@@ -58,6 +58,8 @@ create policy tenant_isolation on message_reactions
     using (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid)
     with check (tenant_id = nullif(current_setting('app.current_tenant', true), '')::uuid);
 grant select, insert, update on message_revisions, message_reactions to fiv_app;
+-- A message deleted for everyone takes its words out of search.
+grant delete on conversation_terms to fiv_app;
 
 -- Errors Meta reports on a whole change rather than on a message (a value-level `errors[]`: a webhook it
 -- could not render, a rate limit hit, a business that declined to share its chat history), kept with the

@@ -128,6 +128,8 @@ async def test_an_edit_changes_the_text_in_place_and_keeps_the_old_one(
     assert [r["text"] for r in shown["revisions"]] == ["See you at 4"]
     [update] = await _updates(db, tenant.id)
     assert update["message"]["text"] == "See you at 5, not 4"
+    [listed] = await _rows(db, tenant.id, "select last_message_text from conversations")
+    assert listed["last_message_text"] == "See you at 5, not 4"
     assert len(await _rows(db, tenant.id, "select 1 from messages")) == 1
 
 
@@ -164,6 +166,10 @@ async def test_a_revoke_hides_the_content_and_keeps_it_for_the_audit(
     assert shown["revoked_at"] is not None
     [kept] = await _rows(db, tenant.id, "select kind, previous_text from message_revisions")
     assert tuple(kept) == ("revoke", "my card number is 1234")
+    # Nor previewed in the list, nor found by search.
+    [listed] = await _rows(db, tenant.id, "select last_message_text from conversations")
+    assert listed["last_message_text"] is None
+    assert await _rows(db, tenant.id, "select 1 from conversation_terms where term = 'card'") == []
     [update] = await _updates(db, tenant.id)
     assert update["message"]["revoked_at"] is not None
 

@@ -6,7 +6,8 @@ revoke or reaction, with its own wamid). Instead:
 - an edit changes the original's text (or caption, and media) in place and marks it `edited_at`; the text
   it replaced is kept in `message_revisions`, which the history shows as the message's earlier versions;
 - a revoke (deleted for everyone) clears the original's text and media and marks it `revoked_at`; its
-  content stays in `message_revisions` for the audit, and is never shown again;
+  content stays in `message_revisions` for the audit, and is never shown again (nor previewed in the list,
+  nor found by search);
 - a reaction is the reacting person's one reaction to the message (`message_reactions`): a newer one
   replaces it, an empty one removes it.
 
@@ -78,6 +79,13 @@ _EDIT_SQL = (
 _REVOKE_SQL = """
 update messages set text = null, media = null, revoked_at = $2, updated_at = now() where id = $1
 """
+# The list's preview follows the message it shows; a deleted one's words leave search (the conversation's
+# other messages with a word may then not be found by it: the price of never finding deleted text).
+_PREVIEW_SQL = """
+update conversations set last_message_text = left($3, 140), updated_at = now()
+where tenant_id = $1 and last_message_id = $2
+"""
+_FORGET_TERMS_SQL = "delete from conversation_terms where tenant_id = $1 and message_id = $2"
 
 
 async def apply(conn: Connection, batch: EventBatch, amendments: list[Amendment]) -> list[bool]:
@@ -127,8 +135,11 @@ async def _apply(conn: Connection, batch: EventBatch, amendment: Amendment) -> b
         return True
     if message.kind == "revoke":
         await conn.execute(_REVOKE_SQL, row["id"], when)
+        await conn.execute(_FORGET_TERMS_SQL, batch.tenant_id, row["id"])
+        await conn.execute(_PREVIEW_SQL, batch.tenant_id, row["id"], None)
     elif row["edited_at"] is None or row["edited_at"] <= when:
         await conn.execute(_EDIT_SQL, row["id"], message.text, media, when)
+        await conn.execute(_PREVIEW_SQL, batch.tenant_id, row["id"], message.text)
     else:
         return True  # an older edit, delivered after a newer one: kept as a revision, the text stays
     await conn.execute(
