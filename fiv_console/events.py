@@ -36,6 +36,7 @@ EventType = Literal[
     "conversation.sla_breached",
     "message.created",
     "message.status",
+    "message.updated",
     "note.created",
     "agent.presence",
     "queue.updated",

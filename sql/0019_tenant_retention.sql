@@ -1,6 +1,7 @@
 -- A tenant's retention (its setting `retention_days`): its closed conversations closed longer ago than
 -- that are deleted, with their messages, notes, labels and search words (their foreign keys cascade) and
--- the delivery statuses of their messages, in small batches by a background job. Contacts stay.
+-- the delivery statuses and reactions of their messages (keyed by Meta's message ids, not by ours), in
+-- small batches by a background job. Contacts stay.
 --
 -- The server's role may delete none of these tables (a bug could not lose a conversation); it may call this
 -- function, which deletes only in the tenant its transaction has set, and only what was closed before the
@@ -32,6 +33,11 @@ begin
         using public.messages m
         where m.tenant_id = tenant and m.conversation_id in (select id from doomed)
           and s.tenant_id = tenant and s.channel_id = m.channel_id and s.wa_message_id = m.wa_message_id
+    ), reactions as (
+        delete from public.message_reactions r
+        using public.messages m
+        where m.tenant_id = tenant and m.conversation_id in (select id from doomed)
+          and r.tenant_id = tenant and r.channel_id = m.channel_id and r.target_wa_message_id = m.wa_message_id
     )
     delete from public.conversations c
     where c.tenant_id = tenant and c.id in (select id from doomed);

@@ -54,7 +54,7 @@ export function createNotifier(store, ui) {
     event(frame) {
       const data = frame.data ?? {};
       const conversation = data.conversation;
-      const name = (c) => c?.contact?.name || c?.contact?.profile_name || c?.contact?.wa_id || "";
+      const name = (c) => c?.contact?.name || c?.contact?.profile_name || c?.contact?.username || c?.contact?.wa_id || "";
       if (frame.event === "conversation.assigned" || frame.event === "conversation.transferred") {
         if (conversation?.agent_id === me.user.id && data.from?.agent_id !== me.user.id) {
           notify(t("notify.assigned"), name(conversation), conversation.id);

@@ -274,6 +274,12 @@ export function createStore(me) {
     } else if (frame.event === "message.created") {
       addMessage(data.conversation_id, data.message);
       emit({ type: "message", event: frame.event, conversationId: data.conversation_id, message: data.message });
+    } else if (frame.event === "message.updated") {
+      // Edited, deleted for everyone, or reacted to: the message replaces the one held, counting nothing anew.
+      const history = state.histories.get(data.conversation_id);
+      const known = history?.messages.get(data.message.id);
+      if (known) history.messages.set(data.message.id, { ...known, ...data.message, status: laterStatus(known.status, data.message.status) });
+      emit({ type: "message", event: frame.event, conversationId: data.conversation_id, message: data.message });
     } else if (frame.event === "message.status") {
       const history = state.histories.get(data.conversation_id);
       const message = history?.messages.get(data.message_id);

@@ -110,6 +110,23 @@ INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
         "values ($1, $2, $3, 'delivered', now()) returning wa_message_id as id",
         lambda t, ids: [t, ids["channels"], f"wamid.{uuid.uuid4().hex}"],
     ),
+    # WhatsApp as Meta sends it (0018): edits and revokes, reactions, errors on a whole change.
+    "message_revisions": (
+        "insert into message_revisions (tenant_id, channel_id, wa_message_id, target_wa_message_id, message_id, "
+        "kind, text, occurred_at) values ($1, $2, $3, 'wamid.walk', $4, 'edit', 'edited', now()) "
+        "returning wa_message_id as id",
+        lambda t, ids: [t, ids["channels"], f"wamid.{uuid.uuid4().hex}", ids["messages"]],
+    ),
+    "message_reactions": (
+        "insert into message_reactions (tenant_id, channel_id, target_wa_message_id, reactor, emoji, reacted_at) "
+        "values ($1, $2, $3, 'business', '👍', now()) returning target_wa_message_id as id",
+        lambda t, ids: [t, ids["channels"], f"wamid.{uuid.uuid4().hex}"],
+    ),
+    "channel_errors": (
+        "insert into channel_errors (tenant_id, channel_id, body_sha256, position, code) "
+        "values ($1, $2, $3, 0, 131000) returning position as id",
+        lambda t, ids: [t, ids["channels"], uuid.uuid4().bytes],
+    ),
     "event_counters": (
         "insert into event_counters (tenant_id, last_seq) values ($1, 1) returning tenant_id as id",
         lambda t, ids: [t],

@@ -355,7 +355,7 @@ async def test_the_list_filters_searches_sorts_and_pages(browsers: Browsers, ten
     }  # fmt: skip
     assert item["contact"]["name"] == "Bruno"
     assert item["contact"]["profile_name"] == "Bru_no"
-    assert set(item["contact"]) == {"id", "wa_id", "name", "profile_name"}
+    assert set(item["contact"]) == {"id", "wa_id", "name", "profile_name", "username", "group_id"}
     assert item["labels"] == [{"id": str(vip), "name": "vip", "color": "#aa0000"}]
     last_inbound = datetime.fromisoformat(item["last_inbound_at"])
     assert datetime.fromisoformat(item["window_closes_at"]) - last_inbound == timedelta(hours=24)
@@ -690,7 +690,8 @@ async def test_message_history_pages_with_a_cursor(browsers: Browsers, tenant: T
     assert [m["id"] for m in seen] == [str(message_id) for message_id, _ in order]
     assert set(seen[0]) == {
         "id", "conversation_id", "direction", "kind", "text", "media", "status", "error", "author_id", "details",
-        "wa_message_id", "reply_to_wa_message_id", "sent_at", "created_at",
+        "wa_message_id", "reply_to_wa_message_id", "sent_at", "created_at", "edited_at", "revoked_at", "reactions",
+        "revisions",
     }  # fmt: skip
     assert "raw webhook" not in str(seen)
 

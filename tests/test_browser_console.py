@@ -383,16 +383,32 @@ async def test_reactions_locations_and_forwards_read_as_what_they_are(
         for message in (first, location, reaction):
             del message["text"]
         first["text"] = {"body": "Where is the shop?"}
+        edit = {
+            **text_message(customer, "", wamid="wamid.shop-edit"),
+            "type": "edit",
+            "edit": {
+                "original_message_id": "wamid.shop-question",
+                "message": {"type": "text", "text": {"body": "Where is the shop, please?"}},
+            },
+        }
+        del edit["text"]
         async with ClientSession() as http:
-            body = envelope(world.phone_number_id, messages=[first, location, reaction])
+            body = envelope(world.phone_number_id, messages=[first, location])
             assert (await post_webhook(http, world.webhook_url, body)).status == 200
-        # The list previews the newest message: the reaction.
-        await open_conversation(tab, "👍")
+            # The list previews the newest message: the location, by its name.
+            await open_conversation(tab, "Shop")
+            # Live: the reaction and the edit change the message they name (issue #16), none is a message.
+            for change in (reaction, edit):
+                body = envelope(world.phone_number_id, messages=[change])
+                assert (await post_webhook(http, world.webhook_url, body)).status == 200
         history = messages(tab)
         await expect(history).to_contain_text("Forwarded")
         await expect(history).to_contain_text("📍 Shop, Rua A, 1")
         await expect(history.get_by_role("link", name="Open the map")).to_have_attribute("rel", "noopener noreferrer")
-        await expect(history).to_contain_text("Reacted 👍 to “Where is the shop?”")
+        await expect(history.get_by_label("Reactions: 👍")).to_be_visible()
+        await expect(history).to_contain_text("Where is the shop, please?")
+        await expect(history).to_contain_text("edited")
+        await expect(history.locator("li.bubble")).to_have_count(2)
         assert tab.errors == []
 
 

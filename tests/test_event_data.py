@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
 
 from fiv_console import events
 from fiv_console.assignment.sla import mark_breaches
@@ -24,7 +25,7 @@ from fiv_console.realtime.event_data import EVENT_DATA, validate
 from tests.api import Answer, Api, TenantPeople
 from tests.conftest import TestDatabase, project_root
 from tests.sockets import open_console
-from tests.webhooks import World, simulated_world
+from tests.webhooks import World, envelope, post_webhook, simulated_world, text_message
 
 
 @pytest.fixture
@@ -58,7 +59,18 @@ async def test_every_event_of_a_run_of_traffic_keeps_its_contract(
     console = await open_console(agent)
     await console.send({"type": "presence", "status": "away"})  # away: the loop gives the agent nothing
 
-    await world.customer_writes("5511911110001", "my order is late")
+    late = text_message("5511911110001", "my order is late")
+    reaction = {
+        **text_message("5511911110001", ""),
+        "type": "reaction",
+        "reaction": {"message_id": late["id"], "emoji": "😡"},
+    }
+    del reaction["text"]
+    async with ClientSession() as http:
+        for message in (late, reaction):  # the customer reacts to their own message: `message.updated`
+            assert (
+                await post_webhook(http, world.webhook_url, envelope(world.phone_number_id, messages=[message]))
+            ).status == 200
     await world.customer_writes("5511911110002", "and mine never came")
     first = await _conversation_of(supervisor, "5511911110001")
     second = await _conversation_of(supervisor, "5511911110002")

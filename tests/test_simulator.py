@@ -319,7 +319,12 @@ async def test_statuses_arrive_signed_sent_delivered_read(console: Console, http
         assert [update.status for update in mine] == ["sent", "delivered", "read"]
         assert all((u.phone_number_id, u.recipient_id, u.waba_id) == (PNID, CUSTOMER, "102290129340398") for u in mine)
         assert mine[0].conversation is not None
-        assert mine[0].pricing == {"billable": True, "pricing_model": "CBP", "category": "service"}
+        assert mine[0].pricing == {
+            "billable": False,
+            "pricing_model": "PMP",
+            "category": "service",
+            "type": "free_customer_service",
+        }
     metadata = [orjson.loads(body)["entry"][0]["changes"][0]["value"]["metadata"] for body in console.bodies]
     assert {item["display_phone_number"] for item in metadata} == {DISPLAY}
     assert [delivery.answer_status for delivery in server.simulator.webhooks] == [200] * 9
@@ -512,8 +517,13 @@ async def test_traffic_posts_signed_messages_on_schedule(console: Console) -> No
         assert all(m.problem is None for m in messages)
         assert len({m.wa_message_id for m in messages}) == 50
         assert {m.phone_number_id for m in messages} == {PNID}
-        assert {m.wa_id for m in messages} <= {customer.wa_id for customer in generator.customers}
-        assert all(m.wa_id is not None and m.wa_id.isdigit() and m.profile_name for m in messages)
+        # Every customer has a business-scoped id; one who hides their number behind a username comes by it alone.
+        customers = {customer.bsuid: customer for customer in generator.customers}
+        assert {m.user_id for m in messages} <= set(customers)
+        for m in messages:
+            assert m.user_id is not None
+            assert m.wa_id == (None if customers[m.user_id].hides_number else customers[m.user_id].wa_id)
+            assert m.profile_name
         kinds = {m.kind for m in messages}
         assert len(kinds) >= 4, kinds
         assert "text" in kinds

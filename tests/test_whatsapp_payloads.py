@@ -66,14 +66,16 @@ TEXTS: dict[tuple[str, str], dict[str, Any]] = {
         "kind": "revoke",
         "wa_message_id": "<WHATSAPP_MESSAGE_ID>",
         "raw.revoke.original_message_id": "<ORIGINAL_WHATSAPP_MESSAGE_ID>",
+        "original_message_id": "<ORIGINAL_WHATSAPP_MESSAGE_ID>",
         "text": None,
         # Its sender is not the contact in the envelope, so the contact's name is not given to it.
         "profile_name": None,
     },
     ("edited_message.json", "image"): {
         "kind": "edit",
-        "text": None,
-        "media": None,
+        "text": "Updated image caption",
+        "media.id": "1234567890",
+        "original_message_id": "wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA=",
         "raw.edit.original_message_id": "wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA=",
         "raw.edit.message.image.caption": "Updated image caption",
     },
@@ -465,8 +467,14 @@ def test_wrong_types_in_one_message_of_three_spoil_only_that_one() -> None:
     assert (second.kind, second.wa_message_id, second.timestamp, second.raw) == (INVALID, None, None, bad_id)
     assert second.problem is not None
     assert second.problem.startswith("id:")
-    # What is usable of an invalid message is kept: its id, so a redelivery is still one row, and its sender.
-    assert (third.kind, third.wa_message_id, third.wa_id, third.profile_name) == (INVALID, "wamid.3", WA_ID, "Ana")
+    # A wrong field costs only itself: the message is kept, with its id, sender and kind.
+    assert (third.kind, third.wa_message_id, third.wa_id, third.profile_name, third.text) == (
+        "text",
+        "wamid.3",
+        WA_ID,
+        "Ana",
+        None,
+    )
     assert third.problem is not None
     assert "text.body" in third.problem
     assert third.raw == bad_body
@@ -476,23 +484,85 @@ def test_wrong_types_in_one_message_of_three_spoil_only_that_one() -> None:
     "message",
     [
         "not an object",
-        _message("text", text={"body": "x"}) | {"timestamp": 1749416383},
-        _message("text", timestamp="yesterday"),
         _message("k" * 65),
         _message("text") | {"id": "wamid." + "x" * 251},
-        _message("text", context={"id": "wamid." + "x" * 251}),
-        _message("image", image={"mime_type": "image/jpeg"}),
-        _message("audio", audio={"id": "a", "voice": "sometimes"}),
-        _message("location", location={"latitude": "north", "longitude": 1}),
-        _message("unsupported", errors=[{"code": "soon"}]),
-        _message("interactive", interactive={"type": "button_reply", "button_reply": "yes"}),
+        _message("text") | {"id": None},
     ],
 )
-def test_a_message_that_cannot_be_read_or_stored_is_invalid_with_its_raw(message: Any) -> None:
+def test_a_message_without_a_usable_id_or_kind_is_invalid_with_its_raw(message: Any) -> None:
     record, following = parse_webhook(_body(message, _message("text", 9, text={"body": "next"}))).messages
     assert (record.kind, record.raw) == (INVALID, message)
     assert record.problem
     assert (following.kind, following.text, following.problem) == ("text", "next", None)
+
+
+# Point 9 of issue #16: one bad field costs that field, not the message's content. Each case is a real-shaped
+# message with one field spoilt as Meta's documentation samples and other libraries' fixtures spoil them (a
+# placeholder string where a value belongs, a number where a string does): (message, field lost, what stays).
+_ONE_BAD_FIELD: list[tuple[dict[str, Any], str, dict[str, Any]]] = [
+    (_message("text", text={"body": "x"}) | {"timestamp": "<WEBHOOK_TRIGGER_TIMESTAMP>"}, "timestamp", {"text": "x"}),
+    (_message("text", timestamp="yesterday", text={"body": "y"}), "timestamp", {"text": "y"}),
+    (
+        _message("text", text={"body": "z"}, context={"id": "wamid." + "x" * 251, "from": "15550100"}),
+        "context.id",
+        {"text": "z", "reply_to": None, "reply_to_from": "15550100"},
+    ),
+    (_message("image", image={"mime_type": "image/jpeg", "caption": "c"}), "image.id", {"media": None}),
+    (_message("audio", audio={"id": "a", "voice": "sometimes"}), "audio.voice", {"media.id": "a", "media.voice": None}),
+    (
+        _message("location", location={"latitude": "<LATITUDE>", "longitude": 1, "name": "Home"}),
+        "location.latitude",
+        {"location": None},
+    ),
+    (
+        _message("unsupported", errors=[{"code": "soon"}], unsupported={"type": "poll"}),
+        "errors.0.code",
+        {"unsupported_type": "poll", "errors": ()},
+    ),
+    (
+        _message("interactive", interactive={"type": "button_reply", "button_reply": "yes"}),
+        "interactive",
+        {"interactive": None},
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "field", "kept"), _ONE_BAD_FIELD, ids=[case[1] for case in _ONE_BAD_FIELD])
+def test_one_bad_field_costs_that_field_not_the_message(message: Any, field: str, kept: dict[str, Any]) -> None:
+    record, following = parse_webhook(_body(message, _message("text", 9, text={"body": "next"}))).messages
+    assert (record.kind, record.wa_message_id, record.wa_id, record.raw) == (
+        message["type"],
+        message["id"],
+        WA_ID,
+        message,
+    )
+    assert record.problem is not None
+    assert record.problem.startswith(field)
+    for path, value in kept.items():
+        assert _at(record, path) == value, path
+    assert (following.kind, following.text, following.problem) == ("text", "next", None)
+
+
+def test_a_timestamp_given_as_a_number_is_read() -> None:
+    # Meta's documentation samples write some timestamps as JSON numbers.
+    (record,) = parse_webhook(_body(_message("text", text={"body": "x"}) | {"timestamp": 1749416383})).messages
+    assert (record.timestamp, record.problem) == (datetime.fromtimestamp(1749416383, UTC), None)
+
+
+def test_a_payment_method_reply_keeps_its_fields() -> None:
+    # Shape of Meta's webhooks reference, messages/interactive, "payment_method" (2025).
+    answer = {
+        "type": "payment_method",
+        "payment_method": {
+            "payment_credential_id": "1234567890",
+            "title": "Visa ****1234",
+            "last_four_digits": "1234",
+            "payment_method_type": "card",
+        },
+    }
+    (record,) = parse_webhook(_body(_message("interactive", interactive=answer))).messages
+    assert record.interactive is not None
+    assert record.interactive.model_dump(exclude_none=True) == {"type": "payment_method", **answer["payment_method"]}
 
 
 def test_a_message_from_a_user_without_a_number() -> None:
@@ -523,7 +593,7 @@ def test_statuses_of_each_kind() -> None:
     statuses = (
         *(_status(kind, conversation={"id": "c", "origin": {"type": "service"}}) for kind in kinds),
         _status("failed", errors=[failed_error]),
-        _status("read") | {"timestamp": 5},
+        _status("read") | {"timestamp": "soon"},
         {"status": "read"},
     )
     parsed = parse_webhook(_body(statuses=statuses)).statuses

@@ -12,12 +12,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
+from aiohttp import ClientSession
 
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.simulation.envelopes import message_object, messages_envelope
+from fiv_console.simulation.traffic import TrafficConfig, TrafficGenerator
 from tests.api import Api, TenantPeople
-from tests.conftest import TestDatabase
+from tests.conftest import WEBHOOK_SECRET, TestDatabase
 from tests.webhooks import (
     World,
+    post_webhook,
     simulated_world,
 )
 
@@ -217,3 +221,196 @@ async def test_opening_a_conversation_marks_the_customers_messages_read_once(
     assert (await agent.post(f"/api/conversations/{conversation_id}/typing")).body["data"] == {"sent": True}
     assert (await agent.post(f"/api/conversations/{conversation_id}/typing")).body["data"] == {"sent": False}
     assert [m.typing_indicator for m in world.simulator.read_marks] == [False, True]
+
+
+async def test_a_customer_known_by_username_only_is_answered_by_their_bsuid(world: World, tenant: TenantPeople) -> None:
+    # Meta's "Business-scoped user IDs" (2026): a user with a username may write with no number; the
+    # business answers with `recipient` set to their BSUID, and the receipts name it as `recipient_user_id`.
+    bsuid = "BR.1A2b3C4d5E6f1A2b3C4d5E6f1A2b3C4d5E6f1A2b3C4d5E6f1A2b3C4d5E6f123456"
+    message = message_object(None, "text", {"body": "Oi, sou eu"}, user_id=bsuid)
+    body = messages_envelope(
+        world.phone_number_id, "15550100", None, "Sheena", message, user_id=bsuid, username="sheena"
+    )
+    async with ClientSession() as http:
+        assert (await post_webhook(http, world.webhook_url, body)).status == 200
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id = await _waiting_conversation(agent)
+    assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+    reply = await agent.post(f"/api/conversations/{conversation_id}/messages", {"text": "Olá! Como posso ajudar?"})
+    assert reply.status == 201, reply.body
+    [sent] = [s for s in world.simulator.sent if s.wamid == reply.body["data"]["wa_message_id"]]
+    assert sent.request["recipient"] == bsuid
+    assert "to" not in sent.request
+
+    async def read_by_customer() -> bool:
+        answer = await agent.get(f"/api/conversations/{conversation_id}/messages")
+        return bool(answer.body["data"]["items"][0]["status"] == "read")
+
+    await _eventually(read_by_customer, "the reply to be read")
+
+
+async def test_the_agent_reacts_to_a_customers_message_and_takes_it_back(world: World, tenant: TenantPeople) -> None:
+    # Meta's messages reference, reaction: `type: reaction`, `reaction: {message_id, emoji}`; an empty emoji
+    # removes it. A reaction is no message of the history: it shows on the message it reacts to.
+    await _customer_writes(world, "My parcel arrived, thanks!")
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id = await _waiting_conversation(agent)
+    history = await agent.get(f"/api/conversations/{conversation_id}/messages")
+    [inbound] = history.body["data"]["items"]
+
+    early = await agent.post(f"/api/messages/{inbound['id']}/reaction", {"emoji": "👍"})
+    assert (early.status, early.body["error"]["code"]) == (403, "FORBIDDEN")  # not theirs yet
+    assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+    reacted = await agent.post(f"/api/messages/{inbound['id']}/reaction", {"emoji": "👍"})
+    assert reacted.status == 200, reacted.body
+    assert [(r["by"], r["emoji"]) for r in reacted.data["reactions"]] == [("business", "👍")]
+    [sent] = [s for s in world.simulator.sent if s.type == "reaction"]
+    assert sent.request["reaction"] == {"message_id": inbound["wa_message_id"], "emoji": "👍"}
+    assert sent.request["to"] == CUSTOMER
+
+    taken_back = await agent.post(f"/api/messages/{inbound['id']}/reaction", {"emoji": ""})
+    assert taken_back.data["reactions"] == []
+    after = await agent.get(f"/api/conversations/{conversation_id}/messages")
+    assert [m["id"] for m in after.body["data"]["items"]] == [inbound["id"]]  # no message was added
+
+
+async def test_every_kind_of_todays_traffic_lands_in_its_conversation_and_is_answered(
+    world: World, tenant: TenantPeople, db: Database, owner: asyncpg.Connection
+) -> None:
+    # The simulator's customers as Meta sends them today: some by username only, messages in groups, edits,
+    # deletions, reactions and the business app's echoes among the usual kinds.
+    traffic = TrafficConfig(
+        webhook_url=world.webhook_url,
+        app_secret=WEBHOOK_SECRET.encode(),
+        phone_number_id=world.phone_number_id,
+        display_number="15550100",
+        rate=100,
+        customers=10,
+        duration=1.5,
+        seed=20,
+    )
+    generator = TrafficGenerator(traffic, counterpart=world.simulator)
+    stats = await generator.run()
+    assert stats.acknowledged == stats.sent == 150
+    assert {"group", "edit", "reaction", "echo"} <= set(stats.kinds), stats.kinds
+    assert (
+        await owner.fetchval(
+            "select count(*) from webhook_dead_letters where phone_number_id = $1", world.phone_number_id
+        )
+        == 0
+    )
+
+    async with tenant_tx(db, tenant.id) as conn:
+        contacts = await conn.fetch("select id, wa_id, user_id, group_id from contacts")
+        rows = await conn.fetch(
+            "select m.kind, m.direction, m.details, c.contact_id "
+            "from messages m join conversations c on c.id = m.conversation_id"
+        )
+    # One contact per customer (by number or, hiding it, by BSUID) and per group; nothing else.
+    expected = {(None if c.hides_number else c.wa_id, c.bsuid) for c in generator.customers}
+    people = {(c["wa_id"], c["user_id"]) for c in contacts if c["group_id"] is None}
+    assert people <= expected
+    groups = {c["id"] for c in contacts if c["group_id"] is not None}
+    assert groups
+    # Edits, deletions and reactions changed messages instead of joining the history.
+    assert not {r["kind"] for r in rows} & {"edit", "revoke", "reaction"}
+    assert all((r["contact_id"] in groups) == ("participant" in (r["details"] or {})) for r in rows)
+    assert any(r["direction"] == "outbound" and (r["details"] or {}).get("from_app") for r in rows)
+
+    # The agent answers a group, a customer known only by username, and one with a number.
+    supervisor = await world.browsers.signed_in(tenant.supervisor)
+    listed = (await supervisor.get("/api/conversations?status=waiting&limit=100")).data["items"]
+    picks = {
+        "group": next(c for c in listed if c["contact"]["group_id"]),
+        "username": next(c for c in listed if c["contact"]["wa_id"] is None and not c["contact"]["group_id"]),
+        "number": next(c for c in listed if c["contact"]["wa_id"]),
+    }
+    for kind, conversation in picks.items():
+        assert (await supervisor.post(f"/api/conversations/{conversation['id']}/assign", {})).status == 200
+        reply = await supervisor.post(f"/api/conversations/{conversation['id']}/messages", {"text": f"Hello, {kind}"})
+        assert reply.status == 201, reply.body
+        [sent] = [s for s in world.simulator.sent if s.wamid == reply.data["wa_message_id"]]
+        contact = conversation["contact"]
+        if kind == "group":
+            assert (sent.request["recipient_type"], sent.request["to"]) == ("group", contact["group_id"])
+        elif kind == "username":
+            assert "to" not in sent.request
+            assert sent.request["recipient"].startswith("ZZ.")
+        else:
+            assert sent.request["to"] == contact["wa_id"]
+
+
+async def test_media_goes_by_link_as_well_as_by_id(world: World, tenant: TenantPeople) -> None:
+    # Meta's messages reference, media: `image: {link, caption}` instead of `{id}`; WhatsApp fetches the file.
+    await _customer_writes(world, "Send me the catalogue?")
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id = await _waiting_conversation(agent)
+    assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+    link = "https://cdn.example.com/catalogue/2026.pdf"
+    media = {"kind": "document", "link": link, "filename": "catalogue.pdf", "caption": "Our 2026 catalogue"}
+    sent_reply = await agent.post(f"/api/conversations/{conversation_id}/messages", {"media": media})
+    assert sent_reply.status == 201, sent_reply.body
+    assert (sent_reply.data["status"], sent_reply.data["media"]["link"]) == ("sent", link)
+    [sent] = [s for s in world.simulator.sent if s.wamid == sent_reply.data["wa_message_id"]]
+    assert sent.request["document"] == {"link": link, "caption": "Our 2026 catalogue", "filename": "catalogue.pdf"}
+    both = await agent.post(f"/api/conversations/{conversation_id}/messages", {"media": {**media, "id": "123"}})
+    assert (both.status, both.body["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+
+async def test_the_agent_asks_with_reply_buttons_and_a_list_and_the_answer_comes_back(
+    world: World, tenant: TenantPeople
+) -> None:
+    # Meta's messages reference, interactive: `type: button` (up to 3 reply buttons) and `type: list`; the
+    # customer's tap comes back as an interactive message with `button_reply` quoting ours.
+    await _customer_writes(world, "I want to change my delivery")
+    agent = await world.browsers.signed_in(tenant.agent)
+    conversation_id = await _waiting_conversation(agent)
+    assert (await agent.post(f"/api/conversations/{conversation_id}/assign", {})).status == 200
+    buttons = {
+        "body": "When suits you?",
+        "buttons": [{"id": "am", "title": "Morning"}, {"id": "pm", "title": "Afternoon"}],
+    }
+    asked = await agent.post(f"/api/conversations/{conversation_id}/messages", {"interactive": buttons})
+    assert asked.status == 201, asked.body
+    assert (asked.data["kind"], asked.data["text"], asked.data["status"]) == ("interactive", "When suits you?", "sent")
+    [sent] = [s for s in world.simulator.sent if s.wamid == asked.data["wa_message_id"]]
+    assert sent.request["interactive"] == {
+        "type": "button",
+        "body": {"text": "When suits you?"},
+        "action": {
+            "buttons": [
+                {"type": "reply", "reply": {"id": "am", "title": "Morning"}},
+                {"type": "reply", "reply": {"id": "pm", "title": "Afternoon"}},
+            ]
+        },
+    }
+    menu = {
+        "body": "Pick a store",
+        "list": {
+            "button": "Stores",
+            "sections": [{"title": "São Paulo", "rows": [{"id": "sp1", "title": "Paulista"}]}],
+        },
+    }
+    listed = await agent.post(f"/api/conversations/{conversation_id}/messages", {"interactive": menu})
+    assert listed.status == 201, listed.body
+    [sent_list] = [s for s in world.simulator.sent if s.wamid == listed.data["wa_message_id"]]
+    assert sent_list.request["interactive"]["action"]["sections"][0]["rows"] == [{"id": "sp1", "title": "Paulista"}]
+    too_many = {"body": "?", "buttons": [{"id": str(n), "title": f"Option {n}"} for n in range(4)]}
+    refused = await agent.post(f"/api/conversations/{conversation_id}/messages", {"interactive": too_many})
+    assert (refused.status, refused.body["error"]["code"]) == (400, "VALIDATION_ERROR")
+
+    answer = message_object(
+        CUSTOMER, "interactive", {"type": "button_reply", "button_reply": {"id": "pm", "title": "Afternoon"}}
+    )
+    answer["context"] = {"from": "15550100", "id": asked.data["wa_message_id"]}
+    async with ClientSession() as http:
+        body = messages_envelope(world.phone_number_id, "15550100", CUSTOMER, "Customer", answer)
+        assert (await post_webhook(http, world.webhook_url, body)).status == 200
+    history = await agent.get(f"/api/conversations/{conversation_id}/messages")
+    newest = history.body["data"]["items"][0]
+    assert (newest["kind"], newest["text"], newest["details"]["interactive"]["id"]) == (
+        "interactive",
+        "Afternoon",
+        "pm",
+    )
+    assert newest["reply_to_wa_message_id"] == asked.data["wa_message_id"]

@@ -37,6 +37,9 @@ EXPORTED_TABLES: tuple[str, ...] = (
     "conversations",
     "messages",
     "message_statuses",
+    "message_revisions",
+    "message_reactions",
+    "channel_errors",
     "notes",
     "labels",
     "conversation_labels",
@@ -81,6 +84,9 @@ _ORDER: dict[str, str] = {
     "wallboard_day_counters": "t.day, t.kind, t.subject_id",
     "wallboard_day_counter_deltas": "t.day, t.kind, t.subject_id",
     "message_statuses": "t.channel_id, t.wa_message_id, t.status",
+    "message_revisions": "t.channel_id, t.wa_message_id",
+    "message_reactions": "t.channel_id, t.target_wa_message_id, t.reactor",
+    "channel_errors": "t.channel_id, t.body_sha256, t.position",
     "events": "t.seq",
 }
 

@@ -1,4 +1,5 @@
-"""Contacts: the customers who write in. WhatsApp intake creates them (by `wa_id`); people only rename them.
+"""Contacts: the customers who write in. WhatsApp intake creates them (by number and business-scoped user id,
+`messages.identities`); people only rename them.
 
 Staff see every contact of the tenant. An agent sees a contact while they can see one of its conversations:
 one they were assigned, or one waiting in a queue they are a member of (the conversations rule of the
@@ -26,7 +27,15 @@ ContactSort = Literal["name", "-created_at", "-updated_at"]
 class Contact(BaseModel):
     id: UUID
     tenant_id: UUID
-    wa_id: str = Field(description="The customer's WhatsApp id (their number, digits).")
+    wa_id: str | None = Field(
+        description="The customer's number (digits); null for a user WhatsApp names by username only."
+    )
+    user_id: str | None = Field(
+        description="Their business-scoped user id (BSUID, e.g. `US.13491208655302741918`), when WhatsApp gave it."
+    )
+    username: str | None = Field(description="Their WhatsApp username, when they adopted one.")
+    country_code: str | None = Field(description="Their country (ISO 3166 alpha-2), as their BSUID gives it.")
+    group_id: str | None = Field(description="A WhatsApp group's id, when the contact is a group the business is in.")
     profile_name: str | None = Field(description="The name on their WhatsApp profile, as WhatsApp sends it.")
     name: str | None = Field(description="The name the team gave them; shown before the profile name.")
     created_at: datetime
@@ -39,7 +48,9 @@ class ContactUpdate(BaseModel):
     name: ContactName | None = Field(description="null removes it, and the profile name shows again.")
 
 
-_CONTACT_COLUMNS = "id, tenant_id, wa_id, profile_name, name, created_at, updated_at"
+_CONTACT_COLUMNS = (
+    "id, tenant_id, wa_id, user_id, username, country_code, group_id, profile_name, name, created_at, updated_at"
+)
 
 # $1: the whole tenant is visible; $2: else the agent whose conversations decide (null: none).
 # An agent sees the contacts of the conversations in their sight, by the conversations' own rule.
@@ -49,10 +60,10 @@ _VISIBLE_CONTACT = f"""($1::boolean or exists (
 ))"""
 _CONTACT_FILTER = f"""
 where {_VISIBLE_CONTACT}
-  and ($3::text is null or name ilike $3 or profile_name ilike $3 or wa_id ilike $3)
+  and ($3::text is null or name ilike $3 or profile_name ilike $3 or wa_id ilike $3 or username ilike $3)
 """
 _CONTACT_ORDER: dict[ContactSort, str] = {
-    "name": "lower(coalesce(name, profile_name, wa_id)), id",
+    "name": "lower(coalesce(name, profile_name, username, wa_id, user_id)), id",
     "-created_at": "created_at desc, id",
     "-updated_at": "updated_at desc, id",
 }

@@ -31,7 +31,7 @@ SortKey = Literal["-last_message_at", "last_message_at", "-enqueued_at", "enqueu
 # For a page's rows: one probe each (`limit 1` keeps the planner from turning it into a join over the
 # tenant's contacts).
 _CONTACT_PROBE_SQL = """cross join lateral (
-    select k.id, k.wa_id, k.name, k.profile_name from contacts k
+    select k.id, k.wa_id, k.name, k.profile_name, k.username, k.group_id from contacts k
     where k.tenant_id = c.tenant_id and k.id = c.contact_id limit 1
 ) k"""
 
@@ -344,6 +344,8 @@ def _list_item(row: asyncpg.Record, search: str | None) -> dict[str, Any]:
             "wa_id": row["contact_wa_id"],
             "name": row["contact_name"],
             "profile_name": row["contact_profile_name"],
+            "username": row["contact_username"],
+            "group_id": row["contact_group_id"],
         },
         "created_at": row["created_at"],
         "enqueued_at": row["enqueued_at"],

@@ -27,9 +27,11 @@ CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 
 class ContactSummary(BaseModel):
     id: UUID
-    wa_id: str
+    wa_id: str | None = Field(description="Their phone number (digits); null for a user known by username only.")
     name: str | None
     profile_name: str | None
+    username: str | None = Field(description="Their WhatsApp username, when they adopted one.")
+    group_id: str | None = Field(description="A WhatsApp group's id: the conversation is the group's.")
 
 
 class LabelSummary(BaseModel):
@@ -74,6 +76,7 @@ SELECT_COLUMNS_SQL = """
        c.unread_count, c.last_message_id, c.last_message_direction, c.last_message_kind, c.last_message_text,
        c.last_message_created_at,
        k.id as contact_id, k.wa_id as contact_wa_id, k.name as contact_name, k.profile_name as contact_profile_name,
+       k.username as contact_username, k.group_id as contact_group_id,
        coalesce((
            -- json, not jsonb: its objects keep the keys in `LabelSummary`'s order, as the list writes them out.
            select json_agg(json_build_object('id', l.id, 'name', l.name, 'color', l.color) order by l.name_key, l.id)
@@ -91,6 +94,8 @@ def _values(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
         wa_id=values.pop("contact_wa_id"),
         name=values.pop("contact_name"),
         profile_name=values.pop("contact_profile_name"),
+        username=values.pop("contact_username"),
+        group_id=values.pop("contact_group_id"),
     )
     inbound = values["last_inbound_at"]
     values["window_closes_at"] = inbound + CUSTOMER_SERVICE_WINDOW if inbound is not None else None

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fiv_console.access import VISIBLE_CONVERSATION_SQL, Sight, conversation_audience
 from fiv_console.db import keyset
@@ -26,6 +26,17 @@ from fiv_console.events import EventBatch
 
 Direction = Literal["inbound", "outbound"]
 DeliveryStatus = Literal["received", "queued", "sent", "delivered", "read", "failed"]
+
+
+class Reaction(BaseModel):
+    by: Literal["customer", "business"]
+    emoji: str
+    reacted_at: datetime
+
+
+class Revision(BaseModel):
+    text: str | None = Field(description="What the message said before this edit.")
+    replaced_at: datetime
 
 
 class Message(BaseModel):
@@ -43,6 +54,14 @@ class Message(BaseModel):
     reply_to_wa_message_id: str | None
     sent_at: datetime | None
     created_at: datetime
+    edited_at: datetime | None = Field(default=None, description="When the customer last edited it.")
+    revoked_at: datetime | None = Field(
+        default=None, description="When the customer deleted it for everyone: its text and media are gone."
+    )
+    reactions: list[Reaction] = Field(default=[], description="One per person who reacted, oldest first.")
+    revisions: list[Revision] = Field(
+        default=[], description="What an edited message said before, oldest first; none once deleted."
+    )
 
 
 def announce_created(
@@ -118,8 +137,21 @@ class History:
 
 COLUMNS = (
     "id, conversation_id, direction, kind, text, media, status, error, author_id, details, wa_message_id, "
-    "reply_to_wa_message_id, sent_at, created_at"
+    "reply_to_wa_message_id, sent_at, created_at, edited_at, revoked_at"
 )
+# What hangs on a message (`m`): its reactions, by the wamid they name, and an edited one's earlier texts.
+_AMENDMENTS_SQL = """
+coalesce((
+    select json_agg(json_build_object('by', case when r.reactor = 'business' then 'business' else 'customer' end,
+                                      'emoji', r.emoji, 'reacted_at', r.reacted_at) order by r.reacted_at)
+    from message_reactions r
+    where r.channel_id = m.channel_id and r.target_wa_message_id = m.wa_message_id and r.emoji is not null
+), '[]'::json) as reactions,
+coalesce((
+    select json_agg(json_build_object('text', v.previous_text, 'replaced_at', v.occurred_at) order by v.occurred_at)
+    from message_revisions v
+    where v.tenant_id = m.tenant_id and v.message_id = m.id and v.kind = 'edit' and m.revoked_at is null
+), '[]'::json) as revisions"""
 # One statement: whether the reader sees the conversation ($1, $2 and $3 as `VISIBLE_CONVERSATION_SQL`
 # takes them), and then its page and its counts (computed once, only when it is seen), so that a page is
 # one round trip. Two shapes rather than one with "$4 is null or ...": each page keeps a plain index range
@@ -131,7 +163,7 @@ select v.seen,
        m.*
 from (select exists (select 1 from conversations c where c.id = $3 and {VISIBLE_CONVERSATION_SQL}) as seen) v
 left join lateral (
-    select {COLUMNS} from messages
+    select {COLUMNS}, {_AMENDMENTS_SQL} from messages m
     where conversation_id = $3{{after}}
     order by created_at desc, id desc
     limit {{limit}}
@@ -144,6 +176,15 @@ _OLDER_SQL = _PAGE_SQL.format(
     after=" and (created_at, id) < ($4, $5)",
     limit="$6",
 )
+
+_ONE_SQL = f"select {COLUMNS}, {_AMENDMENTS_SQL} from messages m where id = $1"
+
+
+async def read_message(conn: Connection, message_id: UUID) -> Message:
+    """One message as the history shows it (the caller knows it exists)."""
+    row = await conn.fetchrow(_ONE_SQL, message_id)
+    assert row is not None, "the caller found the message"
+    return Message.model_validate(dict(row))
 
 
 def _text_of(value: UUID | None) -> str | None:
@@ -169,6 +210,11 @@ def _message_item(row: asyncpg.Record) -> dict[str, Any]:
         "reply_to_wa_message_id": row["reply_to_wa_message_id"],
         "sent_at": row["sent_at"],
         "created_at": row["created_at"],
+        "edited_at": row["edited_at"],
+        "revoked_at": row["revoked_at"],
+        # Rare, and with times as JSON text: through their models, to write them as every other time.
+        "reactions": [Reaction.model_validate(r).model_dump() for r in row["reactions"]],
+        "revisions": [Revision.model_validate(r).model_dump() for r in row["revisions"]],
     }
 
 

@@ -21,15 +21,14 @@ import orjson
 from fiv_console.conversations import reading
 from fiv_console.db.pool import Connection
 from fiv_console.events import EventBatch
-from fiv_console.messages import dead_letters
+from fiv_console.messages import amendments, coexistence, dead_letters, identities
 from fiv_console.messages import history as messages
 from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages.history import Message
+from fiv_console.messages.identities import Identity
 from fiv_console.whatsapp.payloads import InboundMessage
 
-_CONTACT_KEY_MAX = 32  # contacts.wa_id
 NUMBER_MAX = 32  # a phone_number_id is digits; longer is not Meta's
-_PROFILE_NAME_MAX = 500  # contacts.profile_name
 # Looks for the open conversation that keeps changing under a message: the first, then three more (as many
 # as the batch path gave it before it was set-based throughout).
 _OPEN_ATTEMPTS = 4
@@ -88,25 +87,16 @@ def item_bytes(raw: Any, body: bytes) -> bytes:
 
 
 def contact_key_of(message: InboundMessage) -> str | None:
-    """The customer's number, or their business-scoped id when Meta gives no number (or none that fits)."""
-    return next((key for key in (message.wa_id, message.user_id) if key and len(key) <= _CONTACT_KEY_MAX), None)
+    """The key the sender's contact is locked by: their number, else their business-scoped id; None when
+    Meta gives neither in a form that can be stored."""
+    identity = identities.identity_of(message)
+    return identity.sort_key if identity is not None else None
 
 
-# WhatsApp's notices (a customer changed number) are not the customer writing: they open no window, and
-# await no answer.
+# WhatsApp's notices (a customer changed number) are not the customer writing: they open no window, await
+# no answer and open no conversation (no one could answer it); they change the contact, and join the
+# conversation the customer has open, if any, for the agent to see.
 _NOT_FROM_CUSTOMER = frozenset({"system"})
-# A batch's messages in a handful of set-based statements instead of five each.
-_UPSERT_CONTACTS_SQL = """
-insert into contacts as c (tenant_id, wa_id, profile_name)
-select $1, k.wa_id, k.profile_name
-from unnest($2::text[], $3::text[]) with ordinality as k(wa_id, profile_name, ord)
-order by k.ord
-on conflict (tenant_id, wa_id) do update
-set profile_name = coalesce(excluded.profile_name, c.profile_name),
-    updated_at = case when excluded.profile_name is distinct from c.profile_name and excluded.profile_name is not null
-                      then now() else c.updated_at end
-returning id, wa_id
-"""
 # These statements take lists, and the planner knows nothing of a list's contents: joined to a table, it
 # may hash a scan of all the tenant's rows (a new database's unanalyzed tables made every batch read every
 # message, slower with each one). A lateral lookup per item, or `= any` on the key, keeps them index probes.
@@ -136,15 +126,19 @@ order by k.ord
 on conflict (tenant_id, channel_id, contact_id) where status <> 'closed' do nothing
 returning id, channel_id, contact_id, queue_id, agent_id, status, created_at
 """
+# Direction and status per message: a customer's is inbound and received; one the business sent from the
+# WhatsApp Business app (an echo, its history) is outbound, delivered as the app says. The app's past
+# chats are read already: they are never marked read towards WhatsApp, nor counted unread.
 _INSERT_MESSAGES_SQL = f"""
 insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, media, details, raw,
-                      wa_message_id, reply_to_wa_message_id, status, sent_at, created_at, updated_at)
-select $1, m.conversation_id, m.channel_id, 'inbound', m.kind, m.text, m.media, m.details, m.raw, m.wa_message_id,
-       m.reply_to, 'received', m.sent_at, clock_timestamp(), clock_timestamp()
+                      wa_message_id, reply_to_wa_message_id, status, sent_at, read_at, created_at, updated_at)
+select $1, m.conversation_id, m.channel_id, m.direction, m.kind, m.text, m.media, m.details, m.raw, m.wa_message_id,
+       m.reply_to, m.status, m.sent_at, case when m.settled then clock_timestamp() end, clock_timestamp(),
+       clock_timestamp()
 from unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::text[],
-            $10::text[], $11::timestamptz[])
+            $10::text[], $11::timestamptz[], $12::text[], $13::text[], $14::boolean[])
      with ordinality as m(conversation_id, channel_id, kind, text, media, details, raw, wa_message_id, reply_to,
-                          sent_at, ord)
+                          sent_at, direction, status, settled, ord)
 order by m.ord
 on conflict (channel_id, wa_message_id) do nothing
 returning {MESSAGE_COLUMNS}, channel_id
@@ -164,7 +158,7 @@ set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
     unread_count = c.unread_count + t.unread,
     last_message_id = case when t.newest_at >= c.last_message_created_at is not false then t.newest_id
                            else c.last_message_id end,
-    last_message_direction = case when t.newest_at >= c.last_message_created_at is not false then 'inbound'
+    last_message_direction = case when t.newest_at >= c.last_message_created_at is not false then t.newest_direction
                                   else c.last_message_direction end,
     last_message_kind = case when t.newest_at >= c.last_message_created_at is not false then t.newest_kind
                              else c.last_message_kind end,
@@ -176,7 +170,7 @@ from (
     select ($2::timestamptz[])[i] as inbound_at, ($3::timestamptz[])[i] as message_at,
            ($4::timestamptz[])[i] as awaiting_from, ($1::uuid[])[i] as id, ($5::integer[])[i] as unread,
            ($6::uuid[])[i] as newest_id, ($7::text[])[i] as newest_kind, ($8::text[])[i] as newest_text,
-           ($9::timestamptz[])[i] as newest_at
+           ($9::timestamptz[])[i] as newest_at, ($10::text[])[i] as newest_direction
     from generate_subscripts($1::uuid[], 1) as i
 ) t
 where c.id = any($1::uuid[]) and c.id = t.id
@@ -199,7 +193,7 @@ class _Incoming:
     owner: int
     route: Route
     message: InboundMessage
-    contact_key: str
+    identity: Identity
 
 
 async def store_messages(
@@ -214,8 +208,8 @@ async def store_messages(
     incoming: list[_Incoming] = []
     seen: set[tuple[UUID, str]] = set()
     for owner, route, message in items:
-        contact_key = contact_key_of(message)
-        if message.wa_message_id is None or contact_key is None:
+        identity = identities.identity_of(message)
+        if message.wa_message_id is None or identity is None:
             await keep_unstorable(
                 conn,
                 outcomes[owner],
@@ -230,18 +224,55 @@ async def store_messages(
             outcomes[owner].duplicates += 1
             continue
         seen.add((route.channel_id, message.wa_message_id))
-        incoming.append(_Incoming(owner, route, message, contact_key))
+        incoming.append(_Incoming(owner, route, message, identity))
     if not incoming:
         return
 
     # Contacts first, in the order of their keys: the locks that serialize one customer's messages.
-    names: dict[str, str | None] = {}
-    for item in incoming:
-        name = item.message.profile_name[:_PROFILE_NAME_MAX] if item.message.profile_name else None
-        names[item.contact_key] = name or names.get(item.contact_key)
-    keys = sorted(names)
-    contact_rows = await conn.fetch(_UPSERT_CONTACTS_SQL, batch.tenant_id, keys, [names[k] for k in keys])
-    contact_of = {row["wa_id"]: row["id"] for row in contact_rows}
+    notices = [item for item in incoming if item.message.kind in _NOT_FROM_CUSTOMER]
+    writers = [item for item in incoming if item.message.kind not in _NOT_FROM_CUSTOMER]
+    # A group's messages belong to the group's conversation; each names its participant in its details.
+    in_groups = [item for item in writers if item.message.group_id is not None]
+    group_of = await identities.groups(conn, batch.tenant_id, [item.message.group_id or "" for item in in_groups])
+    writers = [item for item in writers if item.message.group_id is None or item.message.group_id in group_of]
+    contact_of = await identities.resolve(
+        conn, batch, [item.identity for item in writers if item.message.group_id is None]
+    )
+    contact_id = {
+        id(item): group_of[item.message.group_id] if item.message.group_id else contact_of[item.identity.keys]
+        for item in writers
+    }
+    if notices:
+        changes = [change for item in notices if (change := identities.key_change_of(item.message)) is not None]
+        await identities.apply_changes(conn, batch, changes)
+        for item in notices:
+            change = identities.key_change_of(item.message)
+            names = [item.identity] if change is None else [Identity(change.wa_id, change.user_id), item.identity]
+            found = await identities.known(conn, batch.tenant_id, names)
+            notice_contact = next((found[name.keys] for name in names if name.keys in found), None)
+            if notice_contact is not None:
+                contact_id[id(item)] = notice_contact
+
+    # Edits, revokes and reactions change the message they name instead of joining the history.
+    amending = [item for item in writers if amendments.is_amendment(item.message)]
+    if amending:
+        applied = await amendments.apply(
+            conn,
+            batch,
+            [
+                amendments.Amendment(item.route.channel_id, item.message, _reactor(item, contact_id))
+                for item in amending
+            ],
+        )
+        for item, new in zip(amending, applied, strict=True):
+            if new:
+                outcomes[item.owner].messages_stored += 1
+            else:
+                outcomes[item.owner].duplicates += 1
+        done = {id(item) for item in amending}
+        incoming = [item for item in incoming if id(item) not in done]
+        if not incoming:
+            return
 
     existing = await conn.fetch(
         _EXISTING_MESSAGES_SQL,
@@ -253,15 +284,27 @@ async def store_messages(
     for item in incoming:
         if (item.route.channel_id, item.message.wa_message_id) in stored_before:
             outcomes[item.owner].duplicates += 1
-        else:
+        elif id(item) in contact_id:  # a notice about nobody known has changed all it could
             fresh.append(item)
+
+    def pairs_of(place: str) -> list[tuple[UUID, UUID]]:
+        return list(
+            dict.fromkeys(
+                (item.route.channel_id, contact_id[id(item)]) for item in fresh if _place(item.message) == place
+            )
+        )
+
+    # Each message's conversation: a customer's (and an echo of the business's) opens one or joins it; a
+    # notice joins an open one only; the app's past chats join the newest, or a closed one made for them.
+    conversations, started = await _open_conversations(conn, batch, pairs_of("open"))
+    if notice_pairs := pairs_of("join"):
+        conversations.update(await _open_ones(conn, notice_pairs))
+    if history_pairs := pairs_of("history"):
+        conversations.update(await coexistence.history_conversations(conn, batch, history_pairs))
+    fresh = [item for item in fresh if (item.route.channel_id, contact_id[id(item)]) in conversations]
     if not fresh:
         return
-
-    pairs = list(dict.fromkeys((item.route.channel_id, contact_of[item.contact_key]) for item in fresh))
-    conversations, started = await _open_conversations(conn, batch, pairs)
-
-    conversation_of = [conversations[(item.route.channel_id, contact_of[item.contact_key])] for item in fresh]
+    conversation_of = [conversations[(item.route.channel_id, contact_id[id(item)])] for item in fresh]
     rows = await conn.fetch(
         _INSERT_MESSAGES_SQL,
         batch.tenant_id,
@@ -275,6 +318,9 @@ async def store_messages(
         [item.message.wa_message_id for item in fresh],
         [item.message.reply_to for item in fresh],
         [item.message.timestamp for item in fresh],
+        [item.message.direction for item in fresh],
+        [coexistence.status_of(item.message) for item in fresh],
+        [item.message.from_history for item in fresh],
     )
     inserted = {(row["channel_id"], row["wa_message_id"]): row for row in rows}
 
@@ -288,11 +334,13 @@ async def store_messages(
         when = item.message.timestamp or datetime.now(UTC)
         touch = touched.setdefault(conversation["id"], _Touch(message_at=when))
         touch.message_at = max(touch.message_at, when)
-        if item.message.kind not in _NOT_FROM_CUSTOMER:
+        live = item.message.direction == "inbound" and not item.message.from_history
+        if live and item.message.kind not in _NOT_FROM_CUSTOMER:
             touch.inbound_at = max(touch.inbound_at, when) if touch.inbound_at else when
             stored_at = stored_row["created_at"]
             touch.awaiting_from = min(touch.awaiting_from, stored_at) if touch.awaiting_from else stored_at
-        touch.unread += 1
+        if live:
+            touch.unread += 1
         if touch.newest is None or (stored_row["created_at"], stored_row["id"]) > (
             touch.newest["created_at"],
             touch.newest["id"],
@@ -314,12 +362,36 @@ async def store_messages(
             [row["kind"] if row else None for row in newest],
             [row["text"] if row else None for row in newest],
             [row["created_at"] if row else None for row in newest],
+            [row["direction"] if row else None for row in newest],
         )
     # Announced once touched, so that each new conversation's event shows it as the REST API now does (its
     # last message, its window), and before the messages a view puts in it.
     await _announce_started(conn, batch, started)
     for conversation, row in stored:
         _announce(batch, conversation, row)
+
+
+def _reactor(item: _Incoming, contact_id: dict[int, UUID]) -> str:
+    """Who reacts, one reaction each: the business, a group's participant, or the customer's contact."""
+    if item.message.direction == "outbound":
+        return amendments.BUSINESS
+    if item.message.group_id is not None:
+        return "participant:" + item.identity.sort_key
+    return str(contact_id[id(item)])
+
+
+def _place(message: InboundMessage) -> str:
+    """Where a message goes: "open" (opens or joins the open conversation), "join" (joins an open one only),
+    "history" (the newest conversation, or a closed one)."""
+    if message.from_history:
+        return "history"
+    return "join" if message.kind in _NOT_FROM_CUSTOMER else "open"
+
+
+async def _open_ones(conn: Connection, pairs: list[tuple[UUID, UUID]]) -> dict[tuple[UUID, UUID], asyncpg.Record]:
+    """The open conversation of each (channel, contact) that has one."""
+    found = await conn.fetch(_OPEN_CONVERSATIONS_SQL, [p[0] for p in pairs], [p[1] for p in pairs])
+    return {(row["channel_id"], row["contact_id"]): row for row in found}
 
 
 async def _open_conversations(
@@ -330,6 +402,8 @@ async def _open_conversations(
     conversations: dict[tuple[UUID, UUID], asyncpg.Record] = {}
     opened: list[UUID] = []
     wanted = pairs
+    if not wanted:
+        return conversations, opened
     for _ in range(_OPEN_ATTEMPTS):
         found = await conn.fetch(_OPEN_CONVERSATIONS_SQL, [p[0] for p in wanted], [p[1] for p in wanted])
         conversations.update(((row["channel_id"], row["contact_id"]), row) for row in found)
@@ -376,6 +450,19 @@ async def _announce_started(conn: Connection, batch: EventBatch, opened: list[UU
         )
 
 
+def _participant(message: InboundMessage) -> dict[str, str] | None:
+    """Who wrote a group's message, by the names WhatsApp gives."""
+    if message.group_id is None:
+        return None
+    named = {
+        "wa_id": message.wa_id,
+        "user_id": message.user_id,
+        "name": message.profile_name,
+        "username": message.username,
+    }
+    return {key: value for key, value in named.items() if value}
+
+
 def message_details(message: InboundMessage) -> dict[str, Any] | None:
     """What a message carries beyond its text and media, by field, leaving out what it does not have."""
     details: dict[str, Any] = {}
@@ -393,6 +480,10 @@ def message_details(message: InboundMessage) -> dict[str, Any] | None:
         ("referred_product", message.referred_product),
         ("referral", message.referral),
         ("problem", message.problem),
+        # Sent by the business from the WhatsApp Business app, not from the console; or an app chat's past.
+        ("from_app", message.direction == "outbound"),
+        ("history", message.from_history),
+        ("participant", _participant(message)),
     )
     details.update((name, value) for name, value in optional if value)
     return details or None

@@ -40,7 +40,7 @@ from fiv_console import events
 from fiv_console.db.pool import Connection, Database, tenant_tx
 from fiv_console.errors import Unavailable
 from fiv_console.events import Announcer, EventBatch
-from fiv_console.messages import dead_letters
+from fiv_console.messages import channel_errors, dead_letters
 from fiv_console.messages import statuses as message_statuses
 from fiv_console.messages.inbound import (
     NUMBER_MAX,
@@ -51,7 +51,7 @@ from fiv_console.messages.inbound import (
     keep_unstorable,
     store_messages,
 )
-from fiv_console.whatsapp.payloads import INVALID, InboundMessage, StatusUpdate, WebhookBatch
+from fiv_console.whatsapp.payloads import INVALID, InboundMessage, StatusUpdate, WebhookBatch, WebhookError
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,11 @@ class Intake:
         for status in batch.statuses:
             if (route := routes.get(status.phone_number_id)) is not None:
                 work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).statuses.append((route, status))
+        for position, error in enumerate(batch.errors):
+            if (route := routes.get(error.phone_number_id)) is not None:
+                work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).errors.append(
+                    (route, error, position)
+                )
         for tenant_work in work.values():
             result.add(
                 await self._lane(tenant_work.tenant_id).store(self._db, self._announcer, tenant_work, self._batch_limit)
@@ -215,10 +220,11 @@ class _TenantWork:
     body: bytes
     messages: list[tuple[Route, InboundMessage]] = field(default_factory=list)
     statuses: list[tuple[Route, StatusUpdate]] = field(default_factory=list)
+    errors: list[tuple[Route, WebhookError, int]] = field(default_factory=list)  # with their place in the body
 
     @property
     def size(self) -> int:
-        return len(self.messages) + len(self.statuses)
+        return len(self.messages) + len(self.statuses) + len(self.errors)
 
 
 _ATTEMPTS = 3  # of a batch's transaction, after a deadlock or serialization failure
@@ -278,6 +284,18 @@ async def _store(
         body, outcome = works[index].body, outcomes[index]
         recorded = _store_status(conn, batch, outcome, route, status, body)
         await _item(conn, batch, outcome, careful, status.raw, body, route, recorded)
+    for work, outcome in zip(works, outcomes, strict=True):
+        digest = channel_errors.body_digest(work.body) if work.errors else b""
+        for route, error, position in work.errors:
+            kept = channel_errors.record(
+                conn,
+                tenant_id=work.tenant_id,
+                channel_id=route.channel_id,
+                digest=digest,
+                position=position,
+                error=error,
+            )
+            await _item(conn, batch, outcome, careful, error.raw, work.body, route, kept)
 
 
 async def _item(

@@ -32,6 +32,7 @@ from fiv_console.messages import history as messages
 from fiv_console.messages import statuses as message_statuses
 from fiv_console.messages.history import COLUMNS as MESSAGE_COLUMNS
 from fiv_console.messages.history import Message
+from fiv_console.messages.interactive import InteractiveReply, InteractiveRequest
 from fiv_console.text import NO_NUL
 from fiv_console.whatsapp.template_messages import ButtonValue, ComposedTemplate, HeaderValue, TemplateParameter
 
@@ -83,15 +84,27 @@ class TemplateRequest(BaseModel):
 
 
 class MediaRequest(BaseModel):
+    """A file: by an upload's id, or by a public link WhatsApp fetches it from: exactly one of the two."""
+
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:-]+$", description="From the upload.")
+    id: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:-]+$", description="From the upload."
+    )
+    link: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=r"^https?://[^\s/]+\S*$",
+        description="A public http(s) URL of the file, which WhatsApp downloads.",
+    )
     kind: MediaKind
     caption: Annotated[str, StringConstraints(max_length=1024, pattern=NO_NUL)] | None = None
     filename: Annotated[str, StringConstraints(min_length=1, max_length=240, pattern=NO_NUL)] | None = None
 
     @model_validator(mode="after")
     def _fits_kind(self) -> Self:
+        if (self.id is None) == (self.link is None):
+            raise ValueError("give exactly one of id and link")
         if self.caption is not None and self.kind == "audio":
             raise ValueError("audio cannot have a caption")
         if self.filename is not None and self.kind != "document":
@@ -129,13 +142,13 @@ class MediaReply(BaseModel):
     reply_to: ReplyTo = None
 
 
-Reply = TextReply | TemplateReply | MediaReply
+Reply = TextReply | TemplateReply | MediaReply | InteractiveReply
 
 
 def _content_kind(value: Any) -> str | None:
     """Which reply a body is: the one of `text`, `template` and `media` it names (None: not exactly one)."""
     named = value.model_fields_set if isinstance(value, BaseModel) else value if isinstance(value, dict) else {}
-    given = [name for name in ("text", "template", "media") if name in named]
+    given = [name for name in ("text", "template", "media", "interactive") if name in named]
     return given[0] if len(given) == 1 else None
 
 
@@ -144,21 +157,25 @@ class SendRequest(
         Annotated[
             Annotated[TextReply, Tag("text")]
             | Annotated[TemplateReply, Tag("template")]
-            | Annotated[MediaReply, Tag("media")],
+            | Annotated[MediaReply, Tag("media")]
+            | Annotated[InteractiveReply, Tag("interactive")],
             Discriminator(
                 _content_kind,
                 custom_error_type="reply_content",
-                custom_error_message="give exactly one of text, template and media",
+                custom_error_message="give exactly one of text, template, media and interactive",
             ),
         ]
     ]
 ):
-    """Free text, a template or a media file: exactly one of `text`, `template` and `media`."""
+    """Free text, a template, a media file or an interactive question (reply buttons or a list): exactly one
+    of `text`, `template`, `media` and `interactive`."""
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a message goes: the business number, its access token and the customer."""
+    """Where a message goes: the business number, its access token and the customer (their number, or their
+    business-scoped user id when WhatsApp gave no number, or a group's id: the client addresses each as Meta
+    documents)."""
 
     channel_id: UUID
     phone_number_id: str
@@ -182,7 +199,9 @@ class Outgoing:
 
 _TARGET_SQL = """
 select c.id, c.status, c.queue_id, c.agent_id, c.last_inbound_at, c.channel_id,
-       ch.phone_number_id, ch.access_token, ch.active as channel_active, k.wa_id
+       ch.phone_number_id, ch.access_token, ch.active as channel_active,
+       -- a group by its id; a customer known only by username by their BSUID
+       coalesce(k.group_id, k.wa_id, k.user_id) as wa_id
 from conversations c
 join channels ch on ch.tenant_id = c.tenant_id and ch.id = c.channel_id
 join contacts k on k.tenant_id = c.tenant_id and k.id = c.contact_id
@@ -257,6 +276,13 @@ async def _locked_target(conn: Connection, viewer: Viewer, conversation_id: UUID
     return row
 
 
+async def reaction_target(conn: Connection, viewer: Viewer, conversation_id: UUID) -> Target:
+    """Where the viewer's reaction in a conversation goes: a free-form message, so only by whoever may reply
+    there and inside the 24-hour window (`messages.reacting`). Locks the conversation until commit."""
+    row = await _locked_target(conn, viewer, conversation_id, template=False)
+    return Target(row["channel_id"], row["phone_number_id"], row["access_token"], row["wa_id"])
+
+
 def _stored_form(
     content: Reply, composed: ComposedTemplate | None = None
 ) -> tuple[str, str | None, dict[str, Any] | None, dict[str, Any] | None]:
@@ -275,6 +301,13 @@ def _stored_form(
     if isinstance(content, MediaReply):
         media = content.media.model_dump(exclude_none=True, exclude={"kind"})
         return content.media.kind, content.media.caption, media, None
+    if isinstance(content, InteractiveReply):
+        return (
+            "interactive",
+            content.interactive.body,
+            None,
+            {"interactive": content.interactive.model_dump(exclude_none=True)},
+        )
     return "text", content.text, None, None
 
 
@@ -284,6 +317,8 @@ def _request_of(message: Message) -> Reply:
         return TemplateReply(template=TemplateRequest.model_validate(message.details["template"]))
     if message.media is not None:
         return MediaReply(media=MediaRequest.model_validate({**message.media, "kind": message.kind}))
+    if message.kind == "interactive" and message.details and "interactive" in message.details:
+        return InteractiveReply(interactive=InteractiveRequest.model_validate(message.details["interactive"]))
     return TextReply(text=message.text or "")
 
 

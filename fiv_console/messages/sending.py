@@ -30,8 +30,16 @@ from fiv_console.events import Announcer
 from fiv_console.messages import outbound
 from fiv_console.messages import templates as template_replies
 from fiv_console.messages.history import Message
+from fiv_console.messages.interactive import InteractiveReply
 from fiv_console.messages.outbound import Outgoing, Reply, TemplateReply, TextReply
-from fiv_console.whatsapp.client import GraphClient, GraphError, media_payload, template_payload, text_payload
+from fiv_console.whatsapp.client import (
+    GraphClient,
+    GraphError,
+    interactive_payload,
+    media_payload,
+    template_payload,
+    text_payload,
+)
 from fiv_console.whatsapp.template_cache import TemplateCache
 
 log = logging.getLogger(__name__)
@@ -82,9 +90,13 @@ def payload_of(outgoing: Outgoing) -> dict[str, Any]:
         else:
             # Stored before templates were checked: the body's values in order, as then.
             payload = template_payload(to, template.name, template.language, list(template.parameters))
+    elif isinstance(content, InteractiveReply):
+        payload = interactive_payload(to, content.interactive.graph_object())
     else:
         media = content.media
-        payload = media_payload(to, media.kind, media.id, caption=media.caption, filename=media.filename)
+        payload = media_payload(
+            to, media.kind, media.id, caption=media.caption, filename=media.filename, link=media.link
+        )
     if outgoing.reply_to_wamid is not None:
         payload["context"] = {"message_id": outgoing.reply_to_wamid}
     return payload

@@ -57,6 +57,14 @@ class MessageCreatedData(_Data):
     message: Message
 
 
+class MessageUpdatedData(_Data):
+    """`message.updated`: the customer edited or deleted the message, or someone reacted to it; the message
+    as `GET .../messages` now shows it."""
+
+    conversation_id: UUID
+    message: Message
+
+
 class MessageStatusData(_Data):
     conversation_id: UUID
     message_id: UUID
@@ -98,6 +106,7 @@ EVENT_DATA: dict[EventType, type[_Data]] = {
     "conversation.sla_breached": ConversationData,
     "message.created": MessageCreatedData,
     "message.status": MessageStatusData,
+    "message.updated": MessageUpdatedData,
     "note.created": NoteCreatedData,
     "agent.presence": AgentPresenceData,
     "queue.updated": QueueUpdatedData,

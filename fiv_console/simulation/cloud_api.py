@@ -55,6 +55,7 @@ from pydantic import ValidationError
 
 from fiv_console.simulation.envelopes import (
     DEFAULT_WABA_ID,
+    contact_object,
     new_wamid,
     status_object,
     statuses_envelope,
@@ -72,7 +73,6 @@ from fiv_console.simulation.graph_rules import (
     SendRequest,
     convention,
     describe,
-    digits,
     meta_error,
 )
 from fiv_console.simulation.templates import DEFAULT_TEMPLATES, listing, refusal, views
@@ -119,8 +119,8 @@ class SimulatorConfig:
 class SentMessage:
     wamid: str
     phone_number_id: str
-    to: str  # as the client wrote it
-    wa_id: str  # its digits
+    to: str  # as the client wrote it (`to`, or `recipient`)
+    wa_id: str  # its digits, or the BSUID it was sent to
     type: str
     request: dict[str, Any]  # the JSON body as received
     token: str
@@ -292,21 +292,26 @@ class GraphSimulator:
             refused = refusal(self._templates, template.name, template.language.code, template.components)
             if refused is not None:
                 return self._reject("send", phone_number_id, refused)
-        wa_id = digits(message.to)
+        number, wa_id = message.customer()
         code = convention(wa_id, REJECTED_RECIPIENTS)
         if code is not None and not (code == 131047 and message.type == "template"):
             return self._reject("send", phone_number_id, meta_error(code))
 
         wamid = new_wamid(wa_id)
+        # Sent to a number, Meta names the number; sent to a BSUID, the BSUID (and not the number); to a
+        # group, the group as given.
+        given = message.to if message.to is not None else message.recipient
+        group = message.recipient_type == "group"
+        named = {} if group else {"wa_id": number} if number is not None else {"user_id": wa_id}
         answer = {
             "messaging_product": "whatsapp",
-            "contacts": [{"input": message.to, "wa_id": wa_id}],
+            "contacts": [{"input": given, **named}],
             "messages": [{"id": wamid}],
         }
         if key:
             self._answers[(phone_number_id, key)] = answer
         self.sent.append(
-            SentMessage(wamid, phone_number_id, message.to, wa_id, message.type, document, token, key, time.time())
+            SentMessage(wamid, phone_number_id, given or "", wa_id, message.type, document, token, key, time.time())
         )
         self._sent_to.setdefault(wa_id, []).append(wamid)
 
@@ -316,7 +321,8 @@ class GraphSimulator:
             failure = 131053
         category = "utility" if message.type == "template" else "service"
         failed = None if failure is None else meta_error(failure)
-        self._schedule_statuses(phone_number_id, wamid, wa_id, category, failed)
+        if not group:  # a group's receipts come per participant, whom the simulator does not know
+            self._schedule_statuses(phone_number_id, wamid, number, wa_id, category, failed)
         return _json(answer)
 
     def _mark_read(self, phone_number_id: str, token: str, document: dict[str, Any]) -> web.Response:
@@ -441,7 +447,13 @@ class GraphSimulator:
         return hmac.new(self._url_key, f"{media_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def _schedule_statuses(
-        self, phone_number_id: str, wamid: str, wa_id: str, category: str, failure: MetaError | None
+        self,
+        phone_number_id: str,
+        wamid: str,
+        number: str | None,
+        wa_id: str,
+        category: str,
+        failure: MetaError | None,
     ) -> None:
         """Plan the status webhooks of an accepted message now, so the seeded choices follow request order."""
         config = self.config
@@ -461,7 +473,8 @@ class GraphSimulator:
             item = status_object(
                 wamid,
                 status,
-                wa_id,
+                number,
+                recipient_user_id=wa_id if number is None else None,
                 timestamp=happened,
                 conversation_id=conversation_id,
                 expiration_timestamp=expiration if status == "sent" else None,
@@ -469,7 +482,11 @@ class GraphSimulator:
                 errors=[failure.status_error()] if failure is not None else (),
             )
             body = statuses_envelope(
-                phone_number_id, config.display_number(phone_number_id), [item], waba_id=config.waba_id
+                phone_number_id,
+                config.display_number(phone_number_id),
+                [item],
+                waba_id=config.waba_id,
+                contacts=[contact_object(number, None, user_id=item["recipient_user_id"])],
             )
             bodies.append((status, body))
         if config.shuffle:

@@ -64,21 +64,50 @@ def _epoch(timestamp: int | None) -> str:
     return str(int(time.time()) if timestamp is None else timestamp)
 
 
+def simulated_user_id(wa_id: str) -> str:
+    """The business-scoped user id (BSUID) the simulator gives a customer's number, stable for the number and
+    shaped as Meta's: a country code, a period, digits ("ZZ" is a code ISO 3166 leaves for private use)."""
+    return "ZZ." + str(int.from_bytes(hashlib.sha256(wa_id.encode()).digest()[:9], "big"))
+
+
+def contact_object(
+    wa_id: str | None, name: str | None, *, user_id: str | None = None, username: str | None = None
+) -> dict[str, Any]:
+    """One item of `contacts[]` as Meta sends it since 2026: the customer's BSUID always; their number unless
+    they adopted a username and WhatsApp leaves it out (then `wa_id` is None and `user_id` is required)."""
+    contact: dict[str, Any] = {}
+    if name is not None or username is not None:
+        contact["profile"] = {
+            **({"name": name} if name is not None else {}),
+            **({"username": username} if username is not None else {}),
+        }
+    if wa_id is not None:
+        contact["wa_id"] = wa_id
+    bsuid = user_id if user_id is not None else simulated_user_id(wa_id or "")
+    contact["user_id"] = bsuid
+    return contact
+
+
 def message_object(
-    wa_id: str,
+    wa_id: str | None,
     kind: str,
     content: Any,
     *,
     wamid: str | None = None,
     timestamp: int | None = None,
     context: Mapping[str, Any] | None = None,
+    user_id: str | None = None,
 ) -> dict[str, Any]:
-    """One item of `messages[]`: `kind` is Meta's `type`, `content` the object Meta keys with it."""
+    """One item of `messages[]`: `kind` is Meta's `type`, `content` the object Meta keys with it. The sender is
+    `from` (their number) and `from_user_id` (their BSUID); a customer known by username only has no `from`."""
     message: dict[str, Any] = {} if context is None else {"context": dict(context)}
+    if wa_id is not None:
+        message["from"] = wa_id
+    bsuid = user_id if user_id is not None else simulated_user_id(wa_id or "")
     message.update(
         {
-            "from": wa_id,
-            "id": wamid if wamid is not None else new_wamid(wa_id),
+            "from_user_id": bsuid,
+            "id": wamid if wamid is not None else new_wamid(wa_id or bsuid),
             "timestamp": _epoch(timestamp),
             "type": kind,
             kind: content,
@@ -90,16 +119,24 @@ def message_object(
 def status_object(
     wamid: str,
     status: str,
-    recipient_id: str,
+    recipient_id: str | None,
     *,
+    recipient_user_id: str | None = None,
     timestamp: int | None = None,
     conversation_id: str | None = None,
     expiration_timestamp: int | None = None,
     category: str = "service",
     errors: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """One item of `statuses[]`; a `failed` one carries `errors` and, like Meta's, no conversation or pricing."""
-    item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": _epoch(timestamp), "recipient_id": recipient_id}
+    """One item of `statuses[]`; a `failed` one carries `errors` and, like Meta's, no conversation or pricing.
+    `recipient_id` is the customer's number (None for a message sent to a BSUID), `recipient_user_id` their
+    BSUID (by default the simulator's for the number)."""
+    item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": _epoch(timestamp)}
+    if recipient_id is not None:
+        item["recipient_id"] = recipient_id
+    item["recipient_user_id"] = (
+        recipient_user_id if recipient_user_id is not None else simulated_user_id(recipient_id or "")
+    )
     if status == "failed":
         item["errors"] = [dict(error) for error in errors]
         return item
@@ -108,13 +145,19 @@ def status_object(
         conversation["expiration_timestamp"] = str(expiration_timestamp)
     conversation["origin"] = {"type": category}
     item["conversation"] = conversation
-    item["pricing"] = {"billable": True, "pricing_model": "CBP", "category": category}
+    # Per-message pricing (July 2025): service messages in the customer's window are free.
+    item["pricing"] = {
+        "billable": category != "service",
+        "pricing_model": "PMP",
+        "category": category,
+        "type": "free_customer_service" if category == "service" else "regular",
+    }
     return item
 
 
-def _envelope(waba_id: str, value: Mapping[str, Any]) -> bytes:
+def _envelope(waba_id: str, value: Mapping[str, Any], *, field: str = MESSAGES_FIELD) -> bytes:
     return encode_webhook(
-        {"object": BUSINESS_ACCOUNT, "entry": [{"id": waba_id, "changes": [{"value": value, "field": MESSAGES_FIELD}]}]}
+        {"object": BUSINESS_ACCOUNT, "entry": [{"id": waba_id, "changes": [{"value": value, "field": field}]}]}
     )
 
 
@@ -125,21 +168,27 @@ def _metadata(phone_number_id: str, display_number: str) -> dict[str, str]:
 def messages_envelope(
     phone_number_id: str,
     display_number: str,
-    wa_id: str,
+    wa_id: str | None,
     name: str,
     message: Mapping[str, Any],
     *,
     waba_id: str = DEFAULT_WABA_ID,
+    user_id: str | None = None,
+    username: str | None = None,
+    field: str = MESSAGES_FIELD,
+    key: str = "messages",
 ) -> bytes:
-    """Meta's webhook body for one customer message (`display_number` as Meta writes it: digits only)."""
+    """Meta's webhook body for one customer message (`display_number` as Meta writes it: digits only); with
+    `field` "smb_message_echoes" and `key` "message_echoes", for one the business sent from the app."""
     return _envelope(
         waba_id,
         {
             "messaging_product": "whatsapp",
             "metadata": _metadata(phone_number_id, display_number),
-            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-            "messages": [dict(message)],
+            "contacts": [contact_object(wa_id, name, user_id=user_id, username=username)],
+            key: [dict(message)],
         },
+        field=field,
     )
 
 
@@ -165,13 +214,12 @@ def statuses_envelope(
     statuses: Iterable[Mapping[str, Any]],
     *,
     waba_id: str = DEFAULT_WABA_ID,
+    contacts: Sequence[Mapping[str, Any]] = (),
 ) -> bytes:
-    """Meta's webhook body for status updates of messages the business sent."""
-    return _envelope(
-        waba_id,
-        {
-            "messaging_product": "whatsapp",
-            "metadata": _metadata(phone_number_id, display_number),
-            "statuses": [dict(status) for status in statuses],
-        },
-    )
+    """Meta's webhook body for status updates of messages the business sent, with the customers they went to
+    (`contact_object`) as Meta gives them since 2026."""
+    value: dict[str, Any] = {"messaging_product": "whatsapp", "metadata": _metadata(phone_number_id, display_number)}
+    if contacts:
+        value["contacts"] = [dict(contact) for contact in contacts]
+    value["statuses"] = [dict(status) for status in statuses]
+    return _envelope(waba_id, value)

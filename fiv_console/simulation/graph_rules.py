@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from fiv_console.simulation.envelopes import ERROR_CODES_HREF
 
@@ -198,10 +198,28 @@ class _Location(_Strict):
 
 
 class _Interactive(BaseModel):
-    """Checked only for its type: the rest (buttons, lists, flows) is deep and not what the simulator tests."""
+    """Checked for its type, and reply buttons and lists for Meta's limits (1 to 3 buttons of titles up to 20
+    characters; 1 to 10 rows in all); flows and the rest are deep and not what the simulator tests."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     type: str = Field(min_length=1)
+    action: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> Self:
+        action = self.action or {}
+        if self.type == "button":
+            buttons = action.get("buttons")
+            if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+                raise ValueError("a button message has 1 to 3 buttons")
+            if any(len(str((b.get("reply") or {}).get("title", ""))) > 20 for b in buttons if isinstance(b, dict)):
+                raise ValueError("a button title has at most 20 characters")
+        if self.type == "list":
+            sections = action.get("sections")
+            rows = [r for s in sections or [] if isinstance(s, dict) for r in s.get("rows") or []]
+            if not isinstance(sections, list) or not 1 <= len(rows) <= 10:
+                raise ValueError("a list has 1 to 10 rows")
+        return self
 
 
 class _Context(_Strict):
@@ -209,12 +227,19 @@ class _Context(_Strict):
 
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().-]*$")
+# A business-scoped user id or a parent one ("US.13491208655302741918", "US.ENT.11815799212886844830"):
+# a country code, a period, up to 128 letters and digits (Meta's "Business-scoped user IDs", 2026).
+_GROUP_ID = re.compile(r"^[A-Za-z0-9_=-]{1,256}$")
+_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 
 
 class SendRequest(_Strict):
     messaging_product: Literal["whatsapp"]
-    recipient_type: Literal["individual"] = "individual"
-    to: str
+    # "group": `to` is a WhatsApp group's id (Groups API, 2025).
+    recipient_type: Literal["individual", "group"] = "individual"
+    # A phone number as `to`, or, since 2026, a user's BSUID as `recipient`; `to` wins when both are given.
+    to: str | None = None
+    recipient: str | None = None
     type: Literal[
         "text", "template", "image", "document", "audio", "video", "sticker", "reaction", "location", "contacts",
         "interactive",
@@ -235,10 +260,38 @@ class SendRequest(_Strict):
 
     @field_validator("to")
     @classmethod
-    def _phone_number(cls, value: str) -> str:
-        if not _PHONE.match(value) or not 5 <= len(digits(value)) <= 20:
+    def _phone_number_or_group(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if info.data.get("recipient_type") == "group":
+            if not _GROUP_ID.match(value):
+                raise ValueError("must be a group ID")
+        elif not _PHONE.match(value) or not 5 <= len(digits(value)) <= 20:
             raise ValueError("must be a phone number")
         return value
+
+    @field_validator("recipient")
+    @classmethod
+    def _business_scoped_id(cls, value: str | None) -> str | None:
+        if value is not None and not _BSUID.match(value):
+            raise ValueError("must be a business-scoped user ID")
+        return value
+
+    @model_validator(mode="after")
+    def _addressed(self) -> Self:
+        if self.to is None and self.recipient is None:
+            raise ValueError("the parameter to (a phone number) or recipient (a business-scoped user ID) is required")
+        return self
+
+    def customer(self) -> tuple[str | None, str]:
+        """Whom it goes to: their number's digits (None when sent to a BSUID or a group), and their BSUID,
+        the group's id or the digits."""
+        if self.recipient_type == "group" and self.to is not None:
+            return None, self.to
+        if self.to is not None:
+            return digits(self.to), digits(self.to)
+        assert self.recipient is not None, "_addressed checked it"
+        return None, self.recipient
 
     @model_validator(mode="after")
     def _content_of_type(self) -> Self:

@@ -2,7 +2,11 @@
 
 `TrafficGenerator` plays customers writing to one business number: R messages a second for S seconds
 (or until cancelled), one signed POST per message (bodies from `simulation.envelopes`), mostly text with
-some media, voice notes, locations, replies, reactions and button replies. Sends follow a fixed schedule
+some media, voice notes, locations, replies, reactions and button replies, edits and deletions of their
+own texts, echoes of what the business sent them from the WhatsApp Business app, and messages in the
+WhatsApp groups the business is in. Each customer has a
+business-scoped user id, as Meta gives every user since 2026, and some a username; of those, some hide
+their number, so their messages come without one. Sends follow a fixed schedule
 (message i is due at start + i/R, so pacing never drifts) with a bound on POSTs in flight; `TrafficStats`
 counts the answers and keeps each POST's latency for percentiles.
 """
@@ -30,8 +34,10 @@ from fiv_console.simulation.envelopes import (
     message_object,
     messages_envelope,
     new_wamid,
+    simulated_user_id,
     webhook_headers,
 )
+from fiv_console.whatsapp.payloads import ECHOES_FIELD
 
 # --- customers ------------------------------------------------------------------------------------------
 
@@ -49,6 +55,23 @@ class GraphCounterpart(Protocol):
 class Customer:
     wa_id: str
     name: str
+    user_id: str = ""  # their business-scoped user id (BSUID); by default the simulator's for the number
+    username: str | None = None
+    hides_number: bool = False  # a user with a username whose number WhatsApp leaves out of webhooks
+
+    @property
+    def bsuid(self) -> str:
+        return self.user_id or simulated_user_id(self.wa_id)
+
+    @property
+    def shown_number(self) -> str | None:
+        """The number as webhooks give it: none for a customer who hides it."""
+        return None if self.hides_number else self.wa_id
+
+    @property
+    def address(self) -> str:
+        """What the business sends to: their number, or their BSUID when it does not know the number."""
+        return self.bsuid if self.hides_number else self.wa_id
 
 
 _FIRST_NAMES = (
@@ -135,16 +158,36 @@ _KINDS: tuple[tuple[str, int], ...] = (
     ("reaction", 5),
     ("location", 3),
     ("button", 3),
+    ("edit", 3),
+    ("revoke", 2),
+    ("echo", 3),
+    ("group", 4),
 )
+# Groups the business is in (Groups API): their ids as Meta shapes them, base64 of an opaque key.
+_GROUPS = (
+    "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD",
+    "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOTo5OTkwMDAxMjM0NTY3ODkZD",
+)
+_ECHOES = ("Hi! We're on it.", "Your order left the warehouse today 🚚", "Sent you the invoice by email.")
+_USERNAMES = ("sunflower.bia", "kwame_o", "zoe.m", "liam.ships", "priya_s", "camila.r")
 
 
 @dataclass(slots=True)
 class _History:
     own: list[str] = field(default_factory=list)  # this customer's own recent wamids
+    texts: list[str] = field(default_factory=list)  # those of them that are texts: what they may edit
 
-    def remember(self, wamid: str) -> None:
+    def remember(self, wamid: str, kind: str) -> None:
         self.own.append(wamid)
         del self.own[:-20]
+        if kind in ("text", "reply"):
+            self.texts.append(wamid)
+            del self.texts[:-20]
+
+    def forget(self, wamid: str) -> None:
+        """A message deleted for everyone: not to be edited or deleted again."""
+        if wamid in self.texts:
+            self.texts.remove(wamid)
 
 
 # --- traffic --------------------------------------------------------------------------------------------
@@ -241,7 +284,9 @@ class TrafficGenerator:
             wa_id = country + "".join(digits)
             last = self._random.choice(_LAST_NAMES)
             name = f"{self._random.choice(_FIRST_NAMES)} {last}".strip()
-            customers.setdefault(wa_id, Customer(wa_id, name))
+            username = self._random.choice(_USERNAMES) + wa_id[-3:] if self._random.random() < 0.3 else None
+            hides = username is not None and self._random.random() < 0.5
+            customers.setdefault(wa_id, Customer(wa_id, name, username=username, hides_number=hides))
         return tuple(customers.values())
 
     async def run(self) -> TrafficStats:
@@ -299,48 +344,86 @@ class TrafficGenerator:
         wamid = new_wamid(customer.wa_id)
         kind, message = self._message(kind, customer, wamid)
         self.stats.kinds[kind] += 1
-        self._history[customer.wa_id].remember(wamid)
         config = self.config
+        echo = kind == "echo"
+        if not echo:
+            self._history[customer.wa_id].remember(wamid, kind)
         return messages_envelope(
             config.phone_number_id,
             config.display_number,
-            customer.wa_id,
+            customer.shown_number,
             customer.name,
             message,
             waba_id=config.waba_id,
+            user_id=customer.bsuid,
+            username=customer.username,
+            **({"field": ECHOES_FIELD, "key": "message_echoes"} if echo else {}),
         )
 
     def _message(self, kind: str, customer: Customer, wamid: str) -> tuple[str, dict[str, Any]]:
-        """The message of `kind`, or a text when there is nothing for a reply or reaction to quote."""
+        """The message of `kind`, or a text when there is nothing for a reply, reaction, edit or deletion to
+        name, or (an echo) no number to echo to."""
         rng = self._random
-        wa_id = customer.wa_id
+        history = self._history[customer.wa_id]
+        if kind == "echo" and customer.shown_number is not None:
+            # smb_message_echoes: from the business's display number to the customer's, as the app sent it.
+            echo = {
+                "from": self.config.display_number,
+                "to": customer.wa_id,
+                "id": wamid,
+                "timestamp": str(int(time.time())),
+                "type": "text",
+                "text": {"body": rng.choice(_ECHOES)},
+            }
+            return kind, echo
+        if kind == "group":
+            message = self._from(customer, "text", {"body": rng.choice(_TEXTS)}, wamid)
+            return kind, {**message, "group_id": rng.choice(_GROUPS)}
+        if kind in ("edit", "revoke") and history.texts:
+            original = rng.choice(history.texts)
+            if kind == "revoke":
+                history.forget(original)
+                content: dict[str, Any] = {"original_message_id": original}
+            else:
+                edited = {"type": "text", "text": {"body": rng.choice(_TEXTS) + " (edited)"}}
+                content = {"original_message_id": original, "message": edited}
+            return kind, self._from(customer, kind, content, wamid)
         match kind:
             case "image":
-                return kind, message_object(wa_id, "image", self._media(_IMAGE, rng.choice(_CAPTIONS)), wamid=wamid)
+                return kind, self._from(customer, "image", self._media(_IMAGE, rng.choice(_CAPTIONS)), wamid)
             case "document":
-                return kind, message_object(wa_id, "document", self._media(_DOCUMENT, ""), wamid=wamid)
+                return kind, self._from(customer, "document", self._media(_DOCUMENT, ""), wamid)
             case "voice":
-                return kind, message_object(wa_id, "audio", self._media(_VOICE, ""), wamid=wamid)
+                return kind, self._from(customer, "audio", self._media(_VOICE, ""), wamid)
             case "location":
                 latitude, longitude, name, address = rng.choice(_PLACES)
                 place: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
                 if name is not None:
                     place.update({"name": name, "address": address})
-                return kind, message_object(wa_id, "location", place, wamid=wamid)
+                return kind, self._from(customer, "location", place, wamid)
             case "button":
                 button_id, title = rng.choice(_BUTTONS)
                 answer = {"type": "button_reply", "button_reply": {"id": button_id, "title": title}}
-                context = {"from": self.config.display_number, "id": self._business_wamid(wa_id)}
-                return kind, message_object(wa_id, "interactive", answer, wamid=wamid, context=context)
+                context = {"from": self.config.display_number, "id": self._business_wamid(customer.address)}
+                return kind, self._from(customer, "interactive", answer, wamid, context=context)
         quoted = self._quotable(customer)
         if kind == "reaction" and quoted is not None:
             reaction = {"message_id": quoted[1], "emoji": rng.choice(_EMOJI)}
-            return kind, message_object(wa_id, "reaction", reaction, wamid=wamid)
+            return kind, self._from(customer, "reaction", reaction, wamid)
         text = {"body": rng.choice(_TEXTS)}
         if kind == "reply" and quoted is not None:
             context = {"from": quoted[0], "id": quoted[1]}
-            return kind, message_object(wa_id, "text", text, wamid=wamid, context=context)
-        return "text", message_object(wa_id, "text", text, wamid=wamid)
+            return kind, self._from(customer, "text", text, wamid, context=context)
+        return "text", self._from(customer, "text", text, wamid)
+
+    @staticmethod
+    def _from(
+        customer: Customer, kind: str, content: Any, wamid: str, *, context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A message of the customer's, with their number (unless they hide it) and BSUID."""
+        return message_object(
+            customer.shown_number, kind, content, wamid=wamid, context=context, user_id=customer.bsuid
+        )
 
     def _business_wamid(self, wa_id: str) -> str:
         """What the business last sent this customer, or a made-up id of a message from before our time."""
@@ -349,11 +432,11 @@ class TrafficGenerator:
 
     def _quotable(self, customer: Customer) -> tuple[str, str] | None:
         """(sender, wamid) of an earlier message: the business's when there is one, else the customer's own."""
-        sent = self._counterpart.wamids_sent_to(customer.wa_id) if self._counterpart is not None else ()
+        sent = self._counterpart.wamids_sent_to(customer.address) if self._counterpart is not None else ()
         if sent:
             return self.config.display_number, self._random.choice(sent[-5:])
         own = self._history[customer.wa_id].own
-        return (customer.wa_id, self._random.choice(own)) if own else None
+        return (customer.address, self._random.choice(own)) if own else None
 
     def _media(self, kind: _MediaKind, caption: str) -> dict[str, Any]:
         data = kind.make(self._random)

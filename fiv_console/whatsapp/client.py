@@ -27,6 +27,7 @@ import io
 import logging
 import math
 import random
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -661,12 +662,31 @@ def _bearer(access_token: str) -> dict[str, str]:
     return {aiohttp.hdrs.AUTHORIZATION: f"Bearer {access_token}"}
 
 
+# A business-scoped user id (BSUID): a country code, a period, letters and digits; a parent BSUID has `ENT.`
+# after the country (Meta's "Business-scoped user IDs", 2026). A phone number never has a period.
+_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]+$")
+
+
+_PHONE_PUNCTUATION = re.compile(r"[\s()+.-]")
+
+
+def is_business_scoped_id(value: str) -> bool:
+    return _BSUID.match(value) is not None
+
+
 def _message(to: str, kind: str, content: dict[str, Any]) -> dict[str, Any]:
-    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": kind, kind: content}
+    """The common part of a send: to a phone number as `to`; to a user known only by their BSUID as
+    `recipient`, which Meta takes since 2026 (`to` would take precedence, so it is left out then); to a
+    WhatsApp group (neither a number nor a BSUID: its id) as `to` with `recipient_type` group."""
+    common = {"messaging_product": "whatsapp"}
+    if is_business_scoped_id(to):
+        return {**common, "recipient_type": "individual", "recipient": to, "type": kind, kind: content}
+    group = not _PHONE_PUNCTUATION.sub("", to).isdigit()
+    return {**common, "recipient_type": "group" if group else "individual", "to": to, "type": kind, kind: content}
 
 
 def text_payload(to: str, body: str, reply_to: str | None = None, preview_url: bool = False) -> dict[str, Any]:
-    """A text to the customer `to` (their wa_id), as a reply to the wamid `reply_to` if given."""
+    """A text to the customer `to` (their wa_id, or BSUID), as a reply to the wamid `reply_to` if given."""
     payload = _message(to, "text", {"body": body, "preview_url": preview_url})
     if reply_to is not None:
         payload["context"] = {"message_id": reply_to}
@@ -695,19 +715,34 @@ MediaKind = Literal["image", "document", "audio", "video"]
 
 
 def media_payload(
-    to: str, kind: MediaKind, media_id: str, caption: str | None = None, filename: str | None = None
+    to: str,
+    kind: MediaKind,
+    media_id: str | None,
+    caption: str | None = None,
+    filename: str | None = None,
+    *,
+    link: str | None = None,
 ) -> dict[str, Any]:
-    """An uploaded media file by its id; WhatsApp shows no caption on audio and a file name on documents only."""
+    """A media file by the id of an upload, or by a `link` WhatsApp downloads it from (exactly one); WhatsApp
+    shows no caption on audio and a file name on documents only."""
     if caption is not None and kind == "audio":
         raise ValueError("audio cannot have a caption")
     if filename is not None and kind != "document":
         raise ValueError("only a document has a file name")
-    media: dict[str, Any] = {"id": media_id}
+    if (media_id is None) == (link is None):
+        raise ValueError("give exactly one of a media id and a link")
+    media: dict[str, Any] = {"id": media_id} if media_id is not None else {"link": link}
     if caption is not None:
         media["caption"] = caption
     if filename is not None:
         media["filename"] = filename
     return _message(to, kind, media)
+
+
+def interactive_payload(to: str, interactive: dict[str, Any]) -> dict[str, Any]:
+    """An interactive message (reply buttons, a list): `interactive` is Meta's object, built and checked by
+    `messages.interactive`."""
+    return _message(to, "interactive", interactive)
 
 
 def reaction_payload(to: str, message_id: str, emoji: str) -> dict[str, Any]:

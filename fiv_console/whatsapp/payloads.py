@@ -8,8 +8,10 @@ messages (template status, account updates) or cannot be read as one.
 Tolerance is the rule, because Meta retries a refused webhook for 7 days and that gains nothing:
 - fields Meta adds are ignored by the models and kept in each record's `raw`; an unknown message kind or
   status is a record with the kind or status as given;
-- wrong types inside one message, status or error make that item alone a record with `problem` set (kind
-  or status "invalid") and its raw JSON, and the rest of the batch is read as usual;
+- in a message, a field that cannot be read (a placeholder where a number belongs, a timestamp that is
+  not one) is left out, and `problem` says which and why: the rest of the message, its content, is kept.
+  Only a message whose id or kind is wrong, or a status or error with wrong types, is a record of its own
+  with `problem` set (kind or status "invalid") and its raw JSON; the rest of the batch is read as usual;
 - a change whose value does not have the shape of a messages change becomes an `OtherChange` with
   `problem` set, so none of its items is silently dropped.
 Only a body that is not JSON, or not a business-account envelope (`object`, the `entry` list, each entry's
@@ -42,7 +44,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, field_validator, model_validator
@@ -52,6 +54,10 @@ INVALID = "invalid"
 """The kind of a message, or status of a status, whose JSON could not be read; `problem` says why."""
 
 MESSAGES_FIELD = "messages"
+# Fields that carry messages of a business number that uses the WhatsApp Business app as well (Meta's
+# "coexistence"): what the business sent from the app, and the chats of the app before onboarding.
+ECHOES_FIELD = "smb_message_echoes"
+HISTORY_FIELD = "history"
 
 # Limits of the `messages` table's columns (sql/0001_core_schema.sql).
 _KIND_MAX = 64
@@ -69,6 +75,9 @@ class WebhookPayloadError(ValueError):
 
 
 def _from_epoch_seconds(value: object) -> datetime:
+    # Meta's own samples sometimes give the seconds as a JSON number: the same instant, so it is read too.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
     if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         raise ValueError("must be a string of Unix seconds")
     try:
@@ -142,8 +151,11 @@ class Interactive(_Model):
 
     Meta nests the answer under a key named after its type; it is lifted up here, so `id` and `title` are
     those of the button or row, and a flow's `response_json` (a JSON document in a string), `body` and
-    `name` are those of the flow.
+    `name` are those of the flow. The answers of other kinds (`payment_method`, `call_permission_reply`...)
+    keep their own fields as sent: they are extra fields of the record, stored in the message's details.
     """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     type: str
     id: str | None = None
@@ -200,6 +212,7 @@ class System(_Model):
     type: str | None = None
     body: str | None = None
     wa_id: str | None = None  # the customer's new number, for user_changed_number
+    user_id: str | None = None  # their new business-scoped id (a new number brings a new one)
 
 
 class _Text(_Model):
@@ -208,6 +221,32 @@ class _Text(_Model):
 
 class _Unsupported(_Model):
     type: str | None = None
+
+
+class _EditedMessage(_Model):
+    """What an edited message says now: its text, or its media with the new caption."""
+
+    type: str | None = None
+    text: _Text | None = None
+    image: Media | None = None
+    video: Media | None = None
+    document: Media | None = None
+
+    def media(self) -> Media | None:
+        return {"image": self.image, "video": self.video, "document": self.document}.get(self.type or "")
+
+
+class _Edit(_Model):
+    """`type: edit`: the customer changed a message they sent (Meta's webhooks reference, messages/edit)."""
+
+    original_message_id: WaMessageId
+    message: _EditedMessage | None = None
+
+
+class _Revoke(_Model):
+    """`type: revoke`: the customer deleted a message for everyone (messages/revoke)."""
+
+    original_message_id: WaMessageId
 
 
 class _Context(_Model):
@@ -223,7 +262,9 @@ class _Message(_Model):
     from_: str | None = Field(default=None, alias="from")
     from_user_id: str | None = None
     id: WaMessageId
-    timestamp: EpochSeconds
+    group_id: str | None = None  # a message in a WhatsApp group: `from` is the participant who wrote it
+    # Optional here so that a bad one costs only itself (`_read_message`); the intake takes the arrival time.
+    timestamp: EpochSeconds | None = None
     type: str = Field(min_length=1, max_length=_KIND_MAX)
     context: _Context | None = None
     referral: dict[str, Any] | None = None
@@ -242,8 +283,12 @@ class _Message(_Model):
     order: Order | None = None
     system: System | None = None
     unsupported: _Unsupported | None = None
+    edit: _Edit | None = None
+    revoke: _Revoke | None = None
 
     def media(self) -> Media | None:
+        if self.type == "edit":
+            return self.edit.message.media() if self.edit and self.edit.message else None
         return {
             "image": self.image,
             "audio": self.audio,
@@ -274,6 +319,21 @@ class _Message(_Model):
                 return self.order.text if self.order else None
             case "system":
                 return self.system.body if self.system else None
+            case "edit":
+                edited = self.edit.message if self.edit else None
+                if edited is None:
+                    return None
+                if edited.text is not None:
+                    return edited.text.body
+                return media.caption if media else None
+        return None
+
+    def original_message_id(self) -> str | None:
+        """The message an edit or a revoke changes."""
+        if self.type == "edit" and self.edit:
+            return self.edit.original_message_id
+        if self.type == "revoke" and self.revoke:
+            return self.revoke.original_message_id
         return None
 
 
@@ -290,12 +350,21 @@ class _Status(_Model):
 
 class _Profile(_Model):
     name: str | None = None
+    username: str | None = None  # a user who adopted a username (2026): Meta may then leave the number out
 
 
 class _Contact(_Model):
     wa_id: str | None = None
-    user_id: str | None = None
+    user_id: str | None = None  # the business-scoped user id (BSUID), in every messages webhook since 2026
+    country_code: str | None = None
     profile: _Profile | None = None
+
+    def country(self) -> str | None:
+        """The user's country: as given, else the ISO 3166 code a BSUID starts with (`US.1349...`)."""
+        if self.country_code:
+            return self.country_code
+        prefix = (self.user_id or "").partition(".")[0]
+        return prefix if len(prefix) == 2 and prefix.isalpha() else None
 
 
 class _Metadata(_Model):
@@ -312,6 +381,18 @@ class _Value(_Model):
     messages: tuple[Any, ...] = ()
     statuses: tuple[Any, ...] = ()
     errors: tuple[Any, ...] = ()
+    message_echoes: tuple[Any, ...] = ()  # smb_message_echoes
+    history: tuple[Any, ...] = ()  # history: chunks of threads
+
+
+class _Thread(_Model):
+    id: str  # the customer's number
+    messages: tuple[Any, ...] = ()
+
+
+class _HistoryChunk(_Model):
+    threads: tuple[_Thread, ...] = ()
+    errors: tuple[Any, ...] = ()  # the business declined to share its history (2593109)
 
 
 class _Change(_Model):
@@ -336,9 +417,11 @@ class InboundMessage(_Record):
     phone_number_id: str
     # None only when the message is invalid and had no usable id.
     wa_message_id: str | None
-    wa_id: str | None  # the customer's number (`from`)
-    user_id: str | None  # the customer's business-scoped id (`from_user_id`), in newer payloads
+    wa_id: str | None  # the customer's number (`from`; an echo's `to`, a history thread's id)
+    user_id: str | None  # the customer's business-scoped id (`from_user_id`, or their contact's `user_id`)
     profile_name: str | None
+    username: str | None = None
+    country_code: str | None = None
     timestamp: datetime | None  # None only when the message is invalid
     kind: str  # Meta's `type` as given, or "invalid"
     text: str | None = None
@@ -351,6 +434,8 @@ class InboundMessage(_Record):
     order: Order | None = None
     system: System | None = None
     unsupported_type: str | None = None  # what Meta could not render, when it says ("edit", "poll_update")
+    # The message an edit or revoke changes (for an edit, `text` and `media` are what it says now).
+    original_message_id: str | None = None
     reply_to: str | None = None  # the wamid this message answers (`context.id`)
     reply_to_from: str | None = None
     forwarded: bool = False
@@ -359,7 +444,12 @@ class InboundMessage(_Record):
     referral: dict[str, Any] | None = None  # a click-to-WhatsApp ad or post the customer came from
     errors: tuple[WhatsAppError, ...] = ()
     raw: Any
-    problem: str | None = None  # why the message is invalid
+    problem: str | None = None  # why the message is invalid, or which fields of it were left out and why
+    group_id: str | None = None  # written in this WhatsApp group (the sender is the participant)
+    # "outbound": the business sent it from the WhatsApp Business app (an echo, or an app chat's history).
+    direction: Literal["inbound", "outbound"] = "inbound"
+    from_history: bool = False  # from the app's chats before onboarding (the `history` field)
+    delivery: str | None = None  # a history message's delivery as the app knew it, lower case
 
 
 class StatusUpdate(_Record):
@@ -443,7 +533,7 @@ def parse_webhook(raw: bytes) -> WebhookBatch:
             except ValidationError as exc:
                 other_changes.append(OtherChange(waba_id=entry.id, field=None, raw=item, problem=_describe(exc)))
                 continue
-            if change.field != MESSAGES_FIELD:
+            if change.field not in (MESSAGES_FIELD, ECHOES_FIELD, HISTORY_FIELD):
                 other_changes.append(OtherChange(waba_id=entry.id, field=change.field, raw=item))
                 continue
             try:
@@ -454,10 +544,24 @@ def parse_webhook(raw: bytes) -> WebhookBatch:
                 )
                 continue
             phone_number_id = value.metadata.phone_number_id
-            names = _profile_names(value.contacts)
-            messages.extend(_message(entry.id, phone_number_id, names, message) for message in value.messages)
+            people = _contacts_by_key(value.contacts)
+            messages.extend(_message(entry.id, phone_number_id, people, message) for message in value.messages)
+            messages.extend(_echo(entry.id, phone_number_id, people, echo) for echo in value.message_echoes)
             statuses.extend(_status(entry.id, phone_number_id, status) for status in value.statuses)
             errors.extend(_error(entry.id, phone_number_id, error) for error in value.errors)
+            for chunk in value.history:
+                try:
+                    history = _HistoryChunk.model_validate(chunk)
+                except ValidationError as exc:
+                    other_changes.append(
+                        OtherChange(waba_id=entry.id, field=change.field, raw=chunk, problem=_describe(exc))
+                    )
+                    continue
+                errors.extend(_error(entry.id, phone_number_id, error) for error in history.errors)
+                for thread in history.threads:
+                    messages.extend(
+                        _from_history(entry.id, phone_number_id, people, thread, m) for m in thread.messages
+                    )
     return WebhookBatch(
         messages=tuple(messages),
         statuses=tuple(statuses),
@@ -548,21 +652,19 @@ def _string(item: Any, key: str, max_length: int) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= max_length else None
 
 
-def _profile_names(contacts: tuple[Any, ...]) -> dict[str, str]:
-    """Profile names by wa_id and by business-scoped user id."""
-    names: dict[str, str] = {}
+def _contacts_by_key(contacts: tuple[Any, ...]) -> dict[str, _Contact]:
+    """The change's contacts, by wa_id and by business-scoped user id."""
+    people: dict[str, _Contact] = {}
     for item in contacts:
         try:
             contact = _Contact.model_validate(item)
         except ValidationError:
             # Only a display name is lost: the message itself is read, and Meta sends the name again.
             continue
-        if contact.profile is None or contact.profile.name is None:
-            continue
         for key in (contact.wa_id, contact.user_id):
             if key is not None:
-                names[key] = contact.profile.name
-    return names
+                people[key] = contact
+    return people
 
 
 def _storable(item: Any) -> bool:
@@ -576,7 +678,57 @@ def _storable(item: Any) -> bool:
 _TOO_DEEP = "nested too deeply to be stored"
 
 
-def _message(waba_id: str, phone_number_id: str, names: dict[str, str], item: Any) -> InboundMessage:
+# What a message cannot be stored without: anything else that is wrong costs only itself (`_read_message`).
+_ESSENTIAL = frozenset({"id", "type"})
+# Fields dropped, one round per level of nesting, before a message is given up as invalid.
+_DROP_ROUNDS = 8
+
+
+def _read_message(item: Any) -> tuple[_Message, str | None]:
+    """The message, with each field that could not be read left out, and what was left out and why; raises
+    the ValidationError when an essential field (its id, its kind) or the item itself is wrong."""
+    data = item
+    dropped: list[str] = []
+    for _ in range(_DROP_ROUNDS):
+        try:
+            return _Message.model_validate(data), "; ".join(dropped) or None
+        except ValidationError as exc:
+            paths = [_field_path(error) for error in exc.errors()]
+            if not isinstance(data, dict) or any(not path or path[0] in _ESSENTIAL for path in paths):
+                raise
+            dropped.append(_describe(exc))
+            data = _without(data, paths)
+    return _Message.model_validate(data), "; ".join(dropped)
+
+
+def _field_path(error: Any) -> tuple[str | int, ...]:
+    """The value to leave out for one error: the field itself, or the object missing a field it needs."""
+    loc = tuple(error["loc"])
+    return loc[:-1] if error["type"] == "missing" else loc
+
+
+def _without(data: Any, paths: list[tuple[str | int, ...]]) -> Any:
+    """A copy of `data` without the values at `paths` (a list item left out shifts none of the others)."""
+    removed = object()
+
+    def strip(value: Any, path: tuple[str | int, ...]) -> Any:
+        if not path:
+            return removed
+        head, rest = path[0], path[1:]
+        if isinstance(value, dict) and head in value:
+            return {
+                k: v for k, v in ((k, strip(v, rest) if k == head else v) for k, v in value.items()) if v is not removed
+            }
+        if isinstance(value, list) and isinstance(head, int) and 0 <= head < len(value):
+            return [v for v in (strip(v, rest) if i == head else v for i, v in enumerate(value)) if v is not removed]
+        return value
+
+    for path in sorted(set(paths), key=len, reverse=True):
+        data = strip(data, path)
+    return data
+
+
+def _message(waba_id: str, phone_number_id: str, people: dict[str, _Contact], item: Any) -> InboundMessage:
     if not _storable(item):
         return InboundMessage(
             waba_id=waba_id,
@@ -591,30 +743,36 @@ def _message(waba_id: str, phone_number_id: str, names: dict[str, str], item: An
             problem=_TOO_DEEP,
         )
     try:
-        message = _Message.model_validate(item)
+        message, problem = _read_message(item)
     except ValidationError as exc:
         wa_id = _string(item, "from", _WAMID_MAX)
         user_id = _string(item, "from_user_id", _WAMID_MAX)
+        contact = _contact_of(people, wa_id, user_id)
         return InboundMessage(
             waba_id=waba_id,
             phone_number_id=phone_number_id,
             wa_message_id=_string(item, "id", _WAMID_MAX),
             wa_id=wa_id,
-            user_id=user_id,
-            profile_name=_profile_name(names, wa_id, user_id),
+            user_id=user_id or (contact.user_id if contact else None),
+            profile_name=contact.profile.name if contact and contact.profile else None,
             timestamp=None,
             kind=INVALID,
             raw=item,
             problem=_describe(exc),
         )
     context = message.context or _Context()
+    contact = _contact_of(people, message.from_, message.from_user_id)
+    profile = contact.profile if contact and contact.profile else _Profile()
     return InboundMessage(
         waba_id=waba_id,
         phone_number_id=phone_number_id,
         wa_message_id=message.id,
+        group_id=message.group_id,
         wa_id=message.from_,
-        user_id=message.from_user_id,
-        profile_name=_profile_name(names, message.from_, message.from_user_id),
+        user_id=message.from_user_id or (contact.user_id if contact else None),
+        profile_name=profile.name,
+        username=profile.username,
+        country_code=contact.country() if contact else None,
         timestamp=message.timestamp,
         kind=message.type,
         text=message.text_to_show(),
@@ -627,6 +785,7 @@ def _message(waba_id: str, phone_number_id: str, names: dict[str, str], item: An
         order=message.order,
         system=message.system,
         unsupported_type=message.unsupported.type if message.unsupported else None,
+        original_message_id=message.original_message_id(),
         reply_to=context.id,
         reply_to_from=context.from_,
         forwarded=context.forwarded,
@@ -635,13 +794,58 @@ def _message(waba_id: str, phone_number_id: str, names: dict[str, str], item: An
         referral=message.referral,
         errors=message.errors,
         raw=item,
+        problem=problem,
     )
 
 
-def _profile_name(names: dict[str, str], wa_id: str | None, user_id: str | None) -> str | None:
+def _echo(waba_id: str, phone_number_id: str, people: dict[str, _Contact], item: Any) -> InboundMessage:
+    """A message the business sent from the WhatsApp Business app: outbound, to its `to`."""
+    customer = _customer_number(item.get("to") if isinstance(item, dict) else None)
+    user_id = _string(item, "to_user_id", _WAMID_MAX)
+    message = _message(waba_id, phone_number_id, people, item)
+    contact = _contact_of(people, customer, user_id)
+    return message.model_copy(
+        update={
+            "direction": "outbound",
+            "wa_id": customer,
+            "user_id": user_id or (contact.user_id if contact else None),
+            "profile_name": contact.profile.name if contact and contact.profile else None,
+            "username": contact.profile.username if contact and contact.profile else None,
+            "country_code": contact.country() if contact else None,
+        }
+    )
+
+
+def _from_history(
+    waba_id: str, phone_number_id: str, people: dict[str, _Contact], thread: _Thread, item: Any
+) -> InboundMessage:
+    """A message of a chat the business had in the app: the customer's (its `from` is the thread's), or the
+    business's own."""
+    message = _message(waba_id, phone_number_id, people, item)
+    customer = _customer_number(thread.id)
+    own = _customer_number(message.wa_id) != customer
+    context = item.get("history_context") if isinstance(item, dict) else None
+    delivery = context.get("status") if isinstance(context, dict) else None
+    return message.model_copy(
+        update={
+            "direction": "outbound" if own else "inbound",
+            "wa_id": customer,
+            "from_history": True,
+            "delivery": delivery.lower() if isinstance(delivery, str) else None,
+        }
+    )
+
+
+def _customer_number(value: Any) -> str | None:
+    """A number as the customer's key: Meta writes an echo's `to` as it was given, maybe with a `+`."""
+    return value.removeprefix("+") if isinstance(value, str) and value else None
+
+
+def _contact_of(people: dict[str, _Contact], wa_id: str | None, user_id: str | None) -> _Contact | None:
+    """The contact the change gives for the sender, by number or business-scoped id."""
     for key in (wa_id, user_id):
-        if key is not None and key in names:
-            return names[key]
+        if key is not None and key in people:
+            return people[key]
     return None
 
 

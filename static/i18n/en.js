@@ -543,4 +543,12 @@ export default {
   "wallboard.whisper.submit": "Send whisper",
   "wallboard.whisper.sent": "Whisper sent.",
   "wallboard.whisperFrom": "Whisper from {name}",
+  // WhatsApp as Meta sends it (issue #16)
+  "wa.username": "Username",
+  "wa.edited": "edited",
+  "wa.editedBefore": "Before the customer edited it:",
+  "wa.deleted": "The customer deleted this message.",
+  "wa.reactions": "Reactions: {emoji}",
+  "wa.fromApp": "Sent from the WhatsApp Business app",
+  "wa.group": "WhatsApp group",
 };

@@ -542,4 +542,12 @@ export default {
   "wallboard.whisper.submit": "Enviar sussurro",
   "wallboard.whisper.sent": "Sussurro enviado.",
   "wallboard.whisperFrom": "Sussurro de {name}",
+  // WhatsApp como a Meta envia (issue #16)
+  "wa.username": "Nome de usuário",
+  "wa.edited": "editada",
+  "wa.editedBefore": "Antes de o cliente editar:",
+  "wa.deleted": "O cliente apagou esta mensagem.",
+  "wa.reactions": "Reações: {emoji}",
+  "wa.fromApp": "Enviada pelo app WhatsApp Business",
+  "wa.group": "Grupo do WhatsApp",
 };

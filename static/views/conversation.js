@@ -15,7 +15,8 @@ const TICKS = { queued: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓"
 
 function mediaOf(message) {
   const media = message.media;
-  if (!media?.id) return null;
+  // Sent by a link WhatsApp fetched the file from: the link itself (the console holds no copy).
+  if (!media?.id) return media?.link ? el("a", { href: media.link, target: "_blank", rel: "noopener noreferrer", class: "media-document" }, `🔗 ${media.filename || kindName(message.kind)}`) : null;
   const source = `/api/messages/${message.id}/media`;
   switch (message.kind) {
     case "image":
@@ -225,23 +226,46 @@ export function mountConversation({ store, ui }) {
     return null;
   }
 
+  // An edited message says so; its earlier texts open under the mark (the customer's edits stay readable).
+  function editedMark(message) {
+    const earlier = (message.revisions ?? []).map((r) => el("li", {}, el("span", { class: "muted", text: `${formatTime(r.replaced_at)} ` }), r.text ?? ""));
+    if (!earlier.length) return el("span", { class: "edited", text: `${t("wa.edited")} ` });
+    return el("details", { class: "edited" }, el("summary", { text: t("wa.edited") }), el("p", { class: "muted", text: t("wa.editedBefore") }), el("ul", {}, ...earlier));
+  }
+
+  // Reactions sit on the message they react to, one per person (the newest).
+  function reactionsOf(message) {
+    const reactions = message.reactions ?? [];
+    if (!reactions.length) return null;
+    const label = t("wa.reactions", { emoji: reactions.map((r) => r.emoji).join(" ") });
+    return el("p", { class: "reactions", "aria-label": label, title: label }, ...reactions.map((r) => el("span", { class: `reaction by-${r.by}`, text: r.emoji })));
+  }
+
   function messageNode(message, history) {
     const outbound = message.direction === "outbound";
     const body = el("div", { class: "bubble-body" });
     const media = mediaOf(message);
     const special = specialOf(message, history);
     if (message.details?.forwarded) body.append(el("p", { class: "forwarded muted", text: t("message.forwarded") }));
-    if (media) body.append(media);
-    if (special) body.append(el("p", { class: "text" }, special));
-    else if (message.text) body.append(el("p", { class: "text" }, linkify(message.text)));
-    else if (!media) body.append(el("p", { class: "text muted", text: kindName(message.kind) }));
+    if (message.details?.from_app) body.append(el("p", { class: "forwarded muted", text: t("wa.fromApp") }));
+    // In a group, each message says which participant wrote it.
+    const participant = message.details?.participant;
+    if (participant) body.append(el("p", { class: "participant", text: participant.name || (participant.username ? `@${participant.username}` : `+${participant.wa_id ?? ""}`) }));
+    if (message.revoked_at) body.append(el("p", { class: "text muted deleted", text: t("wa.deleted") }));
+    else {
+      if (media) body.append(media);
+      if (special) body.append(el("p", { class: "text" }, special));
+      else if (message.text) body.append(el("p", { class: "text" }, linkify(message.text)));
+      else if (!media) body.append(el("p", { class: "text muted", text: kindName(message.kind) }));
+    }
     const meta = el("span", { class: "meta" }, formatTime(message.created_at));
+    if (message.edited_at && !message.revoked_at) meta.prepend(editedMark(message));
     if (outbound) {
       const tick = t(`tick.${message.status}`);
       meta.append(el("span", { class: `tick tick-${message.status}`, role: "img", "aria-label": tick, title: tick, text: TICKS[message.status] ?? "" }));
     }
     const found = current?.highlight === message.id ? " found" : "";
-    const node = el("li", { class: `bubble ${outbound ? "out" : "in"}${found}`, dataset: { id: message.id, status: message.status } }, quoteOf(message, history), body, meta);
+    const node = el("li", { class: `bubble ${outbound ? "out" : "in"}${found}`, dataset: { id: message.id, status: message.status } }, quoteOf(message, history), body, meta, reactionsOf(message));
     if (message.status === "failed") {
       const reason = message.error?.reason || message.error?.message || t("message.failed");
       const retry = el("button", { type: "button", class: "secondary", text: t("message.retry") });

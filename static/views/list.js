@@ -17,7 +17,10 @@ export function kindName(kind) {
 }
 
 export function contactName(contact) {
-  return contact.name || contact.profile_name || `+${contact.wa_id}`;
+  // A customer with a username may come without a number (WhatsApp's business-scoped ids, 2026).
+  if (contact.name || contact.profile_name) return contact.name || contact.profile_name;
+  if (contact.group_id) return t("wa.group");
+  return contact.username ? `@${contact.username}` : `+${contact.wa_id}`;
 }
 
 export function previewOf(message) {

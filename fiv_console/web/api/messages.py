@@ -1,6 +1,7 @@
 """Replies: `POST /api/conversations/{id}/messages` sends one, `POST /api/messages/{id}/retry` sends a failed
-one again; `/read` marks the customer's messages read when their agent opens the conversation, `/typing`
-shows the customer that the agent is typing.
+one again, `POST /api/messages/{id}/reaction` puts the business's emoji on a message; `/read` marks the
+customer's messages read when their agent opens the conversation, `/typing` shows the customer that the
+agent is typing.
 
 These routes run their own transactions (`transaction=False`): the message is stored and committed before
 the Graph API is called, and the outcome is recorded after, so no database lock is held across the network.
@@ -13,9 +14,10 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from fiv_console.keys import database_key, graph_client_key, hub_key, template_cache_key, typing_throttle_key
-from fiv_console.messages import sending
+from fiv_console.messages import reacting, sending
 from fiv_console.messages.history import Message
 from fiv_console.messages.outbound import SendRequest
+from fiv_console.messages.reacting import ReactionRequest
 from fiv_console.web.api.conversations import viewer_of
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, Created, NoInput, RouteTable
 
@@ -56,6 +58,24 @@ async def retry_message(call: ApiCall[NoInput, NoInput]) -> Message:
         app[hub_key],
         viewer=viewer_of(call),
         message_id=call.ids["message_id"],
+    )
+
+
+@routes.route(
+    "POST", "/api/messages/{message_id}/reaction", roles=ANYONE_SIGNED_IN,
+    summary="React to a message with an emoji (empty: take the reaction back), as a reply: by the "
+    "conversation's agent, inside the 24-hour window; 409 WHATSAPP_REFUSED if WhatsApp does not take it",
+    tag=_TAG, body=ReactionRequest, response=Message, transaction=False,
+)  # fmt: skip
+async def react_to_message(call: ApiCall[ReactionRequest, NoInput]) -> Message:
+    app = call.request.app
+    return await reacting.react(
+        app[database_key],
+        app[graph_client_key],
+        app[hub_key],
+        viewer=viewer_of(call),
+        message_id=call.ids["message_id"],
+        request=call.body,
     )
 
 
