@@ -15,6 +15,7 @@ from fiv_console.web.api import (
     media,
     messages,
     queues,
+    reports,
     templates,
     tokens,
     users,
@@ -35,6 +36,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     labels.routes,
     tokens.routes,
     audit_log.routes,
+    reports.routes,
 )
 
 
