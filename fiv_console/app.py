@@ -14,6 +14,7 @@ import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
 
+from fiv_console.access import STAFF_ROLES
 from fiv_console.accounts.rate_limit import LocalRateLimiter, RedisRateLimiter
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.bus.base import Bus
@@ -203,6 +204,7 @@ def create_app(settings: Settings) -> web.Application:
     app[aiohttp_jinja2.static_root_key] = "/static"
     app.router.add_get("/", pages.console)
     app.router.add_get("/login", pages.login)
+    app.router.add_get("/reports", pages.page("reports.html", roles=STAFF_ROLES))
     app.router.add_get("/health", get_health)
     app.router.add_get("/ws", ws.websocket)
     app.router.add_get("/webhooks/whatsapp", webhooks.verify_subscription)
