@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from fiv_console.access import Viewer
@@ -25,7 +26,7 @@ from fiv_console.assignment import absence, unanswered
 from fiv_console.conversations import lifecycle
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import EventBatch
-from fiv_console.reports import export, figures
+from fiv_console.reports import export, figures, presence
 from fiv_console.reports.period import Period
 from tests.api import Browsers, TenantPeople
 from tests.conftest import TestDatabase
@@ -325,3 +326,95 @@ def test_cells_are_defused_and_numbers_kept() -> None:
         "-3",
         "",
     ]
+
+
+# A year of traffic, 20 conversations a day, each queued, assigned and closed: a month is a twelfth of it,
+# so a plan that reads the month through the indexes is the planner's own choice, not a forced one.
+_YEAR_SQL = """
+with made as (
+    insert into contacts (tenant_id, wa_id)
+    select $1, (5511800000000 + g)::text from generate_series(1, $2) g
+    returning id, (wa_id::bigint - 5511800000000)::int as g
+)
+insert into conversations (tenant_id, channel_id, contact_id, queue_id, agent_id, status, created_at, enqueued_at,
+                           assigned_at, closed_at, close_reason, last_message_at)
+select $1, $3, m.id, $4, $5, 'closed', t, t, t + interval '1 minute', t + interval '20 minutes', 'done', t
+from made m, lateral (select timestamptz '2026-01-01 00:00+00' + make_interval(mins => m.g * 72) as t) s
+"""
+_PRESENCE_YEAR_SQL = """
+insert into agent_presence_log (tenant_id, user_id, status, connected, changed_at)
+select $1, $2, case when g % 2 = 0 then 'online' else 'away' end, true,
+       timestamptz '2026-01-01 00:00+00' + make_interval(hours => g)
+from generate_series(1, 8760) g
+"""
+
+
+def _plan_scans(document: Any) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: dict[str, Any]) -> None:
+        if "Relation Name" in node or node["Node Type"] == "Bitmap Index Scan":
+            found.add(f"{node.get('Relation Name', '')}:{node['Node Type']}:{node.get('Index Name', '')}")
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk((orjson.loads(document) if isinstance(document, str) else document)[0]["Plan"])
+    return found
+
+
+async def test_a_months_report_reads_indexes_as_the_server_role(
+    database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    owner = await asyncpg.connect(database.owner_url)
+    try:
+        channel = await owner.fetchval(
+            "insert into channels (tenant_id, phone_number_id, display_number, default_queue_id)"
+            " values ($1, $2, '+1 555', $3) returning id",
+            tenant.id,
+            str(uuid.uuid4().int)[:15],
+            tenant.queue_id,
+        )
+        await owner.execute(_YEAR_SQL, tenant.id, 7300, channel, tenant.queue_id, tenant.agent.id)
+        await owner.execute(_PRESENCE_YEAR_SQL, tenant.id, tenant.agent.id)
+        await owner.execute("analyze conversations, conversation_segments, agent_presence_log, users")
+    finally:
+        await owner.close()
+    period = Period(date(2026, 3, 1), date(2026, 3, 31), "UTC")
+    async with tenant_tx(db, tenant.id) as conn:
+        summary_plan = _plan_scans(
+            await conn.fetchval(
+                f"explain (format json) {figures.SUMMARY_SQL}",
+                period.starts_at,
+                period.ends_at,
+                None,
+                None,
+                "day",
+                "UTC",
+                "YYYY-MM-DD",
+            )
+        )
+        export_plan = _plan_scans(
+            await conn.fetchval(
+                f"explain (format json) {export.CONVERSATIONS_SQL}", period.starts_at, period.ends_at, None, None
+            )
+        )
+        presence_plan = _plan_scans(
+            await conn.fetchval(
+                f"explain (format json) {presence.PRESENCE_SQL}", period.starts_at, period.ends_at, None, None
+            )
+        )
+        summary = await figures.summarize(conn, period=period)
+    assert summary.totals.queued == 620  # 31 days of 20
+    segments = {scan for scan in summary_plan if scan.startswith("conversation_segments:")}
+    assert not any(":Seq Scan:" in scan for scan in segments), summary_plan
+    bitmaps = {scan.split(":")[2] for scan in summary_plan if ":Bitmap Index Scan:" in scan}
+    assert {
+        "conversation_segments_started_idx",
+        "conversation_segments_assigned_idx",
+        "conversation_segments_agent_reply_idx",
+        "conversation_segments_episode_reply_idx",
+        "conversation_segments_ended_idx",
+    } <= bitmaps, summary_plan
+    assert not any(scan.startswith("conversations:Seq Scan") for scan in export_plan), export_plan
+    assert "conversation_segments:Index Scan:conversation_segments_conversation_idx" in export_plan, export_plan
+    assert not any(scan.startswith("agent_presence_log:Seq Scan") for scan in presence_plan), presence_plan

@@ -8,38 +8,41 @@ the status `offline`, or no socket open. Agents without any row before the range
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from fiv_console.db.pool import Connection
 
-# $1, $2: the range; $3: one agent or null; $4: only members of this queue, or null. The row before the
-# range is one probe of (tenant_id, user_id, changed_at) per person, the rows inside one range of it each.
+# $1, $2: the range, cut at now; $3: one agent or null; $4: only members of this queue, or null. The row
+# before the range is one probe of (tenant_id, user_id, changed_at) per person, the rows inside one range
+# of it each.
 PRESENCE_SQL = """
-with span as (select $1::timestamptz as lo, least($2::timestamptz, now()) as hi),
-people as (
+with people as (
     select u.id from users u
     where ($3::uuid is null or u.id = $3)
       and ($4::uuid is null or exists (select 1 from queue_members m where m.queue_id = $4 and m.user_id = u.id))
 ),
 changes as (
-    select p.id as user_id, b.id as seq, b.status, b.connected, span.lo as since
-    from people p cross join span
+    select p.id as user_id, b.id as seq, b.status, b.connected, $1::timestamptz as since
+    from people p
     cross join lateral (
         select l.id, l.status, l.connected from agent_presence_log l
-        where l.user_id = p.id and l.changed_at < span.lo
+        where l.user_id = p.id and l.changed_at < $1
         order by l.changed_at desc, l.id desc limit 1
     ) b
     union all
-    select l.user_id, l.id, l.status, l.connected, l.changed_at
-    from people p cross join span
-    join agent_presence_log l on l.user_id = p.id and l.changed_at >= span.lo and l.changed_at < span.hi
+    select p.id, l.id, l.status, l.connected, l.changed_at
+    from people p
+    cross join lateral (
+        select l.id, l.status, l.connected, l.changed_at from agent_presence_log l
+        where l.user_id = p.id and l.changed_at >= $1 and l.changed_at < $2
+    ) l
 ),
 spans as (
     select user_id, status, connected, since,
-           coalesce(lead(since) over (partition by user_id order by since, seq), (select hi from span)) as until
+           coalesce(lead(since) over (partition by user_id order by since, seq), $2::timestamptz) as until
     from changes
 )
 select user_id,
@@ -66,5 +69,6 @@ class PresenceTime(BaseModel):
 async def presence_times(
     conn: Connection, *, starts_at: datetime, ends_at: datetime, agent_id: UUID | None, queue_id: UUID | None
 ) -> dict[UUID, PresenceTime]:
-    rows = await conn.fetch(PRESENCE_SQL, starts_at, ends_at, agent_id, queue_id)
+    # Time yet to come is no time online: the range ends now, if that is sooner.
+    rows = await conn.fetch(PRESENCE_SQL, starts_at, min(ends_at, datetime.now(UTC)), agent_id, queue_id)
     return {r["user_id"]: PresenceTime(online=r["online"], away=r["away"], offline=r["offline"]) for r in rows}
