@@ -390,7 +390,6 @@ async def test_a_months_report_reads_indexes_as_the_server_role(
                 None,
                 "day",
                 "UTC",
-                "YYYY-MM-DD",
             )
         )
         export_plan = _plan_scans(

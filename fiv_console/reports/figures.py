@@ -40,76 +40,80 @@ where ((s.started_at >= $1 and s.started_at < $2)
   and ($3::uuid is null or s.queue_id = $3)
 """
 
-# Each event: (kind, when, the agent it is credited to, its seconds, a flag). An event whose time is null
-# did not happen in this segment. A transfer into a queue is no agent's, even once the segment is assigned.
+# Each figure of one event: a count (1 or 0) or seconds (null where it does not apply), from the event's kind
+# (1 start, 2 answer, 3 the opening's first reply of a person, 4 the agent's first reply, 5 end) and its
+# segment `s`. Counts are summed and durations averaged over conversations; nothing is averaged twice.
+_COUNTS: dict[str, str] = {
+    "queued": "e.kind = 1 and s.queued",
+    "answered": "e.kind = 2",
+    "answered_in_target": "e.kind = 2 and s.assigned_at - s.started_at <= make_interval(secs => s.sla_seconds)",
+    "abandoned": "e.kind = 5 and s.end_kind = 'close' and s.queued and s.assigned_at is null",
+    "short_abandoned": (
+        "e.kind = 5 and s.end_kind = 'close' and s.queued and s.assigned_at is null"
+        f" and s.ended_at - s.started_at < make_interval(secs => {SHORT_ABANDON_SECONDS})"
+    ),
+    "closed": "e.kind = 5 and s.end_kind = 'close'",
+    "transfers_in": "e.kind = 1 and s.start_kind = 'transfer'",
+    "transfers_out": "e.kind = 5 and s.end_kind = 'transfer'",
+    "reroutes": "e.kind = 5 and s.end_kind = 'reroute'",
+    "reopened": "e.kind = 1 and s.start_kind = 'reopen'",
+}
+_DURATIONS: dict[str, tuple[str, str]] = {
+    "wait": ("e.kind = 2", _seconds("s.assigned_at", "s.started_at")),
+    "first_response": ("e.kind = 3", _seconds("s.episode_reply_at", "s.opened_at")),
+    "agent_first_response": ("e.kind = 4", _seconds("s.agent_reply_at", "s.assigned_at")),
+    "handle": (
+        "e.kind = 5 and s.end_kind = 'close' and s.assigned_at is not null",
+        _seconds("s.ended_at", "s.assigned_at"),
+    ),
+    "resolution": (
+        "e.kind = 5 and s.end_kind = 'close' and s.episode_reply_at is not null",
+        _seconds("s.ended_at", "s.opened_at"),
+    ),
+}
+
+
+def _event_columns() -> str:
+    counts = [f"({condition})::int as {name}" for name, condition in _COUNTS.items()]
+    durations = [f"case when {condition} then {value} end as {name}" for name, (condition, value) in _DURATIONS.items()]
+    return ",\n       ".join(counts + durations)
+
+
+# Each segment yields up to five events, each at its own time and credited to its own agent: its start
+# (queued, transferred in, reopened: an agent's only when handed straight to them), its answer (a queued
+# segment assigned), the opening's first reply of a person when sent in this segment (whoever sent it), its
+# agent's first reply, and its end (closed, abandoned, transferred out, re-routed). A null time: no event.
 _EVENTS_SQL = f"""
-select e.kind, e.at, s.queue_id, e.agent_id, e.seconds, e.flag
+select e.at, s.queue_id, e.agent_id,
+       {_event_columns()}
 from ({_SEGMENTS_SQL}) s
 cross join lateral (values
-    ('queued', case when s.queued then s.started_at end, null::uuid, null::float8, null::boolean),
-    ('answered', case when s.queued then s.assigned_at end, s.agent_id,
-        {_seconds("s.assigned_at", "s.started_at")},
-        s.assigned_at - s.started_at <= make_interval(secs => s.sla_seconds)),
-    ('abandoned', case when s.queued and s.end_kind = 'close' and s.assigned_at is null then s.ended_at end, null,
-        {_seconds("s.ended_at", "s.started_at")},
-        s.ended_at - s.started_at < make_interval(secs => {SHORT_ABANDON_SECONDS})),
-    ('first_response', case when s.episode_reply_here then s.episode_reply_at end, s.episode_reply_by,
-        {_seconds("s.episode_reply_at", "s.opened_at")}, null),
-    ('agent_response', s.agent_reply_at, s.agent_id, {_seconds("s.agent_reply_at", "s.assigned_at")}, null),
-    ('handled', case when s.end_kind = 'close' and s.assigned_at is not null then s.ended_at end, s.agent_id,
-        {_seconds("s.ended_at", "s.assigned_at")}, null),
-    ('closed', case when s.end_kind = 'close' then s.ended_at end, s.agent_id, null, null),
-    ('resolved', case when s.end_kind = 'close' and s.episode_reply_at is not null then s.ended_at end, s.agent_id,
-        {_seconds("s.ended_at", "s.opened_at")}, null),
-    ('transfer_in', case when s.start_kind = 'transfer' then s.started_at end,
-        case when not s.queued then s.agent_id end, null, null),
-    ('transfer_out', case when s.end_kind = 'transfer' then s.ended_at end, s.agent_id, null, null),
-    ('reroute', case when s.end_kind = 'reroute' then s.ended_at end, s.agent_id, null, null),
-    ('reopened', case when s.start_kind = 'reopen' then s.started_at end, null, null, null)
-) as e(kind, at, agent_id, seconds, flag)
+    (1, s.started_at, case when not s.queued then s.agent_id end),
+    (2, case when s.queued then s.assigned_at end, s.agent_id),
+    (3, case when s.episode_reply_here then s.episode_reply_at end, s.episode_reply_by),
+    (4, s.agent_reply_at, s.agent_id),
+    (5, s.ended_at, s.agent_id)
+) as e(kind, at, agent_id)
 where e.at >= $1 and e.at < $2 and ($4::uuid is null or e.agent_id = $4)
 """
 
-_COUNTS: dict[str, str] = {
-    "queued": "kind = 'queued'",
-    "answered": "kind = 'answered'",
-    "answered_in_target": "kind = 'answered' and flag",
-    "abandoned": "kind = 'abandoned'",
-    "short_abandoned": "kind = 'abandoned' and flag",
-    "closed": "kind = 'closed'",
-    "transfers_in": "kind = 'transfer_in'",
-    "transfers_out": "kind = 'transfer_out'",
-    "reroutes": "kind = 'reroute'",
-    "reopened": "kind = 'reopened'",
-}
-# Each duration: the event whose seconds it measures.
-_DURATIONS: dict[str, str] = {
-    "wait": "answered",
-    "first_response": "first_response",
-    "agent_first_response": "agent_response",
-    "handle": "handled",
-    "resolution": "resolved",
-}
-
 
 def _aggregates() -> str:
-    counts = [f"count(*) filter (where {condition}) as {name}" for name, condition in _COUNTS.items()]
+    counts = [f"sum({name}) as {name}" for name in _COUNTS]
     durations = [
-        f"count(*) filter (where kind = '{kind}') as {name}_count, "
-        f"avg(seconds) filter (where kind = '{kind}') as {name}_average, "
-        f"percentile_disc(array[0.5, 0.9]) within group (order by seconds) filter (where kind = '{kind}')"
-        f" as {name}_percentiles"
-        for name, kind in _DURATIONS.items()
+        f"count({name}) as {name}_count, avg({name}) as {name}_average, "
+        f"percentile_disc(array[0.5, 0.9]) within group (order by {name}) as {name}_percentiles"
+        for name in _DURATIONS
     ]
     return ",\n       ".join(counts + durations)
 
 
-# $5: 'hour' or 'day'; $6: the tenant's time zone; $7: the bucket label's format.
+# $5: 'hour' or 'day'; $6: the tenant's time zone. A bucket is the local wall time its hour or day begins.
 SUMMARY_SQL = f"""
 select grouping(f.queue_id) = 0 as by_queue, grouping(f.agent_id) = 0 as by_agent,
        grouping(f.bucket) = 0 as by_bucket, f.queue_id, f.agent_id, f.bucket,
        {_aggregates()}
-from (select ev.*, to_char(date_trunc($5, ev.at at time zone $6), $7) as bucket from ({_EVENTS_SQL}) ev) f
+from (select ev.*, date_trunc($5, ev.at at time zone $6) as bucket from ({_EVENTS_SQL}) ev) f
 group by grouping sets ((), (f.queue_id), (f.agent_id), (f.bucket))
 """
 _QUEUES_SQL = "select id, name, sla_seconds from queues where id = any($1::uuid[]) order by lower(name), id"
@@ -222,12 +226,12 @@ async def summarize(
         agent_id,
         period.unit,
         period.time_zone,
-        BUCKET_FORMATS[period.unit][0],
     )
     total = next((r for r in rows if not (r["by_queue"] or r["by_agent"] or r["by_bucket"])), None)
     by_queue = {r["queue_id"]: r for r in rows if r["by_queue"]}
     by_agent = {r["agent_id"]: r for r in rows if r["by_agent"] and r["agent_id"] is not None}
-    by_bucket = {r["bucket"]: r for r in rows if r["by_bucket"]}
+    label = BUCKET_FORMATS[period.unit]
+    by_bucket = {r["bucket"].strftime(label): r for r in rows if r["by_bucket"]}
     presence = await presence_times(
         conn, starts_at=period.starts_at, ends_at=period.ends_at, agent_id=agent_id, queue_id=queue_id
     )

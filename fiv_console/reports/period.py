@@ -21,11 +21,8 @@ HOURLY_UP_TO_DAYS = 2
 
 Unit = Literal["hour", "day"]
 
-# The bucket's label, as PostgreSQL's to_char writes it and Python's strftime: the same text both ways.
-BUCKET_FORMATS: dict[Unit, tuple[str, str]] = {
-    "hour": ('YYYY-MM-DD"T"HH24:00', "%Y-%m-%dT%H:00"),
-    "day": ("YYYY-MM-DD", "%Y-%m-%d"),
-}
+# A bucket's label: the local wall time it begins, to the hour or the day.
+BUCKET_FORMATS: dict[Unit, str] = {"hour": "%Y-%m-%dT%H:00", "day": "%Y-%m-%d"}
 
 
 class ReportQuery(BaseModel):
@@ -80,7 +77,7 @@ class Period:
 
     def buckets(self) -> list[str]:
         """Every bucket's label in order, so hours and days without traffic are shown as zeros."""
-        python_format = BUCKET_FORMATS[self.unit][1]
+        python_format = BUCKET_FORMATS[self.unit]
         labels: dict[str, None] = {}
         moment, ends_at, zone = self.starts_at, self.ends_at, self.zone
         while moment < ends_at:
