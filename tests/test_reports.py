@@ -417,3 +417,19 @@ async def test_a_months_report_reads_indexes_as_the_server_role(
     assert not any(scan.startswith("conversations:Seq Scan") for scan in export_plan), export_plan
     assert "conversation_segments:Index Scan:conversation_segments_conversation_idx" in export_plan, export_plan
     assert not any(scan.startswith("agent_presence_log:Seq Scan") for scan in presence_plan), presence_plan
+
+
+async def test_the_page_is_for_staff(browsers: Browsers, tenant: TenantPeople) -> None:
+    anonymous = await browsers.new()
+    signed_out = await anonymous.client.get("/reports", allow_redirects=False)
+    assert (signed_out.status, signed_out.headers["Location"]) == (302, "/login?next=/reports")
+    agent = await browsers.signed_in(tenant.agent)
+    refused = await agent.client.get("/reports")
+    assert refused.status == 403
+    for person in (tenant.supervisor, tenant.admin):
+        staff = await browsers.signed_in(person)
+        page = await staff.client.get("/reports")
+        assert page.status == 200
+        html = await page.text()
+        assert 'src="/static/reports.js' in html
+        assert 'aria-current="page"' in html.split('href="/reports"')[1].split(">")[0]
