@@ -38,9 +38,9 @@ __all__ = ["scene"]
 async def _summary(db: Database, scene: Scene, start: str, end: str, **filters: Any) -> figures.Summary:
     async with tenant_tx(db, scene.tenant.id) as conn:
         tenant = await get_tenant(conn, tenant_id=scene.tenant.id)
-        assert tenant is not None
-        period = Period(date.fromisoformat(start), date.fromisoformat(end), tenant.time_zone)
-        return await figures.summarize(conn, period=period, **filters)
+    assert tenant is not None
+    period = Period(date.fromisoformat(start), date.fromisoformat(end), tenant.time_zone)
+    return await figures.summarize(db, tenant_id=scene.tenant.id, period=period, **filters)
 
 
 def _d(values: list[float]) -> dict[str, Any]:
@@ -381,17 +381,20 @@ async def test_a_months_report_reads_indexes_as_the_server_role(
         await owner.close()
     period = Period(date(2026, 3, 1), date(2026, 3, 31), "UTC")
     async with tenant_tx(db, tenant.id) as conn:
-        summary_plan = _plan_scans(
-            await conn.fetchval(
-                f"explain (format json) {figures.SUMMARY_SQL}",
-                period.starts_at,
-                period.ends_at,
-                None,
-                None,
-                "day",
-                "UTC",
+        summary_plans = [
+            _plan_scans(
+                await conn.fetchval(
+                    f"explain (format json) {statement}",
+                    period.starts_at,
+                    period.ends_at,
+                    None,
+                    None,
+                    "day",
+                    "UTC",
+                )
             )
-        )
+            for statement in (figures.COUNTS_SQL, figures.PERCENTILES_SQL)
+        ]
         export_plan = _plan_scans(
             await conn.fetchval(
                 f"explain (format json) {export.CONVERSATIONS_SQL}", period.starts_at, period.ends_at, None, None
@@ -402,18 +405,19 @@ async def test_a_months_report_reads_indexes_as_the_server_role(
                 f"explain (format json) {presence.PRESENCE_SQL}", period.starts_at, period.ends_at, None, None
             )
         )
-        summary = await figures.summarize(conn, period=period)
+    summary = await figures.summarize(db, tenant_id=tenant.id, period=period)
     assert summary.totals.queued == 620  # 31 days of 20
-    segments = {scan for scan in summary_plan if scan.startswith("conversation_segments:")}
-    assert not any(":Seq Scan:" in scan for scan in segments), summary_plan
-    bitmaps = {scan.split(":")[2] for scan in summary_plan if ":Bitmap Index Scan:" in scan}
-    assert {
-        "conversation_segments_started_idx",
-        "conversation_segments_assigned_idx",
-        "conversation_segments_agent_reply_idx",
-        "conversation_segments_episode_reply_idx",
-        "conversation_segments_ended_idx",
-    } <= bitmaps, summary_plan
+    for summary_plan in summary_plans:
+        segments = {scan for scan in summary_plan if scan.startswith("conversation_segments:")}
+        assert not any(":Seq Scan:" in scan for scan in segments), summary_plan
+        bitmaps = {scan.split(":")[2] for scan in summary_plan if ":Bitmap Index Scan:" in scan}
+        assert {
+            "conversation_segments_started_idx",
+            "conversation_segments_assigned_idx",
+            "conversation_segments_agent_reply_idx",
+            "conversation_segments_episode_reply_idx",
+            "conversation_segments_ended_idx",
+        } <= bitmaps, summary_plan
     assert not any(scan.startswith("conversations:Seq Scan") for scan in export_plan), export_plan
     assert "conversation_segments:Index Scan:conversation_segments_conversation_idx" in export_plan, export_plan
     assert not any(scan.startswith("agent_presence_log:Seq Scan") for scan in presence_plan), presence_plan

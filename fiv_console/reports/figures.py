@@ -10,12 +10,14 @@ the page, in words that follow `_EVENTS_SQL` below.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from pydantic import BaseModel
 
-from fiv_console.db.pool import Connection
+from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.reports.period import BUCKET_FORMATS, Period, Unit
 from fiv_console.reports.presence import PresenceTime, presence_times
 
@@ -98,23 +100,50 @@ where e.at >= $1 and e.at < $2 and ($4::uuid is null or e.agent_id = $4)
 """
 
 
-def _aggregates() -> str:
+_GROUPS = """
+grouping(queue_id) = 0 as by_queue, grouping(agent_id) = 0 as by_agent, grouping(bucket) = 0 as by_bucket,
+queue_id, agent_id, bucket"""
+_SETS = "group by grouping sets ((), (queue_id), (agent_id), (bucket))"
+
+
+def _cell_sums() -> str:
+    counts = [f"sum({name}) as {name}" for name in _COUNTS]
+    durations = [f"count({name}) as {name}_count, sum({name}) as {name}_sum" for name in _DURATIONS]
+    return ", ".join(counts + durations)
+
+
+def _rolled_up() -> str:
     counts = [f"sum({name}) as {name}" for name in _COUNTS]
     durations = [
-        f"count({name}) as {name}_count, avg({name}) as {name}_average, "
-        f"percentile_disc(array[0.5, 0.9]) within group (order by {name}) as {name}_percentiles"
+        f"sum({name}_count) as {name}_count, sum({name}_sum) / nullif(sum({name}_count), 0) as {name}_average"
         for name in _DURATIONS
     ]
-    return ",\n       ".join(counts + durations)
+    return ", ".join(counts + durations)
 
 
 # $5: 'hour' or 'day'; $6: the tenant's time zone. A bucket is the local wall time its hour or day begins.
-SUMMARY_SQL = f"""
-select grouping(f.queue_id) = 0 as by_queue, grouping(f.agent_id) = 0 as by_agent,
-       grouping(f.bucket) = 0 as by_bucket, f.queue_id, f.agent_id, f.bucket,
-       {_aggregates()}
-from (select ev.*, date_trunc($5, ev.at at time zone $6) as bucket from ({_EVENTS_SQL}) ev) f
-group by grouping sets ((), (f.queue_id), (f.agent_id), (f.bucket))
+# Counts and averages: the events summed per queue, agent and bucket first (one hashed pass with one sum per
+# figure), then those cells rolled up into the four groupings: sums of sums, so still over conversations.
+COUNTS_SQL = f"""
+with cells as (
+    select ev.queue_id, ev.agent_id, date_trunc($5, ev.at at time zone $6) as bucket, {_cell_sums()}
+    from ({_EVENTS_SQL}) ev
+    group by 1, 2, 3
+)
+select {_GROUPS}, {_rolled_up()}
+from cells
+{_SETS}
+"""
+# p50 and p90 need every value in order: only the events that carry a duration, in the same four groupings.
+_PERCENTILES = ", ".join(
+    f"percentile_disc(array[0.5, 0.9]) within group (order by {name}) as {name}_percentiles" for name in _DURATIONS
+)
+PERCENTILES_SQL = f"""
+select {_GROUPS}, {_PERCENTILES}
+from (select ev.queue_id, ev.agent_id, date_trunc($5, ev.at at time zone $6) as bucket, {", ".join(_DURATIONS)}
+      from ({_EVENTS_SQL}) ev
+      where coalesce({", ".join(_DURATIONS)}) is not null) n
+{_SETS}
 """
 _QUEUES_SQL = "select id, name, sla_seconds from queues where id = any($1::uuid[]) order by lower(name), id"
 _PEOPLE_SQL = "select id, name from users where id = any($1::uuid[]) order by lower(name), id"
@@ -161,8 +190,9 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole > 0 else None
 
 
-def figures_of(row: Any) -> Figures:
-    """A row of SUMMARY_SQL (or nothing: no event) as figures, with the service level and abandon rate."""
+def figures_of(row: Any, percentiles: Any) -> Figures:
+    """Rows of COUNTS_SQL and PERCENTILES_SQL for one grouping (or none: no event) as figures, with the
+    service level and abandon rate."""
 
     def count(name: str) -> int:
         return int(row[name]) if row is not None else 0
@@ -170,7 +200,7 @@ def figures_of(row: Any) -> Figures:
     def duration(name: str) -> Duration:
         if row is None or not row[f"{name}_count"]:
             return Duration(count=0, average=None, p50=None, p90=None)
-        p50, p90 = row[f"{name}_percentiles"]
+        p50, p90 = percentiles[f"{name}_percentiles"] if percentiles is not None else (None, None)
         return Duration(count=row[f"{name}_count"], average=row[f"{name}_average"], p50=p50, p90=p90)
 
     answered, abandoned, short = count("answered"), count("abandoned"), count("short_abandoned")
@@ -214,29 +244,55 @@ class Summary(BaseModel):
     series: list[BucketFigures]
 
 
+GroupKey = tuple[str, Any]
+
+
+def _by_group(rows: list[asyncpg.Record]) -> dict[GroupKey, asyncpg.Record]:
+    def key(row: asyncpg.Record) -> GroupKey:
+        if row["by_queue"]:
+            return ("queue", row["queue_id"])
+        if row["by_agent"]:
+            return ("agent", row["agent_id"])
+        if row["by_bucket"]:
+            return ("bucket", row["bucket"])
+        return ("total", None)
+
+    return {key(row): row for row in rows}
+
+
+async def _fetch(db: Database, tenant_id: UUID, sql: str, *args: Any) -> list[asyncpg.Record]:
+    async with tenant_tx(db, tenant_id) as conn:
+        return await conn.fetch(sql, *args)
+
+
 async def summarize(
-    conn: Connection, *, period: Period, queue_id: UUID | None = None, agent_id: UUID | None = None
+    db: Database, *, tenant_id: UUID, period: Period, queue_id: UUID | None = None, agent_id: UUID | None = None
 ) -> Summary:
-    """The figures of the period, in the caller's tenant transaction."""
-    rows = await conn.fetch(
-        SUMMARY_SQL,
-        period.starts_at,
-        period.ends_at,
-        queue_id,
-        agent_id,
-        period.unit,
-        period.time_zone,
+    """The figures of the period in the tenant.
+
+    The counts and the percentiles are two statements over the same events, run side by side on two
+    connections (each a transaction of its own), so a month's report takes the longer of the two rather than
+    their sum; a conversation that moves between their two snapshots can be in one and not yet the other.
+    """
+    args = (period.starts_at, period.ends_at, queue_id, agent_id, period.unit, period.time_zone)
+    count_rows, percentile_rows = await asyncio.gather(
+        _fetch(db, tenant_id, COUNTS_SQL, *args), _fetch(db, tenant_id, PERCENTILES_SQL, *args)
     )
-    total = next((r for r in rows if not (r["by_queue"] or r["by_agent"] or r["by_bucket"])), None)
-    by_queue = {r["queue_id"]: r for r in rows if r["by_queue"]}
-    by_agent = {r["agent_id"]: r for r in rows if r["by_agent"] and r["agent_id"] is not None}
+    counts, percentiles = _by_group(count_rows), _by_group(percentile_rows)
+    async with tenant_tx(db, tenant_id) as conn:
+        presence = await presence_times(
+            conn, starts_at=period.starts_at, ends_at=period.ends_at, agent_id=agent_id, queue_id=queue_id
+        )
+        queue_ids = [k[1] for k in counts if k[0] == "queue"]
+        agent_ids = {k[1] for k in counts if k[0] == "agent" and k[1] is not None} | presence.keys()
+        queues = await conn.fetch(_QUEUES_SQL, queue_ids)
+        people = await conn.fetch(_PEOPLE_SQL, list(agent_ids))
+
+    def of(key: GroupKey) -> Figures:
+        return figures_of(counts.get(key), percentiles.get(key))
+
     label = BUCKET_FORMATS[period.unit]
-    by_bucket = {r["bucket"].strftime(label): r for r in rows if r["by_bucket"]}
-    presence = await presence_times(
-        conn, starts_at=period.starts_at, ends_at=period.ends_at, agent_id=agent_id, queue_id=queue_id
-    )
-    queues = await conn.fetch(_QUEUES_SQL, list(by_queue))
-    people = await conn.fetch(_PEOPLE_SQL, list(by_agent.keys() | presence.keys()))
+    buckets = {k[1].strftime(label): k for k in counts if k[0] == "bucket"}
     no_time = PresenceTime(online=0, away=0, offline=0)
     return Summary(
         time_zone=period.time_zone,
@@ -244,21 +300,19 @@ async def summarize(
         ends_at=period.ends_at.isoformat(),
         unit=period.unit,
         short_abandon_seconds=SHORT_ABANDON_SECONDS,
-        totals=figures_of(total),
+        totals=of(("total", None)),
         queues=[
-            QueueFigures(
-                queue_id=q["id"], name=q["name"], sla_seconds=q["sla_seconds"], figures=figures_of(by_queue[q["id"]])
-            )
+            QueueFigures(queue_id=q["id"], name=q["name"], sla_seconds=q["sla_seconds"], figures=of(("queue", q["id"])))
             for q in queues
         ],
         agents=[
             AgentFigures(
                 agent_id=p["id"],
                 name=p["name"],
-                figures=figures_of(by_agent.get(p["id"])),
+                figures=of(("agent", p["id"])),
                 presence=presence.get(p["id"], no_time),
             )
             for p in people
         ],
-        series=[BucketFigures(bucket=b, figures=figures_of(by_bucket.get(b))) for b in period.buckets()],
+        series=[BucketFigures(bucket=b, figures=of(buckets.get(b, ("bucket", b)))) for b in period.buckets()],
     )

@@ -1,6 +1,7 @@
 """Reports: `GET /api/reports/summary` (the figures) and the CSV exports under `/api/reports/*.csv`.
 
-Staff only. The conversations' CSV is streamed from a cursor inside a transaction of its own
+Staff only. The summary runs its statements on connections of its own (`figures.summarize`), so none of
+these holds the request's transaction. The conversations' CSV is streamed from a cursor inside a transaction of its own
 (`transaction=False`), chunk by chunk with the client's pace setting the pace: a client that stops reading
 holds its connection and one chunk, never the whole export. Failures before the first byte are envelopes;
 after it only the connection can be cut, so the client sees a truncated file rather than a whole-looking one.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fiv_console.accounts import tenants
-from fiv_console.db.pool import Connection
+from fiv_console.keys import database_key
 from fiv_console.reports import export, figures
 from fiv_console.reports.period import Period, ReportQuery
 from fiv_console.web.api.routing import STAFF, ApiCall, NoInput, RouteTable
@@ -21,16 +22,20 @@ routes = RouteTable()
 _TAG = "reports"
 
 
-async def _period(conn: Connection, call: ApiCall[NoInput, ReportQuery]) -> Period:
-    tenant = await tenants.get_tenant(conn, tenant_id=call.caller.tenant_id)
+async def _period(call: ApiCall[NoInput, ReportQuery]) -> Period:
+    async with call.transaction() as conn:
+        tenant = await tenants.get_tenant(conn, tenant_id=call.caller.tenant_id)
     assert tenant is not None, "the caller's tenant exists"
     return Period.of(call.query, tenant.time_zone)
 
 
-async def _summary(conn: Connection, call: ApiCall[NoInput, ReportQuery]) -> figures.Summary:
-    query = call.query
+async def _summary(call: ApiCall[NoInput, ReportQuery], period: Period) -> figures.Summary:
     return await figures.summarize(
-        conn, period=await _period(conn, call), queue_id=query.queue_id, agent_id=query.agent_id
+        call.request.app[database_key],
+        tenant_id=call.caller.tenant_id,
+        period=period,
+        queue_id=call.query.queue_id,
+        agent_id=call.query.agent_id,
     )
 
 
@@ -38,10 +43,10 @@ async def _summary(conn: Connection, call: ApiCall[NoInput, ReportQuery]) -> fig
     "GET", "/api/reports/summary", roles=STAFF,
     summary="A date range's figures in the tenant's time zone: totals, by queue, by agent (with presence time), "
     "and over time (hours up to two days, else days); definitions in docs/reports.md",
-    tag=_TAG, query=ReportQuery, response=figures.Summary,
+    tag=_TAG, query=ReportQuery, response=figures.Summary, transaction=False,
 )  # fmt: skip
 async def get_report_summary(call: ApiCall[NoInput, ReportQuery]) -> figures.Summary:
-    return await _summary(call.conn, call)
+    return await _summary(call, await _period(call))
 
 
 def _attachment(name: str, period: Period) -> web.StreamResponse:
@@ -63,9 +68,9 @@ def _attachment(name: str, period: Period) -> web.StreamResponse:
     tag=_TAG, query=ReportQuery, transaction=False, stream_answer="text/csv",
 )  # fmt: skip
 async def get_report_conversations_csv(call: ApiCall[NoInput, ReportQuery]) -> web.StreamResponse:
+    period = await _period(call)
+    response = _attachment("conversations", period)
     async with call.transaction() as conn:
-        period = await _period(conn, call)
-        response = _attachment("conversations", period)
         chunks = export.conversation_csv(
             conn, period=period, queue_id=call.query.queue_id, agent_id=call.query.agent_id
         )
@@ -79,9 +84,8 @@ async def get_report_conversations_csv(call: ApiCall[NoInput, ReportQuery]) -> w
 
 
 async def _table(call: ApiCall[NoInput, ReportQuery], table: str) -> web.StreamResponse:
-    async with call.transaction() as conn:
-        period = await _period(conn, call)
-        summary = await _summary(conn, call)
+    period = await _period(call)
+    summary = await _summary(call, period)
     response = _attachment(table, period)
     await response.prepare(call.request)
     await response.write(export.table_csv(summary, table).encode())
