@@ -1,11 +1,11 @@
-"""The report's figures, by queue, by agent, over time and in total, from one statement over the segments.
+"""The report's figures, by queue, by agent, over time and in total, from the segments (sql/0015).
 
-Each segment (sql/0015) yields its events: queued, answered, abandoned, first response (the customer's and
-the agent's view), handled, closed, resolved, transfers in and out, re-routes, reopens, each with its own
-time, and each counted in the bucket of that time. The totals, the queues' and agents' rows and the time
-series are grouping sets of the same events, so cards, tables and charts cannot disagree; averages are over
-conversations (events), never averages of averages. Every definition is written in docs/reports.md and on
-the page, in words that follow `_EVENTS_SQL` below.
+Each segment yields its events: queued, answered, abandoned, first response (the customer's and the agent's
+view), handled, closed, resolved, transfers in and out, re-routes, reopens, each with its own time, and each
+counted in the bucket of that time. The totals, the queues' and agents' rows and the time series are
+grouping sets of the same events (counts and averages in one statement, p50 and p90 in another), so cards,
+tables and charts cannot disagree; averages are over conversations (events), never averages of averages.
+Every definition is written in docs/reports.md and on the page, in words that follow the SQL below.
 """
 
 from __future__ import annotations
