@@ -160,6 +160,8 @@ async def test_filters_by_queue_and_by_agent(db: Database, scene: Scene) -> None
     assert [a.agent_id for a in only_b.agents] == [scene.tenant.other_agent.id]
     assert only_b.totals == only_b.agents[0].figures
     assert only_b.totals.queued == 0  # waiting is no agent's
+    nothing = await _summary(db, scene, "2000-01-01", "2000-01-01", queue_id=uuid.uuid4())
+    assert (nothing.totals.model_dump(), nothing.queues, nothing.agents) == (_figures(), [], [])
 
 
 async def test_the_real_moves_write_the_segments_the_report_reads(

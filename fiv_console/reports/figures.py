@@ -195,7 +195,8 @@ def figures_of(row: Any, percentiles: Any) -> Figures:
     service level and abandon rate."""
 
     def count(name: str) -> int:
-        return int(row[name]) if row is not None else 0
+        # The total's row exists even with no event at all, its sums null.
+        return int(row[name] or 0) if row is not None else 0
 
     def duration(name: str) -> Duration:
         if row is None or not row[f"{name}_count"]:
