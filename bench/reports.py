@@ -8,7 +8,7 @@ owner (triggers off while rows are copied in, as a restore would):
 
 - the busy tenant: N conversations (100,000) in November 2026, M messages each (10: a million), 10 queues,
   50 agents and a supervisor; 2% still waiting, 3% assigned, the rest closed; one in ten handed to another
-  agent before the close; the conversations' segments (sql/0015) built from them as the triggers would,
+  agent before the close; the conversations' segments (sql/0016) built from them as the triggers would,
   first replies from the agents' messages; presence changes every 3 hours per agent;
 - the export tenant: R conversations (1,000,000) in one month, each assigned and closed, with its segment.
 
@@ -74,7 +74,7 @@ from (
     from contacts where tenant_id = $1
 ) k
 """
-# What 0015's triggers write for such rows: one segment each, its agent's first reply from their messages.
+# What 0016's triggers write for such rows: one segment each, its agent's first reply from their messages.
 _SEED_SEGMENTS_SQL = """
 insert into conversation_segments (tenant_id, conversation_id, queue_id, agent_id, opened_at, start_kind, started_at,
                                    queued, assigned_at, agent_reply_at, episode_reply_at, episode_reply_by,

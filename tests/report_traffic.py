@@ -1,7 +1,7 @@
 """Known traffic for the report tests, written as the owner at chosen times.
 
 The owner writes the same columns the domain's statements set (status, queue, agent, assigned_at,
-closed_at, enqueued_at, updated_at; a reply queued, then sent), so the triggers of sql/0015 record the
+closed_at, enqueued_at, updated_at; a reply queued, then sent), so the triggers of sql/0016 record the
 segments as they do for the server, at those times. `scene` is a tenant in Europe/Lisbon whose traffic
 crosses midnight and the end of summer time (2026-10-25 02:00 WEST -> 01:00 WET); tests/test_reports.py
 lists the figures it makes, computed by hand.

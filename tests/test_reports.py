@@ -2,7 +2,7 @@
 
 The traffic is written as the owner with explicit times, in the same columns the domain's statements set
 (status, queue, agent, assigned_at, closed_at, enqueued_at, updated_at; a reply queued then sent), so the
-triggers of sql/0015 record segments as they do for the server, at those times. The tenant is in
+triggers of sql/0016 record segments as they do for the server, at those times. The tenant is in
 Europe/Lisbon, and the range crosses midnight and the end of summer time (2026-10-25 02:00 WEST -> 01:00
 WET). A second test moves conversations through the real domain functions and checks the segments'
 kinds; the API tests check roles, validation and the CSV exports (quoting, formula injection).

@@ -36,7 +36,7 @@ _BACK_TO_QUEUE_SQL = """
 update conversations set status = 'waiting', agent_id = null, assigned_at = null, updated_at = now()
 where id = any($1::uuid[])
 """
-# The segments the update just ended and began (0015's trigger calls them transfers, as for a person's
+# The segments the update just ended and began (0016's trigger calls them transfers, as for a person's
 # unassign) are the console's re-routes: the report counts them apart.
 _REROUTED_SQL = """
 update conversation_segments

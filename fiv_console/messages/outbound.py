@@ -442,7 +442,7 @@ async def record_sent(conn: Connection, events: EventBatch, *, outgoing: Outgoin
     if reply.details is None or "automatic" not in reply.details:
         await conn.execute(_ANSWERED_SQL, reply.conversation_id, outgoing.queued_at)
     if reply.author_id is not None:
-        # A person's reply marks the conversation's open segment (a trigger of 0015): its lock comes after
+        # A person's reply marks the conversation's open segment (a trigger of 0016): its lock comes after
         # the conversation's, as in every move, or a move committing meanwhile could deadlock with it.
         await conn.execute(_HOLD_CONVERSATION_SQL, reply.conversation_id)
     row = await conn.fetchrow(_SENT_SQL, reply.id, wamid, outgoing.attempt)

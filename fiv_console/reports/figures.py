@@ -1,4 +1,4 @@
-"""The report's figures, by queue, by agent, over time and in total, from the segments (sql/0015).
+"""The report's figures, by queue, by agent, over time and in total, from the segments (sql/0016).
 
 Each segment yields its events: queued, answered, abandoned, first response (the customer's and the agent's
 view), handled, closed, resolved, transfers in and out, re-routes, reopens, each with its own time, and each
