@@ -222,6 +222,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/login", pages.login)
     admin_pages.install(app)
     app.router.add_get("/wallboard", pages.page("wallboard.html", roles=STAFF_ROLES))
+    app.router.add_get("/reports", pages.page("reports.html", roles=STAFF_ROLES))
     app.router.add_get("/health", get_health)
     app.router.add_get("/metrics", metrics.get_metrics)
     app.router.add_get("/ws", ws.websocket)

@@ -68,6 +68,11 @@ INSERTS: dict[str, tuple[str, Callable[[uuid.UUID, Ids], list[Any]]]] = {
         "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4) returning id",
         lambda t, ids: [t, ids["channels"], ids["contacts"], ids["queues"]],
     ),
+    "conversation_segments": (
+        "insert into conversation_segments (tenant_id, conversation_id, queue_id, opened_at, start_kind, started_at,"
+        " queued, ended_at, end_kind) values ($1, $2, $3, now(), 'new', now(), true, now(), 'close') returning id",
+        lambda t, ids: [t, ids["conversations"], ids["queues"]],
+    ),
     "messages": (
         "insert into messages (tenant_id, conversation_id, channel_id, direction, kind, text, wa_message_id, status) "
         "values ($1, $2, $3, 'inbound', 'text', 'hello', $4, 'received') returning id",

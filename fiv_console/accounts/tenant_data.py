@@ -35,6 +35,7 @@ EXPORTED_TABLES: tuple[str, ...] = (
     "channels",
     "contacts",
     "conversations",
+    "conversation_segments",
     "messages",
     "message_statuses",
     "message_revisions",

@@ -36,6 +36,16 @@ _BACK_TO_QUEUE_SQL = """
 update conversations set status = 'waiting', agent_id = null, assigned_at = null, updated_at = now()
 where id = any($1::uuid[])
 """
+# The segments the update just ended and began (0016's trigger calls them transfers, as for a person's
+# unassign) are the console's re-routes: the report counts them apart.
+_REROUTED_SQL = """
+update conversation_segments
+set end_kind = case when ended_at is null then end_kind else 'reroute' end,
+    start_kind = case when ended_at is null then 'reroute' else start_kind end
+where conversation_id = any($1::uuid[])
+  and ((ended_at = now() and end_kind = 'transfer')
+       or (ended_at is null and started_at = now() and start_kind = 'transfer'))
+"""
 
 
 async def requeue_from_absent(conn: Connection, batch: EventBatch, settings: TenantSettings, *, limit: int) -> int:
@@ -48,5 +58,6 @@ async def requeue_from_absent(conn: Connection, batch: EventBatch, settings: Ten
     if not rows:
         return 0
     await conn.execute(_BACK_TO_QUEUE_SQL, [r["id"] for r in rows])
+    await conn.execute(_REROUTED_SQL, [r["id"] for r in rows])
     await conversations.announce_returned(conn, batch, rows, reason="agent_absent")
     return len(rows)

@@ -464,6 +464,7 @@ returning {MESSAGE_COLUMNS}
 # Share-locked: a move of the conversation committing meanwhile would otherwise send this event to whoever
 # followed it before (the move takes its seq first), and its new agent would never get it.
 _FOLLOWERS_SQL = "select queue_id, agent_id, status from conversations where id = $1 for share"
+_HOLD_CONVERSATION_SQL = "select 1 from conversations where id = $1 for share"
 _READ_SQL = f"select {MESSAGE_COLUMNS} from messages where id = $1"
 
 
@@ -475,6 +476,10 @@ async def record_sent(conn: Connection, events: EventBatch, *, outgoing: Outgoin
     # took this attempt, whether or not a newer one is recorded instead, so it answered the customer.
     if reply.details is None or "automatic" not in reply.details:
         await conn.execute(_ANSWERED_SQL, reply.conversation_id, outgoing.queued_at)
+    if reply.author_id is not None:
+        # A person's reply marks the conversation's open segment (a trigger of 0016): its lock comes after
+        # the conversation's, as in every move, or a move committing meanwhile could deadlock with it.
+        await conn.execute(_HOLD_CONVERSATION_SQL, reply.conversation_id)
     row = await conn.fetchrow(_SENT_SQL, reply.id, wamid, outgoing.attempt)
     if row is not None:
         message = _message(row)

@@ -207,6 +207,13 @@ def _operation(
         described["requestBody"] = _UPLOAD_BODY
     if operation.file_answer:
         success = _file_answers(operation)
+    elif operation.stream_answer is not None:
+        success = {
+            str(operation.status): {
+                "description": operation.summary,
+                "content": {operation.stream_answer: {"schema": {"type": "string"}}},
+            }
+        }
     else:
         data = {"type": "null"} if operation.response is None else refs[(("response", op_id), "serialization")]
         pagination = refs[(("envelope", "Pagination"), "serialization")] if operation.paginated else None

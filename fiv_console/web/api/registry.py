@@ -15,6 +15,7 @@ from fiv_console.web.api import (
     media,
     messages,
     queues,
+    reports,
     templates,
     tenant,
     tenant_export,
@@ -41,6 +42,7 @@ ROUTE_TABLES: tuple[RouteTable, ...] = (
     tenant.routes,
     tenant_export.routes,
     wallboard.routes,
+    reports.routes,
 )
 
 

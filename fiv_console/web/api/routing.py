@@ -163,6 +163,9 @@ class Operation:
     upload: bool = False
     # The answer is a file in its own content type (a `web.StreamResponse`), or 304 on If-None-Match.
     file_answer: bool = False
+    # The answer is a document of this media type written by the handler as it goes (a `web.StreamResponse`,
+    # never cached): a CSV export.
+    stream_answer: str | None = None
 
     @property
     def operation_id(self) -> str:
@@ -193,6 +196,7 @@ class RouteTable:
         transaction: bool = True,
         upload: bool = False,
         file_answer: bool = False,
+        stream_answer: str | None = None,
     ) -> Callable[[Callable[[ApiCall[Any, Any]], Awaitable[T]]], Callable[[ApiCall[Any, Any]], Awaitable[T]]]:
         """Declare an operation. `roles=None` means no sign-in is needed (login itself)."""
         if upload and (transaction or body is not NoInput):
@@ -218,6 +222,7 @@ class RouteTable:
                     transaction,
                     upload,
                     file_answer,
+                    stream_answer,
                 )
             )
             return handler
