@@ -76,6 +76,10 @@ async def test_an_agent_serves_a_customer_live(
 
         await open_conversation(tab, "Hello, my order is late")
         await expect(messages(tab)).to_contain_text("Hello, my order is late")
+        # A customer known by number only: the contact shows no empty username line.
+        contact = tab.page.get_by_role("complementary", name="Contact")
+        await expect(contact).to_contain_text("+5511987650001")
+        await expect(contact).not_to_contain_text("null")
         composer = tab.page.get_by_role("textbox", name="Message")
         await composer.fill("We are on it")
         await composer.press("Enter")

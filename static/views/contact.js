@@ -39,7 +39,8 @@ export function mountContact({ store, ui }) {
     const past = el("ul", { class: "past", "aria-label": t("contact.past") });
     const back = el("button", { type: "button", class: "secondary back", text: t("contact.back") });
     back.addEventListener("click", () => ui.set({ pane: "conversation" }));
-    clear(panel).append(
+    // The lines a contact lacks (no number, no username) are left out, not written as "null".
+    clear(panel).append(...[
       back,
       el("h2", { text: t("contact.title") }),
       el("label", { for: "contact-name", text: t("contact.name") }), name, save, message,
@@ -48,7 +49,7 @@ export function mountContact({ store, ui }) {
       contact.profile_name ? el("p", {}, el("span", { class: "muted", text: `${t("contact.profile")} ` }), el("span", { text: contact.profile_name })) : null,
       el("p", {}, el("span", { class: "muted", text: `${t("contact.labels")} ` }), conversation.labels.map((l) => l.name).join(", ") || t("contact.noLabels")),
       el("h3", { text: t("contact.past") }), past,
-    );
+    ].filter(Boolean));
     shownFor = conversation.id;
     try {
       const { data } = await api.getPage("/api/conversations", { contact_id: contact.id, limit: 20, sort: "-created_at" });
