@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import sys
 import time
@@ -139,6 +140,15 @@ def measure_and_report(
     print_table(report)
     print(orjson.dumps(report).decode())
     return 0
+
+
+def serve_env(owner_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a `fiv-console serve` on a scratch database: the outer one without another
+    database's server role or a Redis (`extra` may name one), a throwaway SECRET_KEY (a configured database
+    asks for one), and warnings only, so that logging is not what is measured; `extra` adds or overrides."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_APP_URL", "REDIS_URL")}
+    env |= {"DATABASE_URL": owner_url, "SECRET_KEY": secrets.token_urlsafe(32), "LOG_LEVEL": "WARNING"}
+    return env | extra
 
 
 READY_TIMEOUT_SECONDS = 60.0

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from uuid import UUID, uuid4
 
 import aiohttp
 import asyncpg
-from _scratch import Server, measure_and_report, report_header, scratch_database
+from _scratch import Server, measure_and_report, report_header, scratch_database, serve_env
 from intake import CpuMeter, child_process, free_port
 from yarl import URL
 
@@ -390,16 +389,13 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
             seeded = await seed(scratch.owner_url, args.conversations, args.messages_each)
             print(f"seeded in {seeded.seconds:.0f} s", file=sys.stderr)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_APP_URL", "REDIS_URL")}
-        env |= {
-            "DATABASE_URL": scratch.owner_url,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-            "DB_POOL_MIN_SIZE": str(args.concurrency),
-            "DB_POOL_MAX_SIZE": str(args.concurrency),
-        }
+        env = serve_env(
+            scratch.owner_url,
+            HOST="127.0.0.1",
+            PORT=str(port),
+            DB_POOL_MIN_SIZE=str(args.concurrency),
+            DB_POOL_MAX_SIZE=str(args.concurrency),
+        )
         command = [sys.executable, "-m", "fiv_console", "serve"]
         results: dict[str, dict[str, Any]] = {}
         meter = CpuMeter(scratch.name)

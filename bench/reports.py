@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -44,7 +43,7 @@ from uuid import UUID, uuid4
 import aiohttp
 import asyncpg
 import psutil
-from _scratch import Server, measure_and_report, report_header, scratch_database
+from _scratch import Server, measure_and_report, report_header, scratch_database, serve_env
 from console_api import _FIRST, _LAST, _SEED_CONTACTS_SQL, _SEED_MESSAGES_SQL, _WORDS, PASSWORD, RARE_EVERY, RARE_WORD
 from intake import child_process, free_port
 
@@ -355,14 +354,7 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
             "export": await copy_ceiling(scratch.app_url, exporting.tenant_id, "2026-10-01", "2026-10-31"),
         }
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_APP_URL", "REDIS_URL")}
-        env |= {
-            "DATABASE_URL": scratch.owner_url,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-        }
+        env = serve_env(scratch.owner_url, HOST="127.0.0.1", PORT=str(port))
         command = [sys.executable, "-m", "fiv_console", "serve"]
         http: dict[str, dict[str, float]] = {}
         exports: dict[str, dict[str, float]] = {}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import signal
 import sys
 import tempfile
@@ -29,7 +28,17 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
-from _scratch import Scratch, Server, fail, measure_and_report, report_header, scratch_database, stop, wait_healthy
+from _scratch import (
+    Scratch,
+    Server,
+    fail,
+    measure_and_report,
+    report_header,
+    scratch_database,
+    serve_env,
+    stop,
+    wait_healthy,
+)
 
 from fiv_console.serving import free_port
 
@@ -91,14 +100,9 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
 
 async def _measure(scratch: Scratch, args: argparse.Namespace, tenants: int) -> dict[str, Any]:
     await _seed(scratch, tenants)
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_APP_URL",)},
-        "DATABASE_URL": scratch.owner_url,
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        "SECRET_KEY": secrets.token_urlsafe(32),
-        "LOG_LEVEL": "WARNING",
-        "DB_POOL_MIN_SIZE": "1",
-    }
+    env = serve_env(
+        scratch.owner_url, REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), DB_POOL_MIN_SIZE="1"
+    )
     async with AsyncExitStack() as stack:
         instances: list[asyncio.subprocess.Process] = []
         async with aiohttp.ClientSession() as session:

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -39,7 +38,7 @@ from uuid import UUID
 import aiohttp
 import asyncpg
 import orjson
-from _scratch import Server, measure_and_report, report_header, scratch_database
+from _scratch import Server, measure_and_report, report_header, scratch_database, serve_env
 from console_api import seed, signed_in
 from intake import child_process, free_port
 
@@ -245,14 +244,7 @@ async def run(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         local = await in_process(scratch.app_url, seeded.tenant_id, args.reads)
         print(f"  in-process board: p50 {local['board_server_ms']['p50_ms']:.2f} ms", file=sys.stderr)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_APP_URL", "REDIS_URL")}
-        env |= {
-            "DATABASE_URL": scratch.owner_url,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-        }
+        env = serve_env(scratch.owner_url, HOST="127.0.0.1", PORT=str(port))
         async with child_process(
             "fiv-console serve", [sys.executable, "-m", "fiv_console", "serve"], env, port
         ) as child:
