@@ -133,7 +133,9 @@ class GroupNames:
                     row = await conn.fetchrow(_UNNAMED_SQL, group_id, channel_id)
                 if row is None or not row["access_token"]:
                     return  # named already (or the number can no longer ask)
-                asked_at = datetime.now(UTC)
+                # In Meta's resolution (whole seconds): a change made in the same second, whose webhook comes
+                # after this answer, is then not taken for older than it.
+                asked_at = datetime.now(UTC).replace(microsecond=0)
                 try:
                     info = await self._client.group_info(group_id, row["access_token"])
                 except GraphError as exc:
