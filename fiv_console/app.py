@@ -26,6 +26,7 @@ from fiv_console.keys import (
     bus_key,
     database_key,
     graph_client_key,
+    group_names_key,
     hub_key,
     in_flight_key,
     instance_id_key,
@@ -39,6 +40,7 @@ from fiv_console.keys import (
     typing_throttle_key,
     upkeep_key,
 )
+from fiv_console.messages.group_names import GroupNames
 from fiv_console.messages.intake import Intake
 from fiv_console.messages.sending import Dispatcher, TypingThrottle
 from fiv_console.observability.loop_lag import LoopLag
@@ -112,8 +114,8 @@ async def graph_client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     """The bus (Redis when configured, else in-process), the hub of this instance's sockets, its upkeep,
-    the event log's retention, the webhook intake that announces through the hub, and the assignment loop
-    with the dispatcher of its automatic replies."""
+    the event log's retention, the webhook intake that announces through the hub (with the fetcher of
+    WhatsApp groups' names), and the assignment loop with the dispatcher of its automatic replies."""
     settings, db = app[settings_key], app[database_key]
     bus: Bus[wire.Message] = (
         RedisBus(app[redis_key], settings.redis_url, wire.CODEC) if settings.redis_url else LocalBus()
@@ -121,7 +123,8 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(db, bus)
     upkeep = Upkeep(db, hub, instance_id=app[instance_id_key], grace=settings.presence_grace_seconds)
     app[bus_key], app[hub_key], app[upkeep_key] = bus, hub, upkeep
-    app[intake_key] = Intake(db, hub)
+    names = app[group_names_key] = GroupNames(db, app[graph_client_key], hub)
+    app[intake_key] = Intake(db, hub, names=names)
     dispatcher = Dispatcher(db, app[graph_client_key], hub)
     assignment = app[assignment_key] = AssignmentLoop(
         db, hub, grace=settings.presence_grace_seconds, dispatcher=dispatcher
@@ -141,6 +144,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await dispatcher.close()
+        await names.close()
         await hub.close()
         await bus.close()
 

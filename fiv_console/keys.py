@@ -12,6 +12,7 @@ from fiv_console.accounts.rate_limit import RateLimiter
 from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.bus.base import Bus
 from fiv_console.db.pool import Database
+from fiv_console.messages.group_names import GroupNames
 from fiv_console.messages.intake import Intake
 from fiv_console.messages.sending import TypingThrottle
 from fiv_console.observability.loop_lag import LoopLag
@@ -33,6 +34,8 @@ graph_client_key = web.AppKey("graph_client", GraphClient)
 template_cache_key = web.AppKey("template_cache", TemplateCache)
 typing_throttle_key = web.AppKey("typing_throttle", TypingThrottle)
 intake_key = web.AppKey("intake", Intake)
+# Fetches the names of WhatsApp groups that write in unnamed (tests drain it).
+group_names_key = web.AppKey("group_names", GroupNames)
 # This process's id among the instances (connection leases, the bus).
 instance_id_key = web.AppKey("instance_id", UUID)
 bus_key = web.AppKey("bus", Bus[wire.Message])

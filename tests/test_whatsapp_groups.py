@@ -4,17 +4,28 @@ participant who wrote it, and the agent's reply goes to the group, never private
 Bodies: Meta's "Group messages webhook reference" (developers.facebook.com/documentation/business-messaging/
 whatsapp/groups, Nov 2025): a messages change whose message has `group_id`, `from` being the participant;
 sends: "Group messaging", `recipient_type: group` and the group's id as `to`.
+
+The group's name: message webhooks do not carry it. The bodies of the group webhooks are those of Meta's
+"Webhooks for Groups API" (https://developers.facebook.com/documentation/business-messaging/whatsapp/groups/
+webhooks, updated Feb 11, 2026: "Group create succeed", "Group settings update succeed" and "... partial
+fail"), placeholders filled in; the info of a group that writes in unnamed is Meta's "Get group info"
+(`GET /<GROUP_ID>?fields=...`, https://developers.facebook.com/documentation/business-messaging/whatsapp/
+groups/reference#get-group-info), answered by the simulator.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
+import orjson
 import pytest
 from aiohttp import ClientSession
 
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.keys import group_names_key
 from fiv_console.simulation.envelopes import message_object, messages_envelope
 from tests.api import TenantPeople
 from tests.conftest import TestDatabase
@@ -81,3 +92,152 @@ async def test_reactions_in_a_group_are_each_participants_own(world: World, db: 
     async with tenant_tx(db, tenant.id) as conn:
         emoji = await conn.fetch("select emoji from message_reactions order by reacted_at, emoji")
     assert sorted(r["emoji"] for r in emoji) == sorted(["👍", "❤️"])
+
+
+def _groups_body(world: World, field: str, *items: dict[str, Any]) -> bytes:
+    """Meta's group webhook envelope (the "Webhooks for Groups API" samples), for the world's number."""
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550100", "phone_number_id": world.phone_number_id},
+        "groups": list(items),
+    }
+    document = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": field}]}],
+    }
+    return orjson.dumps(document)
+
+
+def _created(group_id: str, subject: str, at: int) -> dict[str, Any]:
+    """ "Group create succeed" (group_lifecycle_update)."""
+    return {
+        "timestamp": str(at),
+        "group_id": group_id,
+        "type": "group_create",
+        "request_id": "B35FB999BF97240A0B2FDFF5574F8297",
+        "subject": subject,
+        "invite_link": "https://chat.whatsapp.com/LINK_ID",
+        "join_approval_mode": "auto_approve",
+    }
+
+
+def _settings(group_id: str, at: int, *, subject: str, description: str, ok: bool = True) -> dict[str, Any]:
+    """ "Group settings update succeed" (group_settings_update); with `ok` False, "partial fail": the
+    subject and description refused, the picture taken."""
+    failed = {} if ok else {"errors": [{"code": 131000, "message": "Something went wrong", "title": "ERROR_TITLE"}]}
+    return {
+        "timestamp": str(at),
+        "group_id": group_id,
+        "type": "group_settings_update",
+        "request_id": "REQUEST_ID",
+        "profile_picture": {"mime_type": "image/jpeg", "update_successful": True, "sha256": "PHOTO_HASH"},
+        "group_subject": {"text": subject, "update_successful": ok, **failed},
+        "group_description": {"text": description, "update_successful": ok, **failed},
+    }
+
+
+async def _post(world: World, body: bytes) -> None:
+    async with ClientSession() as http:
+        assert (await post_webhook(http, world.webhook_url, body)).status == 200
+
+
+async def _group_contact(db: Database, tenant: TenantPeople, group_id: str = GROUP) -> asyncpg.Record | None:
+    async with tenant_tx(db, tenant.id) as conn:
+        return await conn.fetchrow(
+            "select id, profile_name, group_description from contacts where group_id = $1", group_id
+        )
+
+
+async def test_a_group_the_business_created_is_named_by_its_lifecycle_webhook(
+    world: World, db: Database, tenant: TenantPeople
+) -> None:
+    now = int(time.time())
+    await _post(world, _groups_body(world, "group_lifecycle_update", _created(GROUP, "Order 4471: delivery", now)))
+    await _writes(world, ANA, "Ana", "Is it on its way?")
+    await world.console.app[group_names_key].drain()
+
+    agent = await world.browsers.signed_in(tenant.agent)
+    listed = await agent.get("/api/conversations")
+    [shown] = [c for c in listed.data["items"] if c["contact"]["group_id"] == GROUP]
+    assert shown["contact"]["profile_name"] == "Order 4471: delivery"  # what the list and header show
+    assert world.simulator.group_lookups == []  # named already: Graph is not asked
+
+
+async def test_a_settings_change_renames_the_group_live_and_an_older_one_is_not_applied(
+    world: World, db: Database, tenant: TenantPeople
+) -> None:
+    await _writes(world, ANA, "Ana", "Hello group")
+    await world.console.app[group_names_key].drain()  # the simulator knows no such group: no name yet
+    assert (contact := await _group_contact(db, tenant)) is not None
+    assert contact["profile_name"] is None
+    now = int(time.time())
+
+    renamed = _settings(GROUP, now, subject="VIP customers", description="Our best customers")
+    await _post(world, _groups_body(world, "group_settings_update", renamed))
+    contact = await _group_contact(db, tenant)
+    assert contact is not None
+    assert (contact["profile_name"], contact["group_description"]) == ("VIP customers", "Our best customers")
+    async with tenant_tx(db, tenant.id) as conn:
+        event = await conn.fetchrow("select payload from events where type = 'conversation.updated' order by seq desc")
+    assert event is not None
+    assert event["payload"]["conversation"]["contact"]["profile_name"] == "VIP customers"
+
+    older = _settings(GROUP, now - 60, subject="Customers", description="Old")
+    refused = _settings(GROUP, now + 60, subject="Refused", description="Refused", ok=False)
+    await _post(world, _groups_body(world, "group_settings_update", older, refused))
+    contact = await _group_contact(db, tenant)
+    assert contact is not None
+    assert (contact["profile_name"], contact["group_description"]) == ("VIP customers", "Our best customers")
+
+    agent = await world.browsers.signed_in(tenant.admin)
+    shown = await agent.get(f"/api/contacts/{contact['id']}")
+    assert (shown.data["profile_name"], shown.data["group_description"]) == ("VIP customers", "Our best customers")
+
+
+async def test_a_group_that_writes_in_unnamed_is_named_from_graph_in_the_background(
+    world: World, db: Database, tenant: TenantPeople
+) -> None:
+    group = world.simulator.groups.create("Casamento de Ana & Léo", description="Lista", participants=[ANA])
+    await _writes(world, ANA, "Ana", "Hi!", group=group.id)
+    await _writes(world, BRUNO, "Bruno", "Hello!", group=group.id)
+    await world.console.app[group_names_key].drain()
+    contact = await _group_contact(db, tenant, group.id)
+    assert contact is not None
+    assert (contact["profile_name"], contact["group_description"]) == ("Casamento de Ana & Léo", "Lista")
+    assert world.simulator.group_lookups == [group.id]  # once, for both messages
+
+
+async def test_a_failed_fetch_leaves_the_group_unnamed_and_is_not_repeated_at_once(
+    world: World, db: Database, tenant: TenantPeople
+) -> None:
+    group = world.simulator.groups.create("Store opening")
+    world.simulator.fail_next(100, target="group", details="Object does not exist")
+    await _writes(world, ANA, "Ana", "Hi!", group=group.id)
+    await world.console.app[group_names_key].drain()
+    await _writes(world, ANA, "Ana", "Anyone?", group=group.id)
+    await world.console.app[group_names_key].drain()
+    contact = await _group_contact(db, tenant, group.id)
+    assert contact is not None
+    assert contact["profile_name"] is None  # the console shows "WhatsApp group"
+    assert world.simulator.group_lookups == [group.id]  # tried again only after the interval
+
+
+async def test_a_group_webhook_that_cannot_be_read_is_kept_and_the_rest_applied(
+    world: World, db: Database, tenant: TenantPeople, owner: asyncpg.Connection
+) -> None:
+    dead_before = await owner.fetchval("select count(*) from webhook_dead_letters")
+    broken = {"timestamp": "TIMESTAMP", "type": "group_create", "subject": "No id"}
+    good = _created(GROUP, "Order 4471: delivery", int(time.time()))
+    await _post(world, _groups_body(world, "group_lifecycle_update", broken, good))
+    # Fields the console does not use (who joined, a suspension) are taken and change nothing.
+    joined = {"timestamp": str(int(time.time())), "group_id": GROUP, "type": "group_participants_add"}
+    await _post(world, _groups_body(world, "group_participants_update", {**joined, "reason": "invite_link"}))
+
+    contact = await _group_contact(db, tenant)
+    assert contact is not None
+    assert contact["profile_name"] == "Order 4471: delivery"
+    dead = await owner.fetch("select detail from webhook_dead_letters order by id offset $1", dead_before)
+    assert [d["detail"] for d in dead] == [
+        "a group_lifecycle_update change that cannot be read: group_id: Field required; timestamp: Value error, "
+        "must be a string of Unix seconds"
+    ]

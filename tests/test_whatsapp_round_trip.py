@@ -15,6 +15,7 @@ import pytest
 from aiohttp import ClientSession
 
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.keys import group_names_key
 from fiv_console.simulation.envelopes import message_object, messages_envelope
 from fiv_console.simulation.traffic import TrafficConfig, TrafficGenerator
 from tests.api import Api, TenantPeople
@@ -312,6 +313,12 @@ async def test_every_kind_of_todays_traffic_lands_in_its_conversation_and_is_ans
     assert people <= expected
     groups = {c["id"] for c in contacts if c["group_id"] is not None}
     assert groups
+    # Each group has its name: from a rename's group_settings_update, or asked of the Graph API.
+    await world.console.app[group_names_key].drain()
+    async with tenant_tx(db, tenant.id) as conn:
+        named = await conn.fetch("select group_id, profile_name from contacts where group_id is not null")
+    subjects = {g: world.simulator.groups.get(g) for g in (r["group_id"] for r in named)}
+    assert all(subjects[r["group_id"]] is not None and r["profile_name"] for r in named), named
     # Edits, deletions and reactions changed messages instead of joining the history.
     assert not {r["kind"] for r in rows} & {"edit", "revoke", "reaction"}
     assert all((r["contact_id"] in groups) == ("participant" in (r["details"] or {})) for r in rows)

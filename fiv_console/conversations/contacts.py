@@ -1,5 +1,6 @@
 """Contacts: the customers who write in. WhatsApp intake creates them (by number and business-scoped user id,
-`messages.identities`); people only rename them.
+`messages.identities`; a group by its id, named by WhatsApp through `messages.group_names`); people only
+rename them.
 
 Staff see every contact of the tenant. An agent sees a contact while they can see one of its conversations:
 one they were assigned, or one waiting in a queue they are a member of (the conversations rule of the
@@ -36,7 +37,10 @@ class Contact(BaseModel):
     username: str | None = Field(description="Their WhatsApp username, when they adopted one.")
     country_code: str | None = Field(description="Their country (ISO 3166 alpha-2), as their BSUID gives it.")
     group_id: str | None = Field(description="A WhatsApp group's id, when the contact is a group the business is in.")
-    profile_name: str | None = Field(description="The name on their WhatsApp profile, as WhatsApp sends it.")
+    profile_name: str | None = Field(
+        description="The name on their WhatsApp profile, as WhatsApp sends it; a group's subject."
+    )
+    group_description: str | None = Field(default=None, description="A WhatsApp group's description.")
     name: str | None = Field(description="The name the team gave them; shown before the profile name.")
     created_at: datetime
     updated_at: datetime
@@ -49,7 +53,8 @@ class ContactUpdate(BaseModel):
 
 
 _CONTACT_COLUMNS = (
-    "id, tenant_id, wa_id, user_id, username, country_code, group_id, profile_name, name, created_at, updated_at"
+    "id, tenant_id, wa_id, user_id, username, country_code, group_id, profile_name, group_description, name, "
+    "created_at, updated_at"
 )
 
 # $1: the whole tenant is visible; $2: else the agent whose conversations decide (null: none).

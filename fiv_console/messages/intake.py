@@ -5,7 +5,10 @@ never changes), to its channel and tenant; that tenant's transaction is the only
 In it: contacts are upserted with their profile name; each message is inserted once per (channel, wamid);
 a message from a contact without an open conversation opens one in the channel's queue, otherwise it
 joins the open one and moves its last-inbound time (the 24-hour window); receipts are recorded and
-applied forwards (`fiv_console.messages.statuses`); the events of it all are appended last.
+applied forwards (`fiv_console.messages.statuses`); a WhatsApp group's subject and description from the
+group webhooks are kept on its contact (`messages.group_names`); the events of it all are appended last.
+Once committed, the groups that messages came from are handed to `GroupNames`, which fetches the name of
+one not known yet in the background.
 
 Batching (`Intake`, `_Lane`): the POSTs for one tenant that arrive while its transaction runs wait and
 are then stored together in the next one, each answered when that commits; the messages of a batch go
@@ -40,7 +43,7 @@ from fiv_console import events
 from fiv_console.db.pool import Connection, Database, tenant_tx
 from fiv_console.errors import Unavailable
 from fiv_console.events import Announcer, EventBatch
-from fiv_console.messages import channel_errors, dead_letters
+from fiv_console.messages import channel_errors, dead_letters, group_names
 from fiv_console.messages import statuses as message_statuses
 from fiv_console.messages.inbound import (
     NUMBER_MAX,
@@ -51,7 +54,14 @@ from fiv_console.messages.inbound import (
     keep_unstorable,
     store_messages,
 )
-from fiv_console.whatsapp.payloads import INVALID, InboundMessage, StatusUpdate, WebhookBatch, WebhookError
+from fiv_console.whatsapp.payloads import (
+    INVALID,
+    GroupChange,
+    InboundMessage,
+    StatusUpdate,
+    WebhookBatch,
+    WebhookError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +83,17 @@ class Intake:
     """
 
     def __init__(
-        self, db: Database, announcer: Announcer, *, batch_limit: int = 500, routes_kept: int = 10_000
+        self,
+        db: Database,
+        announcer: Announcer,
+        *,
+        batch_limit: int = 500,
+        routes_kept: int = 10_000,
+        names: group_names.GroupNames | None = None,
     ) -> None:
         self._db = db
         self._announcer = announcer
+        self._names = names
         self._batch_limit = batch_limit
         self._routes_kept = routes_kept
         # A number's channel and tenant never change (numbers are unique, never moved or deleted by the API).
@@ -90,6 +107,7 @@ class Intake:
             {m.phone_number_id for m in batch.messages}
             | {s.phone_number_id for s in batch.statuses}
             | {e.phone_number_id for e in batch.errors}
+            | {g.phone_number_id for g in batch.groups}
         )
         for error in batch.errors:
             log.warning(
@@ -114,10 +132,17 @@ class Intake:
                 work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).errors.append(
                     (route, error, position)
                 )
+        for group in batch.groups:
+            if (route := routes.get(group.phone_number_id)) is not None:
+                work.setdefault(route.tenant_id, _TenantWork(route.tenant_id, body)).groups.append((route, group))
         for tenant_work in work.values():
             result.add(
                 await self._lane(tenant_work.tenant_id).store(self._db, self._announcer, tenant_work, self._batch_limit)
             )
+            if self._names is not None:
+                for route, message in tenant_work.messages:
+                    if message.group_id is not None:
+                        self._names.want(route.tenant_id, route.channel_id, message.group_id)
 
         # Last, so that a POST Meta must deliver again (a tenant's transaction failed) leaves no dead letter twice.
         unknown = [number for number in numbers if number not in routes]
@@ -221,10 +246,11 @@ class _TenantWork:
     messages: list[tuple[Route, InboundMessage]] = field(default_factory=list)
     statuses: list[tuple[Route, StatusUpdate]] = field(default_factory=list)
     errors: list[tuple[Route, WebhookError, int]] = field(default_factory=list)  # with their place in the body
+    groups: list[tuple[Route, GroupChange]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
-        return len(self.messages) + len(self.statuses) + len(self.errors)
+        return len(self.messages) + len(self.statuses) + len(self.errors) + len(self.groups)
 
 
 _ATTEMPTS = 3  # of a batch's transaction, after a deadlock or serialization failure
@@ -296,6 +322,22 @@ async def _store(
                 error=error,
             )
             await _item(conn, batch, outcome, careful, error.raw, work.body, route, kept)
+    # Group contacts after the messages' (which lock theirs first), in one order too.
+    changes = sorted(
+        ((index, route, change) for index, work in enumerate(works) for route, change in work.groups),
+        key=lambda item: (item[2].group_id, item[2].timestamp),
+    )
+    for index, route, change in changes:
+        named = group_names.record(
+            conn,
+            batch,
+            tenant_id=works[index].tenant_id,
+            group_id=change.group_id,
+            subject=change.subject,
+            description=change.description,
+            named_at=change.timestamp,
+        )
+        await _item(conn, batch, outcomes[index], careful, change.raw, works[index].body, route, _applied(named))
 
 
 async def _item(
@@ -325,6 +367,10 @@ async def _item(
         log.warning(
             "webhook item refused by the database kept as a dead letter", extra={"channel_id": route.channel_id}
         )
+
+
+async def _applied(recorded: Awaitable[bool]) -> None:
+    await recorded
 
 
 async def _store_status(

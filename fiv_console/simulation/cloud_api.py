@@ -13,6 +13,8 @@ or refused token is Meta's 401, code 190):
 - `GET /v{N}/{waba_id}/message_templates`: the account's templates (`config.templates`, by default the
   realistic set of `simulation.templates`) in Meta's pages (`limit`, `after`); another account's id is
   Meta's error 100. Template sends are checked against them as Meta does (132001, 132000).
+- `GET /v{N}/{group_id}?fields=...`: a group the business is in (`groups`, see `simulation.groups`), as
+  Meta's "Get group info" answers; an unknown group is Meta's error 100.
 
 Errors by recipient, for the console's client to meet Meta's answers (the rules are in `graph_rules`). A
 `to` whose digits end in `0` and a code of `REJECTED_RECIPIENTS` is refused at once with that error
@@ -75,6 +77,7 @@ from fiv_console.simulation.graph_rules import (
     describe,
     meta_error,
 )
+from fiv_console.simulation.groups import Groups
 from fiv_console.simulation.templates import DEFAULT_TEMPLATES, listing, refusal, views
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER
 
@@ -85,8 +88,8 @@ MEDIA_URL_LIFETIME_SECONDS = 300
 DOWNLOAD_PATH = "/whatsapp_business/attachments/"
 _VERSION = r"{version:v[0-9]+(?:\.[0-9]+)?}"
 
-Target = Literal["send", "read", "upload", "templates"]
-"""What a scripted failure answers: a send, a read mark, a media upload, or a template listing."""
+Target = Literal["send", "read", "upload", "templates", "group"]
+"""What a scripted failure answers: a send, a read mark, a media upload, a template listing, or a group's info."""
 
 
 # --- what the simulator keeps ---------------------------------------------------------------------------
@@ -198,6 +201,8 @@ class GraphSimulator:
         self.read_marks: list[ReadMark] = []
         self.uploads: list[StoredMedia] = []
         self.template_listings: list[TemplateListing] = []
+        self.groups = Groups()
+        self.group_lookups: list[str] = []  # the group ids asked about, in order
         self._templates = views(config.templates) if config.templates is not None else None
         self.rejections: list[Rejection] = []
         self.webhooks: list[WebhookDelivery] = []
@@ -210,6 +215,7 @@ class GraphSimulator:
             "read": deque(),
             "upload": deque(),
             "templates": deque(),
+            "group": deque(),
         }
         # Picks duplicates, shuffles and unread messages, reproducibly; nothing secret comes from it.
         self._random = random.Random(config.seed)  # noqa: S311
@@ -378,6 +384,18 @@ class GraphSimulator:
         self.template_listings.append(TemplateListing(waba_id, limit, after, token))
         url = str(request.url.with_query(None))
         return _json(listing(self.config.templates, limit=limit, after=after, url=url))
+
+    async def handle_group_info(self, request: web.Request) -> web.Response:
+        group_id = request.match_info["group_id"]
+        if _bearer(request, self.config.access_tokens) is None:
+            return self._reject("group", group_id, meta_error(INVALID_TOKEN))
+        self.group_lookups.append(group_id)
+        if self._scripted["group"]:
+            return self._reject("group", group_id, self._scripted["group"].popleft(), scripted=True)
+        group = self.groups.get(group_id)
+        if group is None:
+            return self._reject("group", group_id, meta_error(100, f"Object with ID '{group_id}' does not exist."))
+        return _json(group.info(request.query.get("fields", "").split(",")))
 
     async def handle_media_info(self, request: web.Request) -> web.Response:
         media_id = request.match_info["media_id"]
@@ -570,6 +588,8 @@ def create_simulator_app(config: SimulatorConfig) -> web.Application:
     app.router.add_post(f"/{_VERSION}/{{phone_number_id}}/media", simulator.handle_upload)
     app.router.add_get(f"/{_VERSION}/{{media_id:[0-9]+}}", simulator.handle_media_info)
     app.router.add_get(f"/{_VERSION}/{{waba_id:[0-9]+}}/message_templates", simulator.handle_templates)
+    # After the media route: an id of digits only is a media file's (or a number's), never a group's.
+    app.router.add_get(f"/{_VERSION}/{{group_id:[A-Za-z0-9_=-]+}}", simulator.handle_group_info)
     app.router.add_get(DOWNLOAD_PATH, simulator.handle_download)
     return app
 

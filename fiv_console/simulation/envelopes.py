@@ -1,7 +1,8 @@
 """What Meta posts to a console's webhook: the exact bodies and the headers that come with them.
 
 The envelope builders (`messages_envelope`, `text_message_envelope`, `statuses_envelope` and the
-`message_object` / `status_object` they wrap) give the bytes Meta sends: compact JSON with non-ASCII
+`message_object` / `status_object` they wrap; `group_created_envelope` and `group_settings_envelope` for
+the group webhooks) give the bytes Meta sends: compact JSON with non-ASCII
 escaped as `\\u00e9` and "/" as `\\/`, as Meta's encoder writes them, so a console that re-serializes a
 body before checking its signature fails against these as it would against Meta. `webhook_headers` gives
 the headers Meta sends with a body (signed by `signature.sign`); `new_wamid` a message id shaped like Meta's.
@@ -18,7 +19,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fiv_console.whatsapp.payloads import BUSINESS_ACCOUNT, MESSAGES_FIELD
+from fiv_console.whatsapp.payloads import (
+    BUSINESS_ACCOUNT,
+    GROUP_LIFECYCLE_FIELD,
+    GROUP_SETTINGS_FIELD,
+    MESSAGES_FIELD,
+)
 from fiv_console.whatsapp.signature import SIGNATURE_HEADER, sign
 
 DEFAULT_WABA_ID = "102290129340398"
@@ -223,3 +229,71 @@ def statuses_envelope(
         value["contacts"] = [dict(contact) for contact in contacts]
     value["statuses"] = [dict(status) for status in statuses]
     return _envelope(waba_id, value)
+
+
+# The group webhooks, as Meta's "Webhooks for Groups API" shows them
+# (https://developers.facebook.com/documentation/business-messaging/whatsapp/groups/webhooks, Feb 2026):
+# a `groups[]` list beside the number's metadata, each item with its Unix-seconds `timestamp` (a string),
+# the group's id, Meta's `type` and the `request_id` of the API call that caused it.
+
+
+def group_created_envelope(
+    phone_number_id: str,
+    display_number: str,
+    group_id: str,
+    subject: str,
+    *,
+    invite_link: str,
+    join_approval_mode: str = "auto_approve",
+    request_id: str | None = None,
+    timestamp: int | None = None,
+    waba_id: str = DEFAULT_WABA_ID,
+) -> bytes:
+    """`group_lifecycle_update`, "Group create succeed": the group the business created, with its subject."""
+    item = {
+        "timestamp": _epoch(timestamp),
+        "group_id": group_id,
+        "type": "group_create",
+        "request_id": request_id or secrets.token_hex(16).upper(),
+        "subject": subject,
+        "invite_link": invite_link,
+        "join_approval_mode": join_approval_mode,
+    }
+    return _groups_envelope(phone_number_id, display_number, item, GROUP_LIFECYCLE_FIELD, waba_id)
+
+
+def group_settings_envelope(
+    phone_number_id: str,
+    display_number: str,
+    group_id: str,
+    *,
+    subject: str | None = None,
+    description: str | None = None,
+    request_id: str | None = None,
+    timestamp: int | None = None,
+    waba_id: str = DEFAULT_WABA_ID,
+) -> bytes:
+    """`group_settings_update`, "Group settings update succeed": the subject and description set, each with
+    `update_successful`."""
+    item: dict[str, Any] = {
+        "timestamp": _epoch(timestamp),
+        "group_id": group_id,
+        "type": "group_settings_update",
+        "request_id": request_id or secrets.token_hex(16).upper(),
+    }
+    if subject is not None:
+        item["group_subject"] = {"text": subject, "update_successful": True}
+    if description is not None:
+        item["group_description"] = {"text": description, "update_successful": True}
+    return _groups_envelope(phone_number_id, display_number, item, GROUP_SETTINGS_FIELD, waba_id)
+
+
+def _groups_envelope(
+    phone_number_id: str, display_number: str, item: Mapping[str, Any], field: str, waba_id: str
+) -> bytes:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": _metadata(phone_number_id, display_number),
+        "groups": [dict(item)],
+    }
+    return _envelope(waba_id, value, field=field)

@@ -3,8 +3,9 @@
 `TrafficGenerator` plays customers writing to one business number: R messages a second for S seconds
 (or until cancelled), one signed POST per message (bodies from `simulation.envelopes`), mostly text with
 some media, voice notes, locations, replies, reactions and button replies, edits and deletions of their
-own texts, echoes of what the business sent them from the WhatsApp Business app, and messages in the
-WhatsApp groups the business is in. Each customer has a
+own texts, echoes of what the business sent them from the WhatsApp Business app, messages in the
+WhatsApp groups the business is in and, now and then, a group renamed (`group_settings_update`; with a
+counterpart, its groups are the simulator's, which answers their info). Each customer has a
 business-scoped user id, as Meta gives every user since 2026, and some a username; of those, some hide
 their number, so their messages come without one. Sends follow a fixed schedule
 (message i is due at start + i/R, so pacing never drifts) with a bound on POSTs in flight; `TrafficStats`
@@ -31,20 +32,24 @@ import aiohttp
 
 from fiv_console.simulation.envelopes import (
     DEFAULT_WABA_ID,
+    group_settings_envelope,
     message_object,
     messages_envelope,
     new_wamid,
     simulated_user_id,
     webhook_headers,
 )
+from fiv_console.simulation.groups import Groups
 from fiv_console.whatsapp.payloads import ECHOES_FIELD
 
 # --- customers ------------------------------------------------------------------------------------------
 
 
 class GraphCounterpart(Protocol):
-    """The Graph API side the traffic plays against (the simulator): where inbound media lives, and what
-    the business sent each customer, for replies and reactions to quote."""
+    """The Graph API side the traffic plays against (the simulator): where inbound media lives, what the
+    business sent each customer, for replies and reactions to quote, and the groups the business is in."""
+
+    groups: Groups
 
     def add_media(self, data: bytes, mime_type: str, filename: str | None = None) -> str: ...
 
@@ -162,12 +167,14 @@ _KINDS: tuple[tuple[str, int], ...] = (
     ("revoke", 2),
     ("echo", 3),
     ("group", 4),
+    ("group_rename", 1),
 )
-# Groups the business is in (Groups API): their ids as Meta shapes them, base64 of an opaque key.
+# Groups the business is in (Groups API): their ids as Meta shapes them, base64 of an opaque key, and subjects.
 _GROUPS = (
-    "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD",
-    "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOTo5OTkwMDAxMjM0NTY3ODkZD",
+    ("Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD", "Order 4471: delivery"),
+    ("Y2FwaV9ncm91cDoxNzA1NTU1MDEzOTo5OTkwMDAxMjM0NTY3ODkZD", "Casamento de Ana & Léo"),
 )
+_GROUP_SUBJECTS = ("Order 4471: returns", "VIP customers", "Store opening 🎉", "Wedding list (final)")
 _ECHOES = ("Hi! We're on it.", "Your order left the warehouse today 🚚", "Sent you the invoice by email.")
 _USERNAMES = ("sunflower.bia", "kwame_o", "zoe.m", "liam.ships", "priya_s", "camila.r")
 
@@ -271,6 +278,11 @@ class TrafficGenerator:
         self._history = {customer.wa_id: _History() for customer in self.customers}
         self._kinds = [kind for kind, _ in _KINDS]
         self._weights = [weight for _, weight in _KINDS]
+        if counterpart is not None:
+            for group_id, subject in _GROUPS:
+                if counterpart.groups.get(group_id) is None:
+                    members = [c.wa_id for c in self._random.sample(self.customers, min(3, len(self.customers)))]
+                    counterpart.groups.create(subject, group_id=group_id, participants=members)
 
     def _new_customers(self, count: int) -> tuple[Customer, ...]:
         customers: dict[str, Customer] = {}
@@ -341,10 +353,19 @@ class TrafficGenerator:
     def _next_body(self) -> bytes:
         customer = self._random.choice(self.customers)
         kind = self._random.choices(self._kinds, self._weights)[0]
+        config = self.config
+        if kind == "group_rename":
+            # Someone renamed a group: Meta tells of the group's new subject, not of who changed it.
+            self.stats.kinds[kind] += 1
+            group_id, subject = self._random.choice(_GROUPS)[0], self._random.choice(_GROUP_SUBJECTS)
+            if self._counterpart is not None:
+                self._counterpart.groups.rename(group_id, subject)
+            return group_settings_envelope(
+                config.phone_number_id, config.display_number, group_id, subject=subject, waba_id=config.waba_id
+            )
         wamid = new_wamid(customer.wa_id)
         kind, message = self._message(kind, customer, wamid)
         self.stats.kinds[kind] += 1
-        config = self.config
         echo = kind == "echo"
         if not echo:
             self._history[customer.wa_id].remember(wamid, kind)
@@ -378,7 +399,7 @@ class TrafficGenerator:
             return kind, echo
         if kind == "group":
             message = self._from(customer, "text", {"body": rng.choice(_TEXTS)}, wamid)
-            return kind, {**message, "group_id": rng.choice(_GROUPS)}
+            return kind, {**message, "group_id": rng.choice(_GROUPS)[0]}
         if kind in ("edit", "revoke") and history.texts:
             original = rng.choice(history.texts)
             if kind == "revoke":

@@ -1,5 +1,5 @@
-"""Meta's Graph API for WhatsApp: sending messages, marking them read, fetching and uploading media, and
-listing a business account's message templates.
+"""Meta's Graph API for WhatsApp: sending messages, marking them read, fetching and uploading media,
+listing a business account's message templates, and reading a WhatsApp group's subject.
 
 `GraphClient` makes every call on one shared `aiohttp.ClientSession` (created and closed by whoever owns
 the app's resources), with the access token of the channel passed on each call. It owns what every call
@@ -260,6 +260,15 @@ class PhoneNumberInfo(_Model):
     verified_name: str | None = None
 
 
+class GroupInfo(_Model):
+    """A WhatsApp group's name as `GET /<GROUP_ID>?fields=subject,description` answers it (Meta's "Get group
+    info", Groups API)."""
+
+    id: str
+    subject: str | None = None
+    description: str | None = None
+
+
 @dataclass(frozen=True)
 class SentMessage:
     """Meta accepted the message (not yet delivered): its wamid, and the customer's wa_id when given."""
@@ -511,6 +520,11 @@ class GraphClient:
         """The number as this token sees it: Meta answers only a token that may use the number."""
         url = f"{self._url(phone_number_id)}?fields=id,display_phone_number,verified_name"
         return await self._call("phone_number_info", PhoneNumberInfo, "GET", url, access_token)
+
+    async def group_info(self, group_id: str, access_token: str) -> GroupInfo:
+        """A group's subject and description, by a token of the number that is in it."""
+        url = f"{self._url(group_id)}?fields=subject,description"
+        return await self._call("group_info", GroupInfo, "GET", url, access_token)
 
     async def message_templates(
         self, waba_id: str, access_token: str, *, page_size: int = 100, max_pages: int = 50

@@ -2,8 +2,9 @@
 
 `parse_webhook(raw)` takes the raw bytes of a POST (once its signature has been checked) and returns a
 `WebhookBatch`: an `InboundMessage` per entry x change x message, a `StatusUpdate` per status, a
-`WebhookError` per error Meta reports on a whole change, and an `OtherChange` per change that is not about
-messages (template status, account updates) or cannot be read as one.
+`WebhookError` per error Meta reports on a whole change, a `GroupChange` per group whose subject or
+description a group webhook (`group_lifecycle_update`, `group_settings_update`) says, and an `OtherChange`
+per change that is not about these (template status, account updates) or cannot be read as one.
 
 Tolerance is the rule, because Meta retries a refused webhook for 7 days and that gains nothing:
 - fields Meta adds are ignored by the models and kept in each record's `raw`; an unknown message kind or
@@ -58,6 +59,13 @@ MESSAGES_FIELD = "messages"
 # "coexistence"): what the business sent from the app, and the chats of the app before onboarding.
 ECHOES_FIELD = "smb_message_echoes"
 HISTORY_FIELD = "history"
+# Fields that say a WhatsApp group's subject and description (Meta's "Webhooks for Groups API"): the group the
+# business created, and a change of its settings.
+GROUP_LIFECYCLE_FIELD = "group_lifecycle_update"
+GROUP_SETTINGS_FIELD = "group_settings_update"
+GROUP_FIELDS = (GROUP_LIFECYCLE_FIELD, GROUP_SETTINGS_FIELD)
+GROUP_SUBJECT_MAX = 500  # the `contacts.profile_name` column; Meta allows 128
+GROUP_DESCRIPTION_MAX = 2048  # Meta's limit, and the `contacts.group_description` column
 
 # Limits of the `messages` table's columns (sql/0001_core_schema.sql).
 _KIND_MAX = 64
@@ -400,6 +408,29 @@ class _Change(_Model):
     value: Any = None
 
 
+class _GroupValue(_Model):
+    """The value of a group change: its items are read one by one, so one bad item stays alone."""
+
+    metadata: _Metadata
+    groups: tuple[Any, ...] = ()
+
+
+class _GroupSetting(_Model):
+    text: str | None = None
+    update_successful: bool = False
+
+
+class _Group(_Model):
+    group_id: str = Field(min_length=1, max_length=_WAMID_MAX)
+    type: str = Field(min_length=1)
+    timestamp: EpochSeconds
+    subject: str | None = None  # group_create
+    description: str | None = None
+    errors: tuple[Any, ...] = ()  # the operation failed
+    group_subject: _GroupSetting | None = None  # group_settings_update
+    group_description: _GroupSetting | None = None
+
+
 class _Entry(_Model):
     id: str
     changes: tuple[Any, ...]
@@ -492,12 +523,28 @@ class OtherChange(_Record):
     problem: str | None = None
 
 
+class GroupChange(_Record):
+    """A WhatsApp group's subject and description as a group webhook says they now are (None: not said):
+    the group the business created (`group_create`), or the settings it changed (`group_settings_update`,
+    only those Meta says were updated)."""
+
+    waba_id: str
+    phone_number_id: str
+    group_id: str
+    kind: str  # Meta's `type`
+    timestamp: datetime
+    subject: str | None
+    description: str | None
+    raw: Any
+
+
 class WebhookBatch(_Record):
     """Everything one POST carried, in the order Meta sent it."""
 
     messages: tuple[InboundMessage, ...] = ()
     statuses: tuple[StatusUpdate, ...] = ()
     errors: tuple[WebhookError, ...] = ()
+    groups: tuple[GroupChange, ...] = ()
     other_changes: tuple[OtherChange, ...] = ()
     # Characters that are not Unicode (lone surrogates, bytes that are not UTF-8) were replaced with U+FFFD.
     repaired: bool = False
@@ -526,12 +573,16 @@ def parse_webhook(raw: bytes) -> WebhookBatch:
     statuses: list[StatusUpdate] = []
     errors: list[WebhookError] = []
     other_changes: list[OtherChange] = []
+    groups: list[GroupChange] = []
     for entry in envelope.entry:
         for item in entry.changes:
             try:
                 change = _Change.model_validate(item)
             except ValidationError as exc:
                 other_changes.append(OtherChange(waba_id=entry.id, field=None, raw=item, problem=_describe(exc)))
+                continue
+            if change.field in GROUP_FIELDS:
+                _read_groups(entry.id, change.field, item, change.value, groups, other_changes)
                 continue
             if change.field not in (MESSAGES_FIELD, ECHOES_FIELD, HISTORY_FIELD):
                 other_changes.append(OtherChange(waba_id=entry.id, field=change.field, raw=item))
@@ -566,9 +617,55 @@ def parse_webhook(raw: bytes) -> WebhookBatch:
         messages=tuple(messages),
         statuses=tuple(statuses),
         errors=tuple(errors),
+        groups=tuple(groups),
         other_changes=tuple(other_changes),
         repaired=repaired,
     )
+
+
+def _read_groups(
+    waba_id: str, field: str, item: Any, value: Any, groups: list[GroupChange], other_changes: list[OtherChange]
+) -> None:
+    """The group changes of one change; what cannot be read becomes an `OtherChange` with its problem."""
+    try:
+        group_value = _GroupValue.model_validate(value)
+    except ValidationError as exc:
+        other_changes.append(OtherChange(waba_id=waba_id, field=field, raw=item, problem=_describe(exc)))
+        return
+    for raw in group_value.groups:
+        try:
+            group = _Group.model_validate(raw)
+        except ValidationError as exc:
+            other_changes.append(OtherChange(waba_id=waba_id, field=field, raw=raw, problem=_describe(exc)))
+            continue
+        subject, description = _group_names(group)
+        if subject is None and description is None:
+            continue  # a deletion, a failure, or a change of the picture only: nothing to show
+        groups.append(
+            GroupChange(
+                waba_id=waba_id,
+                phone_number_id=group_value.metadata.phone_number_id,
+                group_id=group.group_id,
+                kind=group.type,
+                timestamp=group.timestamp,
+                subject=subject[:GROUP_SUBJECT_MAX] if subject else None,
+                description=description[:GROUP_DESCRIPTION_MAX] if description is not None else None,
+                raw=raw,
+            )
+        )
+
+
+def _group_names(group: _Group) -> tuple[str | None, str | None]:
+    """The subject and description the group now has, by this item; None for what it does not say."""
+    if group.type == "group_create":
+        return (None, None) if group.errors else (group.subject, group.description)
+    if group.type == "group_settings_update":
+        subject, description = group.group_subject, group.group_description
+        return (
+            subject.text if subject is not None and subject.update_successful else None,
+            description.text if description is not None and description.update_successful else None,
+        )
+    return None, None
 
 
 # What orjson reads as an integer; beyond it, a float (as orjson does).

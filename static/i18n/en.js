@@ -210,6 +210,7 @@ export default {
   "contact.save": "Save name",
   "contact.saved": "Saved.",
   "contact.number": "Number",
+  "contact.groupSubject": "WhatsApp group name",
   "contact.profile": "WhatsApp profile name",
   "contact.labels": "Labels",
   "contact.noLabels": "none",

@@ -209,6 +209,7 @@ export default {
   "contact.save": "Salvar nome",
   "contact.saved": "Salvo.",
   "contact.number": "Número",
+  "contact.groupSubject": "Nome do grupo no WhatsApp",
   "contact.profile": "Nome no perfil do WhatsApp",
   "contact.labels": "Etiquetas",
   "contact.noLabels": "nenhuma",

@@ -46,7 +46,7 @@ export function mountContact({ store, ui }) {
       el("label", { for: "contact-name", text: t("contact.name") }), name, save, message,
       contact.wa_id ? el("p", {}, el("span", { class: "muted", text: `${t("contact.number")} ` }), el("span", { text: `+${contact.wa_id}` })) : null,
       contact.username ? el("p", {}, el("span", { class: "muted", text: `${t("wa.username")} ` }), el("span", { text: `@${contact.username}` })) : null,
-      contact.profile_name ? el("p", {}, el("span", { class: "muted", text: `${t("contact.profile")} ` }), el("span", { text: contact.profile_name })) : null,
+      contact.profile_name ? el("p", {}, el("span", { class: "muted", text: `${t(contact.group_id ? "contact.groupSubject" : "contact.profile")} ` }), el("span", { text: contact.profile_name })) : null,
       el("p", {}, el("span", { class: "muted", text: `${t("contact.labels")} ` }), conversation.labels.map((l) => l.name).join(", ") || t("contact.noLabels")),
       el("h3", { text: t("contact.past") }), past,
     ].filter(Boolean));

@@ -1,0 +1,170 @@
+"""WhatsApp groups' names: what the group webhooks say, and what the Graph API answers, kept on the group's
+contact.
+
+A group the business is in is a contact known by its `group_id` (`messages.identities`). Message webhooks
+do not carry its name; `group_lifecycle_update` (the business created it) and `group_settings_update` (its
+subject or description changed) do, and `GET /<GROUP_ID>?fields=subject,description` answers it. The
+subject is the contact's `profile_name` (a name the team gives still comes first), the description its
+`group_description`. A change is applied only when it is not older than what is stored (`group_named_at`),
+since Meta may deliver an older one late; a change about a group no message came from yet makes its
+contact, so the name is there when the first message comes. A change applied is announced as
+`conversation.updated` for the group's open conversations, so open consoles show the name.
+
+`GroupNames` asks the Graph API for the name of a group a message came from while none is known: in the
+background, once the intake has committed (Meta's POST never waits on it), at most once per group every
+`interval` in this process. A failure (Meta away, a group the number left) is logged and leaves "WhatsApp
+group"; a later message of the group, after the interval, tries again. Never a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from uuid import UUID
+
+from fiv_console import events
+from fiv_console.conversations.reading import followers_now, read_many
+from fiv_console.db.pool import DATABASE_TROUBLE, Connection, Database, tenant_tx
+from fiv_console.events import Announcer, EventBatch
+from fiv_console.whatsapp.client import GraphClient, GraphError
+from fiv_console.whatsapp.payloads import GROUP_DESCRIPTION_MAX, GROUP_SUBJECT_MAX
+
+log = logging.getLogger(__name__)
+
+# Only a change not older than the stored one; the subject and description it does not say are kept.
+_RECORD_SQL = """
+insert into contacts as k (tenant_id, group_id, profile_name, group_description, group_named_at)
+values ($1, $2, $3, $4, $5)
+on conflict (tenant_id, group_id) do update set
+    profile_name = coalesce(excluded.profile_name, k.profile_name),
+    group_description = coalesce(excluded.group_description, k.group_description),
+    group_named_at = excluded.group_named_at,
+    updated_at = now()
+where k.group_named_at is null or k.group_named_at <= excluded.group_named_at
+returning id
+"""
+_OPEN_CONVERSATIONS_SQL = "select id from conversations where contact_id = $1 and status <> 'closed' order by id"
+
+
+async def record(
+    conn: Connection,
+    batch: EventBatch,
+    *,
+    tenant_id: UUID,
+    group_id: str,
+    subject: str | None,
+    description: str | None,
+    named_at: datetime,
+) -> bool:
+    """Keeps what a group is now called, as of `named_at`; whether it was applied (not older than what is
+    kept). Its open conversations are announced as `conversation.updated`."""
+    contact_id = await conn.fetchval(
+        _RECORD_SQL,
+        tenant_id,
+        group_id,
+        subject[:GROUP_SUBJECT_MAX] if subject else None,
+        description[:GROUP_DESCRIPTION_MAX] if description is not None else None,
+        named_at,
+    )
+    if contact_id is None:
+        return False
+    open_ids = [row["id"] for row in await conn.fetch(_OPEN_CONVERSATIONS_SQL, contact_id)]
+    for conversation in await read_many(conn, open_ids) if open_ids else []:
+        batch.add(
+            "conversation.updated",
+            followers_now(conversation),
+            conversation_id=conversation.id,
+            payload={"conversation": conversation.model_dump(mode="json")},
+        )
+    return True
+
+
+_UNNAMED_SQL = """
+select ch.phone_number_id, ch.access_token
+from contacts k, channels ch
+where k.group_id = $1 and k.profile_name is null and ch.id = $2 and ch.active
+"""
+
+
+class GroupNames:
+    """Fetches, in the background, the names of groups that messages came from while none was known."""
+
+    def __init__(
+        self,
+        db: Database,
+        client: GraphClient,
+        announcer: Announcer,
+        *,
+        interval: float = 600.0,
+        kept: int = 10_000,
+        limit: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db, self._client, self._announcer = db, client, announcer
+        self._interval, self._kept, self._clock = interval, kept, clock
+        self._slots = asyncio.Semaphore(limit)
+        self._asked: OrderedDict[tuple[UUID, str], float] = OrderedDict()  # oldest first
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def want(self, tenant_id: UUID, channel_id: UUID, group_id: str) -> None:
+        """A message of `group_id` came in on `channel_id`: its name is fetched if none is known, unless this
+        group was looked at within the interval."""
+        now = self._clock()
+        while self._asked and next(iter(self._asked.values())) <= now - self._interval:
+            self._asked.popitem(last=False)
+        key = (tenant_id, group_id)
+        if key in self._asked:
+            return
+        self._asked[key] = now
+        while len(self._asked) > self._kept:
+            self._asked.popitem(last=False)
+        task = asyncio.create_task(self._fetch(tenant_id, channel_id, group_id), name="group-name")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fetch(self, tenant_id: UUID, channel_id: UUID, group_id: str) -> None:
+        async with self._slots:
+            try:
+                async with tenant_tx(self._db, tenant_id) as conn:
+                    row = await conn.fetchrow(_UNNAMED_SQL, group_id, channel_id)
+                if row is None or not row["access_token"]:
+                    return  # named already (or the number can no longer ask)
+                # In Meta's resolution (whole seconds): a change made in the same second, whose webhook comes
+                # after this answer, is then not taken for older than it.
+                asked_at = datetime.now(UTC).replace(microsecond=0)
+                try:
+                    info = await self._client.group_info(group_id, row["access_token"])
+                except GraphError as exc:
+                    log.warning(
+                        "a WhatsApp group's name could not be fetched",
+                        extra={"phone_number_id": row["phone_number_id"], "code": exc.code},
+                    )
+                    return
+                if not info.subject and info.description is None:
+                    return
+                async with events.changing(self._db, self._announcer, tenant_id) as (conn, batch):
+                    await record(
+                        conn,
+                        batch,
+                        tenant_id=tenant_id,
+                        group_id=group_id,
+                        subject=info.subject,
+                        description=info.description,
+                        named_at=asked_at,
+                    )
+            except DATABASE_TROUBLE as exc:
+                log.warning("a WhatsApp group's name was not kept", extra={"error": type(exc).__name__})
+
+    async def drain(self) -> None:
+        """Waits until every fetch started so far is done (tests)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,9 @@
+-- A WhatsApp group's name. Message webhooks do not carry it; the group webhooks do (`group_lifecycle_update`
+-- when the business creates a group, `group_settings_update` when its subject or description changes), and
+-- `GET /<GROUP_ID>?fields=subject,description` answers it. The subject is the group contact's
+-- `profile_name` (what WhatsApp calls it, shown after the name the team gives); its description is kept
+-- beside it. Meta may deliver an older change after a newer one: `group_named_at` is the time of what is
+-- stored (the webhook's timestamp, or when the group was fetched), and an older change is not applied.
+alter table contacts
+    add column group_description text check (length(group_description) <= 2048),
+    add column group_named_at timestamptz;
