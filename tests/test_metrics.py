@@ -122,9 +122,7 @@ async def test_metrics_ask_for_the_token_when_one_is_set(database: TestDatabase)
         await server.close()
 
 
-def _of_tenant(
-    values: dict[str, dict[tuple[tuple[str, str], ...], float]], family: str, slug: str
-) -> dict[str, float]:
+def _of_tenant(values: dict[str, dict[tuple[tuple[str, str], ...], float]], family: str, slug: str) -> dict[str, float]:
     """The family's samples for the tenant, by queue name."""
     return {
         dict(key[1:])["queue"]: value
