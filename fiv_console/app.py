@@ -39,11 +39,13 @@ from fiv_console.keys import (
     template_cache_key,
     typing_throttle_key,
     upkeep_key,
+    waiting_lines_key,
 )
 from fiv_console.messages.group_names import GroupNames
 from fiv_console.messages.intake import Intake
 from fiv_console.messages.sending import Dispatcher, TypingThrottle
 from fiv_console.observability.loop_lag import LoopLag
+from fiv_console.observability.waiting import WaitingLines
 from fiv_console.realtime import wire
 from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep, run_retention
@@ -205,6 +207,7 @@ def create_app(settings: Settings) -> web.Application:
     app[rate_limiter_key] = LocalRateLimiter()
     app[typing_throttle_key] = TypingThrottle()
     app[metrics_registry_key] = metrics.instance_registry(app)
+    app[waiting_lines_key] = WaitingLines()
     setup_sessions(app, settings)
     app.cleanup_ctx.append(loop_lag_ctx)
     app.cleanup_ctx.append(database_ctx)

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from uuid import UUID
 
+import aiohttp
 import asyncpg
 import orjson
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from fiv_console.accounts import tenant_data, tenants, users
+from fiv_console.accounts import tenant_data, tenant_media, tenants, users
 from fiv_console.accounts.passwords import hash_password_async
 from fiv_console.app import create_app
 from fiv_console.constants import DEMO_DISPLAY_NUMBER, DEMO_PHONE_NUMBER_ID, SIMULATOR_PORT
@@ -42,6 +43,7 @@ from fiv_console.serving import (
     with_secret_key,
 )
 from fiv_console.settings import ConfigError, Settings, load_settings
+from fiv_console.whatsapp.client import GraphClient, RetryPolicy
 
 if TYPE_CHECKING:
     from fiv_console.simulation.demo_seed import DemoTenant
@@ -209,6 +211,16 @@ def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
     return _admin(settings, work)
 
 
+async def _fetch_media(
+    settings: Settings, references: tenant_media.MediaReferences, out: Path
+) -> tenant_media.FetchSummary:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        client = GraphClient(
+            session, settings.whatsapp_graph_url, retry=RetryPolicy(total_time=settings.whatsapp_send_timeout)
+        )
+        return await tenant_media.fetch_all(client, references, out, max_bytes=settings.media_max_bytes)
+
+
 def cmd_tenant_export(settings: Settings, args: argparse.Namespace) -> int:
     tenant_id = _tenant_id(args.tenant)
     out: Path = args.out
@@ -218,19 +230,30 @@ def cmd_tenant_export(settings: Settings, args: argparse.Namespace) -> int:
     async def work(db: Database) -> None:
         await _require_tenant(db, tenant_id)
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-        async with tenant_data.export_snapshot(db, tenant_id) as conn:
-            counts: dict[str, int] = {}
-            async for table in tenant_data.export_tables(conn, tenant_id=tenant_id):
-                with (out / f"{table.table}.jsonl").open("w", encoding="utf-8") as file:
-                    count = 0
-                    async for line in table.lines:
-                        file.write(line + "\n")
-                        count += 1
-                counts[table.table] = count
-            version, _ = await schema_versions(conn)
-        document = tenant_data.manifest(tenant_id=tenant_id, counts=counts, schema_version=version)
+        with tenant_media.spooled_references() as references:
+            async with tenant_data.export_snapshot(db, tenant_id) as conn:
+                counts: dict[str, int] = {}
+                async for table in tenant_data.export_tables(conn, tenant_id=tenant_id):
+                    with (out / f"{table.table}.jsonl").open("w", encoding="utf-8") as file:
+                        count = 0
+                        async for line in table.lines:
+                            file.write(line + "\n")
+                            count += 1
+                    counts[table.table] = count
+                version, _ = await schema_versions(conn)
+                if args.media == "fetch":
+                    await tenant_media.read_references(conn, tenant_id=tenant_id, into=references)
+            media = None
+            if args.media == "fetch":
+                # After the snapshot's transaction: downloads take long, and hold no database connection.
+                summary = await _fetch_media(settings, references, out)
+                media = summary.manifest()
+        document = tenant_data.manifest(tenant_id=tenant_id, counts=counts, schema_version=version, media=media)
         (out / "manifest.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
         print(f"exported tenant {tenant_id} into {out}: {sum(counts.values())} rows in {len(counts)} tables")
+        if media is not None:
+            missing = sum(summary.failed.values())
+            print(f"media: {summary.fetched} files fetched, {missing} not (their reasons are in media.jsonl)")
 
     return _admin(settings, work)
 
@@ -434,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     export = actions["tenant"].add_parser("export", help="write every row of a tenant as JSON lines into a folder")
     export.add_argument("--tenant", required=True, help="tenant id")
     export.add_argument("--out", required=True, type=Path, help="a folder that does not exist yet, or is empty")
+    export.add_argument(
+        "--media",
+        choices=("reference", "fetch"),
+        default="reference",
+        help="reference (the default): messages carry their media ids, the files stay with Meta; fetch: the "
+        "files are downloaded from WhatsApp into OUT/media/, and OUT/media.jsonl says which could not be",
+    )
     export.set_defaults(handler=cmd_tenant_export)
     delete = actions["tenant"].add_parser("delete", help="delete a tenant and every row of it")
     delete.add_argument("--tenant", required=True, help="tenant id")

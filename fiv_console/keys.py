@@ -16,6 +16,7 @@ from fiv_console.messages.group_names import GroupNames
 from fiv_console.messages.intake import Intake
 from fiv_console.messages.sending import TypingThrottle
 from fiv_console.observability.loop_lag import LoopLag
+from fiv_console.observability.waiting import WaitingLines
 from fiv_console.realtime import wire
 from fiv_console.realtime.hub import Hub
 from fiv_console.realtime.upkeep import Upkeep
@@ -44,4 +45,6 @@ upkeep_key = web.AppKey("upkeep", Upkeep)
 assignment_key = web.AppKey("assignment", AssignmentLoop)
 loop_lag_key = web.AppKey("loop_lag", LoopLag)
 metrics_registry_key = web.AppKey("metrics_registry", CollectorRegistry)
+# The deployment's waiting lines as /metrics last read them (kept a few seconds).
+waiting_lines_key = web.AppKey("waiting_lines", WaitingLines)
 in_flight_key = web.AppKey("in_flight", InFlight)

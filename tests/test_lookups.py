@@ -1,4 +1,5 @@
-"""The reviewed SECURITY DEFINER lookups: the only way to cross tenants, returning ids and nothing else.
+"""The reviewed SECURITY DEFINER lookups: the only way to cross tenants, returning ids and nothing else
+(and /metrics' waiting lines: slugs, queue names and figures).
 
 They must work for the server role with no tenant set (that is their purpose), also where the schema
 owner is not a superuser and so is itself held to the FORCEd policies (managed PostgreSQL services), and
@@ -28,6 +29,7 @@ from fiv_console.db.migrations import migrate
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.db.startup import open_server_database
 from fiv_console.db.urls import APP_ROLE, role_of, with_database, with_role
+from fiv_console.observability.waiting import waiting_lines
 from fiv_console.settings import Settings
 from tests.conftest import new_tenant
 from tests.tenant_rows import seed_every_table
@@ -41,6 +43,7 @@ async def test_lookups_find_the_tenant_before_it_is_known(db: Database) -> None:
         email = await conn.fetchval("select email from users where id = $1", ids["users"])
         workspace = await conn.fetchval("select slug from tenants where id = $1", tenant)
         phone = await conn.fetchval("select phone_number_id from channels where id = $1", ids["channels"])
+        queue = await conn.fetchval("select name from queues where id = $1", ids["queues"])
         live = await conn.fetchval(
             "insert into api_tokens (tenant_id, name, role, token_hash) values ($1, 'live', 'admin', $2) returning id",
             tenant,
@@ -77,6 +80,9 @@ async def test_lookups_find_the_tenant_before_it_is_known(db: Database) -> None:
 
         assert tenant in await tenants_with_open_conversations(db)
         assert tenant in await tenants_with_presence(db)
+        # The seed's conversation waits in its queue: named by the tenant's slug and the queue's name.
+        lines = [line for line in await waiting_lines(db) if line.tenant == workspace]
+        assert [(line.queue, line.waiting) for line in lines] == [(queue, 1)]
 
         # Without the lookups, the same connection sees none of those rows.
         assert await conn.fetchval("select count(*) from users where email = $1", email) == 0
@@ -133,6 +139,7 @@ async def test_lookups_work_when_the_owner_is_not_a_superuser(unprivileged_owner
             email = await conn.fetchval("select email from users where id = $1", ids["users"])
             workspace = await conn.fetchval("select slug from tenants where id = $1", tenant)
             phone = await conn.fetchval("select phone_number_id from channels where id = $1", ids["channels"])
+            queue = await conn.fetchval("select name from queues where id = $1", ids["queues"])
         async with db.connection() as conn:
             assert await conn.fetchval("select current_user") == role_of(app_url)
             assert await find_login(conn, workspace=workspace, email=email) == (tenant, ids["users"])
@@ -145,6 +152,9 @@ async def test_lookups_work_when_the_owner_is_not_a_superuser(unprivileged_owner
             assert await tenants_with_presence(db) == [tenant]
             assert await tenants_with_events_before(db, datetime.now(UTC) + timedelta(days=1)) == [tenant]
             assert await tenants_with_retention(db) == []
+            lines = await waiting_lines(db)
+            assert [(line.tenant, line.queue, line.waiting) for line in lines] == [(workspace, queue, 1)]
+            assert lines[0].oldest_enqueued_at is not None
             assert await conn.fetchval("select count(*) from users") == 0
     finally:
         await db.pool.close()

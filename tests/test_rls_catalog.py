@@ -27,6 +27,7 @@ REVIEWED_DEFINER_FUNCTIONS = {
     "api_token_for_hash",
     "channel_for_phone_number",
     "purge_closed_conversations",
+    "queues_with_waiting",
     "sole_workspace",
     "tenants_with_events_before",
     "tenants_with_open_conversations",
@@ -76,9 +77,12 @@ async def test_other_policies_are_only_the_owner_lookups(owner: asyncpg.Connecti
     assert [(p["tablename"], p["policyname"], p["cmd"]) for p in others] == [
         ("agent_connections", "owner_lookup", "SELECT"),
         ("api_tokens", "owner_lookup", "SELECT"),
+        ("assignment_counter_deltas", "owner_lookup", "SELECT"),
+        ("assignment_counters", "owner_lookup", "SELECT"),
         ("channels", "owner_lookup", "SELECT"),
         ("conversations", "owner_lookup", "SELECT"),
         ("events", "owner_lookup", "SELECT"),
+        ("queues", "owner_lookup", "SELECT"),
         ("tenants", "owner_lookup", "SELECT"),
         ("users", "owner_lookup", "SELECT"),
     ]

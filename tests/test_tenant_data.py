@@ -1,6 +1,7 @@
 """A tenant's data as a whole (issue #17, point 5): `tenant export` writes every row of every tenant table as
-JSON lines, and only that tenant's, without credentials; `tenant delete` leaves no row of the tenant in any
-table of the catalogue and every row of the others.
+JSON lines, and only that tenant's, without credentials, and with `--media fetch` the media files from the
+Cloud API simulator (one Meta no longer has recorded, not fatal); `tenant delete` leaves no row of the tenant
+in any table of the catalogue and every row of the others.
 
 Two tenants get one row in every tenant table (tests/tenant_rows.py, as the isolation tests seed them); the
 commands run for real as `python -m fiv_console`.
@@ -9,11 +10,14 @@ commands run for real as `python -m fiv_console`.
 from __future__ import annotations
 
 import io
+import os
+import time
 import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import orjson
 import pytest
@@ -24,6 +28,7 @@ from tests.api import Browsers, TenantPeople
 from tests.conftest import TestDatabase, new_tenant
 from tests.tenant_rows import seed_every_table
 from tests.test_cli import cli, cli_env
+from tests.webhooks import envelope, post_webhook, simulated_world
 
 
 @pytest.fixture
@@ -57,6 +62,9 @@ async def test_an_export_holds_every_row_of_the_tenant_and_nothing_else(
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     assert manifest["tenant_id"] == str(exported)
     assert list(manifest["tables"]) == list(EXPORTED_TABLES)
+    # By default the files stay with Meta: messages carry their references.
+    assert manifest["media"] == {"mode": "reference"}
+    assert not (out / "media").exists()
     for table in EXPORTED_TABLES:
         lines = (out / f"{table}.jsonl").read_text().splitlines()
         written = [orjson.loads(line) for line in lines]
@@ -132,3 +140,64 @@ async def test_an_admin_downloads_the_same_export_as_a_zip(
     for person in (tenant.supervisor, tenant.agent):
         refused = await (await browsers.signed_in(person)).get("/api/tenant/export")
         assert (refused.status, refused.body["error"]["code"]) == (403, "FORBIDDEN")
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+async def test_an_export_fetches_the_media_files_and_records_those_meta_no_longer_has(
+    database: TestDatabase, db: Database, tenant: TenantPeople, tmp_path: Path
+) -> None:
+    image = PNG + os.urandom(200_000)  # several chunks, streamed to the file
+    async with simulated_world(database, db, tenant, seed=17) as world:
+        kept = world.simulator.add_media(image, "image/png", None)
+        # An id the simulator never held: Meta answers as for media it no longer keeps.
+        messages = [
+            {"from": "5511911112222", "id": f"wamid.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
+             "type": kind, kind: content, "_name": "Customer"}
+            for kind, content in (
+                ("image", {"id": kept, "mime_type": "image/png"}),
+                ("document", {"id": "1999999999999999", "mime_type": "application/pdf", "filename": "../x.pdf"}),
+            )
+        ]  # fmt: skip
+        async with aiohttp.ClientSession() as http:
+            answer = await post_webhook(http, world.webhook_url, envelope(world.phone_number_id, messages=messages))
+        assert answer.status == 200
+        async with tenant_tx(db, tenant.id) as conn:
+            ids = {
+                r["media_id"]: r["id"] for r in await conn.fetch("select id, media->>'id' as media_id from messages")
+            }
+        assert set(ids) == {kept, "1999999999999999"}
+
+        out = tmp_path / "export"
+        env = cli_env(database.owner_url, WHATSAPP_GRAPH_URL=world.settings.whatsapp_graph_url)
+        run = await cli("tenant", "export", "--tenant", str(tenant.id), "--out", str(out), "--media", "fetch", env=env)
+    assert run.code == 0, run
+    assert "media: 1 files fetched, 1 not" in run.stdout
+
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    assert manifest["media"] == {
+        "mode": "fetch", "folder": "media/", "index": "media.jsonl", "fetched": 1, "not_fetched": {"NOT_FOUND": 1},
+    }  # fmt: skip
+    assert "media" not in manifest["left_out"]
+    index = {line["media_id"]: line for line in map(orjson.loads, (out / "media.jsonl").read_bytes().splitlines())}
+    fetched, gone = index[kept], index["1999999999999999"]
+    # Named by the message's id and the type's extension: nothing the customer chose.
+    assert fetched["file"] == f"media/{ids[kept]}.png"
+    assert fetched["bytes"] == len(image)
+    assert (out / fetched["file"]).read_bytes() == image
+    assert gone["file"] is None
+    assert gone["message_id"] == str(ids["1999999999999999"])
+    assert gone["error"]["code"] == "NOT_FOUND"
+    assert sorted(p.name for p in (out / "media").iterdir()) == [f"{ids[kept]}.png"]
+
+
+async def test_an_export_refuses_an_unknown_media_mode(database: TestDatabase, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    run = await cli(
+        "tenant", "export", "--tenant", str(uuid.uuid4()), "--out", str(out), "--media", "everything",
+        env=cli_env(database.owner_url),
+    )  # fmt: skip
+    assert run.code == 2
+    assert "--media" in run.stderr
+    assert not out.exists()

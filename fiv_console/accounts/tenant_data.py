@@ -5,7 +5,8 @@ row-level security shows only the tenant's rows and every table is read at the s
 `EXPORTED_TABLES` becomes `<table>.jsonl` (one row per line, as PostgreSQL's `to_jsonb` writes it, ordered
 by primary key) without the columns in `SECRET_COLUMNS`; the search-word tables are left out, being made
 from the messages and contacts again by their triggers. `manifest.json` says what is where. Media bytes
-are not kept by the console (Meta holds them for a while): messages carry their media references.
+are not kept by the console (Meta holds them for a while): messages carry their media references, and the
+command line can fetch the files too (`tenant_media`).
 
 Deleting removes the tenant's row, which every tenant table references with `on delete cascade`, as the
 schema owner (the server's role may delete no tenant, nor its audit log); what is left is then counted
@@ -127,18 +128,26 @@ async def _lines(conn: Connection, table: str, tenant_id: UUID) -> AsyncIterator
         yield row[0]
 
 
-def manifest(*, tenant_id: UUID, counts: dict[str, int], schema_version: int) -> dict[str, Any]:
+def manifest(
+    *, tenant_id: UUID, counts: dict[str, int], schema_version: int, media: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What is where; `media` is what fetching the media files did (`tenant_media`), None when they were
+    left with Meta."""
+    left_out: dict[str, Any] = {
+        "tables": {table: "the search index, made again from messages and contacts" for table in DERIVED_TABLES},
+        "columns": {table: list(columns) for table, columns in SECRET_COLUMNS.items()},
+    }
+    if media is None:
+        media = {"mode": "reference"}
+        left_out["media"] = "the files stay with Meta; messages carry their media references"
     return {
         "format": EXPORT_FORMAT,
         "tenant_id": str(tenant_id),
         "exported_at": datetime.now(UTC).isoformat(),
         "schema_version": schema_version,
         "tables": {table: {"file": f"{table}.jsonl", "rows": counts[table]} for table in EXPORTED_TABLES},
-        "left_out": {
-            "tables": {table: "the search index, made again from messages and contacts" for table in DERIVED_TABLES},
-            "columns": {table: list(columns) for table, columns in SECRET_COLUMNS.items()},
-            "media": "the files stay with Meta; messages carry their media references",
-        },
+        "media": media,
+        "left_out": left_out,
     }
 
 

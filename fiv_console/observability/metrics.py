@@ -4,9 +4,10 @@ Counted where it happens (module-level families in `REGISTRY`, one process an in
 template and status, events announced, bus messages published and its reconnects, frames sent to console
 sockets, webhook messages, statuses, duplicates and dead letters, Graph API calls and Meta's error codes,
 conversations assigned and how long after a wake-up. Read when scraped (`InstanceCollector`, one per app):
-open console sockets and their queued frames, the database pool, the event loop's lag. Labels never carry
-a tenant, a user or a conversation: 10,000 tenants must not become 10,000 series. docs/operations.md lists
-every family with what to alert on.
+open console sockets and their queued frames, the database pool, the event loop's lag. Labels here never
+carry a tenant, a user or a conversation: 10,000 tenants must not become 10,000 series (waiting per queue,
+`observability/waiting.py`, names a tenant only while one of its queues has someone waiting).
+docs/operations.md lists every family with what to alert on.
 """
 
 from __future__ import annotations

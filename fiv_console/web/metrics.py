@@ -1,14 +1,36 @@
-"""`GET /metrics`: the Prometheus text format, behind `METRICS_TOKEN` when it is set."""
+"""`GET /metrics`: the Prometheus text format, behind `METRICS_TOKEN` when it is set. The deployment's
+waiting lines are read (or taken from the last few seconds' read) before the exposition."""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
-from fiv_console.keys import database_key, hub_key, loop_lag_key, metrics_registry_key, settings_key
+from fiv_console.keys import (
+    database_key,
+    hub_key,
+    loop_lag_key,
+    metrics_registry_key,
+    settings_key,
+    waiting_lines_key,
+)
 from fiv_console.observability.metrics import InstanceCollector, InstanceState, exposition
+
+
+class _WaitingLinesOfApp(Collector):
+    """The waiting lines the app holds (read by the handler just before the exposition)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[Metric]:
+        if waiting_lines_key in self._app:
+            yield from self._app[waiting_lines_key].collect()
 
 
 def instance_registry(app: web.Application) -> CollectorRegistry:
@@ -33,6 +55,7 @@ def instance_registry(app: web.Application) -> CollectorRegistry:
     )
     registry = CollectorRegistry()
     registry.register(InstanceCollector(state))
+    registry.register(_WaitingLinesOfApp(app))
     return registry
 
 
@@ -47,5 +70,7 @@ async def get_metrics(request: web.Request) -> web.Response:
         expected = f"Bearer {token.get_secret_value()}"
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise web.HTTPUnauthorized(text="a bearer token is needed", headers={"WWW-Authenticate": "Bearer"})
+    if database_key in request.app and waiting_lines_key in request.app:
+        await request.app[waiting_lines_key].refresh(request.app[database_key])
     body = exposition(request.app[metrics_registry_key])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -1,6 +1,7 @@
 """`GET /api/tenant/export` (admins): the caller's tenant as a zip of JSON lines, the same files as
 `fiv-console tenant export`, compressed and sent while the tables are read (a million messages are never
-held in memory)."""
+held in memory). Media goes by reference only: fetching the files from Meta could keep one request open for
+hours, so `tenant export --media fetch` is the way to have them."""
 
 from __future__ import annotations
 
