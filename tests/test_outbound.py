@@ -125,3 +125,56 @@ async def test_a_retry_is_only_for_a_failed_message(db: Database, tenant: Tenant
     async with tenant_tx(db, tenant.id) as conn:
         with pytest.raises(Conflict):
             await outbound.prepare_retry(conn, EventBatch(tenant.id), viewer=viewer, message_id=outgoing.message.id)
+
+
+async def test_a_reply_recorded_while_a_customer_message_holds_the_contact_does_not_deadlock(
+    db: Database, tenant: TenantPeople
+) -> None:
+    """Found by bench/soak.py: the reply's transaction wrote the conversation twice (the customer answered,
+    then the first response), and PostgreSQL re-checks the foreign keys of a row the transaction already
+    wrote: a share lock on the contact, which a customer's message (the intake) held for update while
+    waiting for the conversation. A deadlock, and a reply WhatsApp took answered 500. Here that order is
+    forced: the message's row is held so that `record_sent` stops after locking the conversation, the
+    intake locks the contact and queues for the conversation, and the message's row is let go."""
+    outgoing = await _queued_reply(db, tenant)
+    conversation_id = outgoing.message.conversation_id
+    async with tenant_tx(db, tenant.id) as conn:
+        contact_id = await conn.fetchval(
+            "update conversations set awaiting_reply_since = now() - interval '1 minute' where id = $1 "
+            "returning contact_id",
+            conversation_id,
+        )
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold_message_row() -> None:
+        async with tenant_tx(db, tenant.id) as conn:
+            await conn.execute("select 1 from messages where id = $1 for update", outgoing.message.id)
+            held.set()
+            await release.wait()
+
+    async def record() -> outbound.Message:
+        async with tenant_tx(db, tenant.id) as conn:
+            return await outbound.record_sent(conn, EventBatch(tenant.id), outgoing=outgoing, wamid="wamid.first")
+
+    async def customer_writes() -> None:
+        async with tenant_tx(db, tenant.id) as conn:  # as messages.identities and messages.inbound lock them
+            await conn.execute("select 1 from contacts where id = $1 for update", contact_id)
+            await conn.execute("select 1 from conversations where id = $1 for no key update", conversation_id)
+
+    holder = asyncio.create_task(hold_message_row())
+    await held.wait()
+    recording = asyncio.create_task(record())
+    await asyncio.sleep(0.3)  # record_sent waits for the message's row
+    intake = asyncio.create_task(customer_writes())
+    await asyncio.sleep(0.3)  # the intake holds the contact and waits for the conversation
+    release.set()
+    await holder
+    sent, _ = await asyncio.wait_for(asyncio.gather(recording, intake), timeout=10)
+    assert sent.status == "sent"
+    async with tenant_tx(db, tenant.id) as conn:
+        row = await conn.fetchrow(
+            "select first_response_at, awaiting_reply_since from conversations where id = $1", conversation_id
+        )
+    assert row["first_response_at"] is not None
+    assert row["awaiting_reply_since"] is None

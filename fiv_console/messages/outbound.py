@@ -226,23 +226,23 @@ set last_message_at = greatest(last_message_at, $5), updated_at = now(), last_me
 where id = $1
 """
 # A reply a person or an integration wrote, once WhatsApp took it, answers what the customer wrote before it
-# was queued ($2: a retry is queued anew); the wait then runs from the customer's first message after that. A reply that
-# failed answers nothing, and one the console sends by itself neither: the customer still awaits a person
-# (`assignment.unanswered`).
-_ANSWERED_SQL = """
+# was queued ($2: a retry is queued anew); the wait then runs from the customer's first message after that. A
+# reply that failed answers nothing, and one the console sends by itself neither ($2 null): the customer still
+# awaits a person (`assignment.unanswered`). A person's first reply that WhatsApp took is the conversation's
+# first response ($3; an integration's is not).
+# One statement for both, so that the transaction writes the conversation's row once: PostgreSQL re-checks
+# the foreign keys of a row the same transaction already wrote, share-locking its contact, which the intake
+# locks before the conversation, and the two deadlocked (found by bench/soak.py).
+_REPLIED_SQL = """
 update conversations c
-set awaiting_reply_since = (
-        select min(m.created_at) from messages m
-        where m.tenant_id = c.tenant_id and m.conversation_id = c.id and m.direction = 'inbound'
-          and m.kind <> 'system' and m.created_at > $2
-    ),
+set awaiting_reply_since = case when c.awaiting_reply_since <= $2 then (
+            select min(m.created_at) from messages m
+            where m.tenant_id = c.tenant_id and m.conversation_id = c.id and m.direction = 'inbound'
+              and m.kind <> 'system' and m.created_at > $2
+        ) else c.awaiting_reply_since end,
+    first_response_at = case when $3 then coalesce(c.first_response_at, now()) else c.first_response_at end,
     updated_at = now()
-where c.id = $1 and c.awaiting_reply_since <= $2
-"""
-# A person's first reply that WhatsApp took is the conversation's first response (an integration's is not).
-_FIRST_RESPONSE_SQL = """
-update conversations set first_response_at = now(), updated_at = now()
-where id = $1 and first_response_at is null
+where c.id = $1 and (c.awaiting_reply_since <= $2 or ($3 and c.first_response_at is null))
 """
 
 
@@ -464,7 +464,9 @@ returning {MESSAGE_COLUMNS}
 # Share-locked: a move of the conversation committing meanwhile would otherwise send this event to whoever
 # followed it before (the move takes its seq first), and its new agent would never get it.
 _FOLLOWERS_SQL = "select queue_id, agent_id, status from conversations where id = $1 for share"
-_HOLD_CONVERSATION_SQL = "select 1 from conversations where id = $1 for share"
+# For update, not share: `_REPLIED_SQL` then updates this row, and a share lock upgraded while another
+# transaction waits for the row would deadlock with it.
+_HOLD_CONVERSATION_SQL = "select 1 from conversations where id = $1 for no key update"
 _READ_SQL = f"select {MESSAGE_COLUMNS} from messages where id = $1"
 
 
@@ -472,19 +474,18 @@ async def record_sent(conn: Connection, events: EventBatch, *, outgoing: Outgoin
     """WhatsApp took it: `sent` with its wamid, then any receipt that came before we knew the wamid."""
     await message_statuses.lock_wamid(conn, channel_id=outgoing.target.channel_id, wa_message_id=wamid)
     reply = outgoing.message
-    # Before the message's row: conversation, then message, is the order every other path locks in. WhatsApp
-    # took this attempt, whether or not a newer one is recorded instead, so it answered the customer.
-    if reply.details is None or "automatic" not in reply.details:
-        await conn.execute(_ANSWERED_SQL, reply.conversation_id, outgoing.queued_at)
-    if reply.author_id is not None:
-        # A person's reply marks the conversation's open segment (a trigger of 0016): its lock comes after
-        # the conversation's, as in every move, or a move committing meanwhile could deadlock with it.
+    # WhatsApp took this attempt, whether or not a newer one is recorded instead, so it answered the customer.
+    answered_since = outgoing.queued_at if reply.details is None or "automatic" not in reply.details else None
+    if answered_since is not None or reply.author_id is not None:
+        # Before the message's row: conversation, then message, is the order every other path locks in (a
+        # person's reply also marks the conversation's open segment, a trigger of 0016, after it).
         await conn.execute(_HOLD_CONVERSATION_SQL, reply.conversation_id)
     row = await conn.fetchrow(_SENT_SQL, reply.id, wamid, outgoing.attempt)
+    first_response = row is not None and row["author_id"] is not None
+    if answered_since is not None or first_response:
+        await conn.execute(_REPLIED_SQL, reply.conversation_id, answered_since, first_response)
     if row is not None:
         message = _message(row)
-        if message.author_id is not None:
-            await conn.execute(_FIRST_RESPONSE_SQL, message.conversation_id)
         _announce_status(events, await _followers(conn, message), message)
         await message_statuses.apply_recorded(conn, events, channel_id=outgoing.target.channel_id, wa_message_id=wamid)
     return _message(await conn.fetchrow(_READ_SQL, outgoing.message.id))
