@@ -580,7 +580,6 @@ def _report(
     # conversation closed or moved meanwhile): a 409 says so, and is not an error. Anything else is.
     errors = {
         "webhooks_not_200": sum(v for k, v in result["webhooks"].items() if k != "200"),
-        "unsent": result["unsent"],
         "actions": sum(v for k, v in actions.items() if not k.endswith((" 200", " 201", " 409"))),
         "statuses_undelivered": result["simulator"]["statuses_undelivered"],
         "server_log": sum(result["server_log"].values()),
@@ -594,6 +593,7 @@ def _report(
         and not any(errors.values())
         and not any(lost.values())
         and args.rate >= TARGET_RATE
+        and result["unsent"] == 0
         and result["webhooks_per_s"] >= TARGET_RATE * 0.98
         and result["sockets_open"] >= TARGET_SOCKETS
     )
@@ -634,7 +634,8 @@ def print_table(report: dict[str, Any]) -> None:
     )
     print(
         f"ceiling: GET /health {report['ceiling_health_per_s']:.0f}/s (closed loop of 64, same server); "
-        f"achieved {report['webhooks_per_s']:.0f} webhooks/s, answers after their scheduled time p50 "
+        f"achieved {report['webhooks_per_s']:.0f} webhooks/s ({report['unsent']} scheduled but not sent: the "
+        f"server fell that far behind), answers after their scheduled time p50 "
         f"{report['answer_after_schedule_p50_ms']:.1f} ms, p99 {report['answer_after_schedule_p99_ms']:.1f} ms"
     )
     print(
