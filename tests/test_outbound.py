@@ -6,14 +6,17 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 
 from fiv_console.access import Viewer
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.errors import Conflict
-from fiv_console.events import EventBatch
-from fiv_console.messages import outbound
+from fiv_console.events import EventBatch, Unannounced
+from fiv_console.messages import outbound, sending
 from fiv_console.messages import statuses as message_statuses
+from fiv_console.simulation.cloud_api import SimulatorConfig, SimulatorServer
+from fiv_console.whatsapp.client import GraphClient, RetryPolicy
 from tests.api import TenantPeople
 from tests.webhooks import connect_number, new_phone_number_id
 
@@ -178,3 +181,30 @@ async def test_a_reply_recorded_while_a_customer_message_holds_the_contact_does_
         )
     assert row["first_response_at"] is not None
     assert row["awaiting_reply_since"] is None
+
+
+async def test_a_send_whose_record_loses_a_deadlock_is_recorded_again(db: Database, tenant: TenantPeople) -> None:
+    """Recording a send locks its wamid, then the conversation; a webhook that stores a customer's message
+    and that send's receipt together locks them the other way round, and PostgreSQL ends one of the two.
+    Forced here: the conversation is held, the send is recorded (its wamid locked, the conversation awaited),
+    then the wamid's lock is asked for. The record, waiting longest, is the one ended; WhatsApp took the
+    message, so it is recorded again rather than left `queued` behind a 500."""
+    outgoing = await _queued_reply(db, tenant)
+    conversation_id = outgoing.message.conversation_id
+    async with (
+        SimulatorServer(SimulatorConfig(app_secret=b"s")) as simulator,
+        aiohttp.ClientSession() as session,
+    ):
+        client = GraphClient(session, simulator.graph_url, retry=RetryPolicy(attempts=1))
+        async with tenant_tx(db, tenant.id) as webhook:
+            await webhook.execute("select 1 from conversations where id = $1 for no key update", conversation_id)
+            delivering = asyncio.create_task(sending.deliver(db, client, Unannounced(), tenant.id, outgoing))
+            for _ in range(100):
+                if simulator.simulator.sent:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # the record holds the wamid's lock and waits for the conversation
+            [sent] = simulator.simulator.sent
+            await message_statuses.lock_wamid(webhook, channel_id=outgoing.target.channel_id, wa_message_id=sent.wamid)
+        stored = await asyncio.wait_for(delivering, timeout=15)
+    assert (stored.status, stored.wa_message_id) == ("sent", sent.wamid)

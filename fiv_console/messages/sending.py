@@ -18,15 +18,17 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from fiv_console import events
 from fiv_console.access import Viewer
 from fiv_console.conversations import read_marks
-from fiv_console.db.pool import DATABASE_TROUBLE, Database
-from fiv_console.events import Announcer
+from fiv_console.db.pool import DATABASE_TROUBLE, Connection, Database
+from fiv_console.events import Announcer, EventBatch
 from fiv_console.messages import outbound
 from fiv_console.messages import templates as template_replies
 from fiv_console.messages.history import Message
@@ -120,12 +122,45 @@ async def deliver(
             "WhatsApp did not take a message",
             extra={"message_id": str(message_id), "code": exc.code, "retryable": exc.retryable},
         )
-        async with events.changing(db, announcer, tenant_id) as (conn, batch):
-            stored = await outbound.record_failed(conn, batch, outgoing=outgoing, error=exc.stored_error())
-        return stored
-    async with events.changing(db, announcer, tenant_id) as (conn, batch):
-        stored = await outbound.record_sent(conn, batch, outgoing=outgoing, wamid=sent.wamid)
-    return stored
+        error = exc.stored_error()
+        return await _record(
+            db,
+            announcer,
+            tenant_id,
+            lambda conn, batch: outbound.record_failed(conn, batch, outgoing=outgoing, error=error),
+        )
+    return await _record(
+        db,
+        announcer,
+        tenant_id,
+        lambda conn, batch: outbound.record_sent(conn, batch, outgoing=outgoing, wamid=sent.wamid),
+    )
+
+
+_RECORD_ATTEMPTS = 3
+_LOCK_CONFLICTS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+async def _record(
+    db: Database,
+    announcer: Announcer,
+    tenant_id: UUID,
+    write: Callable[[Connection, EventBatch], Awaitable[Message]],
+) -> Message:
+    """What came of a send, recorded; again after a lock conflict. Only this process knows WhatsApp's answer,
+    so giving up would leave a message it took `queued` and its receipts unapplied. A second attempt is safe:
+    each record applies only to the attempt it belongs to. (Recording a send locks the wamid, then the
+    conversation; a webhook storing a message and a receipt together locks them the other way round, and
+    PostgreSQL then ends one of the two.)"""
+    for attempt in range(1, _RECORD_ATTEMPTS + 1):
+        try:
+            async with events.changing(db, announcer, tenant_id) as (conn, batch):
+                return await write(conn, batch)
+        except _LOCK_CONFLICTS:
+            if attempt == _RECORD_ATTEMPTS:
+                raise
+            log.info("a send's outcome recorded again after a lock conflict", extra={"attempt": attempt})
+    raise AssertionError("every attempt returns or raises")
 
 
 class Dispatcher:
