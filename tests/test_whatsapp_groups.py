@@ -121,19 +121,25 @@ def _created(group_id: str, subject: str, at: int) -> dict[str, Any]:
     }
 
 
-def _settings(group_id: str, at: int, *, subject: str, description: str, ok: bool = True) -> dict[str, Any]:
-    """ "Group settings update succeed" (group_settings_update); with `ok` False, "partial fail": the
-    subject and description refused, the picture taken."""
+def _settings(
+    group_id: str, at: int, *, subject: str | None, description: str | None, ok: bool = True
+) -> dict[str, Any]:
+    """ "Group settings update succeed" (group_settings_update), saying the settings given (None: that one
+    was not changed); with `ok` False, "partial fail": the subject and description refused, the picture
+    taken."""
     failed = {} if ok else {"errors": [{"code": 131000, "message": "Something went wrong", "title": "ERROR_TITLE"}]}
-    return {
+    item: dict[str, Any] = {
         "timestamp": str(at),
         "group_id": group_id,
         "type": "group_settings_update",
         "request_id": "REQUEST_ID",
         "profile_picture": {"mime_type": "image/jpeg", "update_successful": True, "sha256": "PHOTO_HASH"},
-        "group_subject": {"text": subject, "update_successful": ok, **failed},
-        "group_description": {"text": description, "update_successful": ok, **failed},
     }
+    if subject is not None:
+        item["group_subject"] = {"text": subject, "update_successful": ok, **failed}
+    if description is not None:
+        item["group_description"] = {"text": description, "update_successful": ok, **failed}
+    return item
 
 
 async def _post(world: World, body: bytes) -> None:
@@ -192,6 +198,40 @@ async def test_a_settings_change_renames_the_group_live_and_an_older_one_is_not_
     agent = await world.browsers.signed_in(tenant.admin)
     shown = await agent.get(f"/api/contacts/{contact['id']}")
     assert (shown.data["profile_name"], shown.data["group_description"]) == ("VIP customers", "Our best customers")
+
+
+async def test_a_subject_change_delivered_after_a_newer_description_change_is_applied(
+    world: World, db: Database, tenant: TenantPeople
+) -> None:
+    """The subject changed at T1, then the description at T2; Meta delivers the description's first. Each
+    has its own time: the description's does not make the older subject look stale (it would be lost for
+    good, the background fetch only asking while no subject is known)."""
+    await _writes(world, ANA, "Ana", "Hello group")
+    await world.console.app[group_names_key].drain()
+    now = int(time.time())
+
+    described = _settings(GROUP, now, subject=None, description="Deliveries on Tuesdays")
+    await _post(world, _groups_body(world, "group_settings_update", described))
+    renamed = _settings(GROUP, now - 30, subject="Order 4471", description=None)
+    await _post(world, _groups_body(world, "group_settings_update", renamed))
+    contact = await _group_contact(db, tenant)
+    assert contact is not None
+    assert (contact["profile_name"], contact["group_description"]) == ("Order 4471", "Deliveries on Tuesdays")
+
+    # Each field still refuses its own older change.
+    stale = _settings(GROUP, now - 60, subject="Order 4470", description="Deliveries on Mondays")
+    await _post(world, _groups_body(world, "group_settings_update", stale))
+    contact = await _group_contact(db, tenant)
+    assert contact is not None
+    assert (contact["profile_name"], contact["group_description"]) == ("Order 4471", "Deliveries on Tuesdays")
+    async with tenant_tx(db, tenant.id) as conn:
+        times = await conn.fetchrow(
+            "select extract(epoch from group_subject_at)::bigint as subject_at, "
+            "extract(epoch from group_description_at)::bigint as description_at from contacts where group_id = $1",
+            GROUP,
+        )
+    assert times is not None
+    assert (times["subject_at"], times["description_at"]) == (now - 30, now)
 
 
 async def test_a_group_that_writes_in_unnamed_is_named_from_graph_in_the_background(

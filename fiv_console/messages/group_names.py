@@ -5,10 +5,11 @@ A group the business is in is a contact known by its `group_id` (`messages.ident
 do not carry its name; `group_lifecycle_update` (the business created it) and `group_settings_update` (its
 subject or description changed) do, and `GET /<GROUP_ID>?fields=subject,description` answers it. The
 subject is the contact's `profile_name` (a name the team gives still comes first), the description its
-`group_description`. A change is applied only when it is not older than what is stored (`group_named_at`),
-since Meta may deliver an older one late; a change about a group no message came from yet makes its
-contact, so the name is there when the first message comes. A change applied is announced as
-`conversation.updated` for the group's open conversations, so open consoles show the name.
+`group_description`. Each is applied only when it is not older than the one stored (`group_subject_at`,
+`group_description_at`: one time each, since a change may say only one of them), as Meta may deliver an
+older change late; a change about a group no message came from yet makes its contact, so the name is there
+when the first message comes. A change applied is announced as `conversation.updated` for the group's open
+conversations, so open consoles show the name.
 
 `GroupNames` asks the Graph API for the name of a group a message came from while none is known: in the
 background, once the intake has committed (Meta's POST never waits on it), at most once per group every
@@ -35,16 +36,26 @@ from fiv_console.whatsapp.payloads import GROUP_DESCRIPTION_MAX, GROUP_SUBJECT_M
 
 log = logging.getLogger(__name__)
 
-# Only a change not older than the stored one; the subject and description it does not say are kept.
+# Each of subject and description only when this change says it (its time is null otherwise) and is not
+# older than the one stored of that field: a change saying only one of them leaves the other's time alone,
+# so a subject changed before a description, delivered after it, is still applied.
 _RECORD_SQL = """
-insert into contacts as k (tenant_id, group_id, profile_name, group_description, group_named_at)
-values ($1, $2, $3, $4, $5)
+insert into contacts as k (tenant_id, group_id, profile_name, group_description, group_subject_at,
+                           group_description_at)
+values ($1, $2, $3::text, $4::text, case when $3::text is not null then $5::timestamptz end,
+        case when $4::text is not null then $5::timestamptz end)
 on conflict (tenant_id, group_id) do update set
-    profile_name = coalesce(excluded.profile_name, k.profile_name),
-    group_description = coalesce(excluded.group_description, k.group_description),
-    group_named_at = excluded.group_named_at,
+    profile_name = case when excluded.group_subject_at >= coalesce(k.group_subject_at, '-infinity')
+                        then excluded.profile_name else k.profile_name end,
+    group_subject_at = case when excluded.group_subject_at >= coalesce(k.group_subject_at, '-infinity')
+                            then excluded.group_subject_at else k.group_subject_at end,
+    group_description = case when excluded.group_description_at >= coalesce(k.group_description_at, '-infinity')
+                             then excluded.group_description else k.group_description end,
+    group_description_at = case when excluded.group_description_at >= coalesce(k.group_description_at, '-infinity')
+                                then excluded.group_description_at else k.group_description_at end,
     updated_at = now()
-where k.group_named_at is null or k.group_named_at <= excluded.group_named_at
+where excluded.group_subject_at >= coalesce(k.group_subject_at, '-infinity')
+   or excluded.group_description_at >= coalesce(k.group_description_at, '-infinity')
 returning id
 """
 _OPEN_CONVERSATIONS_SQL = "select id from conversations where contact_id = $1 and status <> 'closed' order by id"
@@ -60,8 +71,9 @@ async def record(
     description: str | None,
     named_at: datetime,
 ) -> bool:
-    """Keeps what a group is now called, as of `named_at`; whether it was applied (not older than what is
-    kept). Its open conversations are announced as `conversation.updated`."""
+    """Keeps what a group is now called, as of `named_at`: the subject and the description it says (None:
+    not said), each unless the one kept is newer; whether either was applied. Its open conversations are
+    announced as `conversation.updated`."""
     contact_id = await conn.fetchval(
         _RECORD_SQL,
         tenant_id,
