@@ -15,8 +15,10 @@ groups/reference#get-group-info), answered by the simulator.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -24,12 +26,16 @@ import orjson
 import pytest
 from aiohttp import ClientSession
 
+from fiv_console.access import Audience, Viewer
+from fiv_console.conversations import lifecycle
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.events import EventBatch
 from fiv_console.keys import group_names_key
+from fiv_console.messages import group_names
 from fiv_console.simulation.envelopes import message_object, messages_envelope
 from tests.api import TenantPeople
 from tests.conftest import TestDatabase
-from tests.webhooks import World, post_webhook, simulated_world
+from tests.webhooks import World, connect_number, new_phone_number_id, post_webhook, simulated_world
 
 GROUP = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
 ANA, BRUNO = "5511911112222", "5511933334444"
@@ -281,3 +287,70 @@ async def test_a_group_webhook_that_cannot_be_read_is_kept_and_the_rest_applied(
         "a group_lifecycle_update change that cannot be read: group_id: Field required; timestamp: Value error, "
         "must be a string of Unix seconds"
     ]
+
+
+async def _open_group_conversation(db: Database, tenant: TenantPeople) -> Any:
+    """A group's contact with a conversation waiting in the tenant's queue: (contact id, conversation id)."""
+    channel_id = await connect_number(
+        db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=new_phone_number_id()
+    )
+    async with tenant_tx(db, tenant.id) as conn:
+        contact_id = await conn.fetchval(
+            "insert into contacts (tenant_id, group_id) values ($1, $2) returning id", tenant.id, GROUP
+        )
+        conversation_id = await conn.fetchval(
+            "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4) "
+            "returning id",
+            tenant.id,
+            channel_id,
+            contact_id,
+            tenant.queue_id,
+        )
+    return contact_id, conversation_id
+
+
+async def test_a_rename_racing_an_assignment_is_announced_to_the_new_followers(
+    db: Database, tenant: TenantPeople
+) -> None:
+    """The rename's `conversation.updated` goes to whoever follows the conversation when it commits. Here
+    an assignment holds the conversation, uncommitted, while the rename is recorded: the rename waits for it
+    (a share lock) and announces to the agent; read without the lock, it went to the queue it had left, and
+    the agent never heard of the new name."""
+    _, conversation_id = await _open_group_conversation(db, tenant)
+    admin = Viewer(tenant_id=tenant.id, role="admin", user_id=tenant.admin.id)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def assigning() -> None:
+        async with tenant_tx(db, tenant.id) as conn:
+            await lifecycle.assign(
+                conn, viewer=admin, conversation_id=conversation_id, agent_id=tenant.agent.id, force=True
+            )
+            held.set()
+            await release.wait()
+
+    async def renaming() -> EventBatch:
+        async with tenant_tx(db, tenant.id) as conn:
+            batch = EventBatch(tenant.id)
+            applied = await group_names.record(
+                conn,
+                batch,
+                tenant_id=tenant.id,
+                group_id=GROUP,
+                subject="VIP customers",
+                description=None,
+                named_at=datetime.now(UTC),
+            )
+            assert applied
+            return batch
+
+    assignment = asyncio.create_task(assigning())
+    await held.wait()
+    rename = asyncio.create_task(renaming())
+    await asyncio.sleep(0.3)  # the rename has made its change and reads the followers
+    release.set()
+    await assignment
+    batch = await asyncio.wait_for(rename, timeout=10)
+    [event] = batch.pending
+    assert event.type == "conversation.updated"
+    assert event.audience == Audience.agent(tenant.agent.id)
+    assert event.payload["conversation"]["agent_id"] == str(tenant.agent.id)

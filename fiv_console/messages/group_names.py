@@ -9,7 +9,8 @@ subject is the contact's `profile_name` (a name the team gives still comes first
 `group_description_at`: one time each, since a change may say only one of them), as Meta may deliver an
 older change late; a change about a group no message came from yet makes its contact, so the name is there
 when the first message comes. A change applied is announced as `conversation.updated` for the group's open
-conversations, so open consoles show the name.
+conversations, to their followers as of its commit (a move of one committing meanwhile is waited for), so
+open consoles show the name.
 
 `GroupNames` asks the Graph API for the name of a group a message came from while none is known: in the
 background, once the intake has committed (Meta's POST never waits on it), at most once per group every
@@ -58,7 +59,12 @@ where excluded.group_subject_at >= coalesce(k.group_subject_at, '-infinity')
    or excluded.group_description_at >= coalesce(k.group_description_at, '-infinity')
 returning id
 """
-_OPEN_CONVERSATIONS_SQL = "select id from conversations where contact_id = $1 and status <> 'closed' order by id"
+# Share-locked (after the contact, in the order of their ids): a move committing meanwhile would otherwise
+# have this event read the followers it had before (as `outbound._FOLLOWERS_SQL`); nothing here updates
+# them later in the transaction, so the share lock is never upgraded.
+_OPEN_CONVERSATIONS_SQL = """
+select id from conversations where contact_id = $1 and status <> 'closed' order by id for share
+"""
 
 
 async def record(
