@@ -24,7 +24,8 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
 
 from fiv_console.access import Audience, Viewer
 from fiv_console.conversations import lifecycle
@@ -33,6 +34,7 @@ from fiv_console.events import EventBatch
 from fiv_console.keys import group_names_key
 from fiv_console.messages import group_names
 from fiv_console.simulation.envelopes import message_object, messages_envelope
+from fiv_console.whatsapp.client import GraphClient
 from tests.api import TenantPeople
 from tests.conftest import TestDatabase
 from tests.webhooks import World, connect_number, new_phone_number_id, post_webhook, simulated_world
@@ -354,3 +356,62 @@ async def test_a_rename_racing_an_assignment_is_announced_to_the_new_followers(
     assert event.type == "conversation.updated"
     assert event.audience == Audience.agent(tenant.agent.id)
     assert event.payload["conversation"]["agent_id"] == str(tenant.agent.id)
+
+
+class _StalledGraph:
+    """A Graph API that takes every `GET /<GROUP_ID>` and answers none until `answer` is set."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.answer = asyncio.Event()
+        self.app = web.Application()
+        self.app.router.add_get("/{group_id}", self._group)
+
+    async def _group(self, request: web.Request) -> web.Response:
+        group_id = request.match_info["group_id"]
+        self.asked.append(group_id)
+        await self.answer.wait()
+        return web.json_response({"id": group_id, "subject": f"Group {group_id}"})
+
+
+class _Quiet:
+    def announce(self, tenant_id: Any, announced: Any) -> None:
+        """Nobody is connected."""
+
+
+async def test_while_meta_is_slow_the_backlog_of_name_fetches_stays_bounded(db: Database, tenant: TenantPeople) -> None:
+    """300 unnamed groups write while Meta answers nothing: 4 asks run, at most 100 fetches wait or run,
+    the rest are not started, and a group turned away is asked on its next message once there is room."""
+    channel_id = await connect_number(
+        db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=new_phone_number_id()
+    )
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "insert into contacts (tenant_id, group_id) select $1, 'G' || i from generate_series(1, 300) as i",
+            tenant.id,
+        )
+    graph = _StalledGraph()
+    async with TestServer(graph.app) as server, ClientSession() as http:
+        client = GraphClient(http, str(server.make_url("")))
+        names = group_names.GroupNames(db, client, _Quiet(), limit=4, backlog=100)
+        try:
+            for _ in range(2):  # each group writes twice
+                for i in range(1, 301):
+                    names.want(tenant.id, channel_id, f"G{i}")
+                assert names.pending == 100
+            await asyncio.sleep(0.5)
+            assert names.pending == 100
+            assert sorted(graph.asked) == sorted(f"G{i}" for i in range(1, 5))  # `limit` asks at a time
+
+            graph.answer.set()
+            await names.drain()
+            assert sorted(graph.asked) == sorted(f"G{i}" for i in range(1, 101))
+            names.want(tenant.id, channel_id, "G250")  # turned away before, not remembered
+            await names.drain()
+            assert graph.asked[-1] == "G250"
+        finally:
+            graph.answer.set()
+            await names.close()
+    async with tenant_tx(db, tenant.id) as conn:
+        named = await conn.fetchval("select count(*) from contacts where profile_name like 'Group G%'")
+    assert named == 101

@@ -13,9 +13,13 @@ conversations, to their followers as of its commit (a move of one committing mea
 open consoles show the name.
 
 `GroupNames` asks the Graph API for the name of a group a message came from while none is known: in the
-background, once the intake has committed (Meta's POST never waits on it), at most once per group every
-`interval` in this process. A failure (Meta away, a group the number left) is logged and leaves "WhatsApp
-group"; a later message of the group, after the interval, tries again. Never a loop.
+background, once the intake has committed (Meta's POST never waits on it), `limit` asks at a time. A group
+is asked at most once every `interval` in this process while fewer than `kept` groups were asked within it
+(beyond that the oldest are forgotten early and may be asked again; one named meanwhile is not, as a fetch
+first reads whether a name is known). While Meta is slow, at most `backlog` fetches wait or run: a group
+whose message comes when that many do is not asked and not remembered, so a later message of it tries
+again. A failure (Meta away, a group the number left) is logged and leaves "WhatsApp group"; a later
+message of the group, after the interval, tries again. Never a loop.
 """
 
 from __future__ import annotations
@@ -120,23 +124,31 @@ class GroupNames:
         interval: float = 600.0,
         kept: int = 10_000,
         limit: int = 4,
+        backlog: int = 100,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db, self._client, self._announcer = db, client, announcer
-        self._interval, self._kept, self._clock = interval, kept, clock
+        self._interval, self._kept, self._backlog, self._clock = interval, kept, backlog, clock
+        self._full = False  # the backlog is full: said once, not for every message turned away
         self._slots = asyncio.Semaphore(limit)
         self._asked: OrderedDict[tuple[UUID, str], float] = OrderedDict()  # oldest first
         self._tasks: set[asyncio.Task[None]] = set()
 
     def want(self, tenant_id: UUID, channel_id: UUID, group_id: str) -> None:
         """A message of `group_id` came in on `channel_id`: its name is fetched if none is known, unless this
-        group was looked at within the interval."""
+        group was looked at within the interval or the backlog is full (then it is not remembered)."""
         now = self._clock()
         while self._asked and next(iter(self._asked.values())) <= now - self._interval:
             self._asked.popitem(last=False)
         key = (tenant_id, group_id)
         if key in self._asked:
             return
+        if len(self._tasks) >= self._backlog:
+            if not self._full:
+                self._full = True
+                log.warning("WhatsApp groups' names wait for Meta: more groups are not asked for now")
+            return
+        self._full = False
         self._asked[key] = now
         while len(self._asked) > self._kept:
             self._asked.popitem(last=False)
@@ -176,6 +188,11 @@ class GroupNames:
                     )
             except DATABASE_TROUBLE as exc:
                 log.warning("a WhatsApp group's name was not kept", extra={"error": type(exc).__name__})
+
+    @property
+    def pending(self) -> int:
+        """Fetches started and not done: waiting for a slot or running."""
+        return len(self._tasks)
 
     async def drain(self) -> None:
         """Waits until every fetch started so far is done (tests)."""
