@@ -16,6 +16,7 @@ groups/reference#get-group-info), answered by the simulator.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,11 +31,13 @@ from aiohttp.test_utils import TestServer
 from fiv_console.access import Audience, Viewer
 from fiv_console.conversations import lifecycle
 from fiv_console.db.pool import Database, tenant_tx
-from fiv_console.events import EventBatch
+from fiv_console.events import EventBatch, Unannounced
 from fiv_console.keys import group_names_key
 from fiv_console.messages import group_names
+from fiv_console.messages.intake import Intake
 from fiv_console.simulation.envelopes import message_object, messages_envelope
 from fiv_console.whatsapp.client import GraphClient
+from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople
 from tests.conftest import TestDatabase
 from tests.webhooks import World, connect_number, new_phone_number_id, post_webhook, simulated_world
@@ -374,11 +377,6 @@ class _StalledGraph:
         return web.json_response({"id": group_id, "subject": f"Group {group_id}"})
 
 
-class _Quiet:
-    def announce(self, tenant_id: Any, announced: Any) -> None:
-        """Nobody is connected."""
-
-
 async def test_while_meta_is_slow_the_backlog_of_name_fetches_stays_bounded(db: Database, tenant: TenantPeople) -> None:
     """300 unnamed groups write while Meta answers nothing: 4 asks run, at most 100 fetches wait or run,
     the rest are not started, and a group turned away is asked on its next message once there is room."""
@@ -393,7 +391,7 @@ async def test_while_meta_is_slow_the_backlog_of_name_fetches_stays_bounded(db: 
     graph = _StalledGraph()
     async with TestServer(graph.app) as server, ClientSession() as http:
         client = GraphClient(http, str(server.make_url("")))
-        names = group_names.GroupNames(db, client, _Quiet(), limit=4, backlog=100)
+        names = group_names.GroupNames(db, client, Unannounced(), limit=4, backlog=100)
         try:
             for _ in range(2):  # each group writes twice
                 for i in range(1, 301):
@@ -415,3 +413,83 @@ async def test_while_meta_is_slow_the_backlog_of_name_fetches_stays_bounded(db: 
     async with tenant_tx(db, tenant.id) as conn:
         named = await conn.fetchval("select count(*) from contacts where profile_name like 'Group G%'")
     assert named == 101
+
+
+def _group_writes_and_other_renamed(phone_number_id: str, writing: str, renamed: str) -> bytes:
+    """One POST: a message in group `writing`, and the subject of group `renamed` changed."""
+    message = message_object(ANA, "text", {"body": "Hi"})
+    message["group_id"] = writing
+    metadata = {"display_phone_number": "15550100", "phone_number_id": phone_number_id}
+    messages = orjson.loads(messages_envelope(phone_number_id, "15550100", ANA, "Ana", message))
+    settings = _settings(renamed, int(time.time()), subject=f"Renamed {renamed}", description=None)
+    groups = {"messaging_product": "whatsapp", "metadata": metadata, "groups": [settings]}
+    messages["entry"][0]["changes"].append({"value": groups, "field": "group_settings_update"})
+    return orjson.dumps(messages)
+
+
+async def _ingest(intake: Intake, body: bytes) -> None:
+    await intake.ingest(parse_webhook(body), body=body)
+
+
+async def test_two_instances_crossing_two_groups_do_not_deadlock(
+    db: Database, tenant: TenantPeople, owner: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Instance A stores a message of group G and a rename of H; instance B a message of H and a rename of G.
+    The contacts of a batch's renamed groups are locked with its messages' groups, sorted, before any
+    conversation: B waits for A at G, and nothing deadlocks. Locked after the conversations (the rename
+    applied last), A held G and waited for H while B held H and waited for G; PostgreSQL broke it after a
+    second and the batch was retried. The crossing is forced: both conversations are held until A and B
+    wait on locks, then let go together."""
+    phone_number_id = new_phone_number_id()
+    await connect_number(db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id)
+    group_g, group_h = GROUP + "G", GROUP + "H"
+    first, second = Intake(db, Unannounced()), Intake(db, Unannounced())
+    for intake, group in ((first, group_g), (second, group_h)):  # their conversations, open
+        message = message_object(ANA, "text", {"body": "Hello"})
+        message["group_id"] = group
+        await _ingest(intake, messages_envelope(phone_number_id, "15550100", ANA, "Ana", message))
+    async with tenant_tx(db, tenant.id) as conn:
+        conversations = [row["id"] for row in await conn.fetch("select id from conversations")]
+    assert len(conversations) == 2
+
+    async def waiting_on_locks() -> int:
+        return int(
+            await owner.fetchval(
+                "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"
+            )
+        )
+
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_conversations() -> None:
+        async with tenant_tx(db, tenant.id) as conn:
+            await conn.execute("select 1 from conversations where id = any($1::uuid[]) for update", conversations)
+            held.set()
+            await release.wait()
+
+    caplog.set_level(logging.INFO, logger="fiv_console.messages.intake")
+    holder = asyncio.create_task(hold_conversations())
+    await held.wait()
+    crossing = asyncio.gather(
+        _ingest(first, _group_writes_and_other_renamed(phone_number_id, group_g, group_h)),
+        _ingest(second, _group_writes_and_other_renamed(phone_number_id, group_h, group_g)),
+    )
+    for _ in range(500):  # until A and B both wait (10 s at most)
+        if await waiting_on_locks() >= 2:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the two batches never both waited")
+    release.set()
+    await holder
+    await asyncio.wait_for(crossing, timeout=15)
+
+    assert [r.message for r in caplog.records if "retried" in r.message] == []
+    async with tenant_tx(db, tenant.id) as conn:
+        rows = await conn.fetch("select group_id, profile_name from contacts where group_id is not null order by 1")
+        stored = await conn.fetchval("select count(*) from messages")
+    assert [(r["group_id"], r["profile_name"]) for r in rows] == [
+        (group_g, f"Renamed {group_g}"),
+        (group_h, f"Renamed {group_h}"),
+    ]
+    assert stored == 4
