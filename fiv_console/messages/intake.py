@@ -18,8 +18,8 @@ Concurrency: contacts' rows are locked first (the upsert takes them) in the orde
 deliveries of one message, or two messages of one customer, are handled one after the other, the second
 finding what the first did, and two batches never wait on each other's contacts in a cycle. The groups a
 batch's group webhooks rename are among them (locked with the messages' groups, though applied last):
-locked after a conversation, two batches crossing two groups would each hold what the other waits for. A deadlock
-with other work, or a serialization failure, is retried a few times.
+locked after a conversation, two batches crossing two groups would each hold what the other waits for.
+A deadlock with other work, or a serialization failure, is retried a few times.
 
 Poison: a character no database could store was replaced where it is (`payloads`), so the item holding
 it is stored like any other; an item without the ids needed to store it goes to the dead-letter box; if the
