@@ -15,21 +15,32 @@ groups/reference#get-group-info), answered by the simulator.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
 
+from fiv_console.access import Audience, Viewer
+from fiv_console.conversations import lifecycle
 from fiv_console.db.pool import Database, tenant_tx
+from fiv_console.events import EventBatch, Unannounced
 from fiv_console.keys import group_names_key
+from fiv_console.messages import group_names
+from fiv_console.messages.intake import Intake
 from fiv_console.simulation.envelopes import message_object, messages_envelope
+from fiv_console.whatsapp.client import GraphClient
+from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople
 from tests.conftest import TestDatabase
-from tests.webhooks import World, post_webhook, simulated_world
+from tests.webhooks import World, connect_number, new_phone_number_id, post_webhook, simulated_world
 
 GROUP = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
 ANA, BRUNO = "5511911112222", "5511933334444"
@@ -121,19 +132,25 @@ def _created(group_id: str, subject: str, at: int) -> dict[str, Any]:
     }
 
 
-def _settings(group_id: str, at: int, *, subject: str, description: str, ok: bool = True) -> dict[str, Any]:
-    """ "Group settings update succeed" (group_settings_update); with `ok` False, "partial fail": the
-    subject and description refused, the picture taken."""
+def _settings(
+    group_id: str, at: int, *, subject: str | None, description: str | None, ok: bool = True
+) -> dict[str, Any]:
+    """ "Group settings update succeed" (group_settings_update), saying the settings given (None: that one
+    was not changed); with `ok` False, "partial fail": the subject and description refused, the picture
+    taken."""
     failed = {} if ok else {"errors": [{"code": 131000, "message": "Something went wrong", "title": "ERROR_TITLE"}]}
-    return {
+    item: dict[str, Any] = {
         "timestamp": str(at),
         "group_id": group_id,
         "type": "group_settings_update",
         "request_id": "REQUEST_ID",
         "profile_picture": {"mime_type": "image/jpeg", "update_successful": True, "sha256": "PHOTO_HASH"},
-        "group_subject": {"text": subject, "update_successful": ok, **failed},
-        "group_description": {"text": description, "update_successful": ok, **failed},
     }
+    if subject is not None:
+        item["group_subject"] = {"text": subject, "update_successful": ok, **failed}
+    if description is not None:
+        item["group_description"] = {"text": description, "update_successful": ok, **failed}
+    return item
 
 
 async def _post(world: World, body: bytes) -> None:
@@ -194,6 +211,40 @@ async def test_a_settings_change_renames_the_group_live_and_an_older_one_is_not_
     assert (shown.data["profile_name"], shown.data["group_description"]) == ("VIP customers", "Our best customers")
 
 
+async def test_a_subject_change_delivered_after_a_newer_description_change_is_applied(
+    world: World, db: Database, tenant: TenantPeople
+) -> None:
+    """The subject changed at T1, then the description at T2; Meta delivers the description's first. Each
+    has its own time: the description's does not make the older subject look stale (it would be lost for
+    good, the background fetch only asking while no subject is known)."""
+    await _writes(world, ANA, "Ana", "Hello group")
+    await world.console.app[group_names_key].drain()
+    now = int(time.time())
+
+    described = _settings(GROUP, now, subject=None, description="Deliveries on Tuesdays")
+    await _post(world, _groups_body(world, "group_settings_update", described))
+    renamed = _settings(GROUP, now - 30, subject="Order 4471", description=None)
+    await _post(world, _groups_body(world, "group_settings_update", renamed))
+    contact = await _group_contact(db, tenant)
+    assert contact is not None
+    assert (contact["profile_name"], contact["group_description"]) == ("Order 4471", "Deliveries on Tuesdays")
+
+    # Each field still refuses its own older change.
+    stale = _settings(GROUP, now - 60, subject="Order 4470", description="Deliveries on Mondays")
+    await _post(world, _groups_body(world, "group_settings_update", stale))
+    contact = await _group_contact(db, tenant)
+    assert contact is not None
+    assert (contact["profile_name"], contact["group_description"]) == ("Order 4471", "Deliveries on Tuesdays")
+    async with tenant_tx(db, tenant.id) as conn:
+        times = await conn.fetchrow(
+            "select extract(epoch from group_subject_at)::bigint as subject_at, "
+            "extract(epoch from group_description_at)::bigint as description_at from contacts where group_id = $1",
+            GROUP,
+        )
+    assert times is not None
+    assert (times["subject_at"], times["description_at"]) == (now - 30, now)
+
+
 async def test_a_group_that_writes_in_unnamed_is_named_from_graph_in_the_background(
     world: World, db: Database, tenant: TenantPeople
 ) -> None:
@@ -241,3 +292,204 @@ async def test_a_group_webhook_that_cannot_be_read_is_kept_and_the_rest_applied(
         "a group_lifecycle_update change that cannot be read: group_id: Field required; timestamp: Value error, "
         "must be a string of Unix seconds"
     ]
+
+
+async def _open_group_conversation(db: Database, tenant: TenantPeople) -> Any:
+    """A group's contact with a conversation waiting in the tenant's queue: (contact id, conversation id)."""
+    channel_id = await connect_number(
+        db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=new_phone_number_id()
+    )
+    async with tenant_tx(db, tenant.id) as conn:
+        contact_id = await conn.fetchval(
+            "insert into contacts (tenant_id, group_id) values ($1, $2) returning id", tenant.id, GROUP
+        )
+        conversation_id = await conn.fetchval(
+            "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4) "
+            "returning id",
+            tenant.id,
+            channel_id,
+            contact_id,
+            tenant.queue_id,
+        )
+    return contact_id, conversation_id
+
+
+async def test_a_rename_racing_an_assignment_is_announced_to_the_new_followers(
+    db: Database, tenant: TenantPeople
+) -> None:
+    """The rename's `conversation.updated` goes to whoever follows the conversation when it commits. Here
+    an assignment holds the conversation, uncommitted, while the rename is recorded: the rename waits for it
+    (a share lock) and announces to the agent; read without the lock, it went to the queue it had left, and
+    the agent never heard of the new name."""
+    _, conversation_id = await _open_group_conversation(db, tenant)
+    admin = Viewer(tenant_id=tenant.id, role="admin", user_id=tenant.admin.id)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def assigning() -> None:
+        async with tenant_tx(db, tenant.id) as conn:
+            await lifecycle.assign(
+                conn, viewer=admin, conversation_id=conversation_id, agent_id=tenant.agent.id, force=True
+            )
+            held.set()
+            await release.wait()
+
+    async def renaming() -> EventBatch:
+        async with tenant_tx(db, tenant.id) as conn:
+            batch = EventBatch(tenant.id)
+            applied = await group_names.record(
+                conn,
+                batch,
+                tenant_id=tenant.id,
+                group_id=GROUP,
+                subject="VIP customers",
+                description=None,
+                named_at=datetime.now(UTC),
+            )
+            assert applied
+            return batch
+
+    assignment = asyncio.create_task(assigning())
+    await held.wait()
+    rename = asyncio.create_task(renaming())
+    await asyncio.sleep(0.3)  # the rename has made its change and reads the followers
+    release.set()
+    await assignment
+    batch = await asyncio.wait_for(rename, timeout=10)
+    [event] = batch.pending
+    assert event.type == "conversation.updated"
+    assert event.audience == Audience.agent(tenant.agent.id)
+    assert event.payload["conversation"]["agent_id"] == str(tenant.agent.id)
+
+
+class _StalledGraph:
+    """A Graph API that takes every `GET /<GROUP_ID>` and answers none until `answer` is set."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.answer = asyncio.Event()
+        self.app = web.Application()
+        self.app.router.add_get("/{group_id}", self._group)
+
+    async def _group(self, request: web.Request) -> web.Response:
+        group_id = request.match_info["group_id"]
+        self.asked.append(group_id)
+        await self.answer.wait()
+        return web.json_response({"id": group_id, "subject": f"Group {group_id}"})
+
+
+async def test_while_meta_is_slow_the_backlog_of_name_fetches_stays_bounded(db: Database, tenant: TenantPeople) -> None:
+    """300 unnamed groups write while Meta answers nothing: 4 asks run, at most 100 fetches wait or run,
+    the rest are not started, and a group turned away is asked on its next message once there is room."""
+    channel_id = await connect_number(
+        db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=new_phone_number_id()
+    )
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "insert into contacts (tenant_id, group_id) select $1, 'G' || i from generate_series(1, 300) as i",
+            tenant.id,
+        )
+    graph = _StalledGraph()
+    async with TestServer(graph.app) as server, ClientSession() as http:
+        client = GraphClient(http, str(server.make_url("")))
+        names = group_names.GroupNames(db, client, Unannounced(), limit=4, backlog=100)
+        try:
+            for _ in range(2):  # each group writes twice
+                for i in range(1, 301):
+                    names.want(tenant.id, channel_id, f"G{i}")
+                assert names.pending == 100
+            await asyncio.sleep(0.5)
+            assert names.pending == 100
+            assert sorted(graph.asked) == sorted(f"G{i}" for i in range(1, 5))  # `limit` asks at a time
+
+            graph.answer.set()
+            await names.drain()
+            assert sorted(graph.asked) == sorted(f"G{i}" for i in range(1, 101))
+            names.want(tenant.id, channel_id, "G250")  # turned away before, not remembered
+            await names.drain()
+            assert graph.asked[-1] == "G250"
+        finally:
+            graph.answer.set()
+            await names.close()
+    async with tenant_tx(db, tenant.id) as conn:
+        named = await conn.fetchval("select count(*) from contacts where profile_name like 'Group G%'")
+    assert named == 101
+
+
+def _group_writes_and_other_renamed(phone_number_id: str, writing: str, renamed: str) -> bytes:
+    """One POST: a message in group `writing`, and the subject of group `renamed` changed."""
+    message = message_object(ANA, "text", {"body": "Hi"})
+    message["group_id"] = writing
+    metadata = {"display_phone_number": "15550100", "phone_number_id": phone_number_id}
+    messages = orjson.loads(messages_envelope(phone_number_id, "15550100", ANA, "Ana", message))
+    settings = _settings(renamed, int(time.time()), subject=f"Renamed {renamed}", description=None)
+    groups = {"messaging_product": "whatsapp", "metadata": metadata, "groups": [settings]}
+    messages["entry"][0]["changes"].append({"value": groups, "field": "group_settings_update"})
+    return orjson.dumps(messages)
+
+
+async def _ingest(intake: Intake, body: bytes) -> None:
+    await intake.ingest(parse_webhook(body), body=body)
+
+
+async def test_two_instances_crossing_two_groups_do_not_deadlock(
+    db: Database, tenant: TenantPeople, owner: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Instance A stores a message of group G and a rename of H; instance B a message of H and a rename of G.
+    The contacts of a batch's renamed groups are locked with its messages' groups, sorted, before any
+    conversation: B waits for A at G, and nothing deadlocks. Locked after the conversations (the rename
+    applied last), A held G and waited for H while B held H and waited for G; PostgreSQL broke it after a
+    second and the batch was retried. The crossing is forced: both conversations are held until A and B
+    wait on locks, then let go together."""
+    phone_number_id = new_phone_number_id()
+    await connect_number(db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=phone_number_id)
+    group_g, group_h = GROUP + "G", GROUP + "H"
+    first, second = Intake(db, Unannounced()), Intake(db, Unannounced())
+    for intake, group in ((first, group_g), (second, group_h)):  # their conversations, open
+        message = message_object(ANA, "text", {"body": "Hello"})
+        message["group_id"] = group
+        await _ingest(intake, messages_envelope(phone_number_id, "15550100", ANA, "Ana", message))
+    async with tenant_tx(db, tenant.id) as conn:
+        conversations = [row["id"] for row in await conn.fetch("select id from conversations")]
+    assert len(conversations) == 2
+
+    async def waiting_on_locks() -> int:
+        return int(
+            await owner.fetchval(
+                "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"
+            )
+        )
+
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_conversations() -> None:
+        async with tenant_tx(db, tenant.id) as conn:
+            await conn.execute("select 1 from conversations where id = any($1::uuid[]) for update", conversations)
+            held.set()
+            await release.wait()
+
+    caplog.set_level(logging.INFO, logger="fiv_console.messages.intake")
+    holder = asyncio.create_task(hold_conversations())
+    await held.wait()
+    crossing = asyncio.gather(
+        _ingest(first, _group_writes_and_other_renamed(phone_number_id, group_g, group_h)),
+        _ingest(second, _group_writes_and_other_renamed(phone_number_id, group_h, group_g)),
+    )
+    for _ in range(500):  # until A and B both wait (10 s at most)
+        if await waiting_on_locks() >= 2:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the two batches never both waited")
+    release.set()
+    await holder
+    await asyncio.wait_for(crossing, timeout=15)
+
+    assert [r.message for r in caplog.records if "retried" in r.message] == []
+    async with tenant_tx(db, tenant.id) as conn:
+        rows = await conn.fetch("select group_id, profile_name from contacts where group_id is not null order by 1")
+        stored = await conn.fetchval("select count(*) from messages")
+    assert [(r["group_id"], r["profile_name"]) for r in rows] == [
+        (group_g, f"Renamed {group_g}"),
+        (group_h, f"Renamed {group_h}"),
+    ]
+    assert stored == 4

@@ -5,15 +5,21 @@ A group the business is in is a contact known by its `group_id` (`messages.ident
 do not carry its name; `group_lifecycle_update` (the business created it) and `group_settings_update` (its
 subject or description changed) do, and `GET /<GROUP_ID>?fields=subject,description` answers it. The
 subject is the contact's `profile_name` (a name the team gives still comes first), the description its
-`group_description`. A change is applied only when it is not older than what is stored (`group_named_at`),
-since Meta may deliver an older one late; a change about a group no message came from yet makes its
-contact, so the name is there when the first message comes. A change applied is announced as
-`conversation.updated` for the group's open conversations, so open consoles show the name.
+`group_description`. Each is applied only when it is not older than the one stored (`group_subject_at`,
+`group_description_at`: one time each, since a change may say only one of them), as Meta may deliver an
+older change late; a change about a group no message came from yet makes its contact, so the name is there
+when the first message comes. A change applied is announced as `conversation.updated` for the group's open
+conversations, to their followers as of its commit (a move of one committing meanwhile is waited for), so
+open consoles show the name.
 
 `GroupNames` asks the Graph API for the name of a group a message came from while none is known: in the
-background, once the intake has committed (Meta's POST never waits on it), at most once per group every
-`interval` in this process. A failure (Meta away, a group the number left) is logged and leaves "WhatsApp
-group"; a later message of the group, after the interval, tries again. Never a loop.
+background, once the intake has committed (Meta's POST never waits on it), `limit` asks at a time. A group
+is asked at most once every `interval` in this process while fewer than `kept` groups were asked within it
+(beyond that the oldest are forgotten early and may be asked again; one named meanwhile is not, as a fetch
+first reads whether a name is known). While Meta is slow, at most `backlog` fetches wait or run: a group
+whose message comes when that many do is not asked and not remembered, so a later message of it tries
+again. A failure (Meta away, a group the number left) is logged and leaves "WhatsApp group"; a later
+message of the group, after the interval, tries again. Never a loop.
 """
 
 from __future__ import annotations
@@ -35,19 +41,34 @@ from fiv_console.whatsapp.payloads import GROUP_DESCRIPTION_MAX, GROUP_SUBJECT_M
 
 log = logging.getLogger(__name__)
 
-# Only a change not older than the stored one; the subject and description it does not say are kept.
+# Each of subject and description only when this change says it (its time is null otherwise) and is not
+# older than the one stored of that field: a change saying only one of them leaves the other's time alone,
+# so a subject changed before a description, delivered after it, is still applied.
 _RECORD_SQL = """
-insert into contacts as k (tenant_id, group_id, profile_name, group_description, group_named_at)
-values ($1, $2, $3, $4, $5)
+insert into contacts as k (tenant_id, group_id, profile_name, group_description, group_subject_at,
+                           group_description_at)
+values ($1, $2, $3::text, $4::text, case when $3::text is not null then $5::timestamptz end,
+        case when $4::text is not null then $5::timestamptz end)
 on conflict (tenant_id, group_id) do update set
-    profile_name = coalesce(excluded.profile_name, k.profile_name),
-    group_description = coalesce(excluded.group_description, k.group_description),
-    group_named_at = excluded.group_named_at,
+    profile_name = case when excluded.group_subject_at >= coalesce(k.group_subject_at, '-infinity')
+                        then excluded.profile_name else k.profile_name end,
+    group_subject_at = case when excluded.group_subject_at >= coalesce(k.group_subject_at, '-infinity')
+                            then excluded.group_subject_at else k.group_subject_at end,
+    group_description = case when excluded.group_description_at >= coalesce(k.group_description_at, '-infinity')
+                             then excluded.group_description else k.group_description end,
+    group_description_at = case when excluded.group_description_at >= coalesce(k.group_description_at, '-infinity')
+                                then excluded.group_description_at else k.group_description_at end,
     updated_at = now()
-where k.group_named_at is null or k.group_named_at <= excluded.group_named_at
+where excluded.group_subject_at >= coalesce(k.group_subject_at, '-infinity')
+   or excluded.group_description_at >= coalesce(k.group_description_at, '-infinity')
 returning id
 """
-_OPEN_CONVERSATIONS_SQL = "select id from conversations where contact_id = $1 and status <> 'closed' order by id"
+# Share-locked (after the contact, in the order of their ids): a move committing meanwhile would otherwise
+# have this event read the followers it had before (as `outbound._FOLLOWERS_SQL`); nothing here updates
+# them later in the transaction, so the share lock is never upgraded.
+_OPEN_CONVERSATIONS_SQL = """
+select id from conversations where contact_id = $1 and status <> 'closed' order by id for share
+"""
 
 
 async def record(
@@ -60,8 +81,9 @@ async def record(
     description: str | None,
     named_at: datetime,
 ) -> bool:
-    """Keeps what a group is now called, as of `named_at`; whether it was applied (not older than what is
-    kept). Its open conversations are announced as `conversation.updated`."""
+    """Keeps what a group is now called, as of `named_at`: the subject and the description it says (None:
+    not said), each unless the one kept is newer; whether either was applied. Its open conversations are
+    announced as `conversation.updated`."""
     contact_id = await conn.fetchval(
         _RECORD_SQL,
         tenant_id,
@@ -102,23 +124,31 @@ class GroupNames:
         interval: float = 600.0,
         kept: int = 10_000,
         limit: int = 4,
+        backlog: int = 100,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db, self._client, self._announcer = db, client, announcer
-        self._interval, self._kept, self._clock = interval, kept, clock
+        self._interval, self._kept, self._backlog, self._clock = interval, kept, backlog, clock
+        self._full = False  # the backlog is full: said once, not for every message turned away
         self._slots = asyncio.Semaphore(limit)
         self._asked: OrderedDict[tuple[UUID, str], float] = OrderedDict()  # oldest first
         self._tasks: set[asyncio.Task[None]] = set()
 
     def want(self, tenant_id: UUID, channel_id: UUID, group_id: str) -> None:
         """A message of `group_id` came in on `channel_id`: its name is fetched if none is known, unless this
-        group was looked at within the interval."""
+        group was looked at within the interval or the backlog is full (then it is not remembered)."""
         now = self._clock()
         while self._asked and next(iter(self._asked.values())) <= now - self._interval:
             self._asked.popitem(last=False)
         key = (tenant_id, group_id)
         if key in self._asked:
             return
+        if len(self._tasks) >= self._backlog:
+            if not self._full:
+                self._full = True
+                log.warning("WhatsApp groups' names wait for Meta: more groups are not asked for now")
+            return
+        self._full = False
         self._asked[key] = now
         while len(self._asked) > self._kept:
             self._asked.popitem(last=False)
@@ -158,6 +188,11 @@ class GroupNames:
                     )
             except DATABASE_TROUBLE as exc:
                 log.warning("a WhatsApp group's name was not kept", extra={"error": type(exc).__name__})
+
+    @property
+    def pending(self) -> int:
+        """Fetches started and not done: waiting for a slot or running."""
+        return len(self._tasks)
 
     async def drain(self) -> None:
         """Waits until every fetch started so far is done (tests)."""

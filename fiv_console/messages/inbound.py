@@ -2,9 +2,9 @@
 
 A batch's messages go through a handful of set-based statements (`store_messages`); when the database
 refused a batch, the intake calls it again with one message at a time, each in a savepoint. Contacts are
-locked first, in the order of their keys: the locks that make two deliveries of one message, or two
-messages of one customer, run one after the other. What cannot be stored is kept as a dead letter
-(`keep_unstorable`).
+locked first, in the order of their keys (groups, those the batch renames among them, then people): the
+locks that make two deliveries of one message, or two messages of one customer, run one after the other.
+What cannot be stored is kept as a dead letter (`keep_unstorable`).
 """
 
 from __future__ import annotations
@@ -202,9 +202,12 @@ async def store_messages(
     outcomes: list[IntakeResult],
     items: list[tuple[int, Route, InboundMessage]],
     bodies: list[bytes],
+    *,
+    changed_groups: Iterable[str] = (),
 ) -> None:
     """Stores messages, sorted by contact: `items` are (the index of the POST it came in, in `outcomes` and
-    `bodies`; its route; the message)."""
+    `bodies`; its route; the message). The contacts of `changed_groups` (the groups a batch's group
+    webhooks rename, applied after) are locked with the messages' groups, in the same sorted pass."""
     incoming: list[_Incoming] = []
     seen: set[tuple[UUID, str]] = set()
     for owner, route, message in items:
@@ -225,15 +228,19 @@ async def store_messages(
             continue
         seen.add((route.channel_id, message.wa_message_id))
         incoming.append(_Incoming(owner, route, message, identity))
-    if not incoming:
-        return
 
-    # Contacts first, in the order of their keys: the locks that serialize one customer's messages.
+    # Contacts first, in the order of their keys: the locks that serialize one customer's messages. Groups
+    # before people, one sorted pass each; a group renamed in this batch too, so that no group's contact is
+    # locked after a conversation (two batches crossing two groups would wait on each other).
     notices = [item for item in incoming if item.message.kind in _NOT_FROM_CUSTOMER]
     writers = [item for item in incoming if item.message.kind not in _NOT_FROM_CUSTOMER]
     # A group's messages belong to the group's conversation; each names its participant in its details.
     in_groups = [item for item in writers if item.message.group_id is not None]
-    group_of = await identities.groups(conn, batch.tenant_id, [item.message.group_id or "" for item in in_groups])
+    group_of = await identities.groups(
+        conn, batch.tenant_id, [item.message.group_id or "" for item in in_groups] + list(changed_groups)
+    )
+    if not incoming:
+        return
     writers = [item for item in writers if item.message.group_id is None or item.message.group_id in group_of]
     contact_of = await identities.resolve(
         conn, batch, [item.identity for item in writers if item.message.group_id is None]

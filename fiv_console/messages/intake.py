@@ -16,8 +16,10 @@ through a few set-based statements (`inbound.store_messages`) rather than five s
 
 Concurrency: contacts' rows are locked first (the upsert takes them) in the order of their keys, so two
 deliveries of one message, or two messages of one customer, are handled one after the other, the second
-finding what the first did, and two batches never wait on each other's contacts in a cycle. A deadlock
-with other work, or a serialization failure, is retried a few times.
+finding what the first did, and two batches never wait on each other's contacts in a cycle. The groups a
+batch's group webhooks rename are among them (locked with the messages' groups, though applied last):
+locked after a conversation, two batches crossing two groups would each hold what the other waits for.
+A deadlock with other work, or a serialization failure, is retried a few times.
 
 Poison: a character no database could store was replaced where it is (`payloads`), so the item holding
 it is stored like any other; an item without the ids needed to store it goes to the dead-letter box; if the
@@ -296,8 +298,13 @@ async def _store(
         key=lambda item: contact_key_of(item[2]) or "",
     )
     bodies = [work.body for work in works]
+    changes = sorted(
+        ((index, route, change) for index, work in enumerate(works) for route, change in work.groups),
+        key=lambda item: (item[2].group_id, item[2].timestamp),
+    )
     if not careful:
-        await store_messages(conn, batch, outcomes, messages, bodies)
+        changed_groups = [change.group_id for _, _, change in changes]
+        await store_messages(conn, batch, outcomes, messages, bodies, changed_groups=changed_groups)
     for index, route, message in messages if careful else ():
         stored = store_messages(conn, batch, [outcomes[index]], [(0, route, message)], [bodies[index]])
         await _item(conn, batch, outcomes[index], careful, message.raw, bodies[index], route, stored)
@@ -322,11 +329,7 @@ async def _store(
                 error=error,
             )
             await _item(conn, batch, outcome, careful, error.raw, work.body, route, kept)
-    # Group contacts after the messages' (which lock theirs first), in one order too.
-    changes = sorted(
-        ((index, route, change) for index, work in enumerate(works) for route, change in work.groups),
-        key=lambda item: (item[2].group_id, item[2].timestamp),
-    )
+    # Their contacts were locked with the messages' (careful: each as its change is applied, in group order).
     for index, route, change in changes:
         named = group_names.record(
             conn,
