@@ -7,7 +7,7 @@ by primary key) without the columns in `SECRET_COLUMNS`; the search-word tables 
 from the messages and contacts again by their triggers. `manifest.json` says what is where. Media bytes
 are not kept by the console (Meta holds them for a while): messages carry their media references, and the
 command line can fetch the files too (`tenant_media`). The command line writes `manifest.json` last: a
-folder without one is an export that stopped before its tables were all written.
+folder without one is an export that did not finish (`ExportFolderUnwritable` says why).
 
 Deleting removes the tenant's row, which every tenant table references with `on delete cascade`, as the
 schema owner (the server's role may delete no tenant, nor its audit log); what is left is then counted

@@ -10,10 +10,11 @@ keeps a customer's media for a limited time: a file it no longer has, one too la
 a token is a line of `media.jsonl` with the reason, and the export goes on.
 
 The export's folder refusing a write (a full disk, no permission) is another matter: it is no file's
-fault, and every later file would fail alike after downloading for nothing, so the fetching stops at once
-(`FetchSummary.stopped`) rather than recording each file as failed. A file being written is never left
-half written (its `.part` is removed), and the summary still counts what was done, for the manifest to
-say the media are incomplete.
+fault, and every later file would fail alike, so the fetching stops at once (`FetchSummary.stopped`)
+rather than going on to record each file as failed: that would download everything for nothing, and
+bury the one thing the operator must fix under a count that looks like Meta's doing. No `.part` is left
+half written, whoever stops the download, and the summary still counts what was done, for the manifest
+to say the media are incomplete and why.
 """
 
 from __future__ import annotations
