@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from uuid import UUID
 
 import aiohttp
@@ -221,6 +222,17 @@ async def _fetch_media(
         return await tenant_media.fetch_all(client, references, out, max_bytes=settings.media_max_bytes)
 
 
+def _write_manifest(out: Path, document: dict[str, Any]) -> None:
+    """`manifest.json`, whole or not at all: a folder without one is an export that did not finish."""
+    path = out / "manifest.json"
+    try:
+        path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        raise tenant_data.ExportFolderUnwritable(out, exc) from exc
+
+
 def cmd_tenant_export(settings: Settings, args: argparse.Namespace) -> int:
     tenant_id = _tenant_id(args.tenant)
     out: Path = args.out
@@ -234,12 +246,7 @@ def cmd_tenant_export(settings: Settings, args: argparse.Namespace) -> int:
             async with tenant_data.export_snapshot(db, tenant_id) as conn:
                 counts: dict[str, int] = {}
                 async for table in tenant_data.export_tables(conn, tenant_id=tenant_id):
-                    with (out / f"{table.table}.jsonl").open("w", encoding="utf-8") as file:
-                        count = 0
-                        async for line in table.lines:
-                            file.write(line + "\n")
-                            count += 1
-                    counts[table.table] = count
+                    counts[table.table] = await tenant_data.write_table(table, out)
                 version, _ = await schema_versions(conn)
                 if args.media == "fetch":
                     await tenant_media.read_references(conn, tenant_id=tenant_id, into=references)
@@ -249,7 +256,10 @@ def cmd_tenant_export(settings: Settings, args: argparse.Namespace) -> int:
                 summary = await _fetch_media(settings, references, out)
                 media = summary.manifest()
         document = tenant_data.manifest(tenant_id=tenant_id, counts=counts, schema_version=version, media=media)
-        (out / "manifest.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        _write_manifest(out, document)
+        if media is not None and summary.stopped is not None:
+            # The tables and the files fetched so far stay, and the manifest says the media are incomplete.
+            raise summary.stopped
         print(f"exported tenant {tenant_id} into {out}: {sum(counts.values())} rows in {len(counts)} tables")
         if media is not None:
             missing = sum(summary.failed.values())

@@ -111,11 +111,19 @@ class Result:
         return lines[0].removeprefix(ERROR_PREFIX)
 
 
-async def cli(*args: str, env: dict[str, str], stdin: str = "") -> Result:
+# Starts the command under a limit on the size of any file it writes: past it a write fails with EFBIG (Python
+# ignores SIGXFSZ), as on a full disk, whoever runs the tests, root too.
+_UNDER_FILE_SIZE_LIMIT = (
+    "import os, resource, sys; limit = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'fiv_console', *sys.argv[2:]])"
+)
+
+
+async def cli(*args: str, env: dict[str, str], stdin: str = "", max_file_bytes: int | None = None) -> Result:
+    command = ["-m", "fiv_console"] if max_file_bytes is None else ["-c", _UNDER_FILE_SIZE_LIMIT, str(max_file_bytes)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "fiv_console",
+        *command,
         *args,
         env=env,
         cwd=project_root(),

@@ -1,7 +1,8 @@
 """A tenant's data as a whole (issue #17, point 5): `tenant export` writes every row of every tenant table as
 JSON lines, and only that tenant's, without credentials, and with `--media fetch` the media files from the
-Cloud API simulator (one Meta no longer has recorded, not fatal); `tenant delete` leaves no row of the tenant
-in any table of the catalogue and every row of the others.
+Cloud API simulator (one Meta no longer has recorded, not fatal; the folder refusing a write stops it, with
+no file half written and a manifest saying so); `tenant delete` leaves no row of the tenant in any table of
+the catalogue and every row of the others.
 
 Two tenants get one row in every tenant table (tests/tenant_rows.py, as the isolation tests seed them); the
 commands run for real as `python -m fiv_console`.
@@ -177,7 +178,8 @@ async def test_an_export_fetches_the_media_files_and_records_those_meta_no_longe
 
     manifest = orjson.loads((out / "manifest.json").read_bytes())
     assert manifest["media"] == {
-        "mode": "fetch", "folder": "media/", "index": "media.jsonl", "fetched": 1, "not_fetched": {"NOT_FOUND": 1},
+        "mode": "fetch", "complete": True, "folder": "media/", "index": "media.jsonl", "references": 2, "fetched": 1,
+        "not_fetched": {"NOT_FOUND": 1},
     }  # fmt: skip
     assert "media" not in manifest["left_out"]
     index = {line["media_id"]: line for line in map(orjson.loads, (out / "media.jsonl").read_bytes().splitlines())}
@@ -190,6 +192,47 @@ async def test_an_export_fetches_the_media_files_and_records_those_meta_no_longe
     assert gone["message_id"] == str(ids["1999999999999999"])
     assert gone["error"]["code"] == "NOT_FOUND"
     assert sorted(p.name for p in (out / "media").iterdir()) == [f"{ids[kept]}.png"]
+
+
+async def test_a_folder_refusing_a_write_stops_the_export_and_its_manifest_says_so(
+    database: TestDatabase, db: Database, tenant: TenantPeople, tmp_path: Path
+) -> None:
+    limit = 100_000  # far above any table file of this tenant, below each image
+    images = [PNG + os.urandom(2 * limit) for _ in range(3)]
+    async with simulated_world(database, db, tenant, seed=18) as world:
+        media_ids = [world.simulator.add_media(image, "image/png", None) for image in images]
+        messages = [
+            {"from": "5511911113333", "id": f"wamid.{uuid.uuid4().hex}", "timestamp": str(int(time.time())),
+             "type": "image", "image": {"id": media_id, "mime_type": "image/png"}, "_name": "Customer"}
+            for media_id in [*media_ids, "1999999999999998"]
+        ]  # fmt: skip
+        async with aiohttp.ClientSession() as http:
+            answer = await post_webhook(http, world.webhook_url, envelope(world.phone_number_id, messages=messages))
+        assert answer.status == 200
+
+        out = tmp_path / "export"
+        env = cli_env(database.owner_url, WHATSAPP_GRAPH_URL=world.settings.whatsapp_graph_url)
+        run = await cli(
+            "tenant", "export", "--tenant", str(tenant.id), "--out", str(out), "--media", "fetch",
+            env=env, max_file_bytes=limit,
+        )  # fmt: skip
+    # One line naming the folder and what the system said; no traceback, no success line.
+    stopped = f"cannot write into {out / 'media'}: File too large; the export stopped"
+    assert run.error(1) == stopped
+
+    # Not one file half written, and the rest of the folder says what it holds.
+    assert list((out / "media").iterdir()) == []
+    manifest = orjson.loads((out / "manifest.json").read_bytes())
+    for table in EXPORTED_TABLES:
+        assert len((out / f"{table}.jsonl").read_text().splitlines()) == manifest["tables"][table]["rows"]
+    assert manifest["tables"]["messages"]["rows"] == 4
+    media = manifest["media"]
+    assert (media["mode"], media["complete"], media["stopped"]) == ("fetch", False, stopped)
+    assert (media["references"], media["fetched"]) == (4, 0)
+    # Only what was done before the stop is recorded: at most the one Meta no longer has.
+    index = [orjson.loads(line) for line in (out / "media.jsonl").read_bytes().splitlines()]
+    assert [line["media_id"] for line in index] == ["1999999999999998"] * len(index)
+    assert media["not_fetched"] == ({"NOT_FOUND": 1} if index else {})
 
 
 async def test_an_export_refuses_an_unknown_media_mode(database: TestDatabase, tmp_path: Path) -> None:

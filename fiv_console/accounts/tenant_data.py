@@ -6,7 +6,8 @@ row-level security shows only the tenant's rows and every table is read at the s
 by primary key) without the columns in `SECRET_COLUMNS`; the search-word tables are left out, being made
 from the messages and contacts again by their triggers. `manifest.json` says what is where. Media bytes
 are not kept by the console (Meta holds them for a while): messages carry their media references, and the
-command line can fetch the files too (`tenant_media`).
+command line can fetch the files too (`tenant_media`). The command line writes `manifest.json` last: a
+folder without one is an export that did not finish (`ExportFolderUnwritable` says why).
 
 Deleting removes the tenant's row, which every tenant table references with `on delete cascade`, as the
 schema owner (the server's role may delete no tenant, nor its audit log); what is left is then counted
@@ -15,15 +16,16 @@ over the catalogue, table by table, and anything found refuses the deletion.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from fiv_console.db.pool import Connection, Database
-from fiv_console.errors import Conflict, NotFound
+from fiv_console.errors import Conflict, DomainError, NotFound
 
 # Every table with a tenant_id, in an order a reader can follow (tests/test_tenant_data.py checks this list
 # against the catalogue, so a new table cannot be left out unnoticed).
@@ -66,6 +68,25 @@ SECRET_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 EXPORT_FORMAT = 1
 _BATCH = 1000
+
+
+class ExportFolderUnwritable(DomainError):
+    """The export's folder refused a write (a full disk, no permission): not one file's fault, and every
+    later write would fail alike, so the export stops."""
+
+    def __init__(self, folder: Path, error: OSError) -> None:
+        super().__init__(f"cannot write into {folder}: {error.strerror or error}; the export stopped")
+        self.folder = folder
+        self.error = error
+
+
+@contextmanager
+def writing_into(folder: Path) -> Iterator[None]:
+    """Writes into the export's `folder`: an OSError of the block is `ExportFolderUnwritable`."""
+    try:
+        yield
+    except OSError as exc:
+        raise ExportFolderUnwritable(folder, exc) from exc
 
 
 def _select_sql(table: str) -> str:
@@ -126,6 +147,25 @@ async def export_tables(conn: Connection, *, tenant_id: UUID) -> AsyncIterator[T
 async def _lines(conn: Connection, table: str, tenant_id: UUID) -> AsyncIterator[str]:
     async for row in conn.cursor(_select_sql(table), tenant_id, prefetch=_BATCH):
         yield row[0]
+
+
+async def write_table(table: TableLines, out: Path) -> int:
+    """`<table>.jsonl` in `out`, and how many rows it holds. Only the file's writes are the folder's: an
+    OSError of the database's reading stays what it is."""
+    with writing_into(out):
+        file = (out / f"{table.table}.jsonl").open("w", encoding="utf-8")
+    count = 0
+    try:
+        async for line in table.lines:
+            try:
+                file.write(line + "\n")
+            except OSError as exc:
+                raise ExportFolderUnwritable(out, exc) from exc
+            count += 1
+    finally:
+        with writing_into(out):
+            file.close()
+    return count
 
 
 def manifest(

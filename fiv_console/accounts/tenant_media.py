@@ -8,6 +8,13 @@ token), a few at a time, each streamed to disk chunk by chunk under the console'
 is named `<message id><extension of its type>`: nothing a customer chose reaches the file system. Meta
 keeps a customer's media for a limited time: a file it no longer has, one too large, or a number without
 a token is a line of `media.jsonl` with the reason, and the export goes on.
+
+The export's folder refusing a write (a full disk, no permission) is another matter: it is no file's
+fault, and every later file would fail alike, so the fetching stops at once (`FetchSummary.stopped`)
+rather than going on to record each file as failed: that would download everything for nothing, and
+bury the one thing the operator must fix under a count that looks like Meta's doing. No `.part` is left
+half written, whoever stops the download, and the summary still counts what was done, for the manifest
+to say the media are incomplete and why.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import asyncio
 import mimetypes
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +31,7 @@ from uuid import UUID
 
 import orjson
 
+from fiv_console.accounts.tenant_data import ExportFolderUnwritable, writing_into
 from fiv_console.db.pool import Connection
 from fiv_console.messages.media import download_failure, served_type
 from fiv_console.whatsapp.client import GraphClient, GraphError, MediaTooLarge
@@ -84,19 +92,27 @@ async def read_references(conn: Connection, *, tenant_id: UUID, into: MediaRefer
 
 @dataclass(slots=True)
 class FetchSummary:
-    """How many files were written, and how many could not be, by the reason's code."""
+    """How many files were written, and how many could not be, by the reason's code; `stopped` when the
+    export's folder refused a write and the references after it were not tried."""
 
+    references: int
     fetched: int = 0
     failed: dict[str, int] = field(default_factory=dict)
+    stopped: ExportFolderUnwritable | None = None
 
     def manifest(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "mode": "fetch",
+            "complete": self.stopped is None,
             "folder": f"{MEDIA_FOLDER}/",
             "index": MEDIA_INDEX,
+            "references": self.references,
             "fetched": self.fetched,
             "not_fetched": dict(sorted(self.failed.items())),
         }
+        if self.stopped is not None:
+            document["stopped"] = str(self.stopped)
+        return document
 
 
 def file_name(reference: MediaReference, meta_type: str | None) -> str:
@@ -114,40 +130,65 @@ async def fetch_all(
     max_bytes: int,
     concurrency: int = CONCURRENCY,
 ) -> FetchSummary:
-    """Every referenced file into `out/media/`, and `out/media.jsonl` with a line for each reference."""
-    folder = out / MEDIA_FOLDER
-    await asyncio.to_thread(folder.mkdir, exist_ok=True)
-    summary = FetchSummary()
-    pending: asyncio.Queue[MediaReference | None] = asyncio.Queue(maxsize=2 * concurrency)
-    with (out / MEDIA_INDEX).open("wb") as index:
-
-        async def worker() -> None:
-            while (reference := await pending.get()) is not None:
-                line: dict[str, Any] = {
-                    "message_id": str(reference.message_id),
-                    "media_id": reference.media_id,
-                    "mime_type": reference.mime_type,
-                }
-                token = references.tokens.get(reference.channel_id)
-                if not token:
-                    line |= {"file": None, "error": {"code": "NO_ACCESS_TOKEN", "message": _WITHOUT_CREDENTIAL}}
-                else:
-                    line |= await _fetch_one(client, reference, token, folder, max_bytes)
-                if line["file"] is None:
-                    code = line["error"]["code"]
-                    summary.failed[code] = summary.failed.get(code, 0) + 1
-                else:
-                    summary.fetched += 1
-                index.write(orjson.dumps(line) + b"\n")
-
-        async with asyncio.TaskGroup() as workers:
-            for _ in range(concurrency):
-                workers.create_task(worker())
-            for reference in references:
-                await pending.put(reference)
-            for _ in range(concurrency):
-                await pending.put(None)
+    """Every referenced file into `out/media/`, and `out/media.jsonl` with a line for each reference; or,
+    when the folder refuses a write, what was done until then and why it stopped."""
+    summary = FetchSummary(references=references.count)
+    try:
+        await _fetch_into(client, references, out, summary, max_bytes=max_bytes, concurrency=concurrency)
+    except* ExportFolderUnwritable as refused:
+        # Several downloads may hit the full disk at once: the first says it for all.
+        first: BaseException = refused
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        assert isinstance(first, ExportFolderUnwritable)
+        summary.stopped = first
     return summary
+
+
+async def _fetch_into(
+    client: GraphClient,
+    references: MediaReferences,
+    out: Path,
+    summary: FetchSummary,
+    *,
+    max_bytes: int,
+    concurrency: int,
+) -> None:
+    folder = out / MEDIA_FOLDER
+    pending: asyncio.Queue[MediaReference | None] = asyncio.Queue(maxsize=2 * concurrency)
+    # Also covers the index's last flush as it closes.
+    with writing_into(out):
+        await asyncio.to_thread(folder.mkdir, exist_ok=True)
+        with (out / MEDIA_INDEX).open("wb") as index:
+
+            async def worker() -> None:
+                while (reference := await pending.get()) is not None:
+                    line: dict[str, Any] = {
+                        "message_id": str(reference.message_id),
+                        "media_id": reference.media_id,
+                        "mime_type": reference.mime_type,
+                    }
+                    token = references.tokens.get(reference.channel_id)
+                    if not token:
+                        line |= {"file": None, "error": {"code": "NO_ACCESS_TOKEN", "message": _WITHOUT_CREDENTIAL}}
+                    else:
+                        line |= await _fetch_one(client, reference, token, folder, max_bytes)
+                    if line["file"] is None:
+                        code = line["error"]["code"]
+                        summary.failed[code] = summary.failed.get(code, 0) + 1
+                    else:
+                        summary.fetched += 1
+                    with writing_into(out):
+                        index.write(orjson.dumps(line) + b"\n")
+
+            # A worker's ExportFolderUnwritable cancels the others and the feeding: the export stops.
+            async with asyncio.TaskGroup() as workers:
+                for _ in range(concurrency):
+                    workers.create_task(worker())
+                for reference in references:
+                    await pending.put(reference)
+                for _ in range(concurrency):
+                    await pending.put(None)
 
 
 _WITHOUT_CREDENTIAL = "the number that received it has no access token"
@@ -156,24 +197,31 @@ _WITHOUT_CREDENTIAL = "the number that received it has no access token"
 async def _fetch_one(
     client: GraphClient, reference: MediaReference, token: str, folder: Path, max_bytes: int
 ) -> dict[str, Any]:
-    """The file written (`file`, `bytes`), or why not (`error`); a partial file is removed."""
+    """The file written (`file`, `bytes`), or why not (`error`); `ExportFolderUnwritable` when the folder
+    refuses the file. A partial file is removed however the download ends, cancelled too."""
     partial: Path | None = None
     try:
         info = await client.media_info(reference.media_id, token)
         if info.file_size is not None and info.file_size > max_bytes:
             raise MediaTooLarge(max_bytes=max_bytes)
         name = file_name(reference, info.mime_type)
-        partial = folder / f"{name}.part"
         written = 0
         async with client.download_media(info.url, token, max_bytes) as download:
-            with partial.open("wb") as file:
-                async for chunk in download:
-                    file.write(chunk)
-                    written += len(chunk)
-        partial.rename(folder / name)
+            # The client turns every network failure into GraphError: an OSError here is the folder's.
+            with writing_into(folder):
+                partial = folder / f"{name}.part"
+                with partial.open("wb") as file:
+                    async for chunk in download:
+                        file.write(chunk)
+                        written += len(chunk)
+                partial.rename(folder / name)
+                partial = None
     except GraphError as exc:
-        if partial is not None:
-            partial.unlink(missing_ok=True)
         failure = download_failure(exc)
         return {"file": None, "error": {"code": failure.code, "message": failure.message}}
+    finally:
+        if partial is not None:
+            # A folder refusing the removal refused the file's writing already; its error is the one to tell.
+            with suppress(OSError):
+                partial.unlink(missing_ok=True)
     return {"file": f"{MEDIA_FOLDER}/{name}", "bytes": written, "sha256": info.sha256}
