@@ -11,6 +11,7 @@ declined to share), and a `messages` change whose value has only `errors` (code 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -66,12 +67,12 @@ def _change(number: str, field: str, value: dict[str, Any]) -> bytes:
     )
 
 
-def _echo(wamid: str, body: str) -> dict[str, Any]:
+def _echo(wamid: str, body: str, *, timestamp: int = 1739321024) -> dict[str, Any]:
     return {
         "from": "15550783881",
         "to": f"+{CUSTOMER}",
         "id": wamid,
-        "timestamp": "1739321024",
+        "timestamp": str(timestamp),
         "type": "text",
         "text": {"body": body},
     }
@@ -119,6 +120,35 @@ async def test_an_echo_is_an_outbound_message_in_the_customers_conversation(
     ]
     assert messages[1]["conversation_id"] == conversations[0]["id"]
     assert (messages[1]["author_id"], messages[1]["details"]) == (None, {"from_app": True})
+
+
+async def test_an_answer_from_the_app_answers_the_customer_and_the_next_message_waits_again(
+    db: Database, tenant: TenantPeople, number: str, http: ClientSession, api_server: TestServer
+) -> None:
+    """A business that answers from the WhatsApp Business app has answered: the console must not count the
+    customer as waiting (and re-route the conversation as unanswered); an echo older than the customer's
+    message answers nothing."""
+
+    async def awaiting() -> Any:
+        [row] = await _rows(db, tenant.id, "select awaiting_reply_since from conversations")
+        return row["awaiting_reply_since"]
+
+    now = int(time.time())
+    await _post(http, api_server, envelope(number, messages=[text_message(CUSTOMER, "Is the shop open today?")]))
+    assert await awaiting() is not None
+    stale = _echo("wamid.echo-old", "Happy new year!", timestamp=now - 3600)
+    await _post(http, api_server, _change(number, "smb_message_echoes", {"message_echoes": [stale]}))
+    assert await awaiting() is not None
+
+    answer = _echo("wamid.echo-now", "Yes, until 6pm", timestamp=now + 1)
+    await _post(http, api_server, _change(number, "smb_message_echoes", {"message_echoes": [answer]}))
+    assert await awaiting() is None
+
+    later = text_message(CUSTOMER, "And tomorrow?")
+    later["timestamp"] = str(now + 2)
+    await _post(http, api_server, envelope(number, messages=[later]))
+    [stored] = await _rows(db, tenant.id, "select created_at from messages where text = 'And tomorrow?'")
+    assert await awaiting() == stored["created_at"]
 
 
 async def test_the_apps_history_is_kept_in_a_closed_conversation(

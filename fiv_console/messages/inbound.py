@@ -144,17 +144,26 @@ on conflict (channel_id, wa_message_id) do nothing
 returning {MESSAGE_COLUMNS}, channel_id
 """
 # Meta's times, but never later than now; only a customer's own message moves the 24-hour window, and
-# starts the wait for an answer if none was running. Every message stored counts as unread until its agent
-# reads it (`read_marks`), and the newest becomes the list's preview (by when it was stored: under the
-# conversation's lock, in the order of the conversation's messages). The `= any` finds the rows by their
-# key; joined to the list alone, the planner would scan the tenant's.
+# starts the wait for an answer if none was running. A message the business sent from the WhatsApp Business
+# app (an echo) answers the customer as a reply from the console does: what they wrote before it (by Meta's
+# times) is answered, and the wait moves to their first message after it, or ends. Every message stored
+# counts as unread until its agent reads it (`read_marks`), and the newest becomes the list's preview (by
+# when it was stored: under the conversation's lock, in the order of the conversation's messages). The
+# `= any` finds the rows by their key; joined to the list alone, the planner would scan the tenant's.
 _TOUCH_CONVERSATIONS_SQL = """
 update conversations c
 set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
                            else greatest(c.last_inbound_at, least(t.inbound_at, now())) end,
     last_message_at = case when c.last_message_id is null then least(t.message_at, now())
                            else greatest(c.last_message_at, least(t.message_at, now())) end,
-    awaiting_reply_since = coalesce(c.awaiting_reply_since, t.awaiting_from),
+    awaiting_reply_since = case
+        when t.answered_at is null then coalesce(c.awaiting_reply_since, t.awaiting_from)
+        else (
+            select min(m.created_at) from messages m
+            where m.tenant_id = c.tenant_id and m.conversation_id = c.id and m.direction = 'inbound'
+              and m.kind <> 'system' and (m.details @> '{"history": true}') is not true
+              and coalesce(m.sent_at, m.created_at) > t.answered_at
+        ) end,
     unread_count = c.unread_count + t.unread,
     last_message_id = case when t.newest_at >= c.last_message_created_at is not false then t.newest_id
                            else c.last_message_id end,
@@ -170,7 +179,8 @@ from (
     select ($2::timestamptz[])[i] as inbound_at, ($3::timestamptz[])[i] as message_at,
            ($4::timestamptz[])[i] as awaiting_from, ($1::uuid[])[i] as id, ($5::integer[])[i] as unread,
            ($6::uuid[])[i] as newest_id, ($7::text[])[i] as newest_kind, ($8::text[])[i] as newest_text,
-           ($9::timestamptz[])[i] as newest_at, ($10::text[])[i] as newest_direction
+           ($9::timestamptz[])[i] as newest_at, ($10::text[])[i] as newest_direction,
+           ($11::timestamptz[])[i] as answered_at
     from generate_subscripts($1::uuid[], 1) as i
 ) t
 where c.id = any($1::uuid[]) and c.id = t.id
@@ -184,6 +194,7 @@ class _Touch:
     message_at: datetime
     inbound_at: datetime | None = None  # the customer's latest message, by Meta's time
     awaiting_from: datetime | None = None  # the customer's first message, by when it was stored
+    answered_at: datetime | None = None  # the latest echo of the business's app, by Meta's time
     unread: int = 0
     newest: asyncpg.Record | None = None  # the message stored last
 
@@ -348,6 +359,9 @@ async def store_messages(
             touch.awaiting_from = min(touch.awaiting_from, stored_at) if touch.awaiting_from else stored_at
         if live:
             touch.unread += 1
+        elif item.message.direction == "outbound" and not item.message.from_history:
+            sent_at = min(when, datetime.now(UTC))
+            touch.answered_at = max(touch.answered_at, sent_at) if touch.answered_at else sent_at
         if touch.newest is None or (stored_row["created_at"], stored_row["id"]) > (
             touch.newest["created_at"],
             touch.newest["id"],
@@ -370,6 +384,7 @@ async def store_messages(
             [row["text"] if row else None for row in newest],
             [row["created_at"] if row else None for row in newest],
             [row["direction"] if row else None for row in newest],
+            [touched[i].answered_at for i in ids],
         )
     # Announced once touched, so that each new conversation's event shows it as the REST API now does (its
     # last message, its window), and before the messages a view puts in it.
