@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from fiv_console import events
+from fiv_console.background import TaskSet
 from fiv_console.conversations.reading import followers_now, read_many
 from fiv_console.db.pool import DATABASE_TROUBLE, Connection, Database, tenant_tx
 from fiv_console.events import Announcer, EventBatch
@@ -132,7 +133,7 @@ class GroupNames:
         self._full = False  # the backlog is full: said once, not for every message turned away
         self._slots = asyncio.Semaphore(limit)
         self._asked: OrderedDict[tuple[UUID, str], float] = OrderedDict()  # oldest first
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
 
     def want(self, tenant_id: UUID, channel_id: UUID, group_id: str) -> None:
         """A message of `group_id` came in on `channel_id`: its name is fetched if none is known, unless this
@@ -152,9 +153,7 @@ class GroupNames:
         self._asked[key] = now
         while len(self._asked) > self._kept:
             self._asked.popitem(last=False)
-        task = asyncio.create_task(self._fetch(tenant_id, channel_id, group_id), name="group-name")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._fetch(tenant_id, channel_id, group_id), name="group-name")
 
     async def _fetch(self, tenant_id: UUID, channel_id: UUID, group_id: str) -> None:
         async with self._slots:
@@ -196,10 +195,7 @@ class GroupNames:
 
     async def drain(self) -> None:
         """Waits until every fetch started so far is done (tests)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.drain()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()

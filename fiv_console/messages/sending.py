@@ -26,6 +26,7 @@ import asyncpg
 
 from fiv_console import events
 from fiv_console.access import Viewer
+from fiv_console.background import TaskSet
 from fiv_console.conversations import read_marks
 from fiv_console.db.pool import DATABASE_TROUBLE, Connection, Database
 from fiv_console.events import Announcer, EventBatch
@@ -174,13 +175,11 @@ class Dispatcher:
     def __init__(self, db: Database, client: GraphClient, announcer: Announcer, *, limit: int = 16) -> None:
         self._db, self._client, self._announcer = db, client, announcer
         self._slots = asyncio.Semaphore(limit)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
 
     def send(self, tenant_id: UUID, outgoing: Sequence[Outgoing]) -> None:
         for one in outgoing:
-            task = asyncio.create_task(self._send(tenant_id, one), name="automatic-reply")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.start(self._send(tenant_id, one), name="automatic-reply")
 
     async def _send(self, tenant_id: UUID, outgoing: Outgoing) -> None:
         async with self._slots:
@@ -191,13 +190,10 @@ class Dispatcher:
 
     async def drain(self) -> None:
         """Waits until everything handed over so far is sent (tests)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.drain()
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
 
 
 class TypingThrottle:
