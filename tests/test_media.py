@@ -29,9 +29,8 @@ from tests.api import Answer, Api, Browsers, TenantPeople
 from tests.conftest import TestDatabase
 from tests.webhooks import (
     World,
-    connect_number,
     envelope,
-    new_phone_number_id,
+    open_conversation,
     post_webhook,
     simulated_world,
     text_message,
@@ -226,21 +225,8 @@ async def test_media_over_the_size_limit_is_refused(world: World, tenant: Tenant
 
 async def test_whatsapp_out_of_reach_is_unavailable(browsers: Browsers, tenant: TenantPeople, db: Database) -> None:
     # The plain test server's Graph API URL leads nowhere.
-    channel_id = await connect_number(
-        db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=new_phone_number_id()
-    )
+    channel_id, _, conversation_id = await open_conversation(db, tenant, wa_id=CUSTOMER)
     async with tenant_tx(db, tenant.id) as conn:
-        contact_id = await conn.fetchval(
-            "insert into contacts (tenant_id, wa_id) values ($1, $2) returning id", tenant.id, CUSTOMER
-        )
-        conversation_id = await conn.fetchval(
-            "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4) "
-            "returning id",
-            tenant.id,
-            channel_id,
-            contact_id,
-            tenant.queue_id,
-        )
         message_id = await conn.fetchval(
             "insert into messages (tenant_id, conversation_id, channel_id, direction, kind, media, status) "
             "values ($1, $2, $3, 'inbound', 'image', $4, 'received') returning id",

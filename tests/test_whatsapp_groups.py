@@ -40,7 +40,14 @@ from fiv_console.whatsapp.client import GraphClient
 from fiv_console.whatsapp.payloads import parse_webhook
 from tests.api import TenantPeople
 from tests.conftest import TestDatabase
-from tests.webhooks import World, connect_number, new_phone_number_id, post_webhook, simulated_world
+from tests.webhooks import (
+    World,
+    connect_number,
+    new_phone_number_id,
+    open_conversation,
+    post_webhook,
+    simulated_world,
+)
 
 GROUP = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD"
 ANA, BRUNO = "5511911112222", "5511933334444"
@@ -294,26 +301,6 @@ async def test_a_group_webhook_that_cannot_be_read_is_kept_and_the_rest_applied(
     ]
 
 
-async def _open_group_conversation(db: Database, tenant: TenantPeople) -> Any:
-    """A group's contact with a conversation waiting in the tenant's queue: (contact id, conversation id)."""
-    channel_id = await connect_number(
-        db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=new_phone_number_id()
-    )
-    async with tenant_tx(db, tenant.id) as conn:
-        contact_id = await conn.fetchval(
-            "insert into contacts (tenant_id, group_id) values ($1, $2) returning id", tenant.id, GROUP
-        )
-        conversation_id = await conn.fetchval(
-            "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4) "
-            "returning id",
-            tenant.id,
-            channel_id,
-            contact_id,
-            tenant.queue_id,
-        )
-    return contact_id, conversation_id
-
-
 async def test_a_rename_racing_an_assignment_is_announced_to_the_new_followers(
     db: Database, tenant: TenantPeople
 ) -> None:
@@ -321,7 +308,7 @@ async def test_a_rename_racing_an_assignment_is_announced_to_the_new_followers(
     an assignment holds the conversation, uncommitted, while the rename is recorded: the rename waits for it
     (a share lock) and announces to the agent; read without the lock, it went to the queue it had left, and
     the agent never heard of the new name."""
-    _, conversation_id = await _open_group_conversation(db, tenant)
+    _, _, conversation_id = await open_conversation(db, tenant, group_id=GROUP)
     admin = Viewer(tenant_id=tenant.id, role="admin", user_id=tenant.admin.id)
     held, release = asyncio.Event(), asyncio.Event()
 

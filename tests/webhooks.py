@@ -80,6 +80,32 @@ async def connect_number(
     return channel.id
 
 
+async def open_conversation(
+    db: Database, tenant: TenantPeople, *, wa_id: str | None = None, group_id: str | None = None
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A contact (a customer's number, or a group) with a conversation waiting in the tenant's queue on a new
+    number of its own, made straight in the database: (channel id, contact id, conversation id)."""
+    channel_id = await connect_number(
+        db, tenant_id=tenant.id, queue_id=tenant.queue_id, phone_number_id=new_phone_number_id()
+    )
+    async with tenant_tx(db, tenant.id) as conn:
+        contact_id = await conn.fetchval(
+            "insert into contacts (tenant_id, wa_id, group_id) values ($1, $2, $3) returning id",
+            tenant.id,
+            wa_id,
+            group_id,
+        )
+        conversation_id = await conn.fetchval(
+            "insert into conversations (tenant_id, channel_id, contact_id, queue_id) values ($1, $2, $3, $4) "
+            "returning id",
+            tenant.id,
+            channel_id,
+            contact_id,
+            tenant.queue_id,
+        )
+    return channel_id, contact_id, conversation_id
+
+
 async def number_of(db: Database, tenant: TenantPeople) -> str:
     """A new business number of the tenant, routed to its queue."""
     phone_number_id = new_phone_number_id()
