@@ -41,6 +41,7 @@ EventType = Literal[
     "agent.presence",
     "queue.updated",
     "queue.members_changed",
+    "tenant.updated",
 ]
 
 

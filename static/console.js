@@ -49,6 +49,10 @@ async function start() {
       ui.listeners.add(listener);
     },
   };
+  // Times are shown in the tenant's zone, which an admin may change while the console is open.
+  store.subscribe((change) => {
+    if (change.type === "tenant") setupLanguage({ zone: me.time_zone });
+  });
   const notifier = createNotifier(store, ui);
   const header = mountHeader({ store, ui });
   const list = mountList({ store, ui });

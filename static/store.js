@@ -297,6 +297,10 @@ export function createStore(me) {
     } else if (frame.event === "queue.updated") {
       if (state.queues.has(data.queue.id) || isStaff(state.me)) state.queues.set(data.queue.id, data.queue);
       emit({ type: "queues" });
+    } else if (frame.event === "tenant.updated") {
+      // An admin changed the tenant: what the console shows of it follows at once (who may take waiting).
+      Object.assign(state.me, { tenant_name: data.tenant_name, time_zone: data.time_zone, agents_can_take_waiting: data.agents_can_take_waiting });
+      emit({ type: "tenant" });
     } else if (frame.event === "queue.members_changed") {
       // Joining or leaving a queue changes which waiting conversations are in sight: read them again.
       if (state.me.user && data.user_id === state.me.user.id) loadSnapshot().catch(() => null);

@@ -502,3 +502,27 @@ async def test_taking_a_conversation_another_agent_took_first_says_so(
                 tab.page.get_by_role("alert").filter(has_text="Another agent took this conversation first.")
             ).to_be_visible()
             assert [e for e in tab.errors if not e.startswith("WebSocket connection to")] == []
+
+
+async def test_an_admin_letting_agents_take_waiting_conversations_shows_at_once(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    """The setting is read when the console starts; a change must reach open consoles (`tenant.updated`)
+    rather than wait for each agent to reload."""
+    async with simulated_world(database, db, tenant, seed=41) as world:
+        admin = await world.browsers.signed_in(tenant.admin)
+        await admin.put(f"/api/queues/{tenant.queue_id}/members/{tenant.other_agent.id}", {})
+        assert (await admin.patch("/api/tenant/settings", {"agents_can_take_waiting": True})).status == 200
+        async with console_of(browser, world, tenant.other_agent, online=False) as tab:
+            await world.customer_writes("5511987650041", "Anyone there?")
+            await tab.page.get_by_role("tab", name="Waiting in my queues (1)").click()
+            await open_conversation(tab, "Anyone there?")
+            take = tab.page.get_by_role("toolbar", name="Conversation actions").get_by_role("button", name="Take")
+            await expect(take).to_be_visible()
+
+            assert (await admin.patch("/api/tenant/settings", {"agents_can_take_waiting": False})).status == 200
+            await expect(take).to_be_hidden()
+            assert (await admin.patch("/api/tenant/settings", {"agents_can_take_waiting": True})).status == 200
+            await expect(take).to_be_visible()
+            assert await tab.page.evaluate("window.fivConsole.store.state.me.agents_can_take_waiting") is True
+            assert [e for e in tab.errors if not e.startswith("WebSocket connection to")] == []

@@ -87,6 +87,9 @@ async def test_every_event_of_a_run_of_traffic_keeps_its_contract(
     _ok(await supervisor.post(f"/api/conversations/{first}/assign", {"agent_id": str(tenant.agent.id)}))
     _ok(await agent.post(f"/api/conversations/{first}/close", {"reason": "delivered"}))
     _ok(await agent.post(f"/api/conversations/{first}/reopen"))
+    admin = await world.browsers.signed_in(tenant.admin)
+    settings = _ok(await admin.get("/api/tenant/settings"))
+    _ok(await admin.patch("/api/tenant/settings", {"agents_can_take_waiting": not settings["agents_can_take_waiting"]}))
 
     async with tenant_tx(db, tenant.id) as conn:
         await conn.execute("update conversations set enqueued_at = now() - interval '1 day' where id = $1", second)

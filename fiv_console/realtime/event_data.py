@@ -95,6 +95,15 @@ class QueueMembersChangedData(_Data):
     member: QueueMember | None
 
 
+class TenantUpdatedData(_Data):
+    """`tenant.updated`: an admin changed the tenant's name, time zone or settings; what the console shows
+    of them, as `GET /api/me` does, so open consoles follow without a reload."""
+
+    tenant_name: str
+    time_zone: str
+    agents_can_take_waiting: bool
+
+
 EVENT_DATA: dict[EventType, type[_Data]] = {
     "conversation.created": ConversationData,
     "conversation.assigned": ConversationMovedData,
@@ -111,6 +120,7 @@ EVENT_DATA: dict[EventType, type[_Data]] = {
     "agent.presence": AgentPresenceData,
     "queue.updated": QueueUpdatedData,
     "queue.members_changed": QueueMembersChangedData,
+    "tenant.updated": TenantUpdatedData,
 }
 
 

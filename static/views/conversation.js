@@ -144,7 +144,8 @@ export function mountConversation({ store, ui }) {
   function headerKey(conversation) {
     const agent = conversation.agent_id ? store.state.presence.get(conversation.agent_id)?.name : null;
     return JSON.stringify([conversation.status, conversation.agent_id, agent, conversation.queue_id, conversation.close_reason,
-      conversation.contact.name, conversation.contact.profile_name, conversation.labels.map((l) => l.id), store.state.labels.size, ui.contactOpen]);
+      conversation.contact.name, conversation.contact.profile_name, conversation.labels.map((l) => l.id), store.state.labels.size, ui.contactOpen,
+      me.agents_can_take_waiting]);
   }
 
   function renderHeader(conversation) {
@@ -382,7 +383,7 @@ export function mountConversation({ store, ui }) {
 
   store.subscribe((change) => {
     if (!current) return;
-    if (change.type === "snapshot" || change.conversationId === current.id || change.conversation?.id === current.id) {
+    if (change.type === "snapshot" || change.type === "tenant" || change.conversationId === current.id || change.conversation?.id === current.id) {
       render();
       if (change.type === "message" && change.message?.direction === "inbound" && document.visibilityState === "visible") markRead();
     }

@@ -1,11 +1,15 @@
 """The caller's own tenant: its name and time zone, and the settings the assignment engine and the console
 read. Staff read them (supervisors run the queues the settings act on); only admins change them, and each
-change is audited with every value before and after."""
+change is audited with every value before and after, and announced to the tenant's open consoles
+(`tenant.updated`: what the console shows of the tenant, as `GET /api/me` does)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
+from fiv_console.access import Audience
 from fiv_console.accounts import tenant_settings
 from fiv_console.accounts.tenant_settings import TenantChange, TenantSettingsChange
 from fiv_console.accounts.tenants import Tenant, TenantSettings, get_tenant
@@ -22,6 +26,15 @@ async def _own_tenant(call: ApiCall[NoInput, NoInput]) -> Tenant:
     return tenant
 
 
+def _announce(call: ApiCall[Any, NoInput], tenant: Tenant) -> None:
+    payload = {
+        "tenant_name": tenant.name,
+        "time_zone": tenant.time_zone,
+        "agents_can_take_waiting": tenant.settings.agents_can_take_waiting,
+    }
+    call.events.add("tenant.updated", Audience.everyone(), conversation_id=None, payload=payload)
+
+
 @routes.route("GET", "/api/tenant", roles=STAFF, summary="Your tenant", tag="tenant", response=Tenant)
 async def get_own_tenant(call: ApiCall[NoInput, NoInput]) -> Tenant:
     return await _own_tenant(call)
@@ -36,6 +49,7 @@ async def change_own_tenant(call: ApiCall[TenantChange, NoInput]) -> Tenant:
     changed = await tenant_settings.change_tenant(call.conn, tenant_id=tenant_id, change=call.body)
     if changed.changes:
         await call.audit("tenant.changed", "tenant", tenant_id, {"changes": changed.changes})
+        _announce(call, changed.tenant)
     return changed.tenant
 
 
@@ -57,4 +71,5 @@ async def change_tenant_settings(call: ApiCall[BaseModel, NoInput]) -> TenantSet
     changed = await tenant_settings.change_settings(call.conn, tenant_id=tenant_id, change=call.body)
     if changed.changes:
         await call.audit("tenant.settings_changed", "tenant", tenant_id, {"changes": changed.changes})
+        _announce(call, changed.tenant)
     return changed.tenant.settings
