@@ -169,3 +169,23 @@ async def test_contacts_need_a_sign_in(browsers: Browsers) -> None:
     for method, target in (("GET", "/api/contacts"), ("GET", path), ("PATCH", path)):
         answer = await anonymous.call(method, target, json={"name": "X"} if method == "PATCH" else None)
         assert (answer.status, answer.code) == (401, "UNAUTHENTICATED"), (method, target)
+
+
+async def test_a_rename_is_announced_to_those_who_follow_the_contacts_conversations(
+    browsers: Browsers, db: Database, tenant: TenantPeople
+) -> None:
+    """Open consoles show the contact's name in the list and the header: they learn the new one at once."""
+    seeded = await _seed(db, tenant)
+    supervisor = await browsers.signed_in(tenant.supervisor)
+    async with tenant_tx(db, tenant.id) as conn:
+        before = await conn.fetchval("select coalesce(max(seq), 0) from events")
+    assert (await supervisor.patch(f"/api/contacts/{seeded.assigned_to_agent}", {"name": "Bruno B."})).status == 200
+    assert (await supervisor.patch(f"/api/contacts/{seeded.without_conversation}", {"name": "Eva E."})).status == 200
+    async with tenant_tx(db, tenant.id) as conn:
+        announced = await conn.fetch(
+            "select type, audience_user_ids, payload from events where seq > $1 order by seq", before
+        )
+    [event] = announced  # the contact without an open conversation is shown nowhere live
+    assert event["type"] == "conversation.updated"
+    assert event["audience_user_ids"] == [tenant.agent.id]
+    assert event["payload"]["conversation"]["contact"]["name"] == "Bruno B."

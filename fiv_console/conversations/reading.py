@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from fiv_console.access import VISIBLE_CONVERSATION_SQL, Audience, Viewer, conversation_audience
 from fiv_console.db.pool import Connection
 from fiv_console.errors import NotFound
+from fiv_console.events import EventBatch
 from fiv_console.messages.history import Direction
 
 ConversationStatus = Literal["waiting", "assigned", "closed"]
@@ -158,6 +159,25 @@ _READ_MANY_SQL = f"{_SELECT_SQL}where c.id = any($1::uuid[]) order by c.id"
 async def read_many(conn: Connection, ids: list[UUID]) -> list[Conversation]:
     """These conversations as they now are, whoever asks (the assignment loop has them locked)."""
     return [_conversation(r) for r in await conn.fetch(_READ_MANY_SQL, ids)]
+
+
+# Share-locked (after the contact, which the caller changed: the intake's order), in the order of their ids:
+# a move committing meanwhile would otherwise have the event read the followers it had before (as
+# `outbound._FOLLOWERS_SQL`). Callers update nothing of them later, so the share lock is never upgraded.
+_CONTACTS_OPEN_SQL = "select id from conversations where contact_id = $1 and status <> 'closed' order by id for share"
+
+
+async def announce_contact_changed(conn: Connection, batch: EventBatch, contact_id: UUID) -> None:
+    """The contact's name changed (a person renamed it, WhatsApp renamed a group): each of its open
+    conversations, which show the contact, is announced as `conversation.updated` to its followers."""
+    open_ids = [row["id"] for row in await conn.fetch(_CONTACTS_OPEN_SQL, contact_id)]
+    for conversation in await read_many(conn, open_ids) if open_ids else []:
+        batch.add(
+            "conversation.updated",
+            followers_now(conversation),
+            conversation_id=conversation.id,
+            payload={"conversation": conversation.model_dump(mode="json")},
+        )
 
 
 # After a move, the conversation as it now is. Not filtered by sight: the caller locked it within their sight

@@ -34,7 +34,7 @@ from uuid import UUID
 
 from fiv_console import events
 from fiv_console.background import TaskSet
-from fiv_console.conversations.reading import followers_now, read_many
+from fiv_console.conversations.reading import announce_contact_changed
 from fiv_console.db.pool import DATABASE_TROUBLE, Connection, Database, tenant_tx
 from fiv_console.events import Announcer, EventBatch
 from fiv_console.whatsapp.client import GraphClient, GraphError
@@ -64,12 +64,6 @@ where excluded.group_subject_at >= coalesce(k.group_subject_at, '-infinity')
    or excluded.group_description_at >= coalesce(k.group_description_at, '-infinity')
 returning id
 """
-# Share-locked (after the contact, in the order of their ids): a move committing meanwhile would otherwise
-# have this event read the followers it had before (as `outbound._FOLLOWERS_SQL`); nothing here updates
-# them later in the transaction, so the share lock is never upgraded.
-_OPEN_CONVERSATIONS_SQL = """
-select id from conversations where contact_id = $1 and status <> 'closed' order by id for share
-"""
 
 
 async def record(
@@ -95,14 +89,7 @@ async def record(
     )
     if contact_id is None:
         return False
-    open_ids = [row["id"] for row in await conn.fetch(_OPEN_CONVERSATIONS_SQL, contact_id)]
-    for conversation in await read_many(conn, open_ids) if open_ids else []:
-        batch.add(
-            "conversation.updated",
-            followers_now(conversation),
-            conversation_id=conversation.id,
-            payload={"conversation": conversation.model_dump(mode="json")},
-        )
+    await announce_contact_changed(conn, batch, contact_id)
     return True
 
 

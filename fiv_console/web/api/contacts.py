@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from fiv_console.access import sight_of
-from fiv_console.conversations import contacts
+from fiv_console.conversations import contacts, reading
 from fiv_console.conversations.contacts import Contact, ContactSort, ContactUpdate
 from fiv_console.text import NO_NUL
 from fiv_console.web.api.routing import ANYONE_SIGNED_IN, ApiCall, NoInput, Page, PageQuery, RouteTable
@@ -57,9 +57,12 @@ async def get_contact(call: ApiCall[NoInput, NoInput]) -> Contact:
     body=ContactUpdate, response=Contact,
 )  # fmt: skip
 async def update_contact(call: ApiCall[ContactUpdate, NoInput]) -> Contact:
-    return await contacts.rename_contact(
+    """The new name shows at once in every open console that shows one of the contact's open conversations."""
+    contact = await contacts.rename_contact(
         call.conn,
         contact_id=call.ids["contact_id"],
         sight=sight_of(call.caller.role, call.caller.user_id),
         data=call.body,
     )
+    await reading.announce_contact_changed(call.conn, call.events, contact.id)
+    return contact
