@@ -82,6 +82,8 @@ export function createStore(me) {
     queues: new Map(),
     labels: new Map(),
     canned: [],
+    // The lists a tenant has more of than the console loads whole (api.ALL_CAP): [{kind, shown, total}].
+    partial: [],
     filters: {},
     openId: null,
     loading: true,
@@ -193,20 +195,24 @@ export function createStore(me) {
     try {
       await holding(async () => {
         const staff = isStaff(state.me);
+        const me = { items: [state.me.user], total: 1, complete: true };
         const [queues, labels, canned, people] = await Promise.all([
-          api.get("/api/queues", { limit: 100 }),
-          api.get("/api/labels", { limit: 100 }),
-          api.get("/api/canned-responses", { limit: 100 }),
-          staff ? api.get("/api/users", { limit: 100 }) : [state.me.user],
+          api.getAll("/api/queues"),
+          api.getAll("/api/labels"),
+          api.getAll("/api/canned-responses"),
+          staff ? api.getAll("/api/users") : me,
         ]);
         const tabs = Object.keys(TABS).filter((tab) => staff || !TABS[tab].staffOnly);
         const queries = tabs.map((tab) => listQuery(tab));
         const pages = await Promise.all(queries.map((query) => fetchList(query)));
         if (mine !== generation) return;
-        state.queues = new Map(queues.map((queue) => [queue.id, queue]));
-        state.labels = new Map(labels.map((label) => [label.id, label]));
-        state.canned = canned;
-        state.presence = new Map(people.map((person) => [person.id, person]));
+        state.queues = new Map(queues.items.map((queue) => [queue.id, queue]));
+        state.labels = new Map(labels.items.map((label) => [label.id, label]));
+        state.canned = canned.items;
+        state.presence = new Map(people.items.map((person) => [person.id, person]));
+        state.partial = Object.entries({ people, queues, labels, canned })
+          .filter(([, loaded]) => !loaded.complete)
+          .map(([kind, loaded]) => ({ kind, shown: loaded.items.length, total: loaded.total }));
         state.conversations = new Map();
         state.lists = new Map();
         tabs.forEach((tab, index) => takeList(tab, queries[index], pages[index]));
