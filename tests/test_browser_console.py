@@ -19,7 +19,7 @@ from fiv_console import events
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.keys import hub_key
-from tests.api import PASSWORD, Person, TenantPeople
+from tests.api import PASSWORD, Person, TenantPeople, add_crowd
 from tests.browser import Tab, browser, chromium, open_tab
 from tests.conftest import TestDatabase
 from tests.webhooks import World, customer_writes, envelope, post_webhook, simulated_world, text_message
@@ -502,3 +502,35 @@ async def test_taking_a_conversation_another_agent_took_first_says_so(
                 tab.page.get_by_role("alert").filter(has_text="Another agent took this conversation first.")
             ).to_be_visible()
             assert [e for e in tab.errors if not e.startswith("WebSocket connection to")] == []
+
+
+async def test_a_supervisor_knows_every_agent_of_a_tenant_past_one_page(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    # 134 people; one API page holds 100, and Crowd 130 sorts 132nd by name.
+    crowd = await add_crowd(db, tenant, 130)
+    last = crowd[-1]
+    async with simulated_world(database, db, tenant, seed=41) as world:
+        await world.customer_writes("5511987650041", "Served far down the team")
+        async with tenant_tx(db, tenant.id) as conn:
+            for _ in range(200):
+                conversation_id = await conn.fetchval("select id from conversations order by created_at desc limit 1")
+                if conversation_id:
+                    break
+                await asyncio.sleep(0.05)
+            await conn.execute(
+                "update conversations set status = 'assigned', agent_id = $2, assigned_at = now() where id = $1",
+                conversation_id,
+                last.id,
+            )
+        async with console_of(browser, world, tenant.supervisor, online=False) as tab:
+            page = tab.page
+            agents = page.get_by_role("combobox", name="Agent", exact=True)
+            # Every enabled person, after "Any agent".
+            await expect(agents.get_by_role("option")).to_have_count(1 + 4 + 130)
+            await agents.select_option(label="Crowd 130")
+            await open_conversation(tab, "Served far down the team")
+            await expect(page.get_by_text("Assigned to Crowd 130")).to_be_visible()
+            # Nothing was left out: no note that the tenant has more than the console loads.
+            await expect(page.locator("#partial-banner")).to_be_hidden()
+            assert tab.errors == []
