@@ -4,6 +4,8 @@
 // (a snapshot, a list's next page, a conversation) wait, and are applied on top of what was read, in order;
 // applying an event the read already holds changes nothing (conversations are replaced whole; a message
 // is counted once, by time; a delivery status never goes back).
+// The people (presence and names), queues, labels and canned responses are read whole, page by page
+// (api.getAll): a tenant with more than its cap is told so (`partial`) rather than silently cut short.
 
 import * as api from "./api.js";
 
@@ -152,7 +154,8 @@ export function createStore(me) {
       const before = older ? history.nextCursor : undefined;
       const [{ data }, notes] = await Promise.all([
         api.getPage(`/api/conversations/${conversationId}/messages`, { limit: HISTORY_PAGE, before }),
-        older ? null : api.get(`/api/conversations/${conversationId}/notes`, { limit: 100 }),
+        // Notes come oldest first: a single page would drop the newest of a long-discussed conversation.
+        older ? null : api.getAll(`/api/conversations/${conversationId}/notes`),
       ]);
       for (const message of data.items) {
         const known = history.messages.get(message.id);
@@ -161,7 +164,7 @@ export function createStore(me) {
       history.nextCursor = data.next_cursor;
       history.complete = data.next_cursor === null;
       state.histories.set(conversationId, history);
-      if (notes) state.notes.set(conversationId, new Map(notes.map((note) => [note.id, note])));
+      if (notes) state.notes.set(conversationId, new Map(notes.items.map((note) => [note.id, note])));
       emit({ type: "history", conversationId });
       return history;
     });
