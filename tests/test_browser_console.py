@@ -534,3 +534,35 @@ async def test_a_supervisor_knows_every_agent_of_a_tenant_past_one_page(
             # Nothing was left out: no note that the tenant has more than the console loads.
             await expect(page.locator("#partial-banner")).to_be_hidden()
             assert tab.errors == []
+
+
+async def test_a_tenant_past_the_consoles_cap_is_told_so(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    # 5,002 people: the console reads 5,000 of them (api.ALL_CAP) and says what it left out.
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "insert into users (tenant_id, email, name, role, password_hash) "
+            "select $1, format('bulk-%s-%s@bulk.example', n, $2::text), format('Bulk %s', lpad(n::text, 4, '0')), "
+            "'agent', 'not a hash' from generate_series(1, 4998) n",
+            tenant.id,
+            tenant.id.hex[:8],
+        )
+    async with simulated_world(database, db, tenant, seed=42) as world:
+        async with console_of(browser, world, tenant.supervisor, online=False) as tab:
+            await expect(
+                tab.page.get_by_text("This workspace has 5,002 people; the console lists the first 5,000.")
+            ).to_be_visible()
+            agents = tab.page.get_by_role("combobox", name="Agent", exact=True)
+            # The first 5,000 by name, and the supervisor (past them), known from their own presence event.
+            await expect(agents.get_by_role("option")).to_have_count(1 + 5000 + 1)
+            assert tab.errors == []
+        # An agent's console reads no people: nothing to tell.
+        async with console_of(browser, world, tenant.agent) as tab:
+            for _ in range(200):
+                if not await tab.page.evaluate("window.fivConsole.store.state.loading"):
+                    break
+                await asyncio.sleep(0.05)
+            assert await tab.page.evaluate("window.fivConsole.store.state.partial") == []
+            await expect(tab.page.locator("#partial-banner")).to_be_hidden()
+            assert tab.errors == []

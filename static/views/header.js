@@ -4,7 +4,7 @@
 // queues, labels or canned responses than the console loads (the store's `partial`).
 
 import { byId, setText, toast } from "../dom.js";
-import { t } from "../i18n.js";
+import { currentLanguage, t } from "../i18n.js";
 import { mountPersonMenu } from "./person-menu.js";
 
 export function mountHeader({ store }) {
@@ -36,7 +36,8 @@ export function mountHeader({ store }) {
   byId("go-online").addEventListener("click", () => setPresence("online"));
 
   function showPartial() {
-    const notes = store.state.partial.map((p) => t(`partial.${p.kind}`, { shown: p.shown, total: p.total }));
+    const number = new Intl.NumberFormat(currentLanguage());
+    const notes = store.state.partial.map((p) => t(`partial.${p.kind}`, { shown: number.format(p.shown), total: number.format(p.total) }));
     setText(partial, notes.join(" "));
     partial.hidden = notes.length === 0;
   }
