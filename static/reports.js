@@ -294,7 +294,7 @@ async function show() {
 
 async function fillFilters() {
   try {
-    const [queues, agents] = await Promise.all([api.get("/api/queues", { limit: 100 }), api.get("/api/users", { role: "agent", limit: 100 })]);
+    const [{ items: queues }, { items: agents }] = await Promise.all([api.getAll("/api/queues"), api.getAll("/api/users", { role: "agent" })]);
     queueSelect.append(...queues.map((q) => el("option", { value: q.id, text: q.name })));
     agentSelect.append(...agents.map((a) => el("option", { value: a.id, text: a.name })));
   } catch {

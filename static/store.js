@@ -4,6 +4,8 @@
 // (a snapshot, a list's next page, a conversation) wait, and are applied on top of what was read, in order;
 // applying an event the read already holds changes nothing (conversations are replaced whole; a message
 // is counted once, by time; a delivery status never goes back).
+// The people (presence and names), queues, labels and canned responses are read whole, page by page
+// (api.getAll): a tenant with more than its cap is told so (`partial`) rather than silently cut short.
 
 import * as api from "./api.js";
 
@@ -82,6 +84,8 @@ export function createStore(me) {
     queues: new Map(),
     labels: new Map(),
     canned: [],
+    // The lists a tenant has more of than the console loads whole (api.ALL_CAP): [{kind, shown, total}].
+    partial: [],
     filters: {},
     openId: null,
     loading: true,
@@ -150,7 +154,8 @@ export function createStore(me) {
       const before = older ? history.nextCursor : undefined;
       const [{ data }, notes] = await Promise.all([
         api.getPage(`/api/conversations/${conversationId}/messages`, { limit: HISTORY_PAGE, before }),
-        older ? null : api.get(`/api/conversations/${conversationId}/notes`, { limit: 100 }),
+        // Notes come oldest first: a single page would drop the newest of a long-discussed conversation.
+        older ? null : api.getAll(`/api/conversations/${conversationId}/notes`),
       ]);
       for (const message of data.items) {
         const known = history.messages.get(message.id);
@@ -159,7 +164,7 @@ export function createStore(me) {
       history.nextCursor = data.next_cursor;
       history.complete = data.next_cursor === null;
       state.histories.set(conversationId, history);
-      if (notes) state.notes.set(conversationId, new Map(notes.map((note) => [note.id, note])));
+      if (notes) state.notes.set(conversationId, new Map(notes.items.map((note) => [note.id, note])));
       emit({ type: "history", conversationId });
       return history;
     });
@@ -193,20 +198,24 @@ export function createStore(me) {
     try {
       await holding(async () => {
         const staff = isStaff(state.me);
+        const me = { items: [state.me.user], total: 1, complete: true };
         const [queues, labels, canned, people] = await Promise.all([
-          api.get("/api/queues", { limit: 100 }),
-          api.get("/api/labels", { limit: 100 }),
-          api.get("/api/canned-responses", { limit: 100 }),
-          staff ? api.get("/api/users", { limit: 100 }) : [state.me.user],
+          api.getAll("/api/queues"),
+          api.getAll("/api/labels"),
+          api.getAll("/api/canned-responses"),
+          staff ? api.getAll("/api/users") : me,
         ]);
         const tabs = Object.keys(TABS).filter((tab) => staff || !TABS[tab].staffOnly);
         const queries = tabs.map((tab) => listQuery(tab));
         const pages = await Promise.all(queries.map((query) => fetchList(query)));
         if (mine !== generation) return;
-        state.queues = new Map(queues.map((queue) => [queue.id, queue]));
-        state.labels = new Map(labels.map((label) => [label.id, label]));
-        state.canned = canned;
-        state.presence = new Map(people.map((person) => [person.id, person]));
+        state.queues = new Map(queues.items.map((queue) => [queue.id, queue]));
+        state.labels = new Map(labels.items.map((label) => [label.id, label]));
+        state.canned = canned.items;
+        state.presence = new Map(people.items.map((person) => [person.id, person]));
+        state.partial = Object.entries({ people, queues, labels, canned })
+          .filter(([, loaded]) => !loaded.complete)
+          .map(([kind, loaded]) => ({ kind, shown: loaded.items.length, total: loaded.total }));
         state.conversations = new Map();
         state.lists = new Map();
         tabs.forEach((tab, index) => takeList(tab, queries[index], pages[index]));

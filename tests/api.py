@@ -78,6 +78,26 @@ async def make_tenant(db: Database, label: str = "T") -> TenantPeople:
     )
 
 
+async def add_crowd(db: Database, tenant: TenantPeople, count: int, *, in_queue: int = 0) -> list[Person]:
+    """`count` more agents, "Crowd 001" to "Crowd <count>" (in that order by name, after "Agent"), the first
+    `in_queue` of them members of the tenant's queue: a tenant with more people than one API page holds."""
+    made = []
+    tag = uuid.uuid4().hex[:8]
+    async with tenant_tx(db, tenant.id) as conn:
+        for n in range(1, count + 1):
+            email = f"crowd-{n:03d}-{tag}@crowd.example"
+            user = await users.create_user(
+                conn,
+                tenant_id=tenant.id,
+                data=users.UserCreate(email=email, name=f"Crowd {n:03d}", role="agent", password=SecretStr(PASSWORD)),
+                password_hash=password_hash(),
+            )
+            made.append(Person(user.id, email, user.role, tenant.workspace))
+            if n <= in_queue:
+                await queues.add_member(conn, tenant_id=tenant.id, queue_id=tenant.queue_id, user_id=user.id)
+    return made
+
+
 @dataclass
 class Answer:
     status: int

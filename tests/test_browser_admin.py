@@ -5,6 +5,7 @@ docs/screenshots/."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from fiv_console.assignment.loop import AssignmentLoop
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.events import Unannounced
 from fiv_console.simulation.cloud_api import SimulatorConfig, SimulatorServer
-from tests.api import PASSWORD, Browsers, TenantPeople
+from tests.api import PASSWORD, Browsers, TenantPeople, add_crowd
 from tests.assigning import assigned_to, available, owners_of
 from tests.browser import Tab, browser, chromium, open_tab, tab
 from tests.conftest import WEBHOOK_SECRET, TestDatabase, serving
@@ -275,7 +276,10 @@ async def test_an_admin_connects_a_number_and_runs_a_queue(
 
         await queues.get_by_role("button", name="Members").click()
         dialog = page.get_by_role("dialog")
-        await dialog.get_by_label("Add a member").select_option(label="Other_Agent (Agent)")
+        # Found by typing part of the name, chosen from the list the field owns.
+        await dialog.get_by_role("combobox", name="Add a member").fill("other")
+        await dialog.get_by_role("option", name=re.compile(r"^Other_Agent \(Agent\)")).click()
+        await expect(dialog.get_by_role("combobox", name="Add a member")).to_have_value("Other_Agent")
         await dialog.get_by_label("Conversations at once in this queue").fill("2")
         await dialog.get_by_role("button", name="Add", exact=True).click()
         await expect(dialog.get_by_role("listitem").filter(has_text="Other_Agent")).to_contain_text(
@@ -298,8 +302,71 @@ async def test_an_admin_connects_a_number_and_runs_a_queue(
         await page.get_by_role("button", name="Filter").click()
         await expect(log.get_by_role("row")).to_have_count(2)
         await expect(log.get_by_role("row").nth(1)).to_contain_text("Admin")
+        # Who did it: a person found by name (or any integration, offered first).
+        who = page.get_by_role("combobox", name="Who")
+        await who.fill("adm")
+        await expect(page.get_by_role("option", name="Integrations (API tokens)")).to_have_count(0)
+        await page.get_by_role("option", name=re.compile(r"^Admin \(Administrator\)")).click()
+        await page.get_by_role("button", name="Filter").click()
+        await expect(log.get_by_role("row")).to_have_count(2)
+        await expect(page.get_by_role("combobox", name="Who")).to_have_value("Admin")
+        await page.get_by_role("combobox", name="Who").fill("nobody we know")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.get_by_text("Choose who from the list, or clear the field for anyone.")).to_be_visible()
+        await page.get_by_role("combobox", name="Who").fill("")
         await page.get_by_label("From").fill("2020-01-01")
         await page.get_by_label("To").fill("2020-01-31")
         await page.get_by_role("button", name="Filter").click()
         await expect(page.get_by_text("Nothing matches these filters.")).to_be_visible()
         assert tab.errors == []
+
+
+async def test_a_queue_of_more_people_than_a_page_is_paged_and_searched(
+    tab: Tab, db: Database, tenant: TenantPeople
+) -> None:
+    # 134 people, sorted by name: Admin, Agent, Crowd 001-130, Other_Agent, Supervisor; Agent and Crowd
+    # 001-125 serve the queue. One API page holds 100.
+    crowd = await add_crowd(db, tenant, 130, in_queue=125)
+    await _signed_in(tab, tenant, "/admin/queues")
+    page = tab.page
+    await page.get_by_role("table", name="Queues").get_by_role("button", name="Members").click()
+    dialog = page.get_by_role("dialog")
+    members = dialog.get_by_role("list", name=re.compile("^Members of"))
+    await expect(dialog.get_by_text("Showing 50 of 126 members")).to_be_visible()
+    await expect(members.get_by_role("listitem")).to_have_count(50)
+    await dialog.get_by_role("button", name="Show more members").click()
+    await expect(dialog.get_by_text("Showing 100 of 126 members")).to_be_visible()
+    await dialog.get_by_role("button", name="Show more members").click()
+    await expect(dialog.get_by_text("Showing 126 of 126 members")).to_be_visible()
+    await expect(members.get_by_role("listitem").filter(has_text="Crowd 125")).to_have_count(1)
+    await expect(members.get_by_role("listitem").filter(has_text="Crowd 126")).to_have_count(0)
+    await expect(dialog.get_by_role("button", name="Show more members")).to_be_hidden()
+
+    # The people picker searches the whole tenant: Crowd 128 is past the first 100 people.
+    search = dialog.get_by_role("combobox", name="Add a member")
+    await search.fill("Crowd 12")
+    options = dialog.get_by_role("listbox", name="Add a member").get_by_role("option")
+    await expect(options).to_have_count(10)
+    await expect(options.filter(has_text="Crowd 125")).to_contain_text("already a member")
+    await dialog.get_by_role("option", name=re.compile(r"^Crowd 128 \(Agent\)")).click()
+    await dialog.get_by_role("button", name="Add", exact=True).click()
+    await expect(dialog.get_by_text("Showing 127 of 127 members")).to_be_visible()
+    await expect(members.get_by_role("listitem").filter(has_text="Crowd 128")).to_have_count(1)
+
+    # By email, from the keyboard.
+    await search.fill(crowd[128].email)
+    await expect(options).to_have_count(1)
+    await search.press("ArrowDown")
+    await expect(options.first).to_have_attribute("aria-selected", "true")
+    await search.press("Enter")
+    await expect(search).to_have_value("Crowd 129")
+    await dialog.get_by_role("button", name="Add", exact=True).click()
+    await expect(dialog.get_by_text("Showing 128 of 128 members")).to_be_visible()
+    # Removing one keeps every other shown, once.
+    await dialog.get_by_role("button", name="Remove Crowd 001", exact=True).click()
+    await expect(dialog.get_by_text("Showing 127 of 127 members")).to_be_visible()
+    await expect(members.get_by_role("listitem")).to_have_count(127)
+    async with tenant_tx(db, tenant.id) as conn:
+        count = await conn.fetchval("select count(*) from queue_members where queue_id = $1", tenant.queue_id)
+    assert count == 127
+    assert tab.errors == []

@@ -19,7 +19,7 @@ from fiv_console import events
 from fiv_console.app import create_app
 from fiv_console.db.pool import Database, tenant_tx
 from fiv_console.keys import hub_key
-from tests.api import PASSWORD, Person, TenantPeople
+from tests.api import PASSWORD, Person, TenantPeople, add_crowd
 from tests.browser import Tab, browser, chromium, open_tab
 from tests.conftest import TestDatabase
 from tests.webhooks import World, customer_writes, envelope, post_webhook, simulated_world, text_message
@@ -526,3 +526,67 @@ async def test_an_admin_letting_agents_take_waiting_conversations_shows_at_once(
             await expect(take).to_be_visible()
             assert await tab.page.evaluate("window.fivConsole.store.state.me.agents_can_take_waiting") is True
             assert [e for e in tab.errors if not e.startswith("WebSocket connection to")] == []
+
+
+async def test_a_supervisor_knows_every_agent_of_a_tenant_past_one_page(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    # 134 people; one API page holds 100, and Crowd 130 sorts 132nd by name.
+    crowd = await add_crowd(db, tenant, 130)
+    last = crowd[-1]
+    async with simulated_world(database, db, tenant, seed=41) as world:
+        await world.customer_writes("5511987650041", "Served far down the team")
+        async with tenant_tx(db, tenant.id) as conn:
+            for _ in range(200):
+                conversation_id = await conn.fetchval("select id from conversations order by created_at desc limit 1")
+                if conversation_id:
+                    break
+                await asyncio.sleep(0.05)
+            await conn.execute(
+                "update conversations set status = 'assigned', agent_id = $2, assigned_at = now() where id = $1",
+                conversation_id,
+                last.id,
+            )
+        async with console_of(browser, world, tenant.supervisor, online=False) as tab:
+            page = tab.page
+            agents = page.get_by_role("combobox", name="Agent", exact=True)
+            # Every enabled person, after "Any agent".
+            await expect(agents.get_by_role("option")).to_have_count(1 + 4 + 130)
+            await agents.select_option(label="Crowd 130")
+            await open_conversation(tab, "Served far down the team")
+            await expect(page.get_by_text("Assigned to Crowd 130")).to_be_visible()
+            # Nothing was left out: no note that the tenant has more than the console loads.
+            await expect(page.locator("#partial-banner")).to_be_hidden()
+            assert tab.errors == []
+
+
+async def test_a_tenant_past_the_consoles_cap_is_told_so(
+    browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
+) -> None:
+    # 5,002 people: the console reads 5,000 of them (api.ALL_CAP) and says what it left out.
+    async with tenant_tx(db, tenant.id) as conn:
+        await conn.execute(
+            "insert into users (tenant_id, email, name, role, password_hash) "
+            "select $1, format('bulk-%s-%s@bulk.example', n, $2::text), format('Bulk %s', lpad(n::text, 4, '0')), "
+            "'agent', 'not a hash' from generate_series(1, 4998) n",
+            tenant.id,
+            tenant.id.hex[:8],
+        )
+    async with simulated_world(database, db, tenant, seed=42) as world:
+        async with console_of(browser, world, tenant.supervisor, online=False) as tab:
+            await expect(
+                tab.page.get_by_text("This workspace has 5,002 people; the console lists the first 5,000.")
+            ).to_be_visible()
+            agents = tab.page.get_by_role("combobox", name="Agent", exact=True)
+            # The first 5,000 by name, and the supervisor (past them), known from their own presence event.
+            await expect(agents.get_by_role("option")).to_have_count(1 + 5000 + 1)
+            assert tab.errors == []
+        # An agent's console reads no people: nothing to tell.
+        async with console_of(browser, world, tenant.agent) as tab:
+            for _ in range(200):
+                if not await tab.page.evaluate("window.fivConsole.store.state.loading"):
+                    break
+                await asyncio.sleep(0.05)
+            assert await tab.page.evaluate("window.fivConsole.store.state.partial") == []
+            await expect(tab.page.locator("#partial-banner")).to_be_hidden()
+            assert tab.errors == []

@@ -5,6 +5,7 @@ import * as api from "../api.js";
 import { clear, el, toast } from "../dom.js";
 import { t } from "../i18n.js";
 import { describe, header, instantIn, pager, table, when } from "./kit.js";
+import { personSearch } from "./person-search.js";
 
 // The actions the server writes, offered while typing (any other text is still a filter).
 const ACTIONS = [
@@ -57,8 +58,8 @@ function details(entry) {
   return el("code", { class: "clip", text });
 }
 
-export async function render(root, me, state = { page: 1, action: "", who: "", from: "", to: "" }) {
-  const [{ data, pagination }, people] = await Promise.all([api.getPage("/api/audit-log", query(state, me.time_zone)), api.get("/api/users", { limit: 100 })]);
+export async function render(root, me, state = { page: 1, action: "", who: "", whoName: "", from: "", to: "" }) {
+  const { data, pagination } = await api.getPage("/api/audit-log", query(state, me.time_zone));
   const redraw = (change = {}) => render(root, me, { ...state, ...change }).catch((problem) => toast(describe(problem)));
   const columns = [
     { label: t("admin.audit.when"), cell: (e) => when(e.created_at) },
@@ -71,23 +72,21 @@ export async function render(root, me, state = { page: 1, action: "", who: "", f
   const filtered = state.action || state.who || state.from || state.to;
   clear(root).append(
     header(t("admin.nav.audit"), t("admin.audit.intro", { zone: me.time_zone })),
-    filters(state, people, redraw),
+    filters(state, redraw),
     table({ name: t("admin.nav.audit"), columns, items: data, empty: filtered ? t("admin.noMatch") : t("admin.audit.empty") }),
     pager(pagination, (page) => redraw({ page })) ?? "",
   );
 }
 
-function filters(state, people, redraw) {
+// Who did it: anyone, any integration, or one person, found by typing part of their name or email.
+function filters(state, redraw) {
   const action = el("input", { id: "audit-action", type: "search", value: state.action, list: "audit-actions" });
   const actions = el("datalist", { id: "audit-actions" }, ACTIONS.map((a) => el("option", { value: a })));
-  const actor = el(
-    "select",
-    { id: "audit-who" },
-    el("option", { value: "", text: t("admin.audit.anyone") }),
-    el("option", { value: "token", text: t("admin.audit.integrations") }),
-    people.map((p) => el("option", { value: p.id, text: p.name })),
-  );
-  actor.value = state.who;
+  const anyone = { id: "", name: t("admin.audit.anyone") };
+  const integrations = { id: "token", name: t("admin.audit.integrations") };
+  const actor = personSearch({ id: "audit-who", label: t("admin.audit.who"), fixed: [anyone, integrations] });
+  actor.set(state.who ? { id: state.who, name: state.whoName } : null);
+  const actorError = el("p", { class: "field-error", id: "audit-who-error", role: "alert" });
   const from = el("input", { id: "audit-from", type: "date", value: state.from });
   const to = el("input", { id: "audit-to", type: "date", value: state.to });
   const form = el(
@@ -97,16 +96,25 @@ function filters(state, people, redraw) {
     action,
     actions,
     el("label", { for: "audit-who", text: t("admin.audit.who") }),
-    actor,
+    actor.row,
     el("label", { for: "audit-from", text: t("admin.audit.from") }),
     from,
     el("label", { for: "audit-to", text: t("admin.audit.to") }),
     to,
     el("button", { type: "submit", text: t("admin.audit.apply") }),
+    actorError,
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    redraw({ page: 1, action: action.value.trim(), who: actor.value, from: from.value, to: to.value });
+    const chosen = actor.value() ?? (actor.text() ? null : anyone);
+    if (!chosen) {
+      // Typed text that names nobody chosen filters nothing silently: it asks for a choice.
+      actorError.textContent = t("admin.audit.choosePerson");
+      actor.input.setAttribute("aria-invalid", "true");
+      actor.input.focus();
+      return;
+    }
+    redraw({ page: 1, action: action.value.trim(), who: chosen.id, whoName: chosen.name, from: from.value, to: to.value });
   });
   return form;
 }

@@ -15,7 +15,7 @@ function state(channel) {
 }
 
 export async function render(root, me, page = 1) {
-  const [{ data, pagination }, queues] = await Promise.all([api.getPage("/api/channels", { page, limit: 25 }), api.get("/api/queues", { limit: 100 })]);
+  const [{ data, pagination }, { items: queues }] = await Promise.all([api.getPage("/api/channels", { page, limit: 25 }), api.getAll("/api/queues")]);
   const redraw = (goTo = page) => render(root, me, goTo).catch((problem) => toast(describe(problem)));
   const queueName = new Map(queues.map((q) => [q.id, q.name]));
   const columns = [

@@ -6,6 +6,7 @@ import * as api from "../api.js";
 import { clear, el, toast } from "../dom.js";
 import { currentLanguage, formatDuration, t } from "../i18n.js";
 import { openDialog } from "../views/dialogs.js";
+import { personSearch } from "./person-search.js";
 import { Fields, button, describe, field, formDialog, header, minutesToSeconds, pager, roleName, secondsToMinutes, table } from "./kit.js";
 
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -132,18 +133,58 @@ function edit(queue, redraw) {
   });
 }
 
-// Who serves a queue: added and removed at once, each with the queue's own capacity for them if set.
+// Who serves a queue, a page at a time ("Show more", with how many there are in all): added (found by a
+// search, not from a list of everyone) and removed at once, each with the queue's own capacity for them.
+const MEMBERS_PAGE = 50;
+
 async function members(queue) {
-  const [{ data }, people] = await Promise.all([api.getPage(`/api/queues/${queue.id}/members`, { limit: 100 }), api.get("/api/users", { limit: 100, disabled: false })]);
-  let current = data;
+  let current = [];
+  let total = 0;
+  let pages = 0;
+  let hasNext = false;
   const listBox = el("div", { class: "members" });
-  const choose = el("select", { id: "member-user" });
+  const count = el("p", { class: "muted", role: "status" });
+  const moreButton = button(t("admin.queues.showMore"), () => more().catch((problem) => (message.textContent = describe(problem))), { secondary: true });
+  const known = () => new Set(current.map((m) => m.user_id));
+  const picker = personSearch({
+    id: "member-user",
+    label: t("admin.queues.addMember"),
+    query: { disabled: false },
+    note: (person) => (known().has(person.id) ? t("admin.queues.isMember") : null),
+  });
   const override = el("input", { type: "number", id: "member-override", min: 1, max: 100, placeholder: t("admin.queues.ownCapacity") });
   const message = el("p", { class: "field-error", role: "alert" });
 
+  async function readPage(page) {
+    const { data, pagination } = await api.getPage(`/api/queues/${queue.id}/members`, { page, limit: MEMBERS_PAGE });
+    total = pagination.total;
+    hasNext = pagination.hasNext;
+    return data;
+  }
+
+  // The next page, each member once (one added or removed meanwhile shifts the pages by one).
+  async function more() {
+    const data = await readPage(pages + 1);
+    pages += 1;
+    const have = known();
+    current = [...current, ...data.filter((m) => !have.has(m.user_id))];
+    draw();
+  }
+
+  // After a change: the pages shown so far, read again, so none is skipped or shown twice.
+  async function reread() {
+    const shown = Math.max(1, pages);
+    const read = [];
+    for (let page = 1; page <= shown; page += 1) read.push(...(await readPage(page)));
+    const seen = new Set();
+    current = read.filter((m) => !seen.has(m.user_id) && seen.add(m.user_id));
+    pages = shown;
+    draw();
+  }
+
   function draw() {
-    const inQueue = new Set(current.map((m) => m.user_id));
-    clear(choose).append(...people.filter((p) => !inQueue.has(p.id)).map((p) => el("option", { value: p.id, text: `${p.name} (${roleName(p.role)})` })));
+    count.textContent = total === 0 ? "" : t("admin.queues.showing", { shown: current.length, count: total });
+    moreButton.hidden = !hasNext;
     clear(listBox).append(
       current.length === 0
         ? el("p", { class: "muted", text: t("admin.queues.noMembers") })
@@ -166,8 +207,7 @@ async function members(queue) {
     message.textContent = "";
     try {
       await api.del(`/api/queues/${queue.id}/members/${member.user_id}`);
-      current = current.filter((m) => m.user_id !== member.user_id);
-      draw();
+      await reread();
     } catch (problem) {
       message.textContent = describe(problem);
     }
@@ -175,29 +215,36 @@ async function members(queue) {
 
   async function add() {
     message.textContent = "";
-    if (!choose.value) return;
+    const person = picker.value();
+    if (!person) {
+      message.textContent = t("admin.queues.choosePerson");
+      picker.input.focus();
+      return;
+    }
     try {
       const body = override.value ? { max_concurrent_override: Number(override.value) } : {};
-      const member = await api.put(`/api/queues/${queue.id}/members/${choose.value}`, body);
-      current = [...current, member].sort((a, b) => a.name.localeCompare(b.name));
+      await api.put(`/api/queues/${queue.id}/members/${person.id}`, body);
+      picker.set(null);
       override.value = "";
-      draw();
+      await reread();
     } catch (problem) {
       message.textContent = describe(problem);
     }
   }
 
-  draw();
+  await more();
   openDialog({
     title: t("admin.queues.membersOf", { name: queue.name }),
     wide: true,
     body: [
+      count,
       listBox,
+      moreButton,
       el(
         "div",
         { class: "member-add" },
         el("label", { for: "member-user", text: t("admin.queues.addMember") }),
-        choose,
+        picker.row,
         el("label", { for: "member-override", text: t("admin.queues.override") }),
         override,
         button(t("admin.queues.addButton"), add),

@@ -63,7 +63,7 @@ function actions(user, me, redraw) {
 }
 
 async function allQueues() {
-  return api.get("/api/queues", { limit: 100 });
+  return (await api.getAll("/api/queues")).items;
 }
 
 function queueChecks(queues, memberOf) {
@@ -115,8 +115,8 @@ async function create(redraw) {
 }
 
 async function edit(user, self, redraw) {
-  const [queues, mine] = await Promise.all([allQueues(), api.get("/api/queues", { member_id: user.id, limit: 100 })]);
-  const before = new Set(mine.map((q) => q.id));
+  const [queues, mine] = await Promise.all([allQueues(), api.getAll("/api/queues", { member_id: user.id })]);
+  const before = new Set(mine.items.map((q) => q.id));
   const box = queueChecks(queues, before);
   const fields = new Fields([
     field({ name: "name", label: t("admin.users.name"), value: user.name, required: true }),

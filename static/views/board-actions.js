@@ -60,11 +60,11 @@ export function createBoardActions({ store }) {
     try {
       const [messages, notes] = await Promise.all([
         api.get(`/api/conversations/${conversation.id}/messages`, { limit: 100 }),
-        api.get(`/api/conversations/${conversation.id}/notes`, { limit: 100 }),
+        api.getAll(`/api/conversations/${conversation.id}/notes`),
       ]);
       const entries = [
         ...messages.items.map((message) => ({ at: message.created_at, node: messageNode(message) })),
-        ...notes.map((note) => ({ at: note.created_at, node: noteNode(note) })),
+        ...notes.items.map((note) => ({ at: note.created_at, node: noteNode(note) })),
       ].sort((a, b) => a.at.localeCompare(b.at));
       if (!entries.length) log.append(el("li", { class: "muted", text: t("wallboard.list.none") }));
       for (const entry of entries) log.append(entry.node);
