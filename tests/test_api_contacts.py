@@ -181,6 +181,8 @@ async def test_a_rename_is_announced_to_those_who_follow_the_contacts_conversati
         before = await conn.fetchval("select coalesce(max(seq), 0) from events")
     assert (await supervisor.patch(f"/api/contacts/{seeded.assigned_to_agent}", {"name": "Bruno B."})).status == 200
     assert (await supervisor.patch(f"/api/contacts/{seeded.without_conversation}", {"name": "Eva E."})).status == 200
+    again = await supervisor.patch(f"/api/contacts/{seeded.assigned_to_agent}", {"name": "Bruno B."})
+    assert (again.status, again.data["name"]) == (200, "Bruno B.")  # the same name: nothing to tell
     async with tenant_tx(db, tenant.id) as conn:
         announced = await conn.fetch(
             "select type, audience_user_ids, payload from events where seq > $1 order by seq", before

@@ -182,3 +182,30 @@ async def test_the_queues_of_one_member(browsers: Browsers, tenant: TenantPeople
     # An agent's own sight still bounds what they see of another's queues.
     agent = await browsers.signed_in(tenant.agent)
     assert (await agent.get(f"/api/queues?member_id={tenant.other_agent.id}")).data == []
+
+
+async def test_only_what_the_console_shows_is_announced(browsers: Browsers, db: Database, tenant: TenantPeople) -> None:
+    """`tenant.updated` redraws every open console: a setting the console does not show sends none."""
+    admin = await browsers.signed_in(tenant.admin)
+
+    async def announced_since(seq: int) -> list[dict[str, object]]:
+        async with tenant_tx(db, tenant.id) as conn:
+            rows = await conn.fetch(
+                "select payload from events where seq > $1 and type = 'tenant.updated' order by seq", seq
+            )
+        return [dict(row["payload"]) for row in rows]
+
+    async with tenant_tx(db, tenant.id) as conn:
+        start = await conn.fetchval("select coalesce(max(seq), 0) from events")
+    settings = (await admin.get("/api/tenant/settings")).data
+    assert (
+        await admin.patch("/api/tenant/settings", {"prefer_last_agent": not settings["prefer_last_agent"]})
+    ).status == 200
+    assert await announced_since(start) == []
+    taking = not settings["agents_can_take_waiting"]
+    assert (await admin.patch("/api/tenant/settings", {"agents_can_take_waiting": taking})).status == 200
+    assert (await admin.patch("/api/tenant", {"time_zone": "America/Sao_Paulo"})).status == 200
+    [first, second] = await announced_since(start)
+    assert first["agents_can_take_waiting"] is taking
+    assert second["time_zone"] == "America/Sao_Paulo"
+    assert second["agents_can_take_waiting"] is taking

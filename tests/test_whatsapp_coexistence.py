@@ -151,6 +151,21 @@ async def test_an_answer_from_the_app_answers_the_customer_and_the_next_message_
     assert await awaiting() == stored["created_at"]
 
 
+async def test_a_late_echo_does_not_bring_back_a_wait_already_answered(
+    db: Database, tenant: TenantPeople, number: str, http: ClientSession, api_server: TestServer
+) -> None:
+    """Meta may deliver an echo late (a retry after an outage): the customer was answered from the console
+    meanwhile, and the echo must not make them wait again."""
+    now = int(time.time())
+    await _post(http, api_server, envelope(number, messages=[text_message(CUSTOMER, "Where is my order?")]))
+    async with tenant_tx(db, tenant.id) as conn:  # as a console reply WhatsApp took does
+        await conn.execute("update conversations set awaiting_reply_since = null")
+    late = _echo("wamid.echo-late", "We are open until 6pm", timestamp=now - 3600)
+    await _post(http, api_server, _change(number, "smb_message_echoes", {"message_echoes": [late]}))
+    [row] = await _rows(db, tenant.id, "select awaiting_reply_since from conversations")
+    assert row["awaiting_reply_since"] is None
+
+
 async def test_the_apps_history_is_kept_in_a_closed_conversation(
     db: Database, tenant: TenantPeople, number: str, http: ClientSession, api_server: TestServer
 ) -> None:

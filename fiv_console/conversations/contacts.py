@@ -100,15 +100,19 @@ async def get_contact(conn: Connection, *, contact_id: UUID, sight: Sight) -> Co
     return Contact.model_validate(dict(row))
 
 
+# Written only when the name differs: the same name again changes nothing, and nobody is told.
 _RENAME_CONTACT_SQL = f"""
 update contacts set name = $4, updated_at = now()
-where id = $3 and {_VISIBLE_CONTACT}
+where id = $3 and {_VISIBLE_CONTACT} and name is distinct from $4
 returning {_CONTACT_COLUMNS}
 """
 
 
-async def rename_contact(conn: Connection, *, contact_id: UUID, sight: Sight, data: ContactUpdate) -> Contact:
+async def rename_contact(
+    conn: Connection, *, contact_id: UUID, sight: Sight, data: ContactUpdate
+) -> tuple[Contact, bool]:
+    """The contact as it now is, and whether its name changed."""
     row = await conn.fetchrow(_RENAME_CONTACT_SQL, *sight.params(), contact_id, data.name)
     if row is None:
-        raise NotFound("no such contact")
-    return Contact.model_validate(dict(row))
+        return await get_contact(conn, contact_id=contact_id, sight=sight), False
+    return Contact.model_validate(dict(row)), True

@@ -146,7 +146,9 @@ returning {MESSAGE_COLUMNS}, channel_id
 # Meta's times, but never later than now; only a customer's own message moves the 24-hour window, and
 # starts the wait for an answer if none was running. A message the business sent from the WhatsApp Business
 # app (an echo) answers the customer as a reply from the console does: what they wrote before it (by Meta's
-# times) is answered, and the wait moves to their first message after it, or ends. Every message stored
+# times, in whole seconds: the same second is not answered) is answered, and the wait moves to their first
+# message after it, or ends. Only the messages of the wait now running are read (nothing before it awaits
+# anything), so a late echo never brings back a wait already answered, and the range is short. Every message stored
 # counts as unread until its agent reads it (`read_marks`), and the newest becomes the list's preview (by
 # when it was stored: under the conversation's lock, in the order of the conversation's messages). The
 # `= any` finds the rows by their key; joined to the list alone, the planner would scan the tenant's.
@@ -160,9 +162,10 @@ set last_inbound_at = case when t.inbound_at is null then c.last_inbound_at
         when t.answered_at is null then coalesce(c.awaiting_reply_since, t.awaiting_from)
         else (
             select min(m.created_at) from messages m
-            where m.tenant_id = c.tenant_id and m.conversation_id = c.id and m.direction = 'inbound'
-              and m.kind <> 'system' and (m.details @> '{"history": true}') is not true
-              and coalesce(m.sent_at, m.created_at) > t.answered_at
+            where m.tenant_id = c.tenant_id and m.conversation_id = c.id
+              and m.created_at >= least(c.awaiting_reply_since, t.awaiting_from)
+              and m.direction = 'inbound' and m.kind <> 'system' and (m.details @> '{"history": true}') is not true
+              and coalesce(m.sent_at, m.created_at) >= t.answered_at
         ) end,
     unread_count = c.unread_count + t.unread,
     last_message_id = case when t.newest_at >= c.last_message_created_at is not false then t.newest_id

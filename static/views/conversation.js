@@ -383,6 +383,8 @@ export function mountConversation({ store, ui }) {
 
   store.subscribe((change) => {
     if (!current) return;
+    // The tenant's time zone may have changed: every message's time is written anew.
+    if (change.type === "tenant") current.bubbles.clear();
     if (change.type === "snapshot" || change.type === "tenant" || change.conversationId === current.id || change.conversation?.id === current.id) {
       render();
       if (change.type === "message" && change.message?.direction === "inbound" && document.visibilityState === "visible") markRead();

@@ -58,11 +58,12 @@ async def get_contact(call: ApiCall[NoInput, NoInput]) -> Contact:
 )  # fmt: skip
 async def update_contact(call: ApiCall[ContactUpdate, NoInput]) -> Contact:
     """The new name shows at once in every open console that shows one of the contact's open conversations."""
-    contact = await contacts.rename_contact(
+    contact, renamed = await contacts.rename_contact(
         call.conn,
         contact_id=call.ids["contact_id"],
         sight=sight_of(call.caller.role, call.caller.user_id),
         data=call.body,
     )
-    await reading.announce_contact_changed(call.conn, call.events, contact.id)
+    if renamed:
+        await reading.announce_contact_changed(call.conn, call.events, contact.id)
     return contact

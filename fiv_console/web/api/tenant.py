@@ -26,7 +26,13 @@ async def _own_tenant(call: ApiCall[NoInput, NoInput]) -> Tenant:
     return tenant
 
 
-def _announce(call: ApiCall[Any, NoInput], tenant: Tenant) -> None:
+# What the console shows of the tenant (`GET /api/me`): a change to anything else is not announced.
+_SHOWN = frozenset({"name", "time_zone", "agents_can_take_waiting"})
+
+
+def _announce(call: ApiCall[Any, NoInput], tenant: Tenant, changes: dict[str, Any]) -> None:
+    if _SHOWN.isdisjoint(changes):
+        return
     payload = {
         "tenant_name": tenant.name,
         "time_zone": tenant.time_zone,
@@ -49,7 +55,7 @@ async def change_own_tenant(call: ApiCall[TenantChange, NoInput]) -> Tenant:
     changed = await tenant_settings.change_tenant(call.conn, tenant_id=tenant_id, change=call.body)
     if changed.changes:
         await call.audit("tenant.changed", "tenant", tenant_id, {"changes": changed.changes})
-        _announce(call, changed.tenant)
+        _announce(call, changed.tenant, changed.changes)
     return changed.tenant
 
 
@@ -71,5 +77,5 @@ async def change_tenant_settings(call: ApiCall[BaseModel, NoInput]) -> TenantSet
     changed = await tenant_settings.change_settings(call.conn, tenant_id=tenant_id, change=call.body)
     if changed.changes:
         await call.audit("tenant.settings_changed", "tenant", tenant_id, {"changes": changed.changes})
-        _announce(call, changed.tenant)
+        _announce(call, changed.tenant, changed.changes)
     return changed.tenant.settings
