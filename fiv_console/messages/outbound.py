@@ -238,7 +238,7 @@ update conversations c
 set awaiting_reply_since = case when c.awaiting_reply_since <= $2 then (
             select min(m.created_at) from messages m
             where m.tenant_id = c.tenant_id and m.conversation_id = c.id and m.direction = 'inbound'
-              and m.kind <> 'system' and m.created_at > $2
+              and m.kind <> 'system' and m.created_at > $2 and (m.details @> '{"history": true}') is not true
         ) else c.awaiting_reply_since end,
     first_response_at = case when $3 then coalesce(c.first_response_at, now()) else c.first_response_at end,
     updated_at = now()
@@ -476,10 +476,9 @@ async def record_sent(conn: Connection, events: EventBatch, *, outgoing: Outgoin
     reply = outgoing.message
     # WhatsApp took this attempt, whether or not a newer one is recorded instead, so it answered the customer.
     answered_since = outgoing.queued_at if reply.details is None or "automatic" not in reply.details else None
-    if answered_since is not None or reply.author_id is not None:
-        # Before the message's row: conversation, then message, is the order every other path locks in (a
-        # person's reply also marks the conversation's open segment, a trigger of 0016, after it).
-        await conn.execute(_HOLD_CONVERSATION_SQL, reply.conversation_id)
+    # Before the message's row: conversation, then message, is the order every other path locks in (a
+    # person's reply also marks the conversation's open segment, a trigger of 0016, after it).
+    await conn.execute(_HOLD_CONVERSATION_SQL, reply.conversation_id)
     row = await conn.fetchrow(_SENT_SQL, reply.id, wamid, outgoing.attempt)
     first_response = row is not None and row["author_id"] is not None
     if answered_since is not None or first_response:
@@ -492,6 +491,7 @@ async def record_sent(conn: Connection, events: EventBatch, *, outgoing: Outgoin
 
 
 async def record_failed(conn: Connection, events: EventBatch, *, outgoing: Outgoing, error: dict[str, Any]) -> Message:
+    await conn.execute(_HOLD_CONVERSATION_SQL, outgoing.message.conversation_id)  # the conversation, then the message
     row = await conn.fetchrow(_FAILED_SQL, outgoing.message.id, error, outgoing.attempt)
     if row is not None:
         message = _message(row)
