@@ -477,6 +477,16 @@ async def test_a_resync_reloads_the_store_without_reloading_the_page(
         assert [e for e in tab.errors if not e.startswith("WebSocket connection to")] == []
 
 
+async def _take_of_a_new_waiting_conversation(tab: Tab, world: World, wa_id: str, text: str) -> Locator:
+    """A customer writes; the agent's console opens the conversation from the waiting tab: its Take button."""
+    await world.customer_writes(wa_id, text)
+    await tab.page.get_by_role("tab", name="Waiting in my queues (1)").click()
+    await open_conversation(tab, text)
+    take = tab.page.get_by_role("toolbar", name="Conversation actions").get_by_role("button", name="Take")
+    await expect(take).to_be_visible()
+    return take
+
+
 async def test_taking_a_conversation_another_agent_took_first_says_so(
     browser: Browser, database: TestDatabase, db: Database, tenant: TenantPeople
 ) -> None:
@@ -485,11 +495,7 @@ async def test_taking_a_conversation_another_agent_took_first_says_so(
         await admin.put(f"/api/queues/{tenant.queue_id}/members/{tenant.other_agent.id}", {})
         # Both agents stay offline: nothing is assigned by itself, both see the customer waiting.
         async with console_of(browser, world, tenant.other_agent, online=False) as tab:
-            await world.customer_writes("5511987650017", "Whoever is first")
-            await tab.page.get_by_role("tab", name="Waiting in my queues (1)").click()
-            await open_conversation(tab, "Whoever is first")
-            take = tab.page.get_by_role("toolbar", name="Conversation actions").get_by_role("button", name="Take")
-            await expect(take).to_be_visible()
+            take = await _take_of_a_new_waiting_conversation(tab, world, "5511987650017", "Whoever is first")
             agent = await world.browsers.signed_in(tenant.agent)
             waiting = (await agent.get("/api/conversations", params={"status": "waiting"})).data["items"]
             # The other agent takes it while this page has not heard yet (its socket is being replaced, and
@@ -514,11 +520,7 @@ async def test_an_admin_letting_agents_take_waiting_conversations_shows_at_once(
         await admin.put(f"/api/queues/{tenant.queue_id}/members/{tenant.other_agent.id}", {})
         assert (await admin.patch("/api/tenant/settings", {"agents_can_take_waiting": True})).status == 200
         async with console_of(browser, world, tenant.other_agent, online=False) as tab:
-            await world.customer_writes("5511987650041", "Anyone there?")
-            await tab.page.get_by_role("tab", name="Waiting in my queues (1)").click()
-            await open_conversation(tab, "Anyone there?")
-            take = tab.page.get_by_role("toolbar", name="Conversation actions").get_by_role("button", name="Take")
-            await expect(take).to_be_visible()
+            take = await _take_of_a_new_waiting_conversation(tab, world, "5511987650041", "Anyone there?")
 
             assert (await admin.patch("/api/tenant/settings", {"agents_can_take_waiting": False})).status == 200
             await expect(take).to_be_hidden()
