@@ -38,24 +38,24 @@ DOC = ROOT / "docs" / "benchmarks.md"
 # Options per script and mode; `full` is each script's defaults. The order puts the cheap ones first, so a
 # broken environment shows in seconds.
 SHORT: dict[str, list[str]] = {
-    "tenant_tx": ["--seconds", "1", "--rounds", "2", "--tenants", "10"],
+    "tenant_tx": ["--seconds", "0.5", "--rounds", "1", "--tenants", "10"],
     "idle_memory": ["--settle", "1", "--requests", "200"],
-    "intake": ["--seconds", "2", "--rounds", "1", "--rate", "200", "--customers", "200", "--tenants", "2"],
-    "tenants_idle": ["--tenants", "200", "--instances", "2", "--seconds", "2", "--settle", "2"],
+    "intake": ["--seconds", "1", "--rounds", "1", "--rate", "200", "--customers", "200", "--tenants", "2"],
+    "tenants_idle": ["--tenants", "200", "--instances", "2", "--seconds", "1", "--settle", "1"],
     "assignment": [
         "--agents", "20", "--capacity", "2", "--conversations", "60", "--rate", "10",
         "--seconds", "2", "--warmup", "1", "--instances", "1",
     ],
     "realtime": [
-        "--agents", "20", "--rate", "50", "--seconds", "2", "--warmup", "1", "--sockets", "100", "--workers", "1",
+        "--agents", "20", "--rate", "50", "--seconds", "1", "--warmup", "0.5", "--sockets", "50", "--workers", "1",
     ],
-    "console_api": ["--conversations", "2000", "--messages-each", "2", "--seconds", "0.3"],
-    "wallboard": ["--conversations", "2000", "--messages-each", "2", "--reads", "50", "--seconds", "1"],
-    "reports": ["--conversations", "2000", "--messages-each", "2", "--export-rows", "5000", "--runs", "1"],
+    "console_api": ["--conversations", "1000", "--messages-each", "2", "--seconds", "0.1"],
+    "wallboard": ["--conversations", "1000", "--messages-each", "2", "--reads", "20", "--seconds", "1"],
+    "reports": ["--conversations", "1000", "--messages-each", "2", "--export-rows", "2000", "--runs", "1"],
     "slow_clients": [
-        "--stalled-webhooks", "5", "--stalled-logins", "5", "--tricklers", "10", "--hold", "1", "--settle", "0.5",
+        "--stalled-webhooks", "3", "--stalled-logins", "3", "--tricklers", "6", "--hold", "0.5", "--settle", "0.2",
     ],
-    "soak": ["--seconds", "15", "--warmup", "5", "--rate", "40", "--agents", "40", "--sample", "5"],
+    "soak": ["--seconds", "8", "--warmup", "2", "--rate", "40", "--agents", "20", "--sample", "2"],
 }  # fmt: skip
 FULL: dict[str, list[str]] = {name: [] for name in SHORT}
 
