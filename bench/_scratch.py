@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import aiohttp
 import asyncpg
@@ -88,6 +88,15 @@ def postgres_server() -> Iterator[Server]:
         return
     with embedded_postgres(settings.fiv_data_dir) as url:
         yield Server(url=url, kind="embedded")
+
+
+@asynccontextmanager
+async def in_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on an owner's connection with the tenant set as the server sets it: row-level security
+    is forced on the tenant tables, so an owner that is not a superuser sees a tenant's rows only this way."""
+    async with conn.transaction():
+        await conn.execute("select set_config('app.current_tenant', $1, true)", str(tenant_id))
+        yield conn
 
 
 @asynccontextmanager

@@ -77,6 +77,7 @@ from _scratch import (
     Scratch,
     Server,
     fail,
+    in_tenant,
     measure_and_report,
     report_header,
     scratch_database,
@@ -589,8 +590,7 @@ async def analyze(owner_url: str) -> None:
 async def delete_tenant(owner_url: str, tenant_id: UUID) -> None:
     conn = await asyncpg.connect(owner_url)
     try:
-        async with conn.transaction():
-            await conn.execute("select set_config('app.current_tenant', $1, true)", str(tenant_id))
+        async with in_tenant(conn, tenant_id):
             await conn.execute("delete from tenants where id = $1", tenant_id)
     finally:
         await conn.close()
@@ -652,8 +652,7 @@ def _out_of_order(rows: list[asyncpg.Record]) -> int:
 async def check(owner_url: str, tenant_id: UUID) -> dict[str, int]:
     conn = await asyncpg.connect(owner_url)
     try:
-        async with conn.transaction():
-            await conn.execute("select set_config('app.current_tenant', $1, true)", str(tenant_id))
+        async with in_tenant(conn, tenant_id):
             row = await conn.fetchrow(_CHECK_SQL, tenant_id)
             order = await conn.fetch(_ORDER_SQL, tenant_id)
     finally:

@@ -69,6 +69,7 @@ from _scratch import (
     Scratch,
     Server,
     fail,
+    in_tenant,
     measure_and_report,
     report_header,
     scratch_database,
@@ -518,8 +519,7 @@ async def count_rows(owner_url: str, tenant_ids: list[UUID]) -> dict[str, int]:
     conn = await asyncpg.connect(owner_url)
     try:
         for tenant_id in tenant_ids:
-            async with conn.transaction():
-                await conn.execute("select set_config('app.current_tenant', $1, true)", str(tenant_id))
+            async with in_tenant(conn, tenant_id):
                 row = await conn.fetchrow(_COUNT_SQL, tenant_id)
                 totals.update({key: int(value) for key, value in dict(row or {}).items()})
         totals["dead_letters"] = int(await conn.fetchval("select count(*) from webhook_dead_letters"))

@@ -77,6 +77,7 @@ from _scratch import (
     Scratch,
     Server,
     fail,
+    in_tenant,
     measure_and_report,
     report_header,
     scratch_database,
@@ -580,8 +581,7 @@ async def open_conversations(
 
     conn = await asyncpg.connect(owner_url)
     try:
-        async with conn.transaction():
-            await conn.execute("select set_config('app.current_tenant', $1, true)", str(cast.tenant_id))
+        async with in_tenant(conn, cast.tenant_id):
             rows = await conn.fetch(
                 "select k.wa_id, c.id from conversations c join contacts k on k.tenant_id = c.tenant_id "
                 "and k.id = c.contact_id where c.tenant_id = $1",

@@ -51,7 +51,16 @@ from uuid import UUID
 import aiohttp
 import asyncpg
 import psutil
-from _scratch import BenchError, Scratch, Server, fail, measure_and_report, report_header, scratch_database
+from _scratch import (
+    BenchError,
+    Scratch,
+    Server,
+    fail,
+    in_tenant,
+    measure_and_report,
+    report_header,
+    scratch_database,
+)
 from argon2 import PasswordHasher
 from intake import WEBHOOK_PATH, closed_loop, open_loop, poster
 from pydantic import SecretStr
@@ -123,7 +132,7 @@ async def make_cast(scratch: Scratch, args: argparse.Namespace) -> Cast:
                         phone_number_id=number,
                         display_number=f"+1 556 {q:04d}",
                         default_queue_id=queue.id,
-                        access_token=ACCESS_TOKEN,
+                        access_token=SecretStr(ACCESS_TOKEN),
                     ),
                 )
                 cast.queue_ids.append(queue.id)
@@ -275,10 +284,7 @@ class Desk:
             return
         deadline = time.monotonic() + args.seconds
         while (tick := time.monotonic()) < deadline:
-            async with self._owner.transaction():
-                await self._owner.execute(
-                    "select set_config('app.current_tenant', $1, true)", str(self._cast.tenant_id)
-                )
+            async with in_tenant(self._owner, self._cast.tenant_id):
                 held = await self._owner.fetch(
                     "select id, agent_id, queue_id from conversations "
                     "where tenant_id = $1 and status = 'assigned' order by random() limit $2",
@@ -330,8 +336,7 @@ async def expected_frames(
     (its audience: the whole tenant, or the members of some queues and some people; supervisors have none)."""
     expected: set[tuple[int, int]] = set()
     agent_index = {agent_id: n for n, agent_id in enumerate(cast.agent_ids)}
-    async with owner.transaction():
-        await owner.execute("select set_config('app.current_tenant', $1, true)", str(cast.tenant_id))
+    async with in_tenant(owner, cast.tenant_id):
         rows = await owner.fetch(
             "select audience, audience_queue_ids, audience_user_ids, payload->'message'->>'text' as text "
             "from events where tenant_id = $1 and type = 'message.created' and payload->'message'->>'text' like $2",
@@ -369,8 +374,7 @@ select
 
 
 async def stored(owner: asyncpg.Connection, cast: Cast) -> dict[str, int]:
-    async with owner.transaction():
-        await owner.execute("select set_config('app.current_tenant', $1, true)", str(cast.tenant_id))
+    async with in_tenant(owner, cast.tenant_id):
         row = await owner.fetchrow(_STORED_SQL, cast.tenant_id)
     counts = {key: int(value) for key, value in dict(row or {}).items()}
     counts["dead_letters"] = int(await owner.fetchval("select count(*) from webhook_dead_letters"))
@@ -381,8 +385,7 @@ async def sends_settled(owner: asyncpg.Connection, cast: Cast) -> None:
     """Until no reply waits in the server's send queue (or DRAIN_SECONDS passed): replies are answered 201
     when queued, and sent just after."""
     for _ in range(int(DRAIN_SECONDS * 2)):
-        async with owner.transaction():
-            await owner.execute("select set_config('app.current_tenant', $1, true)", str(cast.tenant_id))
+        async with in_tenant(owner, cast.tenant_id):
             queued = await owner.fetchval(
                 "select count(*) from messages where tenant_id = $1 and direction = 'outbound' and status = 'queued'",
                 cast.tenant_id,
