@@ -340,7 +340,7 @@ async def _store(
             description=change.description,
             named_at=change.timestamp,
         )
-        await _item(conn, batch, outcomes[index], careful, change.raw, works[index].body, route, _applied(named))
+        await _item(conn, batch, outcomes[index], careful, change.raw, works[index].body, route, named)
 
 
 async def _item(
@@ -351,9 +351,10 @@ async def _item(
     raw: Any,
     body: bytes,
     route: Route,
-    store: Awaitable[None],
+    store: Awaitable[object],
 ) -> None:
-    """Runs one item's coroutine; in careful mode inside a savepoint, dead-lettering it if refused."""
+    """Runs one item's coroutine (what it returns is not needed); in careful mode inside a savepoint,
+    dead-lettering it if refused."""
     if not careful:
         await store
         return
@@ -370,10 +371,6 @@ async def _item(
         log.warning(
             "webhook item refused by the database kept as a dead letter", extra={"channel_id": route.channel_id}
         )
-
-
-async def _applied(recorded: Awaitable[bool]) -> None:
-    await recorded
 
 
 async def _store_status(
